@@ -1,0 +1,67 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Koa from 'koa';
+import { HttpError, notFound, unauthorized } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Clock, PoolRegistry } from './registry.js';
+import { createRouter } from './routes.js';
+
+export interface AppDeps {
+  registry: PoolRegistry;
+  logger: Logger;
+  clock: Clock;
+  /** Bearer tokens accepted on /api/*; empty means open (the config only allows that on loopback). */
+  apiTokens: string[];
+  version: string;
+  startedAt: number;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Constant-time check of a presented token against every configured token. */
+export function tokenMatches(presented: string, tokens: readonly Buffer[]): boolean {
+  const p = digest(presented);
+  let ok = false;
+  for (const t of tokens) ok = timingSafeEqual(p, t) || ok;
+  return ok;
+}
+
+/** Builds the Koa app (never listens): JSON errors, bearer auth on /api/*, the routes. */
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  const tokenDigests = deps.apiTokens.map(digest);
+
+  // One place maps errors to JSON; nothing else ever reaches the client.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw notFound(ctx.path);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        ctx.status = err.status;
+        ctx.set(err.headers);
+        ctx.body = { error: err.code, message: err.message, ...err.extra };
+        return;
+      }
+      deps.logger.error(`unhandled error on ${ctx.method} ${ctx.path}: ${(err as Error).message}`, { stack: (err as Error).stack });
+      ctx.status = 500;
+      ctx.body = { error: 'internal_error', message: 'internal server error' };
+    }
+  });
+
+  app.use(async (ctx, next) => {
+    if (tokenDigests.length > 0 && (ctx.path === '/api' || ctx.path.startsWith('/api/'))) {
+      const header = ctx.get('authorization');
+      const m = /^Bearer\s+(\S+)\s*$/iu.exec(header);
+      if (!m || !tokenMatches(m[1]!, tokenDigests)) throw unauthorized();
+    }
+    await next();
+  });
+
+  const router = createRouter(deps);
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route'), notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented') }));
+  return app;
+}

@@ -1,0 +1,46 @@
+import type { Context } from 'koa';
+import { badRequest, payloadTooLarge } from './errors.js';
+
+/** Largest accepted request body. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+function readRaw(ctx: Context, limitBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = ctx.req;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limitBytes) {
+        // Keep draining (so the client can read the 413) but stop collecting.
+        over = true;
+        chunks.length = 0;
+        ctx.set('Connection', 'close');
+        return;
+      }
+      if (!over) chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => (over ? reject(payloadTooLarge(limitBytes)) : resolve(Buffer.concat(chunks))));
+    req.once('error', reject);
+    req.once('aborted', () => reject(badRequest('aborted', 'request aborted')));
+  });
+}
+
+/** Reads a JSON request body of at most `limitBytes`: 413 past the limit, 400 when it is not JSON. */
+export async function readJson(ctx: Context, limitBytes = MAX_BODY_BYTES): Promise<unknown> {
+  const declared = Number(ctx.get('content-length') || NaN);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    ctx.set('Connection', 'close');
+    ctx.req.resume();
+    throw payloadTooLarge(limitBytes);
+  }
+  const text = (await readRaw(ctx, limitBytes)).toString('utf8');
+  if (text.trim() === '') throw badRequest('invalid_json', 'request body is empty; send a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw badRequest('invalid_json', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}

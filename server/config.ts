@@ -1,0 +1,140 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError, intVar, listVar, logLevelVar, parseEnv } from '../shared/env.js';
+import { DEFAULT_POLICY, type PoolPolicy } from './pool.js';
+import { isValidTimeZone } from './windows.js';
+
+/** Pools that always exist, whether or not pools.json names them. */
+export const BUILTIN_POOLS = ['plantid', 'healthid'] as const;
+
+/** Valid pool names; anything else is a 404 on the API and an error in pools.json. */
+export const POOL_NAME = /^[a-z0-9_-]{1,64}$/u;
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/u;
+
+const envSchema = z.object({
+  HOST: z.string().default('127.0.0.1'),
+  PORT: intVar(5000, 0, 65535),
+  KEYS_DIR: z.string().default('./keys'),
+  STATE_FILE: z.string().default('./api_state.json'),
+  STATE_SAVE_INTERVAL_MS: intVar(2000, 50, 3_600_000),
+  API_TOKENS: listVar(),
+  LOG_LEVEL: logLevelVar,
+  LOG_FILE: z.string().default('logs/server.log'),
+});
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  keysDir: string;
+  stateFile: string;
+  stateSaveIntervalMs: number;
+  apiTokens: string[];
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFile: string;
+  /** True when no API token is set and the server runs open (loopback only). */
+  open: boolean;
+}
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+/** Reads and validates the server's environment. Throws ConfigError naming the variable. */
+export function loadServerConfig(env: Record<string, string | undefined>): ServerConfig {
+  const e = parseEnv(envSchema, env);
+  const open = e.API_TOKENS.length === 0;
+  if (open && !isLoopback(e.HOST)) {
+    throw new ConfigError(`API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at least one token or bind to 127.0.0.1`);
+  }
+  const short = e.API_TOKENS.find((t) => t.length < 16);
+  if (short !== undefined) throw new ConfigError('API_TOKENS: every token must be at least 16 characters');
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    keysDir: resolve(e.KEYS_DIR),
+    stateFile: resolve(e.STATE_FILE),
+    stateSaveIntervalMs: e.STATE_SAVE_INTERVAL_MS,
+    apiTokens: e.API_TOKENS,
+    logLevel: e.LOG_LEVEL,
+    logFile: resolve(e.LOG_FILE),
+    open,
+  };
+}
+
+const positiveInt = z.number().int().positive();
+const seconds = z.number().positive().finite();
+const poolSchema = z
+  .object({
+    strategy: z.enum(['round-robin', 'fill-first', 'least-recently-used', 'random']),
+    rotateEvery: positiveInt,
+    limits: z
+      .object({ perMinute: positiveInt, perHour: positiveInt, perDay: positiveInt, perMonth: positiveInt, total: positiveInt })
+      .partial()
+      .strict(),
+    poolPerMinute: positiveInt,
+    maxFailures: positiveInt,
+    failureWindow: seconds,
+    maxBackoff: seconds,
+    probeTimeout: seconds,
+    resetTimezone: z.string().refine(isValidTimeZone, 'must be an IANA time zone name, e.g. America/Los_Angeles'),
+  })
+  .partial()
+  .strict();
+
+export type PoolsFileEntry = z.infer<typeof poolSchema>;
+
+function toPolicy(entry: PoolsFileEntry): PoolPolicy {
+  return {
+    strategy: entry.strategy ?? DEFAULT_POLICY.strategy,
+    rotateEvery: entry.rotateEvery ?? DEFAULT_POLICY.rotateEvery,
+    limits: entry.limits ?? {},
+    poolPerMinute: entry.poolPerMinute ?? null,
+    maxFailures: entry.maxFailures ?? DEFAULT_POLICY.maxFailures,
+    failureWindowSec: entry.failureWindow ?? DEFAULT_POLICY.failureWindowSec,
+    maxBackoffSec: entry.maxBackoff ?? DEFAULT_POLICY.maxBackoffSec,
+    probeTimeoutSec: entry.probeTimeout ?? DEFAULT_POLICY.probeTimeoutSec,
+    resetTimezone: entry.resetTimezone ?? DEFAULT_POLICY.resetTimezone,
+  };
+}
+
+/** Validates the parsed contents of pools.json; errors name the file, the pool and the field. */
+export function parsePoolsFile(raw: unknown, file: string): Map<string, PoolPolicy> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`${file}: must be a JSON object mapping pool names to settings`);
+  }
+  const policies = new Map<string, PoolPolicy>();
+  for (const name of BUILTIN_POOLS) policies.set(name, { ...DEFAULT_POLICY });
+  for (const [name, entry] of Object.entries(raw)) {
+    if (!POOL_NAME.test(name)) throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name must match [a-z0-9_-]{1,64}`);
+    const parsed = poolSchema.safeParse(entry ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(settings)');
+      const where = issue.code === 'unrecognized_keys' ? `${[...issue.path, ...issue.keys].join('.')}: unknown field` : `${field}: ${issue.message}`;
+      throw new ConfigError(`${file}: pool ${name}: ${where}`);
+    }
+    policies.set(name, toPolicy(parsed.data));
+  }
+  return policies;
+}
+
+/** Reads KEYS_DIR/pools.json if present; without it only the built-in pools exist, with default policy. */
+export async function loadPools(keysDir: string): Promise<Map<string, PoolPolicy>> {
+  const file = join(keysDir, 'pools.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return parsePoolsFile({}, file);
+    throw new ConfigError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  return parsePoolsFile(raw, file);
+}

@@ -1,0 +1,53 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import dotenv from 'dotenv';
+import { ConfigError } from '../shared/env.js';
+import { loadServerConfig } from './config.js';
+import { closeLogger, createLogger } from './logger.js';
+import { startKeywarden } from './server.js';
+import { FileStore, StateFileError } from './store/file.js';
+
+function packageVersion(): string {
+  // Works from both server/ (tsx) and dist/server/ (compiled).
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'keywarden' && pkg.version) return pkg.version;
+    } catch {
+      // try the next candidate
+    }
+  }
+  return '0.0.0';
+}
+
+async function main(): Promise<void> {
+  dotenv.config({ quiet: true }); // real environment variables win over .env
+  const config = loadServerConfig(process.env);
+  mkdirSync(dirname(config.logFile), { recursive: true });
+  const logger = createLogger({ level: config.logLevel, file: config.logFile });
+  const running = await startKeywarden(config, { logger, store: new FileStore(config.stateFile), version: packageVersion() });
+  process.send?.('ready'); // pm2 wait_ready
+
+  const stop = (reason: string) => {
+    running
+      .stop(reason)
+      .then(() => closeLogger(logger))
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        console.error(`keywarden: shutdown failed: ${(err as Error).message}`);
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // pm2 sends 'shutdown' as a message where signals are unavailable (and with shutdown_with_message).
+  process.on('message', (msg) => {
+    if (msg === 'shutdown') stop('pm2 shutdown message');
+  });
+}
+
+main().catch((err: unknown) => {
+  const known = err instanceof ConfigError || err instanceof StateFileError;
+  console.error(`keywarden: ${known ? '' : 'failed to start: '}${(err as Error).message}`);
+  process.exit(1);
+});

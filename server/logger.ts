@@ -1,0 +1,50 @@
+import winston from 'winston';
+
+export type Logger = winston.Logger;
+
+export interface LoggerOptions {
+  level: string;
+  /** JSON lines go here; null for console only. */
+  file: string | null;
+  /** Readable lines on the console (stdout). */
+  console?: boolean;
+  /** Extra transports (tests capture lines with a stream transport). */
+  transports?: winston.transport[];
+}
+
+const consoleFormat = winston.format.printf(({ level, message, timestamp, ...meta }) => {
+  const rest = Object.keys(meta).length ? ` ${JSON.stringify(meta)}` : '';
+  return `${timestamp as string} ${level.toUpperCase().padEnd(5)} ${String(message)}${rest}`;
+});
+
+/**
+ * winston logger: JSON lines to the log file, readable lines on the console. Callers log keyIds
+ * and masked keys only; plaintext keys never reach a logger.
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  const transports: winston.transport[] = [...(options.transports ?? [])];
+  if (options.file) {
+    transports.push(
+      new winston.transports.File({
+        filename: options.file,
+        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+      }),
+    );
+  }
+  if (options.console ?? true) {
+    transports.push(new winston.transports.Console({ format: winston.format.combine(winston.format.timestamp(), consoleFormat) }));
+  }
+  return winston.createLogger({ level: options.level, transports });
+}
+
+/** Resolves once every file transport has written what it was given (before exit). */
+export function closeLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    logger.on('finish', () => {
+      clearTimeout(timer);
+      setImmediate(resolve);
+    });
+    logger.end();
+  });
+}

@@ -1,0 +1,698 @@
+import type { CurrentKeyStats, KeyStats, KeyStatus, PoolStats, ServedCounts, Strategy } from '../shared/stats.js';
+import { keyIdOf, maskKey } from '../shared/keys.js';
+import { PositionSet } from './fenwick.js';
+import { IndexedHeap } from './heap.js';
+import { backoffMs, classifyStatus, recentFailures, type Outcome } from './health.js';
+import type { KeyLine } from './keyfile.js';
+import { WINDOW_KINDS, WindowClock, type WindowKind } from './windows.js';
+
+/** Per-key handout limits. Windows are fixed (minute/hour UTC, day/month at midnight in the pool's zone). */
+export interface Limits {
+  perMinute?: number;
+  perHour?: number;
+  perDay?: number;
+  perMonth?: number;
+  total?: number;
+}
+
+export interface PoolPolicy {
+  strategy: Strategy;
+  /** round-robin: consecutive handouts per key before the next takes over. */
+  rotateEvery: number;
+  limits: Limits;
+  /** Cap on handouts across all keys of the pool per UTC minute; null for none. */
+  poolPerMinute: number | null;
+  /** `error` reports within failureWindowSec that block a key. */
+  maxFailures: number;
+  failureWindowSec: number;
+  maxBackoffSec: number;
+  probeTimeoutSec: number;
+  resetTimezone: string;
+}
+
+export const DEFAULT_POLICY: PoolPolicy = {
+  strategy: 'round-robin',
+  rotateEvery: 1,
+  limits: {},
+  poolPerMinute: null,
+  maxFailures: 3,
+  failureWindowSec: 300,
+  maxBackoffSec: 3600,
+  probeTimeoutSec: 30,
+  resetTimezone: 'UTC',
+};
+
+/** Window over which 429s from different keys are read as one throttle on the caller. */
+export const CORRELATION_WINDOW_MS = 10_000;
+/** Pool block after correlated throttling when no report carried a Retry-After. */
+export const DEFAULT_POOL_THROTTLE_MS = 30_000;
+
+const LIMIT_WINDOWS: ReadonlyArray<[keyof Limits, WindowKind]> = [
+  ['perMinute', 'minute'],
+  ['perHour', 'hour'],
+  ['perDay', 'day'],
+  ['perMonth', 'month'],
+];
+
+export interface Counter {
+  start: number;
+  count: number;
+}
+
+/** What is persisted per key (keyed by keyId); no plaintext key. */
+export interface KeyState {
+  windows: Partial<Record<WindowKind, Counter>>;
+  total: number;
+  lastUsedAt: number | null;
+  block: { until: number; reason: string } | null;
+  exhausted: { until: number; reason: string } | null;
+  disabled: { reason: string; lineHash: string } | null;
+  failures: number[];
+  backoffLevel: number;
+  /** 'ready': the next handout is the single probe; number: probe handed out, healthy at that time. */
+  probe: 'ready' | number | null;
+  /** Set while the key is not in the key file; its record is kept so a re-added key resumes. */
+  removedAt?: number;
+}
+
+export interface PoolState {
+  current: string | null;
+  servedInTurn: number;
+  poolWindow: Counter | null;
+  throttle: { until: number; reason: string } | null;
+  keys: Record<string, KeyState>;
+}
+
+interface KeyRecord extends KeyState {
+  slot: number;
+  keyId: string;
+  key: string;
+  masked: string;
+  lineHash: string;
+  expiresAt: number | null;
+  /** LRU order: a handout sequence number (timestamps tie within a millisecond). */
+  useSeq: number;
+}
+
+export type Handout =
+  | { ok: true; key: string; keyId: string; remaining: number | null }
+  | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null };
+
+export interface ReportInput {
+  keyId: string;
+  outcome?: Outcome;
+  /** Upstream HTTP status; classified when no outcome is given. */
+  status?: number;
+  retryAfterSec?: number;
+}
+
+export type ReportResult = { ok: true; outcome: Outcome } | { ok: false; reason: 'unknown_key' };
+
+export interface ReloadSummary {
+  added: number;
+  removed: number;
+  kept: number;
+  reenabled: number;
+}
+
+export type PoolEvent =
+  | { type: 'rotate'; pool: string; from: string | null; to: string; why: 'turn' | 'unavailable' }
+  | { type: 'key_out'; pool: string; keyId: string; status: KeyStatus; reason: string; until: number | null }
+  | { type: 'pool_throttled'; pool: string; until: number; keys: number };
+
+interface Evaluation {
+  status: KeyStatus;
+  reason: string | null;
+  until: number | null;
+  usable: boolean;
+}
+
+const AVAILABLE: Evaluation = { status: 'available', reason: null, until: null, usable: true };
+
+function emptyState(): KeyState {
+  return {
+    windows: {},
+    total: 0,
+    lastUsedAt: null,
+    block: null,
+    exhausted: null,
+    disabled: null,
+    failures: [],
+    backoffLevel: 0,
+    probe: null,
+  };
+}
+
+/**
+ * One pool of keys: selection by strategy under limits, health blocks, and the bookkeeping that
+ * persists. Pure and synchronous: every method takes `now`; callers serialise access with the
+ * pool's mutex. Usable keys live in a Fenwick-backed set (and a heap for LRU), keys that are out
+ * with a known return time in a wake heap, so a handout is O(log n) amortised in the pool size.
+ */
+export class Pool {
+  readonly clock: WindowClock;
+  private records: KeyRecord[] = [];
+  private byId = new Map<string, KeyRecord>();
+  private retired = new Map<string, KeyState>();
+  private usable = new PositionSet(0);
+  private readonly lru = new IndexedHeap();
+  private readonly wake = new IndexedHeap();
+  private current = -1;
+  private servedInTurn = 0;
+  private poolWindow: Counter | null = null;
+  private throttle: { until: number; reason: string } | null = null;
+  private recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
+  private seq = 0;
+  private readonly dirtyListeners: Array<() => void> = [];
+
+  constructor(
+    readonly name: string,
+    readonly policy: PoolPolicy,
+    private readonly options: { rng?: () => number; onEvent?: (e: PoolEvent) => void } = {},
+  ) {
+    this.clock = new WindowClock(policy.resetTimezone);
+  }
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  /** Called whenever persisted state changes. */
+  onDirty(listener: () => void): void {
+    this.dirtyListeners.push(listener);
+  }
+
+  private dirty(): void {
+    for (const l of this.dirtyListeners) l();
+  }
+
+  private emit(e: PoolEvent): void {
+    this.options.onEvent?.(e);
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  /**
+   * Replaces the pool's keys with the lines of its key file. Keys that stay keep their records;
+   * removed keys leave rotation but their records are kept (retired) so re-adding resumes them;
+   * a key disabled as invalid is enabled again when its line changed.
+   */
+  setKeys(lines: readonly KeyLine[], now: number): ReloadSummary {
+    const summary: ReloadSummary = { added: 0, removed: 0, kept: 0, reenabled: 0 };
+    const currentKeyId = this.records[this.current]?.keyId ?? null;
+    const next: KeyRecord[] = [];
+    const nextById = new Map<string, KeyRecord>();
+    for (const line of lines) {
+      const keyId = keyIdOf(line.key);
+      const prior = this.byId.get(keyId);
+      const retired = prior ? undefined : this.retired.get(keyId);
+      if (prior) summary.kept++;
+      else summary.added++;
+      const base: KeyState = prior ?? retired ?? emptyState();
+      const rec: KeyRecord = {
+        ...base,
+        slot: next.length,
+        keyId,
+        key: line.key,
+        masked: maskKey(line.key),
+        lineHash: line.lineHash,
+        expiresAt: line.expiresAt,
+        useSeq: prior?.useSeq ?? 0,
+      };
+      delete rec.removedAt;
+      if (retired) this.retired.delete(keyId);
+      if (rec.disabled && rec.disabled.lineHash !== line.lineHash) {
+        rec.disabled = null;
+        summary.reenabled++;
+      }
+      next.push(rec);
+      nextById.set(keyId, rec);
+    }
+    for (const old of this.records) {
+      if (!nextById.has(old.keyId)) {
+        summary.removed++;
+        this.retired.set(old.keyId, { ...this.persistable(old), removedAt: now });
+      }
+    }
+    this.records = next;
+    this.byId = nextById;
+    this.current = currentKeyId === null ? -1 : (nextById.get(currentKeyId)?.slot ?? -1);
+    if (this.current === -1) this.servedInTurn = 0;
+    this.rebuildIndexes(now);
+    if (summary.added || summary.removed || summary.reenabled) this.dirty();
+    return summary;
+  }
+
+  private rebuildIndexes(now: number): void {
+    // LRU order follows lastUsedAt (never used first), ties by file order.
+    const order = [...this.records].sort((a, b) => (a.lastUsedAt ?? -1) - (b.lastUsedAt ?? -1) || a.slot - b.slot);
+    this.seq = 0;
+    for (const rec of order) rec.useSeq = ++this.seq;
+    this.usable = new PositionSet(this.records.length);
+    this.lru.clear();
+    this.wake.clear();
+    for (const rec of this.records) this.place(rec, now);
+  }
+
+  // ---------------------------------------------------------------- evaluation
+
+  /** Applies time-based transitions: a block that ended starts a probe; a probe that ran its time out is healthy. */
+  private settle(rec: KeyRecord, now: number): void {
+    if (rec.block && now >= rec.block.until) {
+      rec.block = null;
+      rec.probe = 'ready';
+      this.dirty();
+    }
+    if (typeof rec.probe === 'number' && now >= rec.probe) {
+      rec.probe = null;
+      rec.backoffLevel = 0;
+      this.dirty();
+    }
+    if (rec.exhausted && now >= rec.exhausted.until) {
+      rec.exhausted = null;
+      this.dirty();
+    }
+  }
+
+  private count(rec: KeyState, kind: WindowKind, now: number): number {
+    const c = rec.windows[kind];
+    return c && c.start === this.clock.bounds(kind, now).startMs ? c.count : 0;
+  }
+
+  /** Status of a settled record at `now`. */
+  private evaluate(rec: KeyRecord, now: number): Evaluation {
+    if (rec.disabled) return { status: 'disabled', reason: rec.disabled.reason, until: null, usable: false };
+    if (rec.expiresAt !== null && now >= rec.expiresAt) return { status: 'expired', reason: 'expired', until: null, usable: false };
+    if (rec.block) return { status: 'blocked', reason: rec.block.reason, until: rec.block.until, usable: false };
+    if (rec.exhausted) return { status: 'exhausted', reason: rec.exhausted.reason, until: rec.exhausted.until, usable: false };
+    const quota = this.quotaHit(rec, now);
+    if (quota) return { status: 'exhausted', reason: quota.reason, until: quota.until, usable: false };
+    if (rec.probe === 'ready') return { status: 'probing', reason: 'probing after block', until: null, usable: true };
+    if (typeof rec.probe === 'number') return { status: 'probing', reason: 'probe in flight', until: rec.probe, usable: false };
+    return AVAILABLE;
+  }
+
+  /** The limits a key is at, with when all of them have reset (null: `total`, never). */
+  private quotaHit(rec: KeyState, now: number): { reason: string; until: number | null } | null {
+    const limits = this.policy.limits;
+    let reason: string | null = null;
+    let until: number | null = 0;
+    if (limits.total !== undefined && rec.total >= limits.total) {
+      reason = `quota: total ${rec.total}/${limits.total}`;
+      until = null;
+    }
+    for (const [name, kind] of LIMIT_WINDOWS) {
+      const limit = limits[name];
+      if (limit === undefined) continue;
+      const used = this.count(rec, kind, now);
+      if (used >= limit) {
+        reason ??= `quota: ${name} ${used}/${limit}`;
+        if (until !== null) until = Math.max(until, this.clock.bounds(kind, now).endMs);
+      }
+    }
+    return reason === null ? null : { reason, until };
+  }
+
+  /** Handouts left before a limit stops the key; null when it has none. */
+  private limitsLeft(rec: KeyState, now: number): number | null {
+    const limits = this.policy.limits;
+    let left: number | null = limits.total === undefined ? null : limits.total - rec.total;
+    for (const [name, kind] of LIMIT_WINDOWS) {
+      const limit = limits[name];
+      if (limit === undefined) continue;
+      const l = limit - this.count(rec, kind, now);
+      left = left === null ? l : Math.min(left, l);
+    }
+    return left === null ? null : Math.max(0, left);
+  }
+
+  /** Puts a record in the usable set or, when out, in the wake heap (if it returns on its own). */
+  private place(rec: KeyRecord, now: number): Evaluation {
+    this.settle(rec, now);
+    const ev = this.evaluate(rec, now);
+    if (ev.usable) {
+      this.wake.delete(rec.slot);
+      this.usable.add(rec.slot);
+      if (this.policy.strategy === 'least-recently-used') this.lru.set(rec.slot, rec.useSeq);
+    } else {
+      this.usable.delete(rec.slot);
+      this.lru.delete(rec.slot);
+      if (ev.until !== null) this.wake.set(rec.slot, ev.until);
+      else this.wake.delete(rec.slot);
+    }
+    return ev;
+  }
+
+  private wakeDue(now: number): void {
+    for (let at = this.wake.peekPriority(); at !== undefined && at <= now; at = this.wake.peekPriority()) {
+      const slot = this.wake.pop()!;
+      this.place(this.records[slot]!, now);
+    }
+  }
+
+  /** Earliest time a key comes back on its own, or null. */
+  private nextWake(): number | null {
+    return this.wake.peekPriority() ?? null;
+  }
+
+  // ---------------------------------------------------------------- selection
+
+  private pick(): number {
+    if (this.usable.length === 0) return -1;
+    switch (this.policy.strategy) {
+      case 'round-robin':
+        if (this.current >= 0 && this.usable.has(this.current) && this.servedInTurn < this.policy.rotateEvery) return this.current;
+        return this.usable.nextAfter(this.current);
+      case 'fill-first':
+        return this.usable.kth(0);
+      case 'random':
+        return this.usable.kth(Math.floor((this.options.rng ?? Math.random)() * this.usable.length));
+      case 'least-recently-used':
+        return this.lru.peek() ?? -1;
+    }
+  }
+
+  /** Hands out the next usable key, or says why none is and when to retry. */
+  handout(now: number): Handout {
+    if (this.throttle) {
+      if (now < this.throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
+      this.throttle = null;
+      this.dirty();
+    }
+    const cap = this.policy.poolPerMinute;
+    const minute = this.clock.bounds('minute', now);
+    if (this.poolWindow?.start !== minute.startMs) this.poolWindow = { start: minute.startMs, count: 0 };
+    if (cap !== null && this.poolWindow.count >= cap) {
+      return { ok: false, reason: 'pool_rate_limited', retryAfterMs: minute.endMs - now };
+    }
+    this.wakeDue(now);
+    let rec: KeyRecord | undefined;
+    for (;;) {
+      const slot = this.pick();
+      if (slot < 0) {
+        const at = this.nextWake();
+        return { ok: false, reason: 'no_key_available', retryAfterMs: at === null ? null : Math.max(0, at - now) };
+      }
+      rec = this.records[slot]!;
+      const ev = this.place(rec, now);
+      if (ev.usable) break;
+      this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: ev.status, reason: ev.reason ?? ev.status, until: ev.until });
+    }
+    return this.serve(rec, now);
+  }
+
+  private serve(rec: KeyRecord, now: number): Handout & { ok: true } {
+    for (const kind of WINDOW_KINDS) {
+      const start = this.clock.bounds(kind, now).startMs;
+      const c = rec.windows[kind];
+      if (c && c.start === start) c.count++;
+      else rec.windows[kind] = { start, count: 1 };
+    }
+    rec.total++;
+    rec.lastUsedAt = now;
+    rec.useSeq = ++this.seq;
+    this.poolWindow!.count++;
+
+    if (rec.slot !== this.current) {
+      const from = this.records[this.current]?.keyId ?? null;
+      const wasUsable = this.current >= 0 && this.usable.has(this.current);
+      this.emit({ type: 'rotate', pool: this.name, from, to: rec.keyId, why: wasUsable || from === null ? 'turn' : 'unavailable' });
+      this.current = rec.slot;
+      this.servedInTurn = 0;
+    } else if (this.servedInTurn >= this.policy.rotateEvery) {
+      this.servedInTurn = 0; // the only usable key starts a new turn
+    }
+    this.servedInTurn++;
+
+    if (rec.probe === 'ready') rec.probe = now + this.policy.probeTimeoutSec * 1000;
+    const after = this.place(rec, now);
+    if (!after.usable && after.status !== 'probing') {
+      this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: after.status, reason: after.reason ?? after.status, until: after.until });
+    }
+    this.dirty();
+    return { ok: true, key: rec.key, keyId: rec.keyId, remaining: this.remainingOf(rec, now) };
+  }
+
+  private remainingOf(rec: KeyRecord, now: number): number | null {
+    const limitsLeft = this.limitsLeft(rec, now);
+    if (this.policy.strategy !== 'round-robin' || rec.slot !== this.current) return limitsLeft;
+    const turnLeft = Math.max(0, this.policy.rotateEvery - this.servedInTurn);
+    return limitsLeft === null ? turnLeft : Math.min(turnLeft, limitsLeft);
+  }
+
+  // ---------------------------------------------------------------- reports
+
+  /** Applies what the upstream answered for a key's request. */
+  report(input: ReportInput, now: number): ReportResult {
+    const rec = this.byId.get(input.keyId);
+    if (!rec) return { ok: false, reason: 'unknown_key' };
+    const outcome = input.outcome ?? classifyStatus(input.status!);
+    const retryAfterMs = input.retryAfterSec === undefined ? null : Math.round(input.retryAfterSec * 1000);
+    const label = input.status !== undefined ? `reported ${input.status}` : `reported ${outcome}`;
+    const maxBackoff = this.policy.maxBackoffSec * 1000;
+    this.settle(rec, now);
+    const probingOut = typeof rec.probe === 'number';
+
+    switch (outcome) {
+      case 'ok':
+        rec.failures = [];
+        rec.backoffLevel = 0;
+        if (rec.probe !== null) rec.probe = null;
+        break;
+      case 'rate_limited': {
+        if (this.throttle && now < this.throttle.until) break; // part of the pool-wide throttle already in force
+        this.recent429.set(rec.keyId, {
+          at: now,
+          retryAfterMs,
+          prior: { block: rec.block, backoffLevel: rec.backoffLevel, probe: rec.probe },
+        });
+        this.blockKey(rec, now, retryAfterMs ?? backoffMs(rec.backoffLevel, maxBackoff), label, retryAfterMs === null);
+        if (this.checkCorrelated(now)) return { ok: true, outcome };
+        break;
+      }
+      case 'exhausted': {
+        rec.probe = null;
+        rec.exhausted = { until: this.quotaResetAfter(now), reason: label === 'reported exhausted' ? label : `${label} (quota)` };
+        break;
+      }
+      case 'invalid':
+        rec.probe = null;
+        rec.disabled = { reason: input.status !== undefined ? `invalid: ${input.status}` : 'reported invalid', lineHash: rec.lineHash };
+        break;
+      case 'error': {
+        if (probingOut) {
+          this.blockKey(rec, now, backoffMs(rec.backoffLevel, maxBackoff), `${label} while probing`, true);
+          break;
+        }
+        const windowMs = this.policy.failureWindowSec * 1000;
+        rec.failures = [...recentFailures(rec.failures, now, windowMs), now];
+        if (rec.failures.length >= this.policy.maxFailures) {
+          const n = rec.failures.length;
+          rec.failures = [];
+          this.blockKey(rec, now, backoffMs(rec.backoffLevel, maxBackoff), `${n} errors in ${this.policy.failureWindowSec}s (last: ${label})`, true);
+        }
+        break;
+      }
+    }
+    const ev = this.place(rec, now);
+    if (!ev.usable && outcome !== 'ok') {
+      this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: ev.status, reason: ev.reason ?? ev.status, until: ev.until });
+    }
+    this.dirty();
+    return { ok: true, outcome };
+  }
+
+  private blockKey(rec: KeyRecord, now: number, forMs: number, reason: string, climb: boolean): void {
+    rec.probe = null;
+    rec.block = { until: now + Math.max(0, forMs), reason };
+    if (climb) rec.backoffLevel++;
+  }
+
+  /**
+   * More than half of the pool's keys (and at least two) reporting 429 within the correlation
+   * window means the caller is throttled, not the keys: undo their blocks and block the pool.
+   */
+  private checkCorrelated(now: number): boolean {
+    for (const [keyId, r] of this.recent429) {
+      if (r.at <= now - CORRELATION_WINDOW_MS || !this.byId.has(keyId)) this.recent429.delete(keyId);
+    }
+    const n = this.recent429.size;
+    if (n < 2 || n * 2 <= this.records.length) return false;
+    let shortest: number | null = null;
+    for (const [keyId, r] of this.recent429) {
+      const rec = this.byId.get(keyId)!;
+      rec.block = r.prior.block;
+      rec.backoffLevel = r.prior.backoffLevel;
+      rec.probe = r.prior.probe;
+      this.place(rec, now);
+      if (r.retryAfterMs !== null) shortest = shortest === null ? r.retryAfterMs : Math.min(shortest, r.retryAfterMs);
+    }
+    const until = now + (shortest ?? DEFAULT_POOL_THROTTLE_MS);
+    this.throttle = { until, reason: `${n} of ${this.records.length} keys reported 429 within ${CORRELATION_WINDOW_MS / 1000}s` };
+    this.recent429.clear();
+    this.emit({ type: 'pool_throttled', pool: this.name, until, keys: n });
+    this.dirty();
+    return true;
+  }
+
+  /** When a key reported exhausted returns: its longest configured window's reset, else the next day's. */
+  private quotaResetAfter(now: number): number {
+    const l = this.policy.limits;
+    const kind: WindowKind = l.perMonth !== undefined ? 'month' : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined) ? 'day' : l.perHour !== undefined ? 'hour' : 'minute';
+    return this.clock.bounds(kind, now).endMs;
+  }
+
+  // ---------------------------------------------------------------- admin
+
+  has(keyId: string): boolean {
+    return this.byId.has(keyId);
+  }
+
+  /** Disables a key by hand; it stays out until enabled (or its line changes). */
+  disable(keyId: string, reason: string, now: number): boolean {
+    const rec = this.byId.get(keyId);
+    if (!rec) return false;
+    rec.disabled = { reason, lineHash: rec.lineHash };
+    this.place(rec, now);
+    this.dirty();
+    return true;
+  }
+
+  /** Clears disable, block, probe and failure state. */
+  enable(keyId: string, now: number): boolean {
+    const rec = this.byId.get(keyId);
+    if (!rec) return false;
+    rec.disabled = null;
+    rec.block = null;
+    rec.exhausted = null;
+    rec.probe = null;
+    rec.failures = [];
+    rec.backoffLevel = 0;
+    this.place(rec, now);
+    this.dirty();
+    return true;
+  }
+
+  /** Zeroes a key's served counters (all windows and total). */
+  resetCounters(keyId: string, now: number): boolean {
+    const rec = this.byId.get(keyId);
+    if (!rec) return false;
+    rec.windows = {};
+    rec.total = 0;
+    rec.exhausted = null;
+    this.place(rec, now);
+    this.dirty();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  private persistable(rec: KeyState): KeyState {
+    const out: KeyState = {
+      windows: { ...rec.windows },
+      total: rec.total,
+      lastUsedAt: rec.lastUsedAt,
+      block: rec.block,
+      exhausted: rec.exhausted,
+      disabled: rec.disabled,
+      failures: [...rec.failures],
+      backoffLevel: rec.backoffLevel,
+      probe: rec.probe,
+    };
+    if (rec.removedAt !== undefined) out.removedAt = rec.removedAt;
+    return out;
+  }
+
+  /** Serialisable state, keyed by keyId. */
+  snapshot(): PoolState {
+    const keys: Record<string, KeyState> = {};
+    for (const [keyId, st] of this.retired) keys[keyId] = st;
+    for (const rec of this.records) keys[rec.keyId] = this.persistable(rec);
+    return {
+      current: this.records[this.current]?.keyId ?? null,
+      servedInTurn: this.servedInTurn,
+      poolWindow: this.poolWindow,
+      throttle: this.throttle,
+      keys,
+    };
+  }
+
+  /** Restores a snapshot (already validated by state.ts) onto the current keys. */
+  restore(state: PoolState, now: number): void {
+    this.retired.clear();
+    for (const [keyId, st] of Object.entries(state.keys)) {
+      const rec = this.byId.get(keyId);
+      if (rec) {
+        Object.assign(rec, this.persistable(st));
+        delete rec.removedAt;
+        if (rec.disabled && rec.disabled.lineHash !== rec.lineHash) rec.disabled = null;
+      } else {
+        this.retired.set(keyId, { ...this.persistable(st), removedAt: st.removedAt ?? now });
+      }
+    }
+    this.current = state.current === null ? -1 : (this.byId.get(state.current)?.slot ?? -1);
+    this.servedInTurn = this.current === -1 ? 0 : state.servedInTurn;
+    this.poolWindow = state.poolWindow;
+    this.throttle = state.throttle;
+    this.rebuildIndexes(now);
+  }
+
+  // ---------------------------------------------------------------- stats
+
+  private servedCounts(rec: KeyState, now: number): ServedCounts {
+    return {
+      minute: this.count(rec, 'minute', now),
+      hour: this.count(rec, 'hour', now),
+      day: this.count(rec, 'day', now),
+      month: this.count(rec, 'month', now),
+      total: rec.total,
+    };
+  }
+
+  /** Stats for `/api/stats`, masked. `keyFile` is filled in by the caller. */
+  stats(now: number, options: { keys: boolean } = { keys: true }): Omit<PoolStats, 'keyFile'> {
+    const counts: Record<KeyStatus, number> = { available: 0, probing: 0, exhausted: 0, blocked: 0, disabled: 0, expired: 0 };
+    let usableCount = 0;
+    const keys: KeyStats[] = [];
+    this.wakeDue(now);
+    for (const rec of this.records) {
+      this.settle(rec, now);
+      const ev = this.evaluate(rec, now);
+      counts[ev.status]++;
+      if (ev.usable) usableCount++;
+      if (options.keys) {
+        keys.push({
+          keyId: rec.keyId,
+          masked: rec.masked,
+          status: ev.status,
+          reason: ev.reason,
+          until: ev.until,
+          served: this.servedCounts(rec, now),
+          remaining: this.limitsLeft(rec, now),
+          blockedUntil: rec.block?.until ?? null,
+          failures: recentFailures(rec.failures, now, this.policy.failureWindowSec * 1000).length,
+          lastUsedAt: rec.lastUsedAt,
+          expiresAt: rec.expiresAt,
+        });
+      }
+    }
+    const cur = this.records[this.current];
+    const current: CurrentKeyStats | null = cur ? { keyId: cur.keyId, masked: cur.masked, remaining: this.remainingOf(cur, now) } : null;
+    const throttledUntil = this.throttle && now < this.throttle.until ? this.throttle.until : null;
+    return {
+      name: this.name,
+      strategy: this.policy.strategy,
+      total: this.records.length,
+      available: usableCount,
+      probing: counts.probing,
+      exhausted: counts.exhausted,
+      blocked: counts.blocked,
+      disabled: counts.disabled,
+      expired: counts.expired,
+      current,
+      throttledUntil,
+      exhaustsAt: null,
+      keys,
+    };
+  }
+}

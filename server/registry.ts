@@ -1,0 +1,255 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Mutex } from 'async-mutex';
+import type { KeyFileStats, StatsResponse } from '../shared/stats.js';
+import { parseKeyFile } from './keyfile.js';
+import type { Logger } from './logger.js';
+import { Pool, type Handout, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
+
+export type Clock = () => number;
+
+interface FileSignature {
+  present: boolean;
+  mtimeMs: number;
+  ctimeMs: number;
+  size: number;
+  ino: number;
+}
+
+interface Entry {
+  pool: Pool;
+  mutex: Mutex;
+  file: KeyFileStats;
+  signature: FileSignature | null;
+}
+
+export interface RegistryOptions {
+  keysDir: string;
+  policies: Map<string, PoolPolicy>;
+  clock: Clock;
+  logger: Logger;
+  rng?: () => number;
+}
+
+function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
+  return a !== null && a.present === b.present && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size && a.ino === b.ino;
+}
+
+/**
+ * The named pools, each with its mutex and key file. Every change to a pool (handout, report,
+ * reload, admin action) runs inside that pool's mutex; the pool logic itself is synchronous, so
+ * no I/O ever happens while a mutex is held.
+ */
+export class PoolRegistry {
+  private readonly entries = new Map<string, Entry>();
+  private dirtyFlag = false;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private watching: Promise<void> | null = null;
+
+  constructor(private readonly options: RegistryOptions) {
+    for (const [name, policy] of options.policies) {
+      const pool = new Pool(name, policy, { rng: options.rng, onEvent: (e) => this.logEvent(e) });
+      pool.onDirty(() => {
+        this.dirtyFlag = true;
+      });
+      this.entries.set(name, {
+        pool,
+        mutex: new Mutex(),
+        file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
+        signature: null,
+      });
+    }
+  }
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  keyFilePath(name: string): string {
+    return join(this.options.keysDir, `${name}.txt`);
+  }
+
+  /** True when state changed since the last `takeDirty()`. */
+  takeDirty(): boolean {
+    const was = this.dirtyFlag;
+    this.dirtyFlag = false;
+    return was;
+  }
+
+  markDirty(): void {
+    this.dirtyFlag = true;
+  }
+
+  private entry(name: string): Entry {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`unknown pool ${name}`);
+    return e;
+  }
+
+  private logEvent(e: PoolEvent): void {
+    const log = this.options.logger;
+    switch (e.type) {
+      case 'rotate':
+        // Turn-taking happens on every request under round-robin; only rotation away from a key that went out is news.
+        log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
+        break;
+      case 'key_out':
+        log.log(e.status === 'exhausted' ? 'info' : 'warn', `pool ${e.pool}: key ${e.keyId} ${e.status} (${e.reason})`, {
+          pool: e.pool,
+          keyId: e.keyId,
+          status: e.status,
+          reason: e.reason,
+          until: e.until === null ? null : new Date(e.until).toISOString(),
+        });
+        break;
+      case 'pool_throttled':
+        log.warn(`pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ${new Date(e.until).toISOString()} and leaving the keys unmarked`, {
+          pool: e.pool,
+          until: new Date(e.until).toISOString(),
+        });
+        break;
+    }
+  }
+
+  /** Hands out a key from `name` under its mutex. */
+  handout(name: string): Promise<Handout> {
+    const e = this.entry(name);
+    return e.mutex.runExclusive(() => e.pool.handout(this.options.clock()));
+  }
+
+  report(name: string, input: ReportInput): Promise<ReportResult> {
+    const e = this.entry(name);
+    return e.mutex.runExclusive(() => e.pool.report(input, this.options.clock()));
+  }
+
+  /** Runs `fn` on a pool under its mutex (admin actions). */
+  withPool<T>(name: string, fn: (pool: Pool, now: number) => T): Promise<T> {
+    const e = this.entry(name);
+    return e.mutex.runExclusive(() => fn(e.pool, this.options.clock()));
+  }
+
+  // ---------------------------------------------------------------- key files
+
+  private async signatureOf(path: string): Promise<FileSignature> {
+    try {
+      const s = await stat(path);
+      return { present: true, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, size: s.size, ino: s.ino };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { present: false, mtimeMs: 0, ctimeMs: 0, size: 0, ino: 0 };
+      throw err;
+    }
+  }
+
+  /**
+   * (Re)reads a pool's key file and applies it. A missing file means no keys; a file that cannot
+   * be read keeps the keys already loaded and reports the error in stats.
+   */
+  async loadKeyFile(name: string, force = false): Promise<void> {
+    const e = this.entry(name);
+    const log = this.options.logger;
+    const path = e.file.path;
+    let signature: FileSignature;
+    let text = '';
+    try {
+      signature = await this.signatureOf(path);
+      if (!force && sameSignature(e.signature, signature)) return;
+      if (signature.present) text = await readFile(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      if (e.file.error !== code) log.error(`pool ${name}: key file ${path} cannot be read (${code}); keeping the ${e.pool.size} keys already loaded`, { pool: name });
+      e.file = { ...e.file, error: `cannot be read (${code})` };
+      return;
+    }
+    const parsed = parseKeyFile(text);
+    for (const w of parsed.warnings) log.warn(`pool ${name}: ${path} line ${w.line}: ${w.message}`, { pool: name, line: w.line });
+    const first = e.signature === null;
+    e.signature = signature;
+    e.file = {
+      path,
+      present: signature.present,
+      keyCount: parsed.keys.length,
+      skippedLines: parsed.skippedLines,
+      modifiedAt: signature.present ? Math.round(signature.mtimeMs) : null,
+      error: null,
+    };
+    const summary = await e.mutex.runExclusive(() => e.pool.setKeys(parsed.keys, this.options.clock()));
+    if (!signature.present) {
+      log.warn(`pool ${name}: no key file at ${path}; add one key per line to serve this pool`, { pool: name });
+    } else if (parsed.keys.length === 0) {
+      log.warn(`pool ${name}: ${path} holds no keys; add one key per line to serve this pool`, { pool: name });
+    }
+    if (first) {
+      log.info(`pool ${name}: loaded ${parsed.keys.length} keys from ${path}`, { pool: name, keys: parsed.keys.length, skipped: parsed.skippedLines });
+    } else {
+      log.info(`pool ${name}: reloaded ${path}: ${summary.added} added, ${summary.removed} removed, ${summary.kept} kept${summary.reenabled ? `, ${summary.reenabled} re-enabled` : ''}`, {
+        pool: name,
+        ...summary,
+      });
+    }
+  }
+
+  async loadAllKeyFiles(): Promise<void> {
+    for (const name of this.entries.keys()) await this.loadKeyFile(name, true);
+  }
+
+  /** Polls the key files (stat only, unless one changed) so edits apply without a restart. */
+  watchKeyFiles(intervalMs: number): void {
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(() => {
+      if (this.watching) return; // a slow read never stacks another
+      this.watching = (async () => {
+        for (const name of this.entries.keys()) {
+          try {
+            await this.loadKeyFile(name);
+          } catch (err) {
+            this.options.logger.error(`pool ${name}: reloading key file failed: ${(err as Error).message}`, { pool: name });
+          }
+        }
+      })().finally(() => {
+        this.watching = null;
+      });
+    }, intervalMs);
+    this.watchTimer.unref();
+  }
+
+  async stopWatching(): Promise<void> {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = null;
+    await this.watching;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  snapshot(): Record<string, PoolState> {
+    const out: Record<string, PoolState> = {};
+    for (const [name, e] of this.entries) out[name] = e.pool.snapshot();
+    return out;
+  }
+
+  /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
+  restore(pools: Record<string, PoolState>): void {
+    const now = this.options.clock();
+    for (const [name, st] of Object.entries(pools)) {
+      const e = this.entries.get(name);
+      if (!e) {
+        this.options.logger.warn(`state: pool ${name} is no longer configured; its saved state is dropped`, { pool: name });
+        continue;
+      }
+      e.pool.restore(st, now);
+    }
+  }
+
+  stats(meta: { version: string; uptimeSec: number }, options: { keys: boolean; pool?: string }): StatsResponse {
+    const now = this.options.clock();
+    const pools = [];
+    for (const [name, e] of this.entries) {
+      if (options.pool !== undefined && options.pool !== name) continue;
+      pools.push({ ...e.pool.stats(now, { keys: options.keys }), keyFile: { ...e.file } });
+    }
+    return { version: meta.version, uptimeSec: meta.uptimeSec, generatedAt: now, pools };
+  }
+}

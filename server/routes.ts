@@ -1,0 +1,75 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { AppDeps } from './app.js';
+import { readJson } from './body.js';
+import { POOL_NAME } from './config.js';
+import { badRequest, HttpError, unavailable, unknownPool } from './errors.js';
+import { OUTCOMES } from './health.js';
+
+const reportSchema = z
+  .object({
+    keyId: z.string().regex(/^[0-9a-f]{12}$/u, 'must be the 12-character keyId from the handout'),
+    outcome: z.enum(OUTCOMES, `must be one of ${OUTCOMES.join(', ')}`).optional(),
+    status: z.number().int().min(100, 'must be an HTTP status code').max(599, 'must be an HTTP status code').optional(),
+    retryAfter: z.number().min(0, 'must be seconds, 0 or more').max(31_536_000, 'must be at most a year in seconds').optional(),
+  })
+  .strict()
+  .refine((b) => b.outcome !== undefined || b.status !== undefined, { message: 'give an outcome (or the upstream status)', path: ['outcome'] });
+
+function describe(error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') return `unknown field ${issue.keys.join(', ')}`;
+  return `${issue.path.join('.') || 'body'}: ${issue.message}`;
+}
+
+/** Thin handlers: validate, call the registry, shape the JSON. */
+export function createRouter(deps: AppDeps): Router {
+  const router = new Router();
+  const { registry } = deps;
+
+  const poolName = (raw: string): string => {
+    if (!POOL_NAME.test(raw) || !registry.has(raw)) throw unknownPool(raw);
+    return raw;
+  };
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/api/stats', (ctx) => {
+    const pool = typeof ctx.query.pool === 'string' ? ctx.query.pool : undefined;
+    if (pool !== undefined) poolName(pool);
+    const keys = ctx.query.keys !== '0' && ctx.query.keys !== 'false';
+    ctx.body = registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
+  });
+
+  router.get('/api/:pool', async (ctx) => {
+    const name = poolName(ctx.params.pool!);
+    const result = await registry.handout(name);
+    ctx.set('Cache-Control', 'no-store');
+    if (result.ok) {
+      ctx.body = { pool: name, key: result.key, keyId: result.keyId, remaining: result.remaining };
+      return;
+    }
+    switch (result.reason) {
+      case 'no_key_available':
+        throw unavailable(503, 'no_key_available', `pool ${name} has no usable key right now`, result.retryAfterMs);
+      case 'pool_rate_limited':
+        throw unavailable(429, 'pool_rate_limited', `pool ${name} reached its poolPerMinute limit`, result.retryAfterMs);
+      case 'pool_throttled':
+        throw unavailable(429, 'pool_throttled', `pool ${name} is throttled upstream (many keys reported 429 at once)`, result.retryAfterMs);
+    }
+  });
+
+  router.post('/api/:pool/report', async (ctx) => {
+    const name = poolName(ctx.params.pool!);
+    const parsed = reportSchema.safeParse(await readJson(ctx));
+    if (!parsed.success) throw badRequest('invalid_body', describe(parsed.error));
+    const b = parsed.data;
+    const result = await registry.report(name, { keyId: b.keyId, outcome: b.outcome, status: b.status, retryAfterSec: b.retryAfter });
+    if (!result.ok) throw new HttpError(404, 'unknown_key', `pool ${name} has no key ${b.keyId}`);
+    ctx.status = 204;
+  });
+
+  return router;
+}

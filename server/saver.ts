@@ -1,0 +1,45 @@
+import type { Logger } from './logger.js';
+import type { Clock, PoolRegistry } from './registry.js';
+import type { StateStore } from './store/store.js';
+
+export interface Saver {
+  start(): void;
+  /** Saves now if anything changed (or always, with force) and waits for the write. */
+  saveNow(force?: boolean): Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Saves the registry's state every `intervalMs` when it changed. A failed save is logged and
+ * retried on the next tick; one slow write never stacks another (the store coalesces).
+ */
+export function createSaver(deps: { registry: PoolRegistry; store: StateStore; intervalMs: number; clock: Clock; logger: Logger }): Saver {
+  let timer: NodeJS.Timeout | null = null;
+  let failing = false;
+
+  const saveNow = async (force = false): Promise<void> => {
+    if (!deps.registry.takeDirty() && !force) return;
+    try {
+      await deps.store.save(deps.registry.snapshot(), deps.clock());
+      if (failing) deps.logger.info(`state: saving to ${deps.store.description} works again`);
+      failing = false;
+    } catch (err) {
+      deps.registry.markDirty();
+      if (!failing) deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
+      failing = true;
+    }
+  };
+
+  return {
+    start() {
+      if (timer) return;
+      timer = setInterval(() => void saveNow(), deps.intervalMs);
+      timer.unref();
+    },
+    saveNow,
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { PoolState } from '../pool.js';
+import { CorruptStateError, deserializeState, serializeState } from '../state.js';
+import type { LoadResult, StateStore } from './store.js';
+
+/** Thrown when the state file can neither be read nor moved aside; starting would risk overwriting it. */
+export class StateFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StateFileError';
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * JSON state in one file, written atomically (temp file, fsync, rename, fsync dir) so a crash at
+ * any moment leaves the last good file whole. Writes are coalesced: while one is in flight only
+ * the newest snapshot waits. A missing file is a fresh start; an unreadable one is moved aside.
+ */
+export class FileStore implements StateStore {
+  readonly description: string;
+  private writing: Promise<void> | null = null;
+  private pending: { text: string; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null = null;
+  private seq = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.description = `file ${path}`;
+  }
+
+  async load(): Promise<LoadResult> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { kind: 'empty' };
+      return this.quarantine(`unreadable (${code ?? (err as Error).message})`);
+    }
+    try {
+      const { state, dropped } = deserializeState(text);
+      return { kind: 'loaded', state, dropped };
+    } catch (err) {
+      if (err instanceof CorruptStateError) return this.quarantine(err.message);
+      throw err;
+    }
+  }
+
+  private async quarantine(error: string): Promise<LoadResult> {
+    const stamp = new Date(this.clock()).toISOString().replace(/[:.]/gu, '-');
+    const movedTo = `${this.path}.corrupt-${stamp}`;
+    try {
+      await rename(this.path, movedTo);
+    } catch (err) {
+      throw new StateFileError(
+        `STATE_FILE ${this.path} is ${error} and could not be moved aside (${(err as NodeJS.ErrnoException).code ?? err}); refusing to start over it`,
+      );
+    }
+    return { kind: 'quarantined', movedTo, error };
+  }
+
+  save(pools: Record<string, PoolState>, savedAt: number): Promise<void> {
+    const text = serializeState(pools, savedAt);
+    return new Promise((resolve, reject) => {
+      if (this.pending) {
+        this.pending.text = text;
+        this.pending.waiters.push({ resolve, reject });
+      } else {
+        this.pending = { text, waiters: [{ resolve, reject }] };
+      }
+      if (!this.writing) this.writing = this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending) {
+      const { text, waiters } = this.pending;
+      this.pending = null;
+      try {
+        await this.writeAtomic(text);
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      }
+    }
+    this.writing = null;
+  }
+
+  private async writeAtomic(text: string): Promise<void> {
+    const dir = dirname(this.path);
+    const tmp = join(dir, `.${basename(this.path)}.${randomBytes(4).toString('hex')}.${++this.seq}.tmp`);
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    await fh.close();
+    try {
+      await rename(tmp, this.path);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    await fsyncDir(dir);
+  }
+
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+}

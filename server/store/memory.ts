@@ -1,0 +1,23 @@
+import type { PoolState } from '../pool.js';
+import { deserializeState, serializeState } from '../state.js';
+import type { LoadResult, StateStore } from './store.js';
+
+/** In-memory twin of the file store, for tests: holds the serialised text, so it round-trips exactly like the file. */
+export class MemoryStore implements StateStore {
+  readonly description = 'memory';
+  text: string | null = null;
+  saves = 0;
+
+  async load(): Promise<LoadResult> {
+    if (this.text === null) return { kind: 'empty' };
+    const { state, dropped } = deserializeState(this.text);
+    return { kind: 'loaded', state, dropped };
+  }
+
+  async save(pools: Record<string, PoolState>, savedAt: number): Promise<void> {
+    this.text = serializeState(pools, savedAt);
+    this.saves++;
+  }
+
+  async flush(): Promise<void> {}
+}
