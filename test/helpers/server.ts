@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadServerConfig } from '../../server/config.js';
+import { startKeywarden, type RunningServer } from '../../server/server.js';
+import { FileStore } from '../../server/store/file.js';
+import type { StateStore } from '../../server/store/store.js';
+import type { FakeClock } from './clock.js';
+import { memoryLogger } from './logs.js';
+import { tempDir } from './tmp.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+export interface Layout {
+  dir: string;
+  keysDir: string;
+  stateFile: string;
+  logFile: string;
+}
+
+/** A temp dir with keys/, optional key files and pools.json. */
+export async function makeLayout(t: TestContext, keys: Record<string, string[] | string> = {}, pools?: unknown): Promise<Layout> {
+  const dir = await tempDir(t);
+  const keysDir = join(dir, 'keys');
+  await mkdir(keysDir);
+  for (const [pool, content] of Object.entries(keys)) {
+    await writeFile(join(keysDir, `${pool}.txt`), Array.isArray(content) ? `${content.join('\n')}\n` : content);
+  }
+  if (pools !== undefined) await writeFile(join(keysDir, 'pools.json'), JSON.stringify(pools));
+  return { dir, keysDir, stateFile: join(dir, 'api_state.json'), logFile: join(dir, 'logs', 'server.log') };
+}
+
+export interface InProcess extends RunningServer {
+  layout: Layout;
+  lines: string[];
+}
+
+/** The real server in this process, on an ephemeral loopback port, stopped after the test. */
+export async function startInProcess(
+  t: TestContext,
+  opts: { keys?: Record<string, string[] | string>; pools?: unknown; env?: Record<string, string>; clock?: FakeClock; store?: StateStore; layout?: Layout } = {},
+): Promise<InProcess> {
+  const layout = opts.layout ?? (await makeLayout(t, opts.keys, opts.pools));
+  const config = loadServerConfig({ PORT: '0', KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, LOG_FILE: layout.logFile, ...opts.env });
+  const { logger, lines } = memoryLogger();
+  const running = await startKeywarden(config, {
+    logger,
+    store: opts.store ?? new FileStore(layout.stateFile),
+    clock: opts.clock?.now,
+    keyFilePollMs: 100,
+    version: 'test',
+  });
+  t.after(() => running.stop('test end'));
+  return { ...running, layout, lines };
+}
+
+export interface Spawned {
+  proc: ChildProcess;
+  url: string;
+  output: () => string;
+  /** Sends a signal and resolves with the exit code (or the signal name). */
+  kill(signal: NodeJS.Signals): Promise<number | string>;
+  exited: Promise<number | string>;
+}
+
+/** Runs `node server/index.ts` as a real child process (cwd = layout dir, so no repo .env leaks in). */
+export function runServerProcess(layout: Layout, env: Record<string, string> = {}): { proc: ChildProcess; output: () => string; exited: Promise<number | string> } {
+  const proc = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'server', 'index.ts')], {
+    cwd: layout.dir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? layout.dir,
+      PORT: '0',
+      KEYS_DIR: layout.keysDir,
+      STATE_FILE: layout.stateFile,
+      LOG_FILE: layout.logFile,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  return { proc, output: () => out, exited };
+}
+
+/** Spawns the real server process and waits until it listens. Killed after the test if still running. */
+export async function spawnServer(t: TestContext, layout: Layout, env: Record<string, string> = {}): Promise<Spawned> {
+  const { proc, output, exited } = runServerProcess(layout, env);
+  t.after(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${output()}`)), 20_000);
+    const check = () => {
+      const m = /listening on (http:\/\/\S+)/u.exec(output());
+      if (m) {
+        clearTimeout(timer);
+        proc.stdout!.off('data', check);
+        resolve(m[1]!);
+      }
+    };
+    proc.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening:\n${output()}`));
+    });
+  });
+  return {
+    proc,
+    url,
+    output,
+    exited,
+    kill(signal) {
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? null : JSON.parse(text), headers: res.headers };
+}
+
+export function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
+  return getJson(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+}

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { makeKeys } from '../helpers/keys.js';
+import { getJson, startInProcess } from '../helpers/server.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+const OTHER = 'second-token-0123456789abcdef';
+
+describe('bearer auth on /api/*', () => {
+  it('with API_TOKENS set, /api/* needs one of them; /healthz stays open', async (t) => {
+    const s = await startInProcess(t, { keys: { plantid: makeKeys(1) }, env: { API_TOKENS: `${TOKEN}, ${OTHER}` } });
+    for (const path of ['/api/plantid', '/api/stats', '/api/nosuch']) {
+      const none = await getJson(`${s.url}${path}`);
+      assert.equal(none.status, 401, path);
+      assert.equal(none.body.error, 'unauthorized');
+      assert.equal(none.headers.get('www-authenticate'), 'Bearer');
+      const wrong = await getJson(`${s.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}x` } });
+      assert.equal(wrong.status, 401, path);
+    }
+    assert.equal((await getJson(`${s.url}/api/plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+    assert.equal((await getJson(`${s.url}/api/stats`, { headers: { authorization: `bearer ${OTHER}` } })).status, 200);
+    assert.equal((await getJson(`${s.url}/healthz`)).status, 200);
+  });
+
+  it('without tokens on loopback the API is open and the server warns', async (t) => {
+    const s = await startInProcess(t, { keys: { plantid: makeKeys(1) } });
+    assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
+    assert.ok(s.lines.some((l) => /API_TOKENS is empty/u.test(l) && /"level":"warn"/u.test(l)));
+  });
+});
+
+describe('errors are JSON', () => {
+  it('unknown routes and wrong methods answer JSON, never HTML', async (t) => {
+    const s = await startInProcess(t);
+    const nf = await getJson(`${s.url}/nothing/here`);
+    assert.equal(nf.status, 404);
+    assert.deepEqual(nf.body, { error: 'not_found', message: 'no route for /nothing/here' });
+    const m = await getJson(`${s.url}/healthz`, { method: 'DELETE' });
+    assert.equal(m.status, 405);
+    assert.equal(m.body.error, 'method_not_allowed');
+    assert.match(m.headers.get('content-type') ?? '', /application\/json/u);
+  });
+});

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadPools, loadServerConfig, parsePoolsFile } from '../../server/config.js';
+import { ConfigError } from '../../shared/env.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('server environment', () => {
+  it('has documented defaults', () => {
+    const c = loadServerConfig({});
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.port, 5000);
+    assert.equal(c.stateSaveIntervalMs, 2000);
+    assert.deepEqual(c.apiTokens, []);
+    assert.equal(c.open, true);
+    assert.equal(c.logLevel, 'info');
+    assert.match(c.keysDir, /\/keys$/u);
+    assert.match(c.stateFile, /\/api_state\.json$/u);
+    assert.match(c.logFile, /\/logs\/server\.log$/u);
+  });
+
+  it('names the variable in every error', () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ PORT: 'http' }, /^PORT: must be a whole number \(got "http"\)$/u],
+      [{ PORT: '70000' }, /^PORT: must be at most 65535/u],
+      [{ STATE_SAVE_INTERVAL_MS: '-5' }, /^STATE_SAVE_INTERVAL_MS: /u],
+      [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of error, warn, info, debug/u],
+      [{ HOST: '0.0.0.0' }, /^API_TOKENS: required when HOST is not a loopback address/u],
+      [{ API_TOKENS: 'short' }, /^API_TOKENS: every token must be at least 16 characters$/u],
+    ];
+    for (const [env, message] of cases) assert.throws(() => loadServerConfig(env), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(env));
+  });
+
+  it('any HOST is fine once tokens are set', () => {
+    const c = loadServerConfig({ HOST: '0.0.0.0', API_TOKENS: 'aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb' });
+    assert.deepEqual(c.apiTokens, ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+    assert.equal(c.open, false);
+  });
+});
+
+describe('pools.json', () => {
+  it('adds pools and policies on top of the built-in plantid and healthid', () => {
+    const p = parsePoolsFile({ plantid: { strategy: 'fill-first', limits: { perMonth: 100 } }, weather: { rotateEvery: 5, poolPerMinute: 60, resetTimezone: 'America/Los_Angeles', maxBackoff: 600 } }, 'pools.json');
+    assert.deepEqual([...p.keys()], ['plantid', 'healthid', 'weather']);
+    assert.equal(p.get('plantid')!.strategy, 'fill-first');
+    assert.deepEqual(p.get('plantid')!.limits, { perMonth: 100 });
+    assert.equal(p.get('healthid')!.strategy, 'round-robin');
+    const w = p.get('weather')!;
+    assert.deepEqual([w.rotateEvery, w.poolPerMinute, w.resetTimezone, w.maxBackoffSec, w.maxFailures], [5, 60, 'America/Los_Angeles', 600, 3]);
+  });
+
+  it('a bad entry names the file, the pool and the field', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ plantid: { strategy: 'fastest' } }, /^pools\.json: pool plantid: strategy: /u],
+      [{ plantid: { rotateEvery: 0 } }, /^pools\.json: pool plantid: rotateEvery: /u],
+      [{ plantid: { limits: { perDay: 1.5 } } }, /^pools\.json: pool plantid: limits\.perDay: /u],
+      [{ plantid: { limits: { perWeek: 3 } } }, /^pools\.json: pool plantid: limits\.perWeek: unknown field$/u],
+      [{ plantid: { rotateevery: 2 } }, /^pools\.json: pool plantid: rotateevery: unknown field$/u],
+      [{ x: { resetTimezone: 'Mars/Olympus' } }, /^pools\.json: pool x: resetTimezone: must be an IANA time zone/u],
+      [{ 'Bad Name': {} }, /^pools\.json: pool "Bad Name": name must match/u],
+      [[], /^pools\.json: must be a JSON object/u],
+    ];
+    for (const [raw, message] of cases) assert.throws(() => parsePoolsFile(raw, 'pools.json'), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(raw));
+  });
+
+  it('a missing pools.json gives the built-in pools; invalid JSON names the file', async (t) => {
+    const dir = await tempDir(t);
+    assert.deepEqual([...(await loadPools(dir)).keys()], ['plantid', 'healthid']);
+    await writeFile(join(dir, 'pools.json'), '{ "plantid": ');
+    await assert.rejects(loadPools(dir), (e: unknown) => e instanceof ConfigError && e.message.startsWith(`${join(dir, 'pools.json')}: not valid JSON`));
+  });
+});
