@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { PoolState } from '../pool.js';
 import { CorruptStateError, deserializeState, serializeState } from '../state.js';
@@ -43,6 +43,7 @@ export class FileStore implements StateStore {
   }
 
   async load(): Promise<LoadResult> {
+    await this.removeStaleTemps();
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -58,6 +59,18 @@ export class FileStore implements StateStore {
       if (err instanceof CorruptStateError) return this.quarantine(err.message);
       throw err;
     }
+  }
+
+  /** A crash mid-write can leave a temp file beside the state; it was never renamed, so it is garbage. */
+  private async removeStaleTemps(): Promise<void> {
+    const prefix = `.${basename(this.path)}.`;
+    let names: string[] = [];
+    try {
+      names = await readdir(dirname(this.path));
+    } catch {
+      return;
+    }
+    await Promise.all(names.filter((n) => n.startsWith(prefix) && n.endsWith('.tmp')).map((n) => unlink(join(dirname(this.path), n)).catch(() => {})));
   }
 
   private async quarantine(error: string): Promise<LoadResult> {
