@@ -71,3 +71,11 @@ describe('pools.json', () => {
     await assert.rejects(loadPools(dir), (e: unknown) => e instanceof ConfigError && e.message.startsWith(`${join(dir, 'pools.json')}: not valid JSON`));
   });
 });
+
+describe('shipped examples', () => {
+  it('keys/examples/pools.json is a valid pools.json', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const raw: unknown = JSON.parse(await readFile(new URL('../../keys/examples/pools.json', import.meta.url), 'utf8'));
+    assert.deepEqual([...parsePoolsFile(raw, 'keys/examples/pools.json').keys()], ['plantid', 'healthid', 'weather']);
+  });
+});
