@@ -59,6 +59,8 @@ export async function startInProcess(
 
 export interface Spawned {
   proc: ChildProcess;
+  /** IPC messages from the child (when spawned with ipc). */
+  messages: unknown[];
   url: string;
   output: () => string;
   /** Sends a signal and resolves with the exit code (or the signal name). */
@@ -67,7 +69,7 @@ export interface Spawned {
 }
 
 /** Runs `node server/index.ts` as a real child process (cwd = layout dir, so no repo .env leaks in). */
-export function runServerProcess(layout: Layout, env: Record<string, string> = {}): { proc: ChildProcess; output: () => string; exited: Promise<number | string> } {
+export function runServerProcess(layout: Layout, env: Record<string, string> = {}, ipc = false): { proc: ChildProcess; output: () => string; exited: Promise<number | string> } {
   const proc = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'server', 'index.ts')], {
     cwd: layout.dir,
     env: {
@@ -79,7 +81,7 @@ export function runServerProcess(layout: Layout, env: Record<string, string> = {
       LOG_FILE: layout.logFile,
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -89,8 +91,10 @@ export function runServerProcess(layout: Layout, env: Record<string, string> = {
 }
 
 /** Spawns the real server process and waits until it listens. Killed after the test if still running. */
-export async function spawnServer(t: TestContext, layout: Layout, env: Record<string, string> = {}): Promise<Spawned> {
-  const { proc, output, exited } = runServerProcess(layout, env);
+export async function spawnServer(t: TestContext, layout: Layout, env: Record<string, string> = {}, ipc = false): Promise<Spawned> {
+  const { proc, output, exited } = runServerProcess(layout, env, ipc);
+  const messages: unknown[] = [];
+  if (ipc) proc.on('message', (m) => messages.push(m));
   t.after(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   });
@@ -112,6 +116,7 @@ export async function spawnServer(t: TestContext, layout: Layout, env: Record<st
   });
   return {
     proc,
+    messages,
     url,
     output,
     exited,

@@ -106,6 +106,18 @@ describe('server process', () => {
     await again.kill('SIGINT');
   });
 
+  it("tells pm2 it is ready, and pm2's shutdown message saves and exits 0", async (t) => {
+    const layout = await makeLayout(t, { plantid: makeKeys(2) });
+    const s = await spawnServer(t, layout, { STATE_SAVE_INTERVAL_MS: '60000' }, true);
+    await until('ready message', async () => s.messages.includes('ready'));
+    for (let i = 0; i < 3; i++) await getJson(`${s.url}/api/plantid`);
+    s.proc.send('shutdown');
+    assert.equal(await s.exited, 0);
+    assert.match(s.output(), /shutting down \(pm2 shutdown message\)/u);
+    const { state } = deserializeState(await readFile(layout.stateFile, 'utf8'));
+    assert.equal(Object.values(state.pools.plantid!.keys).reduce((n, k) => n + k.total, 0), 3);
+  });
+
   it('kill -9 mid-load leaves a state file that loads whole', async (t) => {
     const layout = await makeLayout(t, { plantid: makeKeys(50) });
     const s = await spawnServer(t, layout, { STATE_SAVE_INTERVAL_MS: '50' });
