@@ -80,8 +80,13 @@ export interface PoolState {
   servedInTurn: number;
   poolWindow: Counter | null;
   throttle: { until: number; reason: string } | null;
+  /** Handouts per UTC minute over the last hour, oldest first: the forecast's rate. */
+  history: Counter[];
   keys: Record<string, KeyState>;
 }
+
+/** How far back the handout rate for the forecast looks. */
+export const FORECAST_WINDOW_MS = 3_600_000;
 
 interface KeyRecord extends KeyState {
   slot: number;
@@ -161,6 +166,7 @@ export class Pool {
   private servedInTurn = 0;
   private poolWindow: Counter | null = null;
   private throttle: { until: number; reason: string } | null = null;
+  private history: Counter[] = [];
   private recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
   private seq = 0;
   private readonly dirtyListeners: Array<() => void> = [];
@@ -412,6 +418,7 @@ export class Pool {
     rec.lastUsedAt = now;
     rec.useSeq = ++this.seq;
     this.poolWindow!.count++;
+    this.recordHandout(now);
 
     if (rec.slot !== this.current) {
       const from = this.records[this.current]?.keyId ?? null;
@@ -613,6 +620,7 @@ export class Pool {
       servedInTurn: this.servedInTurn,
       poolWindow: this.poolWindow,
       throttle: this.throttle,
+      history: this.history.map((c) => ({ ...c })),
       keys,
     };
   }
@@ -634,7 +642,60 @@ export class Pool {
     this.servedInTurn = this.current === -1 ? 0 : state.servedInTurn;
     this.poolWindow = state.poolWindow;
     this.throttle = state.throttle;
+    this.history = state.history.map((c) => ({ ...c }));
     this.rebuildIndexes(now);
+  }
+
+  // ---------------------------------------------------------------- forecast
+
+  private recordHandout(now: number): void {
+    const start = this.clock.bounds('minute', now).startMs;
+    const last = this.history[this.history.length - 1];
+    if (last?.start === start) last.count++;
+    else this.history.push({ start, count: 1 });
+    this.pruneHistory(now);
+  }
+
+  private pruneHistory(now: number): void {
+    const oldest = now - FORECAST_WINDOW_MS;
+    while (this.history.length > 0 && this.history[0]!.start + 60_000 <= oldest) this.history.shift();
+  }
+
+  /** Handouts per millisecond over the last hour (or since handouts began, at least a minute). */
+  private ratePerMs(now: number): number {
+    this.pruneHistory(now);
+    const first = this.history[0];
+    if (!first) return 0;
+    const total = this.history.reduce((n, c) => n + c.count, 0);
+    const spanMs = Math.min(FORECAST_WINDOW_MS, Math.max(60_000, now - first.start));
+    return total / spanMs;
+  }
+
+  /**
+   * When the pool runs dry at the last hour's rate: for each configured limit, the quota the
+   * keys have left in its current window (keys that are disabled, expired or reported exhausted
+   * count nothing; blocked keys are assumed to come back) divided by the rate. Null when no limit
+   * runs out before its window resets, or nothing is being handed out.
+   */
+  private forecast(now: number): number | null {
+    const rate = this.ratePerMs(now);
+    if (rate <= 0) return null;
+    const limits = this.policy.limits;
+    const bounded: Array<[keyof Limits, WindowKind | null]> = [...LIMIT_WINDOWS, ['total', null]];
+    let soonest: number | null = null;
+    for (const [name, kind] of bounded) {
+      const limit = limits[name];
+      if (limit === undefined) continue;
+      let left = 0;
+      for (const rec of this.records) {
+        if (rec.disabled || rec.exhausted || (rec.expiresAt !== null && now >= rec.expiresAt)) continue;
+        left += Math.max(0, limit - (kind === null ? rec.total : this.count(rec, kind, now)));
+      }
+      const dryAt = now + Math.ceil(left / rate);
+      const resetAt = kind === null ? Infinity : this.clock.bounds(kind, now).endMs;
+      if (dryAt < resetAt && (soonest === null || dryAt < soonest)) soonest = dryAt;
+    }
+    return soonest;
   }
 
   // ---------------------------------------------------------------- stats
@@ -691,7 +752,7 @@ export class Pool {
       expired: counts.expired,
       current,
       throttledUntil,
-      exhaustsAt: null,
+      exhaustsAt: this.forecast(now),
       keys,
     };
   }

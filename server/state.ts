@@ -38,6 +38,7 @@ const poolHeader = z.object({
   servedInTurn: z.number().int().nonnegative(),
   poolWindow: counter.nullable(),
   throttle: z.object({ until: ms, reason: z.string() }).nullable(),
+  history: z.array(counter).default([]),
   keys: z.record(z.string(), z.unknown()),
 });
 const fileHeader = z.object({

@@ -206,3 +206,251 @@ describe('Pool reports', () => {
     assert.equal(p.stats(clock.now(), { keys: false }).available, 1);
   });
 });
+
+describe('Pool health: backoff, failures, probing', () => {
+  const a = makeKeys(1, 'a')[0]!;
+  const b = makeKeys(1, 'b')[0]!;
+  const id = keyIdOf(a);
+  const keyStats = (p: Pool, now: number) => p.stats(now).keys.find((k) => k.keyId === id)!;
+
+  it('rate_limited without retryAfter climbs the ladder 60 s, 2 min, 4 min; ok resets it', () => {
+    const clock = new FakeClock();
+    const p = pool([a, b], {}, clock);
+    const blockFor = () => {
+      const start = clock.now();
+      p.report({ keyId: id, outcome: 'rate_limited' }, start);
+      const s = keyStats(p, start);
+      assert.equal(s.status, 'blocked');
+      assert.equal(s.reason, 'reported rate_limited');
+      clock.advance(s.until! - start);
+      return s.until! - start;
+    };
+    assert.equal(blockFor(), 60_000);
+    assert.equal(blockFor(), 120_000);
+    assert.equal(blockFor(), 240_000);
+    p.report({ keyId: id, outcome: 'ok' }, clock.now());
+    assert.equal(blockFor(), 60_000);
+  });
+
+  it('the ladder stops at maxBackoff', () => {
+    const clock = new FakeClock();
+    const p = pool([a, b], { maxBackoffSec: 150 }, clock);
+    const blocks: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      p.report({ keyId: id, status: 429 }, clock.now());
+      const s = keyStats(p, clock.now());
+      blocks.push(s.until! - clock.now());
+      assert.equal(s.reason, 'reported 429');
+      clock.advance(s.until! - clock.now());
+    }
+    assert.deepEqual(blocks, [60_000, 120_000, 150_000, 150_000]);
+  });
+
+  it('one error does not block; maxFailures within failureWindow do; older ones fall out', () => {
+    const clock = new FakeClock();
+    const p = pool([a, b], {}, clock);
+    p.report({ keyId: id, status: 503 }, clock.now());
+    assert.equal(keyStats(p, clock.now()).status, 'available');
+    assert.equal(keyStats(p, clock.now()).failures, 1);
+    clock.advance(200_000);
+    p.report({ keyId: id, outcome: 'error' }, clock.now());
+    clock.advance(101_000); // the first error is now older than 300 s
+    p.report({ keyId: id, status: 500 }, clock.now());
+    assert.equal(keyStats(p, clock.now()).status, 'available');
+    p.report({ keyId: id, status: 502 }, clock.now());
+    const s = keyStats(p, clock.now());
+    assert.equal(s.status, 'blocked');
+    assert.equal(s.until, clock.now() + 60_000);
+    assert.equal(s.reason, '3 errors in 300s (last: reported 502)');
+  });
+
+  it('ok clears the failure count', () => {
+    const clock = new FakeClock();
+    const p = pool([a, b], {}, clock);
+    p.report({ keyId: id, outcome: 'error' }, clock.now());
+    p.report({ keyId: id, outcome: 'error' }, clock.now());
+    p.report({ keyId: id, outcome: 'ok' }, clock.now());
+    p.report({ keyId: id, outcome: 'error' }, clock.now());
+    assert.equal(keyStats(p, clock.now()).status, 'available');
+  });
+
+  it('after a block the key probes: one handout, then healthy on ok or after probeTimeout, back up the ladder on a bad report', () => {
+    const clock = new FakeClock();
+    const p = pool([a, b], { strategy: 'fill-first' }, clock);
+    p.report({ keyId: id, outcome: 'rate_limited' }, clock.now()); // 60 s, level 1
+    clock.advance(60_000);
+    assert.equal(keyStats(p, clock.now()).status, 'probing');
+    assert.deepEqual(take(p, clock, 3), [a, b, b]); // one probe, then a sits out
+    assert.equal(keyStats(p, clock.now()).reason, 'probe in flight');
+    p.report({ keyId: id, outcome: 'rate_limited' }, clock.now()); // bad → 120 s
+    assert.equal(keyStats(p, clock.now()).until, clock.now() + 120_000);
+    clock.advance(120_000);
+    assert.deepEqual(take(p, clock, 2), [a, b]);
+    clock.advance(30_000); // no bad report within probeTimeout → healthy, ladder reset
+    assert.deepEqual(take(p, clock, 2), [a, a]);
+    p.report({ keyId: id, outcome: 'rate_limited' }, clock.now());
+    assert.equal(keyStats(p, clock.now()).until, clock.now() + 60_000);
+  });
+
+  it('an ok report ends probation at once', () => {
+    const clock = new FakeClock();
+    const p = pool([a, b], { strategy: 'fill-first' }, clock);
+    p.report({ keyId: id, outcome: 'rate_limited', retryAfterSec: 1 }, clock.now());
+    clock.advance(1000);
+    assert.deepEqual(take(p, clock, 2), [a, b]);
+    p.report({ keyId: id, outcome: 'ok' }, clock.now());
+    assert.deepEqual(take(p, clock, 2), [a, a]);
+  });
+
+  it('exhausted keeps the key out until its longest window resets', () => {
+    const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+    const p = pool([a, b], { limits: { perMinute: 100, perDay: 1000 } }, clock);
+    p.report({ keyId: id, outcome: 'exhausted' }, clock.now());
+    const s = keyStats(p, clock.now());
+    assert.deepEqual([s.status, s.reason, s.until], ['exhausted', 'reported exhausted', Date.parse('2026-11-22T00:00:00Z')]);
+    p.report({ keyId: keyIdOf(b), status: 402 }, clock.now());
+    assert.equal(p.stats(clock.now()).keys[1]!.reason, 'reported 402 (quota)');
+  });
+
+  it('invalid names the upstream status', () => {
+    const clock = new FakeClock();
+    const p = pool([a, b], {}, clock);
+    p.report({ keyId: id, status: 401 }, clock.now());
+    const s = keyStats(p, clock.now());
+    assert.deepEqual([s.status, s.reason, s.until], ['disabled', 'invalid: 401', null]);
+  });
+});
+
+describe('Pool health: correlated throttling', () => {
+  it('429s from more than half the keys within 10 s block the pool, not the keys', () => {
+    const clock = new FakeClock();
+    const keys = makeKeys(4);
+    const p = pool(keys, {}, clock);
+    p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited', retryAfterSec: 20 }, clock.now());
+    clock.advance(3000);
+    p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited', retryAfterSec: 12 }, clock.now());
+    assert.equal(p.stats(clock.now()).blocked, 2);
+    clock.advance(3000);
+    p.report({ keyId: keyIdOf(keys[2]!), outcome: 'rate_limited' }, clock.now());
+    const st = p.stats(clock.now());
+    assert.equal(st.blocked, 0);
+    assert.equal(st.available, 4);
+    assert.equal(st.throttledUntil, clock.now() + 12_000);
+    assert.deepEqual(p.handout(clock.now()), { ok: false, reason: 'pool_throttled', retryAfterMs: 12_000 });
+    // Late 429s for the same throttle do not mark keys either.
+    p.report({ keyId: keyIdOf(keys[3]!), outcome: 'rate_limited' }, clock.now());
+    assert.equal(p.stats(clock.now()).blocked, 0);
+    clock.advance(12_000);
+    assert.equal(p.handout(clock.now()).ok, true);
+  });
+
+  it('without Retry-After the pool blocks for 30 s; 429s spread over more than 10 s block only keys', () => {
+    const clock = new FakeClock();
+    const keys = makeKeys(3);
+    const p = pool(keys, {}, clock);
+    p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now());
+    clock.advance(10_001);
+    p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now());
+    assert.equal(p.stats(clock.now()).throttledUntil, null);
+    assert.equal(p.stats(clock.now()).blocked, 2);
+    const q = pool(keys, {}, clock);
+    q.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now());
+    q.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now());
+    assert.equal(q.stats(clock.now()).throttledUntil, clock.now() + 30_000);
+  });
+
+  it('the pool throttle persists', () => {
+    const clock = new FakeClock();
+    const keys = makeKeys(2);
+    const p = pool(keys, {}, clock);
+    for (const k of keys) p.report({ keyId: keyIdOf(k), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now());
+    const q = pool(keys, {}, clock);
+    q.restore(deserializeState(serializeState({ t: p.snapshot() }, 0)).state.pools.t!, clock.now());
+    assert.equal(q.handout(clock.now()).ok, false);
+    assert.equal(q.stats(clock.now()).throttledUntil, clock.now() + 5000);
+  });
+});
+
+describe('Pool schedules: reset time zone and expiry', () => {
+  it('perDay resets at midnight in resetTimezone (Pacific)', () => {
+    const clock = new FakeClock(Date.parse('2026-11-21T07:00:00Z')); // 23:00 PST on Nov 20
+    const [a] = makeKeys(1);
+    const p = pool([a!], { limits: { perDay: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
+    take(p, clock, 1);
+    assert.deepEqual(p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 3_600_000 });
+    clock.set('2026-11-21T07:59:59.999Z');
+    assert.equal(p.handout(clock.now()).ok, false);
+    clock.set('2026-11-21T08:00:00Z'); // midnight PST: a UTC-midnight pool would still be out
+    assert.equal(p.handout(clock.now()).ok, true);
+  });
+
+  it('perMonth resets on the 1st at local midnight, across DST', () => {
+    const clock = new FakeClock(Date.parse('2026-03-31T12:00:00Z'));
+    const [a] = makeKeys(1);
+    const p = pool([a!], { limits: { perMonth: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
+    take(p, clock, 1);
+    assert.equal(p.stats(clock.now()).keys[0]!.until, Date.parse('2026-04-01T07:00:00Z')); // PDT
+  });
+
+  it('a key past its expires= date leaves rotation as expired', () => {
+    const clock = new FakeClock(Date.parse('2027-01-31T23:00:00Z'));
+    const [a, b] = makeKeys(2);
+    const p = new Pool('t', DEFAULT_POLICY);
+    p.setKeys(lines([`${a}  # expires=2027-01-31`, b!]), clock.now());
+    assert.deepEqual(take(p, clock, 2), [a, b]);
+    clock.set('2027-02-01T00:00:00Z');
+    assert.deepEqual(take(p, clock, 2), [b, b]);
+    const s = p.stats(clock.now());
+    assert.equal(s.expired, 1);
+    assert.deepEqual([s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.keys[0]!.expiresAt], ['expired', 'expired', null, Date.parse('2027-01-31T23:59:59.999Z')]);
+  });
+});
+
+describe('Pool forecast', () => {
+  it('exhaustsAt follows the last hour rate against the quota left, and moves with load', () => {
+    const clock = new FakeClock(Date.parse('2026-11-21T06:00:00Z'));
+    const p = pool(makeKeys(3), { limits: { perDay: 100 } }, clock);
+    assert.equal(p.stats(clock.now()).exhaustsAt, null); // nothing handed out yet
+    for (let m = 0; m < 60; m++) {
+      take(p, clock, 1); // 60 handouts over the hour: 1/min
+      clock.advance(60_000);
+    }
+    // 300 - 60 = 240 left at 60/h → 4 h → 11:00Z, before the midnight reset.
+    assert.equal(p.stats(clock.now()).exhaustsAt, clock.now() + 240 * 60_000);
+    take(p, clock, 60); // a burst doubles the hour's rate: 120 handouts/h, 180 left → 1.5 h
+    assert.equal(p.stats(clock.now()).exhaustsAt, clock.now() + 90 * 60_000);
+  });
+
+  it('is null when the quota outlasts the window, and without limits', () => {
+    const clock = new FakeClock(Date.parse('2026-11-21T23:00:00Z'));
+    const p = pool(makeKeys(2), { limits: { perDay: 1000 } }, clock);
+    take(p, clock, 10);
+    assert.equal(p.stats(clock.now()).exhaustsAt, null);
+    const q = pool(makeKeys(2), {}, clock);
+    take(q, clock, 10);
+    assert.equal(q.stats(clock.now()).exhaustsAt, null);
+  });
+});
+
+describe('Pool health persists', () => {
+  it('backoff rung, failure count, probation and the forecast history survive a snapshot round trip', () => {
+    const clock = new FakeClock(Date.parse('2026-11-21T10:00:00Z'));
+    const [a, b, c] = makeKeys(3);
+    const policy = { limits: { perDay: 100 } };
+    const p = pool([a!, b!, c!], policy, clock);
+    take(p, clock, 30);
+    p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now()); // rung 1
+    p.report({ keyId: keyIdOf(b!), outcome: 'error' }, clock.now());
+    p.report({ keyId: keyIdOf(b!), outcome: 'error' }, clock.now());
+    const before = p.stats(clock.now());
+    const q = pool([a!, b!, c!], policy, clock);
+    q.restore(deserializeState(serializeState({ t: p.snapshot() }, 0)).state.pools.t!, clock.now());
+    assert.deepEqual(q.stats(clock.now()), before);
+    clock.advance(60_000);
+    q.report({ keyId: keyIdOf(b!), outcome: 'error' }, clock.now()); // third error in the window → blocked
+    assert.equal(q.stats(clock.now()).keys[1]!.status, 'blocked');
+    assert.deepEqual(take(q, clock, 1), [a]); // a's probe
+    q.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now()); // rung 2: 120 s
+    assert.equal(q.stats(clock.now()).keys[0]!.until, clock.now() + 120_000);
+  });
+});

@@ -12,6 +12,7 @@ const pool = (total: number): Record<string, PoolState> => ({
     servedInTurn: 1,
     poolWindow: null,
     throttle: null,
+    history: [],
     keys: {
       aaaaaaaaaaaa: { windows: {}, total, lastUsedAt: 1, block: null, exhausted: null, disabled: null, failures: [], backoffLevel: 0, probe: null },
     },
