@@ -21,5 +21,22 @@ module.exports = {
       max_restarts: 20,
       restart_delay: 1000,
     },
+    {
+      name: 'keywarden-bot',
+      script: 'dist/bot/index.js',
+      cwd: __dirname,
+      exec_mode: 'fork',
+      instances: 1,
+      wait_ready: true,
+      listen_timeout: 30000,
+      kill_timeout: 5000,
+      out_file: 'logs/keywarden-bot.out.log',
+      error_file: 'logs/keywarden-bot.err.log',
+      merge_logs: true,
+      autorestart: true,
+      max_restarts: 20,
+      // A bad token exits 1 at once; back off instead of hammering Discord's login.
+      exp_backoff_restart_delay: 2000,
+    },
   ],
 };

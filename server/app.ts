@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
 import { HttpError, notFound, unauthorized } from './errors.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../shared/logger.js';
 import type { Clock, PoolRegistry } from './registry.js';
 import { createRouter } from './routes.js';
 

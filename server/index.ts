@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import dotenv from 'dotenv';
 import { ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
-import { closeLogger, createLogger } from './logger.js';
+import { closeLogger, createLogger } from '../shared/logger.js';
 import { startKeywarden } from './server.js';
 import { FileStore, StateFileError } from './store/file.js';
 

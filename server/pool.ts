@@ -120,6 +120,9 @@ export interface ReloadSummary {
   reenabled: number;
 }
 
+/** Which per-key rows stats include: all, none, or only keys not plainly available. */
+export type KeyRows = 'all' | 'none' | 'out';
+
 export type PoolEvent =
   | { type: 'rotate'; pool: string; from: string | null; to: string; why: 'turn' | 'unavailable' }
   | { type: 'key_out'; pool: string; keyId: string; status: KeyStatus; reason: string; until: number | null }
@@ -711,7 +714,7 @@ export class Pool {
   }
 
   /** Stats for `/api/stats`, masked. `keyFile` is filled in by the caller. */
-  stats(now: number, options: { keys: boolean } = { keys: true }): Omit<PoolStats, 'keyFile'> {
+  stats(now: number, options: { keys: KeyRows } = { keys: 'all' }): Omit<PoolStats, 'keyFile'> {
     const counts: Record<KeyStatus, number> = { available: 0, probing: 0, exhausted: 0, blocked: 0, disabled: 0, expired: 0 };
     let usableCount = 0;
     const keys: KeyStats[] = [];
@@ -721,7 +724,7 @@ export class Pool {
       const ev = this.evaluate(rec, now);
       counts[ev.status]++;
       if (ev.usable) usableCount++;
-      if (options.keys) {
+      if (options.keys === 'all' || (options.keys === 'out' && ev.status !== 'available')) {
         keys.push({
           keyId: rec.keyId,
           masked: rec.masked,

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { Mutex } from 'async-mutex';
 import type { KeyFileStats, StatsResponse } from '../shared/stats.js';
 import { parseKeyFile } from './keyfile.js';
-import type { Logger } from './logger.js';
-import { Pool, type Handout, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
+import type { Logger } from '../shared/logger.js';
+import { Pool, type Handout, type KeyRows, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
 
 export type Clock = () => number;
 
@@ -243,7 +243,7 @@ export class PoolRegistry {
     }
   }
 
-  stats(meta: { version: string; uptimeSec: number }, options: { keys: boolean; pool?: string }): StatsResponse {
+  stats(meta: { version: string; uptimeSec: number }, options: { keys: KeyRows; pool?: string }): StatsResponse {
     const now = this.options.clock();
     const pools = [];
     for (const [name, e] of this.entries) {

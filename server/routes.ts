@@ -39,7 +39,8 @@ export function createRouter(deps: AppDeps): Router {
   router.get('/api/stats', (ctx) => {
     const pool = typeof ctx.query.pool === 'string' ? ctx.query.pool : undefined;
     if (pool !== undefined) poolName(pool);
-    const keys = ctx.query.keys !== '0' && ctx.query.keys !== 'false';
+    const q = ctx.query.keys;
+    const keys = q === '0' || q === 'false' || q === 'none' ? 'none' : q === 'out' ? 'out' : 'all';
     ctx.body = registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
   });
 

@@ -1,4 +1,4 @@
-import type { Logger } from './logger.js';
+import type { Logger } from '../shared/logger.js';
 import type { Clock, PoolRegistry } from './registry.js';
 import type { StateStore } from './store/store.js';
 

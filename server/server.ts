@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './app.js';
 import { loadPools, type ServerConfig } from './config.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../shared/logger.js';
 import { PoolRegistry, type Clock } from './registry.js';
 import { createSaver, type Saver } from './saver.js';
 import { createShutdown } from './shutdown.js';

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { Logger } from './logger.js';
+import type { Logger } from '../shared/logger.js';
 import type { PoolRegistry } from './registry.js';
 import type { Saver } from './saver.js';
 

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { createLogger, type Logger } from '../../server/logger.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
 
 /** A real winston logger whose JSON lines land in `lines` (no console noise). */
 export function memoryLogger(level = 'debug'): { logger: Logger; lines: string[] } {

@@ -167,13 +167,18 @@ describe('GET /api/stats and /healthz', () => {
     assert.equal(h.total, 0);
   });
 
-  it('stats can be narrowed to one pool and to counts only', async (t) => {
+  it('stats can be narrowed to one pool, to counts only, or to keys out of rotation', async (t) => {
     const s = await startInProcess(t, { keys: { plantid: makeKeys(2) } });
     const r = await getJson(`${s.url}/api/stats?pool=plantid&keys=0`);
     assert.equal(r.body.pools.length, 1);
     assert.deepEqual(r.body.pools[0].keys, []);
     assert.equal(r.body.pools[0].total, 2);
     assert.equal((await getJson(`${s.url}/api/stats?pool=zzz`)).status, 404);
+    const [a] = (await getJson(`${s.url}/api/stats`)).body.pools[0].keys;
+    await postJson(`${s.url}/api/plantid/report`, { keyId: a.keyId, outcome: 'invalid' });
+    const out = await getJson(`${s.url}/api/stats?keys=out`);
+    assert.deepEqual(out.body.pools[0].keys.map((k: { keyId: string }) => k.keyId), [a.keyId]);
+    assert.deepEqual(out.body.pools[1].keys, []);
   });
 
   it('healthz answers ok', async (t) => {

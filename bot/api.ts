@@ -1,0 +1,49 @@
+import { request } from 'undici';
+import type { StatsResponse } from '../shared/stats.js';
+
+/** One poll of the key server: its stats, or why they could not be had. `at` is when it finished. */
+export type PollResult = { ok: true; stats: StatsResponse; at: number } | { ok: false; error: string; at: number };
+
+export interface StatsClient {
+  fetchStats(): Promise<PollResult>;
+}
+
+/**
+ * Client for `GET /api/stats` over undici with a hard timeout. Asks only for rows of keys out of
+ * rotation (`keys=out`), which is all the bot shows. Never throws: failures are results.
+ */
+export function createStatsClient(url: string, token: string | null, options: { timeoutMs: number; clock?: () => number }): StatsClient {
+  const clock = options.clock ?? Date.now;
+  const target = new URL(url);
+  if (!target.searchParams.has('keys')) target.searchParams.set('keys', 'out');
+  return {
+    async fetchStats() {
+      try {
+        const res = await request(target, {
+          method: 'GET',
+          headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          signal: AbortSignal.timeout(options.timeoutMs),
+          headersTimeout: options.timeoutMs,
+          bodyTimeout: options.timeoutMs,
+        });
+        const text = await res.body.text();
+        if (res.statusCode !== 200) {
+          let detail = '';
+          try {
+            detail = (JSON.parse(text) as { error?: string }).error ?? '';
+          } catch {
+            // not JSON
+          }
+          return { ok: false, error: `HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`, at: clock() };
+        }
+        const stats = JSON.parse(text) as StatsResponse;
+        if (!Array.isArray(stats.pools)) return { ok: false, error: 'unexpected response (no pools)', at: clock() };
+        return { ok: true, stats, at: clock() };
+      } catch (err) {
+        const e = err as Error & { code?: string; cause?: { code?: string } };
+        const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timed out after ${options.timeoutMs} ms` : (e.code ?? e.cause?.code ?? e.message);
+        return { ok: false, error: why, at: clock() };
+      }
+    },
+  };
+}

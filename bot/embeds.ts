@@ -1,0 +1,129 @@
+import type { APIEmbed, APIEmbedField } from 'discord.js';
+import type { KeyStats, PoolStats, StatsResponse } from '../shared/stats.js';
+import type { Alert } from './alerts.js';
+import { COLORS, poolLevel } from './levels.js';
+
+/** Discord limits: 10 embeds a message, 1024 chars a field value, 6000 chars a message. */
+const MAX_EMBEDS = 10;
+const MAX_FIELD = 1024;
+/** Keys listed per pool under "Out of rotation" before "… and N more". */
+const MAX_OUT_LINES = 8;
+
+/** Discord timestamp markup: renders in each reader's time zone. */
+export function discordTime(ms: number, style: 'R' | 'f' | 't' = 'R'): string {
+  return `<t:${Math.floor(ms / 1000)}:${style}>`;
+}
+
+function clip(text: string, max = MAX_FIELD): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function keyLine(k: KeyStats): string {
+  const why = k.reason ? `: ${k.reason}` : '';
+  const back = k.until !== null ? `, back ${discordTime(k.until)}` : k.status === 'disabled' || k.status === 'expired' ? ', until fixed' : '';
+  return `\`${k.masked}\` ${k.status}${why}${back}`;
+}
+
+function outOfRotation(pool: PoolStats): APIEmbedField {
+  const out = pool.keys.filter((k) => k.status !== 'available');
+  const counts = [
+    pool.blocked && `${pool.blocked} blocked`,
+    pool.exhausted && `${pool.exhausted} exhausted`,
+    pool.disabled && `${pool.disabled} disabled`,
+    pool.expired && `${pool.expired} expired`,
+    pool.probing && `${pool.probing} probing`,
+  ].filter(Boolean);
+  if (counts.length === 0) return { name: 'Out of rotation', value: 'none' };
+  const lines = out.slice(0, MAX_OUT_LINES).map(keyLine);
+  if (out.length > MAX_OUT_LINES) lines.push(`… and ${out.length - MAX_OUT_LINES} more`);
+  return { name: `Out of rotation (${counts.join(', ')})`, value: clip(lines.join('\n') || counts.join(', ')) };
+}
+
+function keyFileField(pool: PoolStats): APIEmbedField {
+  const f = pool.keyFile;
+  let value: string;
+  if (f.error) value = `\`${f.path}\`: ${f.error}`;
+  else if (!f.present) value = `\`${f.path}\` is missing`;
+  else {
+    const skipped = f.skippedLines ? `, ${f.skippedLines} skipped line${f.skippedLines === 1 ? '' : 's'}` : '';
+    const modified = f.modifiedAt !== null ? `, modified ${discordTime(f.modifiedAt)}` : '';
+    value = `\`${f.path}\`: ${f.keyCount} key${f.keyCount === 1 ? '' : 's'}${skipped}${modified}`;
+  }
+  return { name: 'Key file', value: clip(value) };
+}
+
+/** One embed for one pool: availability, current key, keys out and when they return, forecast, key file. */
+export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' | 'generatedAt'>, threshold: number): APIEmbed {
+  const level = poolLevel(pool, threshold);
+  const lines = [`**${pool.available}/${pool.total}** keys available · ${pool.strategy}`];
+  if (pool.throttledUntil !== null) lines.push(`Throttled upstream, serving again ${discordTime(pool.throttledUntil)}`);
+  const current = pool.current
+    ? `\`${pool.current.masked}\` (${pool.current.keyId})${pool.current.remaining !== null ? ` · ${pool.current.remaining} request${pool.current.remaining === 1 ? '' : 's'} before rotation` : ''}`
+    : 'none yet';
+  return {
+    title: `Pool ${pool.name}`,
+    description: lines.join('\n'),
+    color: COLORS[level],
+    fields: [
+      { name: 'Current key', value: clip(current) },
+      outOfRotation(pool),
+      { name: 'Forecast', value: pool.exhaustsAt !== null ? `runs dry ${discordTime(pool.exhaustsAt)} at the last hour's rate` : 'not running dry before the next reset' },
+      keyFileField(pool),
+    ],
+    footer: { text: `Keywarden ${stats.version} · data from` },
+    timestamp: new Date(stats.generatedAt).toISOString(),
+  };
+}
+
+/** The embeds answering `!stats` and `/stats`: one per pool (a summary of the rest past ten). */
+export function statsEmbeds(stats: StatsResponse, threshold: number): APIEmbed[] {
+  const pools = stats.pools;
+  if (pools.length === 0) {
+    return [{ title: 'No pools', description: 'The key server reports no pools.', color: COLORS.empty, timestamp: new Date(stats.generatedAt).toISOString() }];
+  }
+  if (pools.length <= MAX_EMBEDS) return pools.map((p) => poolEmbed(p, stats, threshold));
+  const shown = pools.slice(0, MAX_EMBEDS - 1).map((p) => poolEmbed(p, stats, threshold));
+  const rest = pools.slice(MAX_EMBEDS - 1);
+  const worst = rest.some((p) => poolLevel(p, threshold) === 'empty') ? 'empty' : rest.some((p) => poolLevel(p, threshold) === 'low') ? 'low' : 'ok';
+  shown.push({
+    title: `${rest.length} more pools`,
+    description: clip(rest.map((p) => `**${p.name}** ${p.available}/${p.total}`).join('\n'), 4096),
+    color: COLORS[worst],
+    footer: { text: `Keywarden ${stats.version} · data from` },
+    timestamp: new Date(stats.generatedAt).toISOString(),
+  });
+  return shown;
+}
+
+/** The red embed shown when the key server cannot be reached. */
+export function unreachableEmbed(error: string, lastSeenAt: number | null, checkedAt: number): APIEmbed {
+  return {
+    title: 'Key server unreachable',
+    description: `The key server did not answer (${clip(error, 200)}).\n${lastSeenAt === null ? 'Not seen since the bot started.' : `Last seen ${discordTime(lastSeenAt)} (${discordTime(lastSeenAt, 'f')}).`}`,
+    color: COLORS.empty,
+    footer: { text: 'checked' },
+    timestamp: new Date(checkedAt).toISOString(),
+  };
+}
+
+/** The message posted to the alert channel for one alert. */
+export function alertEmbed(alert: Alert, at: number): APIEmbed {
+  const timestamp = new Date(at).toISOString();
+  switch (alert.kind) {
+    case 'pool_low':
+      return { title: `Pool ${alert.pool} is running low`, description: `${alert.available}/${alert.total} keys available.`, color: COLORS.low, timestamp };
+    case 'pool_empty':
+      return { title: `Pool ${alert.pool} has no usable key`, description: `${alert.available}/${alert.total} keys available: apps get 503 until a key comes back.`, color: COLORS.empty, timestamp };
+    case 'pool_recovered':
+      return { title: `Pool ${alert.pool} recovered`, description: `${alert.available}/${alert.total} keys available.`, color: COLORS.ok, timestamp };
+    case 'server_down':
+      return {
+        title: 'Key server is down',
+        description: `Polling the stats API failed (${clip(alert.error, 200)}).${alert.lastSeenAt !== null ? ` Last seen ${discordTime(alert.lastSeenAt)}.` : ''}`,
+        color: COLORS.empty,
+        timestamp,
+      };
+    case 'server_up':
+      return { title: 'Key server is back', description: 'The stats API answers again.', color: COLORS.ok, timestamp };
+  }
+}

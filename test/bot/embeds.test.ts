@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { alertEmbed, discordTime, poolEmbed, statsEmbeds, unreachableEmbed } from '../../bot/embeds.js';
+import type { PoolStats, StatsResponse } from '../../shared/stats.js';
+
+const T = Date.parse('2026-11-21T12:00:00Z');
+const S = T / 1000;
+
+function pool(over: Partial<PoolStats> = {}): PoolStats {
+  return {
+    name: 'plantid',
+    strategy: 'round-robin',
+    total: 4,
+    available: 2,
+    probing: 0,
+    exhausted: 1,
+    blocked: 1,
+    disabled: 0,
+    expired: 0,
+    current: { keyId: '3f2a9c0d1b7e', masked: 'abcd…wxyz', remaining: 3 },
+    throttledUntil: null,
+    exhaustsAt: T + 3_600_000,
+    keyFile: { path: '/srv/keys/plantid.txt', present: true, keyCount: 4, skippedLines: 1, modifiedAt: T - 60_000, error: null },
+    keys: [
+      { keyId: 'aaaaaaaaaaaa', masked: 'aaaa…1111', status: 'blocked', reason: 'reported 429', until: T + 60_000, served: { minute: 0, hour: 0, day: 0, month: 0, total: 9 }, remaining: null, blockedUntil: T + 60_000, failures: 0, lastUsedAt: T, expiresAt: null },
+      { keyId: 'bbbbbbbbbbbb', masked: 'bbbb…2222', status: 'exhausted', reason: 'quota: perDay 100/100', until: T + 7_200_000, served: { minute: 0, hour: 0, day: 100, month: 100, total: 100 }, remaining: 0, blockedUntil: null, failures: 0, lastUsedAt: T, expiresAt: null },
+    ],
+    ...over,
+  };
+}
+
+const stats = (pools: PoolStats[]): StatsResponse => ({ version: '1.2.3', uptimeSec: 10, generatedAt: T, pools });
+
+describe('stats embeds', () => {
+  it('one pool: availability, current key, keys out with reason and ETA, forecast, key file, colour and data time', () => {
+    assert.deepEqual(poolEmbed(pool(), stats([]), 1), {
+      title: 'Pool plantid',
+      description: '**2/4** keys available · round-robin',
+      color: 0x2ecc71,
+      fields: [
+        { name: 'Current key', value: '`abcd…wxyz` (3f2a9c0d1b7e) · 3 requests before rotation' },
+        {
+          name: 'Out of rotation (1 blocked, 1 exhausted)',
+          value: `\`aaaa…1111\` blocked: reported 429, back <t:${S + 60}:R>\n\`bbbb…2222\` exhausted: quota: perDay 100/100, back <t:${S + 7200}:R>`,
+        },
+        { name: 'Forecast', value: `runs dry <t:${S + 3600}:R> at the last hour's rate` },
+        { name: 'Key file', value: `\`/srv/keys/plantid.txt\`: 4 keys, 1 skipped line, modified <t:${S - 60}:R>` },
+      ],
+      footer: { text: 'Keywarden 1.2.3 · data from' },
+      timestamp: '2026-11-21T12:00:00.000Z',
+    });
+  });
+
+  it('yellow at the threshold, red at zero; missing key file, no current key, no forecast, throttled', () => {
+    const low = poolEmbed(pool({ available: 1 }), stats([]), 1);
+    assert.equal(low.color, 0xf1c40f);
+    const empty = poolEmbed(
+      pool({ available: 0, total: 0, blocked: 0, exhausted: 0, keys: [], current: null, exhaustsAt: null, throttledUntil: T + 5000, keyFile: { path: 'keys/x.txt', present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null } }),
+      stats([]),
+      1,
+    );
+    assert.equal(empty.color, 0xe74c3c);
+    assert.equal(empty.description, `**0/0** keys available · round-robin\nThrottled upstream, serving again <t:${S + 5}:R>`);
+    assert.deepEqual(empty.fields, [
+      { name: 'Current key', value: 'none yet' },
+      { name: 'Out of rotation', value: 'none' },
+      { name: 'Forecast', value: 'not running dry before the next reset' },
+      { name: 'Key file', value: '`keys/x.txt` is missing' },
+    ]);
+  });
+
+  it('lists at most 8 keys out, then says how many more', () => {
+    const keys = Array.from({ length: 12 }, (_, i) => ({ ...pool().keys[0]!, masked: `k${i}` }));
+    const e = poolEmbed(pool({ blocked: 12, exhausted: 0, keys }), stats([]), 1);
+    const lines = e.fields![1]!.value.split('\n');
+    assert.equal(lines.length, 9);
+    assert.equal(lines[8], '… and 4 more');
+  });
+
+  it('one embed per pool, and past ten pools a summary of the rest', () => {
+    assert.equal(statsEmbeds(stats([pool(), pool({ name: 'healthid' })]), 1).length, 2);
+    const many = Array.from({ length: 12 }, (_, i) => pool({ name: `p${i}`, available: i === 11 ? 0 : 2 }));
+    const embeds = statsEmbeds(stats(many), 1);
+    assert.equal(embeds.length, 10);
+    assert.deepEqual([embeds[9]!.title, embeds[9]!.description, embeds[9]!.color], ['3 more pools', '**p9** 2/4\n**p10** 2/4\n**p11** 0/4', 0xe74c3c]);
+  });
+});
+
+describe('unreachable and alert embeds', () => {
+  it('unreachable says why and when the server was last seen', () => {
+    assert.deepEqual(unreachableEmbed('ECONNREFUSED', T - 120_000, T), {
+      title: 'Key server unreachable',
+      description: `The key server did not answer (ECONNREFUSED).\nLast seen <t:${S - 120}:R> (<t:${S - 120}:f>).`,
+      color: 0xe74c3c,
+      footer: { text: 'checked' },
+      timestamp: '2026-11-21T12:00:00.000Z',
+    });
+    assert.match(unreachableEmbed('x', null, T).description!, /Not seen since the bot started/u);
+  });
+
+  it('alerts read as one line each with the pool counts', () => {
+    assert.deepEqual(alertEmbed({ kind: 'pool_low', pool: 'plantid', available: 1, total: 5 }, T), {
+      title: 'Pool plantid is running low',
+      description: '1/5 keys available.',
+      color: 0xf1c40f,
+      timestamp: '2026-11-21T12:00:00.000Z',
+    });
+    assert.equal(alertEmbed({ kind: 'server_up' }, T).title, 'Key server is back');
+    assert.equal(alertEmbed({ kind: 'server_down', error: 'timed out after 10000 ms', lastSeenAt: T - 1000 }, T).description, `Polling the stats API failed (timed out after 10000 ms). Last seen <t:${S - 1}:R>.`);
+  });
+
+  it('formats Discord timestamps in whole seconds', () => {
+    assert.equal(discordTime(1_500_999), '<t:1500:R>');
+  });
+});

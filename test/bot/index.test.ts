@@ -1,0 +1,134 @@
+/**
+ * End to end: the real bot process (bot/index.ts, real discord.js) against the Discord emulator,
+ * watching a real key server process with temp key files. Everything on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { statsEmbeds } from '../../bot/embeds.js';
+import type { StatsResponse } from '../../shared/stats.js';
+import { ALERT_CHANNEL_ID, DiscordEmulator, TEXT_CHANNEL_ID } from '../helpers/discord.js';
+import { makeKeys } from '../helpers/keys.js';
+import { getJson, makeLayout, REPO_ROOT, spawnServer } from '../helpers/server.js';
+
+const TOKEN = 'emulated-bot-token.abc.def';
+const TSX = import.meta.resolve('tsx');
+const withoutTimestamps = (embeds: any[]) => embeds.map(({ timestamp: _t, ...rest }) => rest);
+
+describe('Discord bot end to end', () => {
+  it('presence, !stats, /stats, one alert per change, and the server going away and back', async (t) => {
+    const emu = new DiscordEmulator(TOKEN);
+    await emu.start();
+    t.after(() => emu.stop());
+
+    const layout = await makeLayout(t, { plantid: makeKeys(3), healthid: makeKeys(2) });
+    let server = await spawnServer(t, layout);
+    const port = new URL(server.url).port;
+    await getJson(`${server.url}/api/plantid`); // a current key to show
+
+    const bot = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'bot', 'index.ts')], {
+      cwd: layout.dir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        DISCORD_BOT_TOKEN: TOKEN,
+        DISCORD_API_URL: emu.apiUrl,
+        STATS_API: `${server.url}/api/stats`,
+        STATS_POLL_INTERVAL_MS: '400',
+        STATS_TIMEOUT_MS: '2000',
+        ALERT_CHANNEL_ID,
+        LOW_KEYS_THRESHOLD: '1',
+        BOT_LOG_FILE: join(layout.dir, 'logs', 'bot.log'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let botOut = '';
+    bot.stdout.on('data', (d: Buffer) => (botOut += d.toString()));
+    bot.stderr.on('data', (d: Buffer) => (botOut += d.toString()));
+    const botExit = new Promise<number | null>((resolve) => bot.once('exit', (code) => resolve(code)));
+    t.after(() => {
+      if (bot.exitCode === null) bot.kill('SIGKILL');
+    });
+
+    // Identified with the intents the prefix command needs; presence shows the counts.
+    const online = await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'online' && p.activities.length > 0).catch((e: Error) => {
+      throw new Error(`${e.message}\nbot output:\n${botOut}`);
+    });
+    assert.equal(emu.identifies[0].intents & (1 | 512 | 32768), 1 | 512 | 32768);
+    assert.deepEqual(online.activities, [{ type: 4, name: 'Custom Status', state: 'plantid 3/3 · healthid 2/2' }]);
+
+    // !stats → an embed reply whose fields match the server's stats.
+    emu.userMessage('!stats');
+    const reply = await emu.waitFor('message', emu.messages, (m) => m.channelId === TEXT_CHANNEL_ID);
+    const live = (await getJson(`${server.url}/api/stats?keys=out`)).body as StatsResponse;
+    assert.deepEqual(withoutTimestamps(reply.body.embeds), withoutTimestamps(statsEmbeds(live, 1)));
+    assert.equal(reply.body.embeds.length, 2);
+    assert.equal(reply.body.embeds[0].description, '**3/3** keys available · round-robin');
+    assert.equal(reply.body.embeds[0].fields[0].value, `\`${live.pools[0]!.current!.masked}\` (${live.pools[0]!.current!.keyId}) · 0 requests before rotation`);
+    assert.ok(reply.body.message_reference, 'answers as a reply');
+
+    // /stats → an interaction response with the same embeds.
+    await emu.waitFor('commands', emu.commands, (c: any) => c.name === 'stats');
+    emu.slashCommand('stats');
+    const ir = await emu.waitFor('interactionResponse', emu.interactionResponses, () => true);
+    const slashEmbeds = ir.body.type === 4 ? ir.body.data.embeds : (await emu.waitFor('interactionResponse', emu.interactionResponses, (r) => r.interactionId === 'followup')).body.embeds;
+    assert.deepEqual(withoutTimestamps(slashEmbeds), withoutTimestamps(reply.body.embeds));
+
+    // Emptying a key file → exactly one alert, however many polls follow.
+    assert.equal(emu.messages.filter((m) => m.channelId === ALERT_CHANNEL_ID).length, 0);
+    await writeFile(join(layout.keysDir, 'plantid.txt'), '# all keys revoked\n');
+    const alert = await emu.waitFor('message', emu.messages, (m) => m.channelId === ALERT_CHANNEL_ID);
+    assert.equal(alert.body.embeds[0].title, 'Pool plantid has no usable key');
+    const idle = await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'idle');
+    assert.equal(idle.activities[0].state, 'plantid 0/0 · healthid 2/2');
+    await new Promise((r) => setTimeout(r, 1500)); // several more polls
+    assert.equal(emu.messages.filter((m) => m.channelId === ALERT_CHANNEL_ID).length, 1);
+
+    // Key server stops → dnd and the red embed, one "down" alert.
+    assert.equal(await server.kill('SIGTERM'), 0);
+    const dnd = await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'dnd');
+    assert.equal(dnd.activities[0].state, 'Key server unreachable');
+    const before = emu.messages.length;
+    emu.userMessage('!stats');
+    const red = await emu.waitFor('message', emu.messages.slice(before), (m) => m.channelId === TEXT_CHANNEL_ID);
+    assert.equal(red.body.embeds[0].title, 'Key server unreachable');
+    assert.equal(red.body.embeds[0].color, 0xe74c3c);
+    assert.match(red.body.embeds[0].description, /Last seen <t:\d+:R>/u);
+    await emu.waitFor('message', emu.messages, (m) => m.channelId === ALERT_CHANNEL_ID && m.body.embeds[0].title === 'Key server is down');
+
+    // Restart on the same port → presence recovers, "back" alert, !stats shows pools again.
+    await writeFile(join(layout.keysDir, 'plantid.txt'), makeKeys(2).join('\n'));
+    server = await spawnServer(t, layout, { PORT: port });
+    const back = await emu.waitFor('presence', emu.presences.slice(emu.presences.indexOf(dnd) + 1), (p: any) => p.status !== 'dnd');
+    assert.deepEqual([back.status, back.activities[0].state], ['online', 'plantid 2/2 · healthid 2/2']);
+    await emu.waitFor('message', emu.messages, (m) => m.channelId === ALERT_CHANNEL_ID && m.body.embeds[0].title === 'Key server is back');
+    await emu.waitFor('message', emu.messages, (m) => m.channelId === ALERT_CHANNEL_ID && m.body.embeds[0].title === 'Pool plantid recovered');
+    const afterBack = emu.messages.length;
+    emu.userMessage('!stats');
+    const green = await emu.waitFor('message', emu.messages.slice(afterBack), (m) => m.channelId === TEXT_CHANNEL_ID);
+    assert.equal(green.body.embeds[0].description, '**2/2** keys available · round-robin');
+    const alertTitles = emu.messages.filter((m) => m.channelId === ALERT_CHANNEL_ID).map((m) => m.body.embeds[0].title);
+    assert.deepEqual(alertTitles, ['Pool plantid has no usable key', 'Key server is down', 'Key server is back', 'Pool plantid recovered']);
+
+    // Graceful stop; the token never reached the logs.
+    bot.kill('SIGTERM');
+    assert.equal(await botExit, 0);
+    assert.ok(!botOut.includes(TOKEN), 'bot output contains the token');
+    const { readFile } = await import('node:fs/promises');
+    assert.ok(!(await readFile(join(layout.dir, 'logs', 'bot.log'), 'utf8')).includes(TOKEN), 'bot log contains the token');
+  });
+});
+
+describe('bot startup', () => {
+  it('exits 1 with one clear line when DISCORD_BOT_TOKEN is missing', async (t) => {
+    const layout = await makeLayout(t);
+    const p = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'bot', 'index.ts')], { cwd: layout.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((resolve) => p.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.equal(out, 'keywarden-bot: DISCORD_BOT_TOKEN: is required: the bot token from the Discord developer portal\n');
+  });
+});
