@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
+import { createAdminRouter } from './admin.js';
 import { HttpError, notFound, unauthorized } from './errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Clock, PoolRegistry } from './registry.js';
@@ -11,6 +12,8 @@ export interface AppDeps {
   clock: Clock;
   /** Bearer tokens accepted on /api/*; empty means open (the config only allows that on loopback). */
   apiTokens: string[];
+  /** Enables /admin when set. */
+  adminToken?: string | null;
   version: string;
   startedAt: number;
 }
@@ -51,15 +54,28 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
+  const adminDigests = deps.adminToken ? [digest(deps.adminToken)] : [];
+  const bearer = (header: string) => /^Bearer\s+(\S+)\s*$/iu.exec(header)?.[1] ?? null;
   app.use(async (ctx, next) => {
-    if (tokenDigests.length > 0 && (ctx.path === '/api' || ctx.path.startsWith('/api/'))) {
-      const header = ctx.get('authorization');
-      const m = /^Bearer\s+(\S+)\s*$/iu.exec(header);
-      if (!m || !tokenMatches(m[1]!, tokenDigests)) throw unauthorized();
+    const isApi = ctx.path === '/api' || ctx.path.startsWith('/api/') || ctx.path === '/metrics';
+    const isAdmin = ctx.path === '/admin' || ctx.path.startsWith('/admin/');
+    if (isApi && tokenDigests.length > 0) {
+      const presented = bearer(ctx.get('authorization'));
+      if (presented === null || !tokenMatches(presented, tokenDigests)) throw unauthorized();
+    }
+    if (isAdmin) {
+      if (adminDigests.length === 0) throw notFound(ctx.path); // admin API off without ADMIN_TOKEN
+      const presented = bearer(ctx.get('authorization'));
+      if (presented === null || !tokenMatches(presented, adminDigests)) throw unauthorized();
     }
     await next();
   });
 
+  if (deps.adminToken) {
+    const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger });
+    app.use(admin.routes());
+    app.use(admin.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route') }));
+  }
   const router = createRouter(deps);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route'), notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented') }));

@@ -20,6 +20,7 @@ const envSchema = z.object({
   STATE_FILE: z.string().default('./api_state.json'),
   STATE_SAVE_INTERVAL_MS: intVar(2000, 50, 3_600_000),
   API_TOKENS: listVar(),
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: logLevelVar,
   LOG_FILE: z.string().default('logs/server.log'),
 });
@@ -31,6 +32,8 @@ export interface ServerConfig {
   stateFile: string;
   stateSaveIntervalMs: number;
   apiTokens: string[];
+  /** Enables /admin; null leaves it off. */
+  adminToken: string | null;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFile: string;
   /** True when no API token is set and the server runs open (loopback only). */
@@ -57,6 +60,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     stateFile: resolve(e.STATE_FILE),
     stateSaveIntervalMs: e.STATE_SAVE_INTERVAL_MS,
     apiTokens: e.API_TOKENS,
+    adminToken: e.ADMIN_TOKEN ?? null,
     logLevel: e.LOG_LEVEL,
     logFile: resolve(e.LOG_FILE),
     open,

@@ -38,6 +38,41 @@ function parseExpiry(raw: string): number | null | 'bad' {
   return Number.isFinite(ms) ? ms : 'bad';
 }
 
+/** What one line of a key file holds. */
+export type LineContent =
+  | { kind: 'blank' }
+  | { kind: 'key'; key: string; lineHash: string; expiresAt: number | null }
+  | { kind: 'bad'; message: string };
+
+/** True when `key` could stand alone on a key-file line: non-empty, no whitespace or control characters, not a comment. */
+export function isValidKey(key: string): boolean {
+  return key.length > 0 && !key.startsWith('#') && !BAD_CHAR.test(key);
+}
+
+/** Reads one line (without its line end). Messages never contain the key. */
+export function parseLine(raw: string): LineContent {
+  const trimmed = raw.trim();
+  if (trimmed === '' || trimmed.startsWith('#')) return { kind: 'blank' };
+  let key = trimmed;
+  let comment = '';
+  const inline = INLINE_COMMENT.exec(trimmed);
+  if (inline) {
+    key = inline[1]!;
+    comment = inline[2]!;
+  }
+  if (BAD_CHAR.test(key) || (!inline && BAD_CHAR.test(trimmed))) return { kind: 'bad', message: 'skipped: contains whitespace or control characters' };
+  const expiresAt = parseExpiry(comment);
+  if (expiresAt === 'bad') return { kind: 'bad', message: 'skipped: expires= is not a valid date (use YYYY-MM-DD or an ISO 8601 time)' };
+  const lineHash = createHash('sha256').update(trimmed, 'utf8').digest('hex').slice(0, 16);
+  return { kind: 'key', key, lineHash, expiresAt };
+}
+
+/** Splits file text into lines: BOM dropped, CRLF, LF and CR all end a line. */
+export function splitLines(text: string): string[] {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  return body.split(/\r?\n|\r/u);
+}
+
 /**
  * Parses a key file: one key per line, whitespace trimmed, blank lines and `#` comments ignored,
  * CRLF and a UTF-8 BOM tolerated. A key may carry an inline comment after whitespace
@@ -49,39 +84,24 @@ export function parseKeyFile(text: string): ParsedKeyFile {
   const warnings: KeyFileWarning[] = [];
   const firstLineOf = new Map<string, number>();
   let skippedLines = 0;
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  const lines = body.split(/\r?\n|\r/u);
+  const lines = splitLines(text);
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
-    const trimmed = lines[i]!.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) continue;
-    let key = trimmed;
-    let comment = '';
-    const inline = INLINE_COMMENT.exec(trimmed);
-    if (inline) {
-      key = inline[1]!;
-      comment = inline[2]!;
-    }
-    if (BAD_CHAR.test(key) || (!inline && BAD_CHAR.test(trimmed))) {
+    const content = parseLine(lines[i]!);
+    if (content.kind === 'blank') continue;
+    if (content.kind === 'bad') {
       skippedLines++;
-      warnings.push({ line: lineNo, message: 'skipped: contains whitespace or control characters' });
+      warnings.push({ line: lineNo, message: content.message });
       continue;
     }
-    const expiresAt = parseExpiry(comment);
-    if (expiresAt === 'bad') {
-      skippedLines++;
-      warnings.push({ line: lineNo, message: 'skipped: expires= is not a valid date (use YYYY-MM-DD or an ISO 8601 time)' });
-      continue;
-    }
-    const first = firstLineOf.get(key);
+    const first = firstLineOf.get(content.key);
     if (first !== undefined) {
       skippedLines++;
       warnings.push({ line: lineNo, message: `duplicate of line ${first}; counted once` });
       continue;
     }
-    firstLineOf.set(key, lineNo);
-    const lineHash = createHash('sha256').update(trimmed, 'utf8').digest('hex').slice(0, 16);
-    keys.push({ key, line: lineNo, lineHash, expiresAt });
+    firstLineOf.set(content.key, lineNo);
+    keys.push({ key: content.key, line: lineNo, lineHash: content.lineHash, expiresAt: content.expiresAt });
   }
   return { keys, warnings, skippedLines };
 }

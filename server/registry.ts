@@ -19,6 +19,8 @@ interface FileSignature {
 interface Entry {
   pool: Pool;
   mutex: Mutex;
+  /** Serialises edits of the key file (admin, CLI through the API); separate so no file I/O holds the pool mutex. */
+  fileMutex: Mutex;
   file: KeyFileStats;
   signature: FileSignature | null;
 }
@@ -55,6 +57,7 @@ export class PoolRegistry {
       this.entries.set(name, {
         pool,
         mutex: new Mutex(),
+        fileMutex: new Mutex(),
         file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
         signature: null,
       });
@@ -220,6 +223,18 @@ export class PoolRegistry {
     if (this.watchTimer) clearInterval(this.watchTimer);
     this.watchTimer = null;
     await this.watching;
+  }
+
+  /** Runs an edit of the pool's key file, one at a time per pool, then applies the file at once. */
+  editKeyFile<T>(name: string, edit: (path: string) => Promise<T>): Promise<T> {
+    const e = this.entry(name);
+    return e.fileMutex.runExclusive(async () => {
+      try {
+        return await edit(e.file.path);
+      } finally {
+        await this.loadKeyFile(name, true);
+      }
+    });
   }
 
   // ---------------------------------------------------------------- state

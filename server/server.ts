@@ -53,7 +53,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   }
 
   const saver = createSaver({ registry, store, intervalMs: config.stateSaveIntervalMs, clock, logger });
-  const app = createApp({ registry, logger, clock, apiTokens: config.apiTokens, version: deps.version ?? '0.0.0', startedAt: clock() });
+  const app = createApp({ registry, logger, clock, apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 
   const server = app.listen(config.port, config.host);

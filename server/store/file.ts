@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, rename } from 'node:fs/promises';
+import { atomicWrite, removeStaleTemps } from '../atomic.js';
 import type { PoolState } from '../pool.js';
 import { CorruptStateError, deserializeState, serializeState } from '../state.js';
 import type { LoadResult, StateStore } from './store.js';
@@ -13,17 +12,6 @@ export class StateFileError extends Error {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * JSON state in one file, written atomically (temp file, fsync, rename, fsync dir) so a crash at
  * any moment leaves the last good file whole. Writes are coalesced: while one is in flight only
@@ -33,7 +21,6 @@ export class FileStore implements StateStore {
   readonly description: string;
   private writing: Promise<void> | null = null;
   private pending: { text: string; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null = null;
-  private seq = 0;
 
   constructor(
     readonly path: string,
@@ -43,7 +30,7 @@ export class FileStore implements StateStore {
   }
 
   async load(): Promise<LoadResult> {
-    await this.removeStaleTemps();
+    await removeStaleTemps(this.path);
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -59,18 +46,6 @@ export class FileStore implements StateStore {
       if (err instanceof CorruptStateError) return this.quarantine(err.message);
       throw err;
     }
-  }
-
-  /** A crash mid-write can leave a temp file beside the state; it was never renamed, so it is garbage. */
-  private async removeStaleTemps(): Promise<void> {
-    const prefix = `.${basename(this.path)}.`;
-    let names: string[] = [];
-    try {
-      names = await readdir(dirname(this.path));
-    } catch {
-      return;
-    }
-    await Promise.all(names.filter((n) => n.startsWith(prefix) && n.endsWith('.tmp')).map((n) => unlink(join(dirname(this.path), n)).catch(() => {})));
   }
 
   private async quarantine(error: string): Promise<LoadResult> {
@@ -104,35 +79,13 @@ export class FileStore implements StateStore {
       const { text, waiters } = this.pending;
       this.pending = null;
       try {
-        await this.writeAtomic(text);
+        await atomicWrite(this.path, text);
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
       }
     }
     this.writing = null;
-  }
-
-  private async writeAtomic(text: string): Promise<void> {
-    const dir = dirname(this.path);
-    const tmp = join(dir, `.${basename(this.path)}.${randomBytes(4).toString('hex')}.${++this.seq}.tmp`);
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
-    await fh.close();
-    try {
-      await rename(tmp, this.path);
-    } catch (err) {
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
-    await fsyncDir(dir);
   }
 
   async flush(): Promise<void> {

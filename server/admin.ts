@@ -1,0 +1,109 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { Logger } from '../shared/logger.js';
+import { readJson } from './body.js';
+import { POOL_NAME } from './config.js';
+import { badRequest, HttpError, unknownPool } from './errors.js';
+import { addKeys, KeyEditError, removeKey } from './keyedit.js';
+import type { PoolRegistry } from './registry.js';
+
+/** Admin bodies may carry many keys at once. */
+const ADMIN_BODY_LIMIT = 1024 * 1024;
+const KEY_ID = /^[0-9a-f]{12}$/u;
+
+const addSchema = z.union([
+  z.object({ key: z.string() }).strict(),
+  z.object({ keys: z.array(z.string()).min(1, 'must hold at least one key').max(10_000, 'at most 10,000 keys at once') }).strict(),
+]);
+const disableSchema = z.object({ reason: z.string().max(200).optional() }).strict();
+
+function mapKeyEdit(err: unknown): never {
+  if (err instanceof KeyEditError) {
+    const status = err.code === 'duplicate_key' ? 409 : err.code === 'unknown_key' ? 404 : 400;
+    throw new HttpError(status, err.code, err.message, err.keyIds.length ? { keyIds: err.keyIds } : {});
+  }
+  throw err;
+}
+
+/**
+ * `/admin`: key management for operators (ADMIN_TOKEN). Adding and removing keys edits the
+ * pool's key file atomically (other lines untouched) and reloads it at once; disable, enable and
+ * reset change the key's state. Plaintext keys arrive in request bodies and go only to the file.
+ */
+export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger }): Router {
+  const { registry, logger } = deps;
+  const router = new Router({ prefix: '/admin' });
+
+  const poolName = (raw: string): string => {
+    if (!POOL_NAME.test(raw) || !registry.has(raw)) throw unknownPool(raw);
+    return raw;
+  };
+  const keyIdParam = (raw: string): string => {
+    if (!KEY_ID.test(raw)) throw badRequest('invalid_key_id', 'keyId must be 12 lowercase hex characters');
+    return raw;
+  };
+  const requireKey = async (pool: string, keyId: string) => {
+    if (!(await registry.withPool(pool, (p) => p.has(keyId)))) throw new HttpError(404, 'unknown_key', `pool ${pool} has no key ${keyId}`);
+  };
+
+  router.get('/pools', (ctx) => {
+    const stats = registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' });
+    ctx.body = { pools: stats.pools.map(({ keys: _k, ...p }) => p) };
+  });
+
+  router.get('/pools/:pool/keys', (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const stats = registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool });
+    ctx.body = { pool, keys: stats.pools[0]!.keys };
+  });
+
+  router.post('/pools/:pool/keys', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const parsed = addSchema.safeParse(await readJson(ctx, ADMIN_BODY_LIMIT));
+    if (!parsed.success) throw badRequest('invalid_body', 'send {"key": "..."} or {"keys": ["...", ...]}');
+    const keys = 'key' in parsed.data ? [parsed.data.key] : parsed.data.keys;
+    const added = await registry.editKeyFile(pool, (path) => addKeys(path, keys)).catch(mapKeyEdit);
+    logger.info(`admin: added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, { pool });
+    ctx.status = 201;
+    ctx.body = { pool, added };
+  });
+
+  router.delete('/pools/:pool/keys/:keyId', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const keyId = keyIdParam(ctx.params.keyId!);
+    await registry.editKeyFile(pool, (path) => removeKey(path, keyId)).catch(mapKeyEdit);
+    logger.info(`admin: removed key ${keyId} from pool ${pool}`, { pool, keyId });
+    ctx.status = 204;
+  });
+
+  router.post('/pools/:pool/keys/:keyId/disable', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const keyId = keyIdParam(ctx.params.keyId!);
+    const parsed = disableSchema.safeParse(ctx.get('content-length') && ctx.get('content-length') !== '0' ? await readJson(ctx) : {});
+    if (!parsed.success) throw badRequest('invalid_body', 'send nothing or {"reason": "..."}');
+    await requireKey(pool, keyId);
+    await registry.withPool(pool, (p, now) => p.disable(keyId, `disabled by admin${parsed.data.reason ? `: ${parsed.data.reason}` : ''}`, now));
+    logger.warn(`admin: disabled key ${keyId} in pool ${pool}`, { pool, keyId });
+    ctx.status = 204;
+  });
+
+  router.post('/pools/:pool/keys/:keyId/enable', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const keyId = keyIdParam(ctx.params.keyId!);
+    await requireKey(pool, keyId);
+    await registry.withPool(pool, (p, now) => p.enable(keyId, now));
+    logger.info(`admin: enabled key ${keyId} in pool ${pool}`, { pool, keyId });
+    ctx.status = 204;
+  });
+
+  router.post('/pools/:pool/keys/:keyId/reset', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const keyId = keyIdParam(ctx.params.keyId!);
+    await requireKey(pool, keyId);
+    await registry.withPool(pool, (p, now) => p.resetCounters(keyId, now));
+    logger.info(`admin: reset counters of key ${keyId} in pool ${pool}`, { pool, keyId });
+    ctx.status = 204;
+  });
+
+  return router;
+}

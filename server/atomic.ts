@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Prefix of the temp files atomicWrite leaves beside `path` while writing. */
+export function tempPrefix(path: string): string {
+  return `.${basename(path)}.`;
+}
+
+/**
+ * Writes `text` to `path` so that a crash at any moment leaves either the old file or the new one
+ * whole: temp file beside it, fsync, rename over, fsync the directory. Keeps an existing file's mode.
+ */
+export async function atomicWrite(path: string, text: string, defaultMode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `${tempPrefix(path)}${randomBytes(6).toString('hex')}.tmp`);
+  let mode = defaultMode;
+  try {
+    mode = (await stat(path)).mode & 0o777;
+  } catch {
+    // new file
+  }
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(text, 'utf8');
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+/** Removes temp files a crash left beside `path` (never renamed into place, so garbage). */
+export async function removeStaleTemps(path: string): Promise<void> {
+  const prefix = tempPrefix(path);
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => n.startsWith(prefix) && n.endsWith('.tmp')).map((n) => unlink(join(dirname(path), n)).catch(() => {})));
+}
