@@ -3,6 +3,7 @@ import Koa from 'koa';
 import { createAdminRouter } from './admin.js';
 import { HttpError, notFound, unauthorized } from './errors.js';
 import type { Logger } from '../shared/logger.js';
+import type { Metrics } from './metrics.js';
 import type { Clock, PoolRegistry } from './registry.js';
 import { createRouter } from './routes.js';
 
@@ -14,6 +15,7 @@ export interface AppDeps {
   apiTokens: string[];
   /** Enables /admin when set. */
   adminToken?: string | null;
+  metrics: Metrics;
   version: string;
   startedAt: number;
 }
@@ -35,6 +37,17 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = false;
   const tokenDigests = deps.apiTokens.map(digest);
+
+  // Latency of every request, labelled by the matched route (not the raw path, to bound cardinality).
+  app.use(async (ctx, next) => {
+    const start = performance.now();
+    try {
+      await next();
+    } finally {
+      const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      deps.metrics.request(ctx.method, String(route), ctx.status, (performance.now() - start) / 1000);
+    }
+  });
 
   // One place maps errors to JSON; nothing else ever reaches the client.
   app.use(async (ctx, next) => {

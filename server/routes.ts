@@ -16,6 +16,8 @@ const reportSchema = z
   .strict()
   .refine((b) => b.outcome !== undefined || b.status !== undefined, { message: 'give an outcome (or the upstream status)', path: ['outcome'] });
 
+const HANDOUT_OUTCOME = { no_key_available: 'no_key', pool_rate_limited: 'rate_limited', pool_throttled: 'throttled' } as const;
+
 function describe(error: z.ZodError): string {
   const issue = error.issues[0]!;
   if (issue.code === 'unrecognized_keys') return `unknown field ${issue.keys.join(', ')}`;
@@ -36,6 +38,11 @@ export function createRouter(deps: AppDeps): Router {
     ctx.body = { status: 'ok' };
   });
 
+  router.get('/metrics', async (ctx) => {
+    ctx.set('Content-Type', deps.metrics.registry.contentType);
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+
   router.get('/api/stats', (ctx) => {
     const pool = typeof ctx.query.pool === 'string' ? ctx.query.pool : undefined;
     if (pool !== undefined) poolName(pool);
@@ -48,6 +55,7 @@ export function createRouter(deps: AppDeps): Router {
     const name = poolName(ctx.params.pool!);
     const result = await registry.handout(name);
     ctx.set('Cache-Control', 'no-store');
+    deps.metrics.handout(name, result.ok ? 'served' : HANDOUT_OUTCOME[result.reason]);
     if (result.ok) {
       ctx.body = { pool: name, key: result.key, keyId: result.keyId, remaining: result.remaining };
       return;
@@ -69,6 +77,7 @@ export function createRouter(deps: AppDeps): Router {
     const b = parsed.data;
     const result = await registry.report(name, { keyId: b.keyId, outcome: b.outcome, status: b.status, retryAfterSec: b.retryAfter });
     if (!result.ok) throw new HttpError(404, 'unknown_key', `pool ${name} has no key ${b.keyId}`);
+    deps.metrics.report(name, result.outcome);
     ctx.status = 204;
   });
 

@@ -13,17 +13,28 @@ export interface Saver {
  * Saves the registry's state every `intervalMs` when it changed. A failed save is logged and
  * retried on the next tick; one slow write never stacks another (the store coalesces).
  */
-export function createSaver(deps: { registry: PoolRegistry; store: StateStore; intervalMs: number; clock: Clock; logger: Logger }): Saver {
+export function createSaver(deps: {
+  registry: PoolRegistry;
+  store: StateStore;
+  intervalMs: number;
+  clock: Clock;
+  logger: Logger;
+  /** Told how long each save took and whether it worked. */
+  onSave?: (seconds: number, ok: boolean) => void;
+}): Saver {
   let timer: NodeJS.Timeout | null = null;
   let failing = false;
 
   const saveNow = async (force = false): Promise<void> => {
     if (!deps.registry.takeDirty() && !force) return;
+    const start = performance.now();
     try {
       await deps.store.save(deps.registry.snapshot(), deps.clock());
+      deps.onSave?.((performance.now() - start) / 1000, true);
       if (failing) deps.logger.info(`state: saving to ${deps.store.description} works again`);
       failing = false;
     } catch (err) {
+      deps.onSave?.((performance.now() - start) / 1000, false);
       deps.registry.markDirty();
       if (!failing) deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
       failing = true;

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './app.js';
 import { loadPools, type ServerConfig } from './config.js';
+import { createMetrics } from './metrics.js';
 import type { Logger } from '../shared/logger.js';
 import { PoolRegistry, type Clock } from './registry.js';
 import { createSaver, type Saver } from './saver.js';
@@ -52,8 +53,9 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     logger.info(`state: nothing saved in ${store.description} yet; starting fresh`);
   }
 
-  const saver = createSaver({ registry, store, intervalMs: config.stateSaveIntervalMs, clock, logger });
-  const app = createApp({ registry, logger, clock, apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
+  const metrics = createMetrics(registry);
+  const saver = createSaver({ registry, store, intervalMs: config.stateSaveIntervalMs, clock, logger, onSave: metrics.stateSave });
+  const app = createApp({ registry, logger, clock, metrics, apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 
   const server = app.listen(config.port, config.host);
