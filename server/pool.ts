@@ -100,7 +100,7 @@ interface KeyRecord extends KeyState {
 }
 
 export type Handout =
-  | { ok: true; key: string; keyId: string; remaining: number | null }
+  | { ok: true; key: string; keyId: string; remaining: number | null; granted: number }
   | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null };
 
 export interface ReportInput {
@@ -381,8 +381,12 @@ export class Pool {
     }
   }
 
-  /** Hands out the next usable key, or says why none is and when to retry. */
-  handout(now: number): Handout {
+  /**
+   * Hands out the next usable key, or says why none is and when to retry. `want` > 1 asks for a
+   * lease of several uses of one key (for client-side caching): all count as handouts now, and
+   * the grant is cut to what the key's limits, the pool cap and a probe allow.
+   */
+  handout(now: number, want = 1): Handout {
     if (this.throttle) {
       if (now < this.throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
       this.throttle = null;
@@ -407,21 +411,28 @@ export class Pool {
       if (ev.usable) break;
       this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: ev.status, reason: ev.reason ?? ev.status, until: ev.until });
     }
-    return this.serve(rec, now);
+    let granted = Math.max(1, Math.floor(want));
+    if (granted > 1) {
+      const left = this.limitsLeft(rec, now);
+      if (left !== null) granted = Math.min(granted, left);
+      if (cap !== null) granted = Math.min(granted, cap - this.poolWindow.count);
+      if (rec.probe === 'ready') granted = 1;
+    }
+    return this.serve(rec, now, granted);
   }
 
-  private serve(rec: KeyRecord, now: number): Handout & { ok: true } {
+  private serve(rec: KeyRecord, now: number, granted: number): Handout & { ok: true } {
     for (const kind of WINDOW_KINDS) {
       const start = this.clock.bounds(kind, now).startMs;
       const c = rec.windows[kind];
-      if (c && c.start === start) c.count++;
-      else rec.windows[kind] = { start, count: 1 };
+      if (c && c.start === start) c.count += granted;
+      else rec.windows[kind] = { start, count: granted };
     }
-    rec.total++;
+    rec.total += granted;
     rec.lastUsedAt = now;
     rec.useSeq = ++this.seq;
-    this.poolWindow!.count++;
-    this.recordHandout(now);
+    this.poolWindow!.count += granted;
+    this.recordHandout(now, granted);
 
     if (rec.slot !== this.current) {
       const from = this.records[this.current]?.keyId ?? null;
@@ -432,7 +443,7 @@ export class Pool {
     } else if (this.servedInTurn >= this.policy.rotateEvery) {
       this.servedInTurn = 0; // the only usable key starts a new turn
     }
-    this.servedInTurn++;
+    this.servedInTurn += granted;
 
     if (rec.probe === 'ready') rec.probe = now + this.policy.probeTimeoutSec * 1000;
     const after = this.place(rec, now);
@@ -440,7 +451,7 @@ export class Pool {
       this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: after.status, reason: after.reason ?? after.status, until: after.until });
     }
     this.dirty();
-    return { ok: true, key: rec.key, keyId: rec.keyId, remaining: this.remainingOf(rec, now) };
+    return { ok: true, key: rec.key, keyId: rec.keyId, remaining: this.remainingOf(rec, now), granted };
   }
 
   private remainingOf(rec: KeyRecord, now: number): number | null {
@@ -651,11 +662,11 @@ export class Pool {
 
   // ---------------------------------------------------------------- forecast
 
-  private recordHandout(now: number): void {
+  private recordHandout(now: number, count: number): void {
     const start = this.clock.bounds('minute', now).startMs;
     const last = this.history[this.history.length - 1];
-    if (last?.start === start) last.count++;
-    else this.history.push({ start, count: 1 });
+    if (last?.start === start) last.count += count;
+    else this.history.push({ start, count });
     this.pruneHistory(now);
   }
 

@@ -119,9 +119,9 @@ export class PoolRegistry {
   }
 
   /** Hands out a key from `name` under its mutex. */
-  handout(name: string): Promise<Handout> {
+  handout(name: string, want = 1): Promise<Handout> {
     const e = this.entry(name);
-    return e.mutex.runExclusive(() => e.pool.handout(this.options.clock()));
+    return e.mutex.runExclusive(() => e.pool.handout(this.options.clock(), want));
   }
 
   report(name: string, input: ReportInput): Promise<ReportResult> {

@@ -16,6 +16,9 @@ const reportSchema = z
   .strict()
   .refine((b) => b.outcome !== undefined || b.status !== undefined, { message: 'give an outcome (or the upstream status)', path: ['outcome'] });
 
+/** Largest lease (`?count=`) one request may ask for. */
+export const MAX_LEASE = 1000;
+
 const HANDOUT_OUTCOME = { no_key_available: 'no_key', pool_rate_limited: 'rate_limited', pool_throttled: 'throttled' } as const;
 
 function describe(error: z.ZodError): string {
@@ -53,11 +56,21 @@ export function createRouter(deps: AppDeps): Router {
 
   router.get('/api/:pool', async (ctx) => {
     const name = poolName(ctx.params.pool!);
-    const result = await registry.handout(name);
+    const count = ctx.query.count;
+    let want = 1;
+    if (count !== undefined) {
+      if (typeof count !== 'string' || !/^\d+$/u.test(count) || Number(count) < 1 || Number(count) > MAX_LEASE) {
+        throw badRequest('invalid_query', `count: must be a whole number from 1 to ${MAX_LEASE}`);
+      }
+      want = Number(count);
+    }
+    const result = await registry.handout(name, want);
     ctx.set('Cache-Control', 'no-store');
     deps.metrics.handout(name, result.ok ? 'served' : HANDOUT_OUTCOME[result.reason]);
     if (result.ok) {
-      ctx.body = { pool: name, key: result.key, keyId: result.keyId, remaining: result.remaining };
+      ctx.body = want === 1
+        ? { pool: name, key: result.key, keyId: result.keyId, remaining: result.remaining }
+        : { pool: name, key: result.key, keyId: result.keyId, remaining: result.remaining, granted: result.granted };
       return;
     }
     switch (result.reason) {

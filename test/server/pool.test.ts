@@ -454,3 +454,29 @@ describe('Pool health persists', () => {
     assert.equal(q.stats(clock.now()).keys[0]!.until, clock.now() + 120_000);
   });
 });
+
+describe('Pool leases (count > 1)', () => {
+  it('grants up to the key\'s limits and the pool cap, counting every granted use', () => {
+    const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+    const [a, b] = makeKeys(2);
+    const p = pool([a!, b!], { strategy: 'fill-first', limits: { perMinute: 10 }, poolPerMinute: 15 }, clock);
+    const first = p.handout(clock.now(), 8) as Handout & { ok: true };
+    assert.deepEqual([first.key, first.granted, first.remaining], [a, 8, 2]);
+    const second = p.handout(clock.now(), 8) as Handout & { ok: true };
+    assert.deepEqual([second.key, second.granted, second.remaining], [a, 2, 0]);
+    const third = p.handout(clock.now(), 8) as Handout & { ok: true };
+    assert.deepEqual([third.key, third.granted], [b, 5]); // pool cap 15 - 10 used
+    assert.equal(p.handout(clock.now(), 1).ok, false);
+    assert.deepEqual(p.stats(clock.now()).keys.map((k) => k.served.minute), [10, 5]);
+  });
+
+  it('a probing key is leased once only', () => {
+    const clock = new FakeClock();
+    const [a, b] = makeKeys(2);
+    const p = pool([a!, b!], { strategy: 'fill-first' }, clock);
+    p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 1 }, clock.now());
+    clock.advance(1000);
+    const h = p.handout(clock.now(), 50) as Handout & { ok: true };
+    assert.deepEqual([h.key, h.granted], [a, 1]);
+  });
+});

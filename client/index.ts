@@ -1,0 +1,184 @@
+/**
+ * Keywarden client for Node apps: get a key, report what the upstream answered, or let
+ * `withKey` do both. Uses the global fetch (Node >= 18); no other dependency.
+ *
+ * ```ts
+ * const kw = createKeywardenClient({ baseUrl: 'http://127.0.0.1:5000', token: process.env.KEYWARDEN_TOKEN });
+ * const res = await kw.withKey('plantid', (key) => fetch(url, { headers: { 'Api-Key': key } }));
+ * ```
+ */
+
+export type Outcome = 'ok' | 'rate_limited' | 'exhausted' | 'invalid' | 'error';
+
+export interface KeyHandout {
+  pool: string;
+  key: string;
+  keyId: string;
+  remaining: number | null;
+}
+
+export interface KeywardenClientOptions {
+  /** e.g. `http://127.0.0.1:5000` */
+  baseUrl: string;
+  /** One of the server's API_TOKENS, if it has any. */
+  token?: string;
+  /** Per-request timeout; default 5000 ms. */
+  timeoutMs?: number;
+  /**
+   * Reuse one key for up to this many ms in `withKey` (default 0: a fresh handout per call).
+   * The client then leases `leaseSize` uses at once (`GET /api/<pool>?count=N`), so the server
+   * counts every use against the limits before it happens. Trade-off: uses leased but not spent
+   * before the cache expires still count, and a key reused for a few hundred ms is not rotated
+   * within that time. A bad report drops the cached key at once.
+   */
+  cacheMs?: number;
+  /** Uses leased per handout when caching; default 10. */
+  leaseSize?: number;
+  fetch?: typeof fetch;
+  clock?: () => number;
+}
+
+/** A failure answer from Keywarden (no key free, unknown pool, bad token …). */
+export class KeywardenError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Seconds to wait before asking again, when the server said. */
+    readonly retryAfterSec: number | null = null,
+  ) {
+    super(message);
+    this.name = 'KeywardenError';
+  }
+}
+
+export interface ReportOptions {
+  /** The pool; needed only for a keyId this client did not hand out. */
+  pool?: string;
+  /** Seconds from the upstream's Retry-After. */
+  retryAfter?: number;
+}
+
+/** What an upstream answered: a status (classified by the server) or an outcome. */
+export type UpstreamResult = Outcome | { status: number };
+
+interface CachedLease {
+  handout: KeyHandout;
+  usesLeft: number;
+  expiresAt: number;
+}
+
+/** Parses a Retry-After header (seconds or HTTP date) into seconds. */
+export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/u.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? Math.max(0, Math.ceil((at - now) / 1000)) : undefined;
+}
+
+function statusOf(value: unknown): number | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const v = value as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } };
+  for (const s of [v.status, v.statusCode, v.response?.status]) if (typeof s === 'number' && s >= 100 && s < 600) return s;
+  return null;
+}
+
+function retryAfterOf(value: unknown, now: number): number | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const headers = (value as { headers?: unknown; response?: { headers?: unknown } }).headers ?? (value as { response?: { headers?: unknown } }).response?.headers;
+  if (!headers) return undefined;
+  const get = (headers as { get?: (n: string) => string | null }).get;
+  const raw = typeof get === 'function' ? get.call(headers, 'retry-after') : (headers as Record<string, string | undefined>)['retry-after'];
+  return parseRetryAfter(raw, now);
+}
+
+export function createKeywardenClient(options: KeywardenClientOptions) {
+  const base = options.baseUrl.replace(/\/+$/u, '');
+  const doFetch = options.fetch ?? fetch;
+  const clock = options.clock ?? Date.now;
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const cacheMs = options.cacheMs ?? 0;
+  const leaseSize = Math.max(1, options.leaseSize ?? 10);
+  const poolOf = new Map<string, string>();
+  const cache = new Map<string, CachedLease>();
+
+  async function call(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (options.token) headers.set('authorization', `Bearer ${options.token}`);
+    return doFetch(`${base}${path}`, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
+  }
+
+  async function fail(res: Response): Promise<never> {
+    let body: { error?: string; message?: string; retryAfter?: number | null } = {};
+    try {
+      body = (await res.json()) as typeof body;
+    } catch {
+      // not JSON
+    }
+    throw new KeywardenError(res.status, body.error ?? `http_${res.status}`, body.message ?? `Keywarden answered ${res.status}`, body.retryAfter ?? null);
+  }
+
+  async function lease(pool: string, count: number): Promise<KeyHandout & { granted: number }> {
+    const res = await call(`/api/${encodeURIComponent(pool)}${count > 1 ? `?count=${count}` : ''}`);
+    if (res.status !== 200) return fail(res);
+    const body = (await res.json()) as KeyHandout & { granted?: number };
+    poolOf.set(body.keyId, pool);
+    return { ...body, granted: body.granted ?? 1 };
+  }
+
+  /** A fresh key from `pool`. Throws KeywardenError when none is free (with retryAfterSec). */
+  async function getKey(pool: string): Promise<KeyHandout> {
+    const { granted: _g, ...handout } = await lease(pool, 1);
+    return handout;
+  }
+
+  /** Tells Keywarden what the upstream answered for a key's request. */
+  async function report(keyId: string, result: UpstreamResult, opts: ReportOptions = {}): Promise<void> {
+    const pool = opts.pool ?? poolOf.get(keyId);
+    if (!pool) throw new KeywardenError(0, 'unknown_pool', `no pool known for key ${keyId}; pass { pool }`);
+    const body = { keyId, ...(typeof result === 'string' ? { outcome: result } : { status: result.status }), ...(opts.retryAfter !== undefined ? { retryAfter: opts.retryAfter } : {}) };
+    const res = await call(`/api/${encodeURIComponent(pool)}/report`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    if (res.status !== 204) await fail(res);
+    const bad = typeof result === 'string' ? result !== 'ok' : result.status === 401 || result.status === 403 || result.status === 402 || result.status === 429 || result.status >= 500;
+    if (bad) for (const [p, c] of cache) if (c.handout.keyId === keyId) cache.delete(p);
+  }
+
+  async function keyFor(pool: string): Promise<KeyHandout> {
+    if (cacheMs <= 0) return getKey(pool);
+    const now = clock();
+    const hit = cache.get(pool);
+    if (hit && hit.usesLeft > 0 && now < hit.expiresAt) {
+      hit.usesLeft--;
+      return hit.handout;
+    }
+    const { granted, ...handout } = await lease(pool, leaseSize);
+    cache.set(pool, { handout, usesLeft: granted - 1, expiresAt: now + cacheMs });
+    return handout;
+  }
+
+  /**
+   * Runs `fn(key)` and reports the outcome by itself: from the returned value's HTTP status
+   * (a fetch Response, or anything with `status`/`statusCode`, with Retry-After honoured), or,
+   * when `fn` throws, from the error's status if it carries one (e.g. an axios error), else as
+   * `error`. Returns what `fn` returned; rethrows what it threw. A failed report never hides
+   * `fn`'s own result.
+   */
+  async function withKey<T>(pool: string, fn: (key: string, handout: KeyHandout) => Promise<T> | T): Promise<T> {
+    const handout = await keyFor(pool);
+    let result: T;
+    try {
+      result = await fn(handout.key, handout);
+    } catch (err) {
+      const status = statusOf(err);
+      await report(handout.keyId, status === null ? 'error' : { status }, { pool, retryAfter: retryAfterOf(err, clock()) }).catch(() => {});
+      throw err;
+    }
+    const status = statusOf(result);
+    await report(handout.keyId, status === null ? 'ok' : { status }, { pool, retryAfter: status === 429 ? retryAfterOf(result, clock()) : undefined }).catch(() => {});
+    return result;
+  }
+
+  return { getKey, report, withKey };
+}
+
+export type KeywardenClient = ReturnType<typeof createKeywardenClient>;
