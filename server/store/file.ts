@@ -48,6 +48,25 @@ export class FileStore implements StateStore {
     }
   }
 
+  /** Loads without touching the file (no quarantine, no temp clean-up): for tools reading beside a server. */
+  async loadReadOnly(): Promise<LoadResult> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { kind: 'empty' };
+      throw new StateFileError(`STATE_FILE ${this.path} cannot be read (${code ?? (err as Error).message})`);
+    }
+    try {
+      const { state, dropped } = deserializeState(text);
+      return { kind: 'loaded', state, dropped };
+    } catch (err) {
+      if (err instanceof CorruptStateError) throw new StateFileError(`STATE_FILE ${this.path} is ${err.message}`);
+      throw err;
+    }
+  }
+
   private async quarantine(error: string): Promise<LoadResult> {
     const stamp = new Date(this.clock()).toISOString().replace(/[:.]/gu, '-');
     const movedTo = `${this.path}.corrupt-${stamp}`;

@@ -1,0 +1,235 @@
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError, intVar, parseEnv } from '../shared/env.js';
+import { createLogger } from '../shared/logger.js';
+import type { KeyStats, PoolStats } from '../shared/stats.js';
+import { loadPools, POOL_NAME } from '../server/config.js';
+import { addKeys, KeyEditError, removeKey } from '../server/keyedit.js';
+import { PoolRegistry } from '../server/registry.js';
+import { FileStore, StateFileError } from '../server/store/file.js';
+
+/** A failure the CLI reports as one line and a non-zero exit. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export const USAGE = `usage: npm run keys -- <command>
+  list [pool]                 keys (masked) with status
+  add <pool>                  add keys: hidden prompt on a terminal, else one per line on stdin
+  remove <pool> <keyId>       remove a key from the pool's key file
+  disable <pool> <keyId>      take a key out of rotation
+  enable <pool> <keyId>       put it back (clears blocks and failures)
+  status                      one line per pool`;
+
+const envSchema = z.object({
+  HOST: z.string().default('127.0.0.1'),
+  PORT: intVar(5000, 0, 65535),
+  KEYWARDEN_URL: z.url().optional(),
+  ADMIN_TOKEN: z.string().optional(),
+  KEYS_DIR: z.string().default('./keys'),
+  STATE_FILE: z.string().default('./api_state.json'),
+});
+
+export interface CliDeps {
+  env: Record<string, string | undefined>;
+  /** Keys typed or piped in, for `add`. */
+  readKeys: () => Promise<string[]>;
+  out: (line: string) => void;
+  fetch?: typeof fetch;
+}
+
+interface Target {
+  url: string;
+  adminToken: string | null;
+  keysDir: string;
+  stateFile: string;
+}
+
+type Mode = { kind: 'api' } | { kind: 'files'; serverRunning: boolean };
+
+function targetOf(env: Record<string, string | undefined>): Target {
+  const e = parseEnv(envSchema, env);
+  const host = e.HOST === '0.0.0.0' || e.HOST === '::' ? '127.0.0.1' : e.HOST;
+  return {
+    url: (e.KEYWARDEN_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${e.PORT}`).replace(/\/+$/u, ''),
+    adminToken: e.ADMIN_TOKEN ?? null,
+    keysDir: resolve(e.KEYS_DIR),
+    stateFile: resolve(e.STATE_FILE),
+  };
+}
+
+async function detectMode(t: Target, doFetch: typeof fetch): Promise<Mode> {
+  let running = false;
+  try {
+    const res = await doFetch(`${t.url}/healthz`, { signal: AbortSignal.timeout(1500) });
+    running = res.ok;
+  } catch {
+    running = false;
+  }
+  if (running && t.adminToken) return { kind: 'api' };
+  return { kind: 'files', serverRunning: running };
+}
+
+async function api(t: Target, doFetch: typeof fetch, method: string, path: string, body?: unknown): Promise<any> {
+  let res: Response;
+  try {
+    res = await doFetch(`${t.url}/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${t.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (err) {
+    throw new CliError(`the server at ${t.url} stopped answering (${(err as Error).message})`);
+  }
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : null;
+  if (res.status === 401) throw new CliError(`ADMIN_TOKEN was refused by the server at ${t.url}`);
+  if (res.status === 404 && json?.error === 'not_found') throw new CliError(`the server at ${t.url} has no admin API: start it with ADMIN_TOKEN set`);
+  if (res.status >= 400) throw new CliError(json?.message ?? `the server answered ${res.status}`);
+  return json;
+}
+
+/** The pools as the files say: key files plus the saved state (read-only). */
+async function offlineRegistry(t: Target): Promise<PoolRegistry> {
+  const registry = new PoolRegistry({
+    keysDir: t.keysDir,
+    policies: await loadPools(t.keysDir),
+    clock: Date.now,
+    logger: createLogger({ level: 'error', file: null, console: false }),
+  });
+  await registry.loadAllKeyFiles();
+  const loaded = await new FileStore(t.stateFile).loadReadOnly().catch((err: unknown) => {
+    throw err instanceof StateFileError ? new CliError(err.message) : err;
+  });
+  if (loaded.kind === 'loaded') registry.restore(loaded.state.pools);
+  return registry;
+}
+
+function poolArg(pool: string | undefined, names: string[] | null): string {
+  if (pool === undefined) throw new CliError(`missing <pool>; run "npm run keys -- help" for usage`, 2);
+  if (!POOL_NAME.test(pool) || (names !== null && !names.includes(pool))) throw new CliError(`unknown pool ${JSON.stringify(pool)}${names ? ` (pools: ${names.join(', ')})` : ''}`);
+  return pool;
+}
+
+function keyIdArg(keyId: string | undefined): string {
+  if (keyId === undefined) throw new CliError(`missing <keyId>; run "npm run keys -- help" for usage`, 2);
+  if (!/^[0-9a-f]{12}$/u.test(keyId)) throw new CliError(`keyId ${JSON.stringify(keyId)} is not 12 lowercase hex characters (see "list")`);
+  return keyId;
+}
+
+function when(ms: number | null): string {
+  return ms === null ? '' : new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+
+function printKeys(out: (l: string) => void, pool: string, keys: KeyStats[]): void {
+  out(`${pool}: ${keys.length} key${keys.length === 1 ? '' : 's'}`);
+  for (const k of keys) {
+    const why = k.reason ? ` (${k.reason}${k.until ? `, until ${when(k.until)}` : ''})` : '';
+    out(`  ${k.keyId}  ${k.masked.padEnd(11)}  ${k.status.padEnd(9)}  day ${String(k.served.day).padStart(6)}  total ${String(k.served.total).padStart(8)}${why}`);
+  }
+}
+
+function printStatus(out: (l: string) => void, pools: Array<Omit<PoolStats, 'keys'>>): void {
+  for (const p of pools) {
+    const parts = [`${p.available}/${p.total} available`];
+    for (const [n, v] of [['blocked', p.blocked], ['exhausted', p.exhausted], ['disabled', p.disabled], ['expired', p.expired], ['probing', p.probing]] as const) if (v) parts.push(`${v} ${n}`);
+    if (!p.keyFile.present) parts.push(`no key file at ${p.keyFile.path}`);
+    out(`${p.name.padEnd(12)} ${parts.join(', ')}`);
+  }
+}
+
+/** Runs one CLI command. Throws CliError (one line) on any failure. */
+export async function runKeysCommand(args: string[], deps: CliDeps): Promise<void> {
+  const [command, ...rest] = args;
+  const doFetch = deps.fetch ?? fetch;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    deps.out(USAGE);
+    if (command === undefined) throw new CliError('missing <command>; see the usage above', 2);
+    return;
+  }
+  if (!['list', 'add', 'remove', 'disable', 'enable', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
+  let t: Target;
+  try {
+    t = targetOf(deps.env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw err;
+  }
+  const mode = await detectMode(t, doFetch);
+  const names = mode.kind === 'api' ? ((await api(t, doFetch, 'GET', '/pools')).pools as Array<{ name: string }>).map((p) => p.name) : [...(await loadPools(t.keysDir)).keys()];
+
+  switch (command) {
+    case 'status': {
+      if (mode.kind === 'api') printStatus(deps.out, (await api(t, doFetch, 'GET', '/pools')).pools);
+      else printStatus(deps.out, (await offlineRegistry(t)).stats({ version: '', uptimeSec: 0 }, { keys: 'none' }).pools);
+      return;
+    }
+    case 'list': {
+      const pools = rest[0] === undefined ? names : [poolArg(rest[0], names)];
+      if (mode.kind === 'api') {
+        for (const p of pools) printKeys(deps.out, p, (await api(t, doFetch, 'GET', `/pools/${p}/keys`)).keys);
+      } else {
+        const registry = await offlineRegistry(t);
+        for (const p of pools) printKeys(deps.out, p, registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool: p }).pools[0]!.keys);
+      }
+      return;
+    }
+    case 'add': {
+      const pool = poolArg(rest[0], names);
+      const keys = await deps.readKeys();
+      if (keys.length === 0) throw new CliError('no keys given (type one at the prompt, or pipe one per line on stdin)');
+      let added: Array<{ keyId: string; masked: string }>;
+      if (mode.kind === 'api') {
+        added = (await api(t, doFetch, 'POST', `/pools/${pool}/keys`, { keys })).added;
+      } else {
+        try {
+          added = await addKeys(join(t.keysDir, `${pool}.txt`), keys);
+        } catch (err) {
+          if (err instanceof KeyEditError) throw new CliError(err.message);
+          throw err;
+        }
+      }
+      for (const a of added) deps.out(`added ${a.keyId} ${a.masked} to ${pool}`);
+      return;
+    }
+    case 'remove': {
+      const pool = poolArg(rest[0], names);
+      const keyId = keyIdArg(rest[1]);
+      if (mode.kind === 'api') await api(t, doFetch, 'DELETE', `/pools/${pool}/keys/${keyId}`);
+      else {
+        try {
+          await removeKey(join(t.keysDir, `${pool}.txt`), keyId);
+        } catch (err) {
+          if (err instanceof KeyEditError) throw new CliError(err.message);
+          throw err;
+        }
+      }
+      deps.out(`removed ${keyId} from ${pool}`);
+      return;
+    }
+    case 'disable':
+    case 'enable': {
+      const pool = poolArg(rest[0], names);
+      const keyId = keyIdArg(rest[1]);
+      if (mode.kind === 'api') {
+        await api(t, doFetch, 'POST', `/pools/${pool}/keys/${keyId}/${command}`);
+      } else {
+        // The running server owns the state file and would overwrite an edit made behind its back.
+        if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${command} keys while it runs`);
+        const registry = await offlineRegistry(t);
+        const ok = await registry.withPool(pool, (p, now) => (command === 'disable' ? p.disable(keyId, 'disabled by admin (cli)', now) : p.enable(keyId, now)));
+        if (!ok) throw new CliError(`pool ${pool} has no key ${keyId}`);
+        await new FileStore(t.stateFile).save(registry.snapshot(), Date.now());
+      }
+      deps.out(`${command}d ${keyId} in ${pool}`);
+      return;
+    }
+  }
+}

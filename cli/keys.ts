@@ -1,0 +1,56 @@
+import { createInterface } from 'node:readline';
+import dotenv from 'dotenv';
+import { ConfigError } from '../shared/env.js';
+import { CliError, runKeysCommand } from './commands.js';
+
+/** Reads one key from the terminal without echoing it. */
+function promptHidden(question: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(question);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    let input = '';
+    const done = (err: Error | null) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(input.trim());
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return done(null);
+        if (ch === '\u0003') return done(new CliError('cancelled', 130));
+        if (ch === '\u007f' || ch === '\b') input = input.slice(0, -1);
+        else input += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** One key per line from piped stdin; blank lines and # comments ignored. */
+async function readStdinKeys(): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    const t = line.trim();
+    if (t !== '' && !t.startsWith('#')) keys.push(t);
+  }
+  return keys;
+}
+
+dotenv.config({ quiet: true }); // ADMIN_TOKEN, HOST, PORT, KEYS_DIR, STATE_FILE from .env; the environment wins
+runKeysCommand(process.argv.slice(2), {
+  env: process.env,
+  readKeys: async () => (process.stdin.isTTY ? [await promptHidden('key (input hidden): ')].filter((k) => k !== '') : readStdinKeys()),
+  out: (line) => process.stdout.write(`${line}\n`),
+})
+  .then(() => process.exit(0))
+  .catch((err: unknown) => {
+    const known = err instanceof CliError || err instanceof ConfigError;
+    process.stderr.write(`keywarden-keys: ${known ? err.message : `unexpected error: ${(err as Error).message}`}\n`);
+    process.exit(err instanceof CliError ? err.exitCode : 1);
+  });
