@@ -7,8 +7,8 @@ import { CliError, runKeysCommand } from './commands.js';
 function promptHidden(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
+    stdin.setRawMode(true); // before the prompt, so nothing typed after it is echoed
     process.stderr.write(question);
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.setEncoding('utf8');
     let input = '';

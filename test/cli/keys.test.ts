@@ -111,3 +111,29 @@ describe('keys CLI through the admin API', () => {
     assert.match(r.stderr, /without ADMIN_TOKEN; set ADMIN_TOKEN/u);
   });
 });
+
+describe('keys CLI on a terminal', () => {
+  it('reads the key from a hidden prompt (never echoed)', async (t) => {
+    const [a] = makeKeys(1);
+    const layout = await makeLayout(t, { plantid: [] });
+    // `script` gives the CLI a real pseudo-terminal; what we write is typed at the prompt.
+    const cmd = `${process.execPath} --import ${TSX} ${join(REPO_ROOT, 'cli', 'keys.ts')} add plantid`;
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn('script', ['-qec', cmd, '/dev/null'], {
+        cwd: layout.dir,
+        env: { PATH: process.env.PATH ?? '', KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', TERM: 'dumb' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('key (input hidden): ') && !p.stdin.writableEnded) p.stdin.end(`${a}\r`);
+      });
+      p.once('exit', (code) => resolve({ code, out }));
+    });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, new RegExp(`added ${keyIdOf(a!)}`, 'u'));
+    assert.ok(!r.out.includes(a!), 'the key was echoed');
+    assert.equal(await readFile(join(layout.keysDir, 'plantid.txt'), 'utf8'), `\n${a}\n`);
+  });
+});
