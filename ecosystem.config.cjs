@@ -1,10 +1,17 @@
-// pm2 process file. Build first (`npm run build`), then: npx pm2 start ecosystem.config.cjs
-// Both apps read .env from this folder (cwd); real environment variables win.
+// pm2 process file: npx pm2 start ecosystem.config.cjs
+// Both apps run from the TypeScript sources through tsx (a runtime dependency), so there is no
+// build step to forget after an update: `git pull && npx pm2 reload ecosystem.config.cjs`.
+// Both read .env from this folder (cwd); real environment variables win.
+// PM2_LOG_DIR moves pm2's own stdout/stderr files (default logs/).
+const logDir = process.env.PM2_LOG_DIR || 'logs';
+
 module.exports = {
   apps: [
     {
       name: 'keywarden-server',
-      script: 'dist/server/index.js',
+      script: 'server/index.ts',
+      interpreter: 'node',
+      node_args: '--import tsx',
       cwd: __dirname,
       exec_mode: 'fork',
       instances: 1,
@@ -13,8 +20,8 @@ module.exports = {
       listen_timeout: 15000,
       // SIGINT, then this long for the final state save before pm2 kills the process.
       kill_timeout: 10000,
-      out_file: 'logs/keywarden-server.out.log',
-      error_file: 'logs/keywarden-server.err.log',
+      out_file: `${logDir}/keywarden-server.out.log`,
+      error_file: `${logDir}/keywarden-server.err.log`,
       merge_logs: true,
       time: false,
       autorestart: true,
@@ -23,15 +30,17 @@ module.exports = {
     },
     {
       name: 'keywarden-bot',
-      script: 'dist/bot/index.js',
+      script: 'bot/index.ts',
+      interpreter: 'node',
+      node_args: '--import tsx',
       cwd: __dirname,
       exec_mode: 'fork',
       instances: 1,
       wait_ready: true,
       listen_timeout: 30000,
       kill_timeout: 5000,
-      out_file: 'logs/keywarden-bot.out.log',
-      error_file: 'logs/keywarden-bot.err.log',
+      out_file: `${logDir}/keywarden-bot.out.log`,
+      error_file: `${logDir}/keywarden-bot.err.log`,
       merge_logs: true,
       autorestart: true,
       max_restarts: 20,

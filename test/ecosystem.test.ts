@@ -1,0 +1,99 @@
+/**
+ * The real pm2 (the project's dependency) on ecosystem.config.cjs, with its own PM2_HOME,
+ * killed at the end: counts survive `pm2 stop`, `pm2 restart` and `pm2 reload`; the bot app
+ * runs under pm2 too, pointed at the Discord emulator.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import type { StatsResponse } from '../shared/stats.js';
+import { deserializeState } from '../server/state.js';
+import { DiscordEmulator } from './helpers/discord.js';
+import { makeKeys } from './helpers/keys.js';
+import { getJson, makeLayout, REPO_ROOT } from './helpers/server.js';
+
+const run = promisify(execFile);
+const PM2 = join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+const BOT_TOKEN = 'pm2-emulated-bot-token.x.y';
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('pm2 with ecosystem.config.cjs', () => {
+  it('runs server and bot; handout counts survive stop, restart and reload', async (t) => {
+    const emu = new DiscordEmulator(BOT_TOKEN);
+    await emu.start();
+    t.after(() => emu.stop());
+    const layout = await makeLayout(t, { plantid: makeKeys(4), healthid: makeKeys(2) });
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: layout.dir,
+      PM2_HOME: join(layout.dir, 'pm2'),
+      PM2_LOG_DIR: join(layout.dir, 'pm2-logs'),
+      PORT: String(port),
+      KEYS_DIR: layout.keysDir,
+      STATE_FILE: layout.stateFile,
+      LOG_FILE: layout.logFile,
+      STATE_SAVE_INTERVAL_MS: '600000', // only shutdown saves, so the test proves them
+      DISCORD_BOT_TOKEN: BOT_TOKEN,
+      DISCORD_API_URL: emu.apiUrl,
+      STATS_API: `${url}/api/stats`,
+      STATS_POLL_INTERVAL_MS: '500',
+      BOT_LOG_FILE: join(layout.dir, 'logs', 'bot.log'),
+    };
+    const pm2 = (...args: string[]) => run(process.execPath, [PM2, ...args], { cwd: REPO_ROOT, env, timeout: 60_000 });
+    t.after(async () => {
+      await pm2('kill').catch(() => {});
+    });
+
+    await pm2('start', 'ecosystem.config.cjs'); // wait_ready: returns once the server said ready
+    const served = async (n: number) => {
+      for (let i = 0; i < n; i++) assert.equal((await getJson(`${url}/api/plantid`)).status, 200);
+    };
+    const total = async () => ((await getJson(`${url}/api/stats`)).body as StatsResponse).pools[0]!.keys.reduce((s, k) => s + k.served.total, 0);
+    await served(7);
+
+    // The bot under pm2 reaches the emulator and shows the server's counts.
+    const presence = await emu.waitFor('presence', emu.presences, (p: any) => p.activities?.[0]?.state === 'plantid 4/4 · healthid 2/2', 30_000);
+    assert.equal(presence.status, 'online');
+
+    await pm2('stop', 'keywarden-server');
+    const { state } = deserializeState(await readFile(layout.stateFile, 'utf8'));
+    assert.equal(Object.values(state.pools.plantid!.keys).reduce((s, k) => s + k.total, 0), 7);
+
+    await pm2('restart', 'keywarden-server');
+    await until('server back', async () => (await getJson(`${url}/healthz`)).status === 200);
+    assert.equal(await total(), 7);
+    await served(5);
+
+    await pm2('reload', 'keywarden-server');
+    await until('server reloaded', async () => (await getJson(`${url}/healthz`)).status === 200);
+    assert.equal(await total(), 12);
+
+    const list = JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: { status: string; restart_time: number } }>;
+    assert.deepEqual(list.map((p) => [p.name, p.pm2_env.status]).sort(), [['keywarden-bot', 'online'], ['keywarden-server', 'online']]);
+    const serverLog = await readFile(join(layout.dir, 'pm2-logs', 'keywarden-server.out.log'), 'utf8');
+    assert.equal(serverLog.match(/state saved; bye/gu)?.length, 2); // stop and reload stopped a running server; restart started a stopped one
+  });
+});
