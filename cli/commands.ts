@@ -226,7 +226,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         const registry = await offlineRegistry(t);
         const ok = await registry.withPool(pool, (p, now) => (command === 'disable' ? p.disable(keyId, 'disabled by admin (cli)', now) : p.enable(keyId, now)));
         if (!ok) throw new CliError(`pool ${pool} has no key ${keyId}`);
-        await new FileStore(t.stateFile).save(registry.snapshot(), Date.now());
+        await new FileStore(t.stateFile).save(registry.snapshotSource());
       }
       deps.out(`${command}d ${keyId} in ${pool}`);
       return;

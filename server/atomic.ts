@@ -18,11 +18,15 @@ export function tempPrefix(path: string): string {
   return `.${basename(path)}.`;
 }
 
+/** Bytes gathered before each write of a piecewise atomicWrite (the event loop runs between writes). */
+const WRITE_BATCH_BYTES = 1 << 20;
+
 /**
- * Writes `text` to `path` so that a crash at any moment leaves either the old file or the new one
- * whole: temp file beside it, fsync, rename over, fsync the directory. Keeps an existing file's mode.
+ * Writes `text` (a string, or pieces of one) to `path` so that a crash at any moment leaves
+ * either the old file or the new one whole: temp file beside it, fsync, rename over, fsync the
+ * directory. Keeps an existing file's mode. Pieces are pulled lazily, one write batch at a time.
  */
-export async function atomicWrite(path: string, text: string, defaultMode = 0o600): Promise<void> {
+export async function atomicWrite(path: string, text: string | Iterable<string>, defaultMode = 0o600): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `${tempPrefix(path)}${randomBytes(6).toString('hex')}.tmp`);
   let mode = defaultMode;
@@ -33,7 +37,21 @@ export async function atomicWrite(path: string, text: string, defaultMode = 0o60
   }
   const fh = await open(tmp, 'w', mode);
   try {
-    await fh.writeFile(text, 'utf8');
+    if (typeof text === 'string') await fh.writeFile(text, 'utf8');
+    else {
+      let batch: string[] = [];
+      let size = 0;
+      for (const piece of text) {
+        batch.push(piece);
+        size += piece.length;
+        if (size >= WRITE_BATCH_BYTES) {
+          await fh.write(batch.join(''), null, 'utf8');
+          batch = [];
+          size = 0;
+        }
+      }
+      if (batch.length > 0) await fh.write(batch.join(''), null, 'utf8');
+    }
     await fh.sync();
   } catch (err) {
     await fh.close().catch(() => {});

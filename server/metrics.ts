@@ -52,6 +52,7 @@ export function createMetrics(pools: PoolRegistry): Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
+  const latencyChildren = new Map<string, { observe(v: number): void }>();
   const saveDuration = new Histogram({ name: 'keywarden_state_save_duration_seconds', help: 'State save duration', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
   const saveFailures = new Counter({ name: 'keywarden_state_save_failures_total', help: 'Failed state saves', registers: [registry] });
 
@@ -59,7 +60,16 @@ export function createMetrics(pools: PoolRegistry): Metrics {
     registry,
     handout: (pool, outcome) => handouts.inc({ pool, outcome }),
     report: (pool, outcome) => reports.inc({ pool, outcome }),
-    request: (method, route, status, seconds) => latency.observe({ method, route, status: String(status) }, seconds),
+    request(method, route, status, seconds) {
+      // Bound children per label set: no label-object hashing on every request.
+      const key = `${method} ${route} ${status}`;
+      let child = latencyChildren.get(key);
+      if (!child) {
+        child = latency.labels(method, route, String(status));
+        latencyChildren.set(key, child);
+      }
+      child.observe(seconds);
+    },
     stateSave(seconds, ok) {
       saveDuration.observe(seconds);
       if (!ok) saveFailures.inc();

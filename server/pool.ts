@@ -97,6 +97,8 @@ interface KeyRecord extends KeyState {
   expiresAt: number | null;
   /** LRU order: a handout sequence number (timestamps tie within a millisecond). */
   useSeq: number;
+  /** This record's persisted JSON, cached until the record changes (null: changed since). */
+  json: string | null;
 }
 
 export type Handout =
@@ -195,6 +197,12 @@ export class Pool {
     for (const l of this.dirtyListeners) l();
   }
 
+  /** A record's persisted state changed: drop its cached JSON and mark the pool dirty. */
+  private touch(rec: KeyRecord): void {
+    rec.json = null;
+    this.dirty();
+  }
+
   private emit(e: PoolEvent): void {
     this.options.onEvent?.(e);
   }
@@ -227,6 +235,7 @@ export class Pool {
         lineHash: line.lineHash,
         expiresAt: line.expiresAt,
         useSeq: prior?.useSeq ?? 0,
+        json: null,
       };
       delete rec.removedAt;
       if (retired) this.retired.delete(keyId);
@@ -270,16 +279,16 @@ export class Pool {
     if (rec.block && now >= rec.block.until) {
       rec.block = null;
       rec.probe = 'ready';
-      this.dirty();
+      this.touch(rec);
     }
     if (typeof rec.probe === 'number' && now >= rec.probe) {
       rec.probe = null;
       rec.backoffLevel = 0;
-      this.dirty();
+      this.touch(rec);
     }
     if (rec.exhausted && now >= rec.exhausted.until) {
       rec.exhausted = null;
-      this.dirty();
+      this.touch(rec);
     }
   }
 
@@ -450,7 +459,7 @@ export class Pool {
     if (!after.usable && after.status !== 'probing') {
       this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: after.status, reason: after.reason ?? after.status, until: after.until });
     }
-    this.dirty();
+    this.touch(rec);
     return { ok: true, key: rec.key, keyId: rec.keyId, remaining: this.remainingOf(rec, now), granted };
   }
 
@@ -519,7 +528,7 @@ export class Pool {
     if (!ev.usable && outcome !== 'ok') {
       this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: ev.status, reason: ev.reason ?? ev.status, until: ev.until });
     }
-    this.dirty();
+    this.touch(rec);
     return { ok: true, outcome };
   }
 
@@ -545,6 +554,7 @@ export class Pool {
       rec.block = r.prior.block;
       rec.backoffLevel = r.prior.backoffLevel;
       rec.probe = r.prior.probe;
+      this.touch(rec);
       this.place(rec, now);
       if (r.retryAfterMs !== null) shortest = shortest === null ? r.retryAfterMs : Math.min(shortest, r.retryAfterMs);
     }
@@ -575,7 +585,7 @@ export class Pool {
     if (!rec) return false;
     rec.disabled = { reason, lineHash: rec.lineHash };
     this.place(rec, now);
-    this.dirty();
+    this.touch(rec);
     return true;
   }
 
@@ -590,7 +600,7 @@ export class Pool {
     rec.failures = [];
     rec.backoffLevel = 0;
     this.place(rec, now);
-    this.dirty();
+    this.touch(rec);
     return true;
   }
 
@@ -602,7 +612,7 @@ export class Pool {
     rec.total = 0;
     rec.exhausted = null;
     this.place(rec, now);
-    this.dirty();
+    this.touch(rec);
     return true;
   }
 
@@ -622,6 +632,44 @@ export class Pool {
     };
     if (rec.removedAt !== undefined) out.removedAt = rec.removedAt;
     return out;
+  }
+
+  /**
+   * The pool's persisted state as JSON text, in pieces of up to `batch` keys, so a saver can
+   * write a 100,000-key pool while the event loop keeps serving between pieces. Each key's JSON
+   * is cached until the key changes, so a save re-serialises only what changed since the last one.
+   * Same shape as `JSON.stringify(snapshot())`.
+   */
+  *serializeChunks(batch = 2000): Generator<string> {
+    const header: Omit<PoolState, 'keys'> = {
+      current: this.records[this.current]?.keyId ?? null,
+      servedInTurn: this.servedInTurn,
+      poolWindow: this.poolWindow,
+      throttle: this.throttle,
+      history: this.history,
+    };
+    const head = JSON.stringify(header);
+    yield `${head.slice(0, -1)},"keys":{`;
+    let first = true;
+    let parts: string[] = [];
+    const flush = () => {
+      const text = parts.join(',');
+      const out = first || text === '' ? text : `,${text}`;
+      if (text !== '') first = false;
+      parts = [];
+      return out;
+    };
+    for (const [keyId, st] of [...this.retired]) {
+      parts.push(`${JSON.stringify(keyId)}:${JSON.stringify(st)}`);
+      if (parts.length >= batch) yield flush();
+    }
+    const records = this.records; // setKeys may swap the array between pieces; finish this one
+    for (const rec of records) {
+      rec.json ??= JSON.stringify(this.persistable(rec));
+      parts.push(`"${rec.keyId}":${rec.json}`);
+      if (parts.length >= batch) yield flush();
+    }
+    yield `${flush()}}}`;
   }
 
   /** Serialisable state, keyed by keyId. */
@@ -646,6 +694,7 @@ export class Pool {
       const rec = this.byId.get(keyId);
       if (rec) {
         Object.assign(rec, this.persistable(st));
+        rec.json = null;
         delete rec.removedAt;
         if (rec.disabled && rec.disabled.lineHash !== rec.lineHash) rec.disabled = null;
       } else {

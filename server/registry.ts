@@ -4,6 +4,8 @@ import { Mutex } from 'async-mutex';
 import type { KeyFileStats, StatsResponse } from '../shared/stats.js';
 import { parseKeyFile } from './keyfile.js';
 import type { Logger } from '../shared/logger.js';
+import { STATE_VERSION } from './state.js';
+import type { SnapshotSource } from './store/store.js';
 import { Pool, type Handout, type KeyRows, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
 
 export type Clock = () => number;
@@ -97,7 +99,9 @@ export class PoolRegistry {
     const log = this.options.logger;
     switch (e.type) {
       case 'rotate':
-        // Turn-taking happens on every request under round-robin; only rotation away from a key that went out is news.
+        // Turn-taking happens on every request under round-robin: debug only, and not even built
+        // unless debug is on (this is the handout hot path). Rotation away from a key that went out is news.
+        if (e.why === 'turn' && !log.isDebugEnabled()) return;
         log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
         break;
       case 'key_out':
@@ -238,6 +242,20 @@ export class PoolRegistry {
   }
 
   // ---------------------------------------------------------------- state
+
+  /** The state file's text, pool by pool and in key batches (see Pool.serializeChunks). */
+  snapshotSource(): SnapshotSource {
+    return function* (this: PoolRegistry) {
+      yield `{"version":${STATE_VERSION},"savedAt":${this.options.clock()},"pools":{`;
+      let first = true;
+      for (const [name, e] of this.entries) {
+        yield `${first ? '' : ','}${JSON.stringify(name)}:`;
+        first = false;
+        yield* e.pool.serializeChunks();
+      }
+      yield '}}';
+    }.bind(this);
+  }
 
   snapshot(): Record<string, PoolState> {
     const out: Record<string, PoolState> = {};

@@ -1,5 +1,5 @@
 import type { Logger } from '../shared/logger.js';
-import type { Clock, PoolRegistry } from './registry.js';
+import type { PoolRegistry } from './registry.js';
 import type { StateStore } from './store/store.js';
 
 export interface Saver {
@@ -17,7 +17,6 @@ export function createSaver(deps: {
   registry: PoolRegistry;
   store: StateStore;
   intervalMs: number;
-  clock: Clock;
   logger: Logger;
   /** Told how long each save took and whether it worked. */
   onSave?: (seconds: number, ok: boolean) => void;
@@ -29,7 +28,7 @@ export function createSaver(deps: {
     if (!deps.registry.takeDirty() && !force) return;
     const start = performance.now();
     try {
-      await deps.store.save(deps.registry.snapshot(), deps.clock());
+      await deps.store.save(deps.registry.snapshotSource());
       deps.onSave?.((performance.now() - start) / 1000, true);
       if (failing) deps.logger.info(`state: saving to ${deps.store.description} works again`);
       failing = false;

@@ -54,7 +54,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   }
 
   const metrics = createMetrics(registry);
-  const saver = createSaver({ registry, store, intervalMs: config.stateSaveIntervalMs, clock, logger, onSave: metrics.stateSave });
+  const saver = createSaver({ registry, store, intervalMs: config.stateSaveIntervalMs, logger, onSave: metrics.stateSave });
   const app = createApp({ registry, logger, clock, metrics, apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 

@@ -1,8 +1,7 @@
 import { readFile, rename } from 'node:fs/promises';
 import { atomicWrite, removeStaleTemps } from '../atomic.js';
-import type { PoolState } from '../pool.js';
-import { CorruptStateError, deserializeState, serializeState } from '../state.js';
-import type { LoadResult, StateStore } from './store.js';
+import { CorruptStateError, deserializeState } from '../state.js';
+import type { LoadResult, SnapshotSource, StateStore } from './store.js';
 
 /** Thrown when the state file can neither be read nor moved aside; starting would risk overwriting it. */
 export class StateFileError extends Error {
@@ -20,7 +19,7 @@ export class StateFileError extends Error {
 export class FileStore implements StateStore {
   readonly description: string;
   private writing: Promise<void> | null = null;
-  private pending: { text: string; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null = null;
+  private pending: { source: SnapshotSource; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null = null;
 
   constructor(
     readonly path: string,
@@ -80,14 +79,13 @@ export class FileStore implements StateStore {
     return { kind: 'quarantined', movedTo, error };
   }
 
-  save(pools: Record<string, PoolState>, savedAt: number): Promise<void> {
-    const text = serializeState(pools, savedAt);
+  save(source: SnapshotSource): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.pending) {
-        this.pending.text = text;
+        this.pending.source = source;
         this.pending.waiters.push({ resolve, reject });
       } else {
-        this.pending = { text, waiters: [{ resolve, reject }] };
+        this.pending = { source, waiters: [{ resolve, reject }] };
       }
       if (!this.writing) this.writing = this.drain();
     });
@@ -95,10 +93,10 @@ export class FileStore implements StateStore {
 
   private async drain(): Promise<void> {
     while (this.pending) {
-      const { text, waiters } = this.pending;
+      const { source, waiters } = this.pending;
       this.pending = null;
       try {
-        await atomicWrite(this.path, text);
+        await atomicWrite(this.path, source());
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);

@@ -1,6 +1,5 @@
-import type { PoolState } from '../pool.js';
-import { deserializeState, serializeState } from '../state.js';
-import type { LoadResult, StateStore } from './store.js';
+import { deserializeState } from '../state.js';
+import type { LoadResult, SnapshotSource, StateStore } from './store.js';
 
 /** In-memory twin of the file store, for tests: holds the serialised text, so it round-trips exactly like the file. */
 export class MemoryStore implements StateStore {
@@ -14,8 +13,8 @@ export class MemoryStore implements StateStore {
     return { kind: 'loaded', state, dropped };
   }
 
-  async save(pools: Record<string, PoolState>, savedAt: number): Promise<void> {
-    this.text = serializeState(pools, savedAt);
+  async save(source: SnapshotSource): Promise<void> {
+    this.text = [...source()].join('');
     this.saves++;
   }
 

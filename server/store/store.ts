@@ -1,5 +1,10 @@
-import type { PoolState } from '../pool.js';
 import type { StateFile } from '../state.js';
+
+/**
+ * Produces the whole state file's JSON text in pieces. A store calls it when a write starts (so a
+ * coalesced save captures the newest state) and may yield to the event loop between pieces.
+ */
+export type SnapshotSource = () => Iterable<string>;
 
 export type LoadResult =
   | { kind: 'empty' }
@@ -11,8 +16,8 @@ export type LoadResult =
 export interface StateStore {
   readonly description: string;
   load(): Promise<LoadResult>;
-  /** Saves a snapshot. Writes are coalesced: only the newest pending snapshot is written. */
-  save(pools: Record<string, PoolState>, savedAt: number): Promise<void>;
+  /** Saves the state `source` produces. Writes are coalesced: saves asked for during a write share the next one. */
+  save(source: SnapshotSource): Promise<void>;
   /** Resolves once every save requested so far is on disk (or failed). */
   flush(): Promise<void>;
 }

@@ -480,3 +480,43 @@ describe('Pool leases (count > 1)', () => {
     assert.deepEqual([h.key, h.granted], [a, 1]);
   });
 });
+
+describe('Pool incremental serialisation', () => {
+  it('serializeChunks always equals JSON.stringify(snapshot()), whatever happened in between', () => {
+    const clock = new FakeClock(Date.parse('2026-11-21T23:59:00Z'));
+    const keys = makeKeys(6);
+    const p = pool(keys.slice(0, 5), { limits: { perMinute: 3, total: 40 } }, clock);
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const outcomes = ['ok', 'rate_limited', 'exhausted', 'invalid', 'error'] as const;
+    for (let step = 0; step < 400; step++) {
+      const k = keys[rand(6)]!;
+      switch (rand(8)) {
+        case 0:
+        case 1:
+        case 2:
+          p.handout(clock.now(), 1 + rand(3));
+          break;
+        case 3:
+          p.report({ keyId: keyIdOf(k), outcome: outcomes[rand(5)]!, ...(rand(2) ? { retryAfterSec: rand(30) } : {}) }, clock.now());
+          break;
+        case 4:
+          clock.advance(rand(90_000));
+          p.stats(clock.now()); // settles blocks and probes
+          break;
+        case 5:
+          p.setKeys(lines(keys.filter(() => rand(4) > 0)), clock.now());
+          break;
+        case 6:
+          [() => p.disable(keyIdOf(k), 'x', clock.now()), () => p.enable(keyIdOf(k), clock.now()), () => p.resetCounters(keyIdOf(k), clock.now())][rand(3)]!();
+          break;
+        case 7:
+          break;
+      }
+      assert.equal([...p.serializeChunks(2)].join(''), JSON.stringify(p.snapshot()), `step ${step}`);
+    }
+  });
+});

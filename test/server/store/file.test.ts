@@ -3,6 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { PoolState } from '../../../server/pool.js';
+import { serializeState } from '../../../server/state.js';
 import { FileStore } from '../../../server/store/file.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -28,7 +29,7 @@ describe('FileStore', () => {
   it('saves atomically and loads back what it saved, leaving no temp files', async (t) => {
     const dir = await tempDir(t);
     const store = new FileStore(join(dir, 'state.json'));
-    await store.save(pool(7), 1000);
+    await store.save(() => [serializeState(pool(7), 1000)]);
     const loaded = await store.load();
     assert.equal(loaded.kind, 'loaded');
     assert.equal(loaded.kind === 'loaded' && loaded.state.pools.plantid!.keys.aaaaaaaaaaaa!.total, 7);
@@ -38,11 +39,26 @@ describe('FileStore', () => {
   it('coalesces: while one write is in flight only the newest pending snapshot is written', async (t) => {
     const dir = await tempDir(t);
     const store = new FileStore(join(dir, 'state.json'));
-    const writes = [1, 2, 3, 4, 5].map((n) => store.save(pool(n), n));
+    const writes = [1, 2, 3, 4, 5].map((n) => store.save(() => [serializeState(pool(n), n)]));
     await Promise.all(writes);
     const saved = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'));
     assert.equal(saved.pools.plantid.keys.aaaaaaaaaaaa.total, 5);
     assert.equal(saved.savedAt, 5);
+  });
+
+  it('writes a source given in pieces, pulling them lazily', async (t) => {
+    const dir = await tempDir(t);
+    const store = new FileStore(join(dir, 'state.json'));
+    const text = serializeState(pool(3), 9);
+    let pulled = 0;
+    await store.save(function* () {
+      for (let i = 0; i < text.length; i += 7) {
+        pulled++;
+        yield text.slice(i, i + 7);
+      }
+    });
+    assert.equal(await readFile(join(dir, 'state.json'), 'utf8'), text);
+    assert.equal(pulled, Math.ceil(text.length / 7));
   });
 
   it('quarantines a corrupt file instead of overwriting it', async (t) => {
