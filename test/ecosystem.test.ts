@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -43,7 +43,8 @@ describe('pm2 with ecosystem.config.cjs', () => {
     const emu = new DiscordEmulator(BOT_TOKEN);
     await emu.start();
     t.after(() => emu.stop());
-    const layout = await makeLayout(t, { plantid: makeKeys(4), healthid: makeKeys(2) });
+    // Own cleanup order: pm2 kill must run while PM2_HOME still exists (t.after hooks run in order).
+    const layout = await makeLayout(t, { plantid: makeKeys(4), healthid: makeKeys(2) }, undefined, { keep: true });
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const env = {
@@ -65,6 +66,7 @@ describe('pm2 with ecosystem.config.cjs', () => {
     const pm2 = (...args: string[]) => run(process.execPath, [PM2, ...args], { cwd: REPO_ROOT, env, timeout: 60_000 });
     t.after(async () => {
       await pm2('kill').catch(() => {});
+      await rm(layout.dir, { recursive: true, force: true });
     });
 
     await pm2('start', 'ecosystem.config.cjs'); // wait_ready: returns once the server said ready

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +23,8 @@ export interface Layout {
 }
 
 /** A temp dir with keys/, optional key files and pools.json. */
-export async function makeLayout(t: TestContext, keys: Record<string, string[] | string> = {}, pools?: unknown): Promise<Layout> {
-  const dir = await tempDir(t);
+export async function makeLayout(t: TestContext, keys: Record<string, string[] | string> = {}, pools?: unknown, opts: { keep?: boolean } = {}): Promise<Layout> {
+  const dir = opts.keep ? await mkdtemp(join(tmpdir(), 'keywarden-')) : await tempDir(t);
   const keysDir = join(dir, 'keys');
   await mkdir(keysDir);
   for (const [pool, content] of Object.entries(keys)) {
