@@ -97,7 +97,7 @@ interface KeyRecord extends KeyState {
   expiresAt: number | null;
   /** LRU order: a handout sequence number (timestamps tie within a millisecond). */
   useSeq: number;
-  /** This record's persisted JSON, cached until the record changes (null: changed since). */
+  /** This record's `"keyId":{…}` entry of the state file, cached until the record changes (null: changed since). */
   json: string | null;
 }
 
@@ -640,7 +640,7 @@ export class Pool {
    * is cached until the key changes, so a save re-serialises only what changed since the last one.
    * Same shape as `JSON.stringify(snapshot())`.
    */
-  *serializeChunks(batch = 2000): Generator<string> {
+  *serializeChunks(batch = 500): Generator<string> {
     const header: Omit<PoolState, 'keys'> = {
       current: this.records[this.current]?.keyId ?? null,
       servedInTurn: this.servedInTurn,
@@ -665,8 +665,8 @@ export class Pool {
     }
     const records = this.records; // setKeys may swap the array between pieces; finish this one
     for (const rec of records) {
-      rec.json ??= JSON.stringify(this.persistable(rec));
-      parts.push(`"${rec.keyId}":${rec.json}`);
+      rec.json ??= `"${rec.keyId}":${JSON.stringify(this.persistable(rec))}`;
+      parts.push(rec.json);
       if (parts.length >= batch) yield flush();
     }
     yield `${flush()}}}`;
