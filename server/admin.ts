@@ -1,10 +1,12 @@
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Logger } from '../shared/logger.js';
 import { readJson } from './body.js';
 import { POOL_NAME } from './config.js';
 import { badRequest, HttpError, unknownPool } from './errors.js';
 import { addKeys, KeyEditError, removeKey } from './keyedit.js';
+import type { Pool } from './pool.js';
 import type { PoolRegistry } from './registry.js';
 
 /** Admin bodies may carry many keys at once. */
@@ -15,6 +17,7 @@ const addSchema = z.union([
   z.object({ key: z.string() }).strict(),
   z.object({ keys: z.array(z.string()).min(1, 'must hold at least one key').max(10_000, 'at most 10,000 keys at once') }).strict(),
 ]);
+/** Optional body of disable/enable/reset. */
 const disableSchema = z.object({ reason: z.string().max(200).optional() }).strict();
 
 function mapKeyEdit(err: unknown): never {
@@ -42,10 +45,6 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
     if (!KEY_ID.test(raw)) throw badRequest('invalid_key_id', 'keyId must be 12 lowercase hex characters');
     return raw;
   };
-  const requireKey = async (pool: string, keyId: string) => {
-    if (!(await registry.withPool(pool, (p) => p.has(keyId)))) throw new HttpError(404, 'unknown_key', `pool ${pool} has no key ${keyId}`);
-  };
-
   router.get('/pools', (ctx) => {
     const stats = registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' });
     ctx.body = { pools: stats.pools.map(({ keys: _k, ...p }) => p) };
@@ -76,34 +75,26 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
     ctx.status = 204;
   });
 
-  router.post('/pools/:pool/keys/:keyId/disable', async (ctx) => {
-    const pool = poolName(ctx.params.pool!);
-    const keyId = keyIdParam(ctx.params.keyId!);
-    const parsed = disableSchema.safeParse(ctx.get('content-length') && ctx.get('content-length') !== '0' ? await readJson(ctx) : {});
-    if (!parsed.success) throw badRequest('invalid_body', 'send nothing or {"reason": "..."}');
-    await requireKey(pool, keyId);
-    await registry.withPool(pool, (p, now) => p.disable(keyId, `disabled by admin${parsed.data.reason ? `: ${parsed.data.reason}` : ''}`, now));
-    logger.warn(`admin: disabled key ${keyId} in pool ${pool}`, { pool, keyId });
-    ctx.status = 204;
-  });
+  /** A state change of one key: 204, or 404 when the pool has no such key. */
+  const keyAction = (verb: string, level: 'info' | 'warn', apply: (p: Pool, keyId: string, now: number, reason: string | undefined) => boolean) =>
+    async (ctx: Context) => {
+      const pool = poolName(ctx.params.pool!);
+      const keyId = keyIdParam(ctx.params.keyId!);
+      let reason: string | undefined;
+      if (ctx.get('content-length') && ctx.get('content-length') !== '0') {
+        const parsed = disableSchema.safeParse(await readJson(ctx));
+        if (!parsed.success) throw badRequest('invalid_body', 'send nothing or {"reason": "..."}');
+        reason = parsed.data.reason;
+      }
+      const found = await registry.withPool(pool, (p, now) => apply(p, keyId, now, reason));
+      if (!found) throw new HttpError(404, 'unknown_key', `pool ${pool} has no key ${keyId}`);
+      logger.log(level, `admin: ${verb} key ${keyId} in pool ${pool}`, { pool, keyId });
+      ctx.status = 204;
+    };
 
-  router.post('/pools/:pool/keys/:keyId/enable', async (ctx) => {
-    const pool = poolName(ctx.params.pool!);
-    const keyId = keyIdParam(ctx.params.keyId!);
-    await requireKey(pool, keyId);
-    await registry.withPool(pool, (p, now) => p.enable(keyId, now));
-    logger.info(`admin: enabled key ${keyId} in pool ${pool}`, { pool, keyId });
-    ctx.status = 204;
-  });
-
-  router.post('/pools/:pool/keys/:keyId/reset', async (ctx) => {
-    const pool = poolName(ctx.params.pool!);
-    const keyId = keyIdParam(ctx.params.keyId!);
-    await requireKey(pool, keyId);
-    await registry.withPool(pool, (p, now) => p.resetCounters(keyId, now));
-    logger.info(`admin: reset counters of key ${keyId} in pool ${pool}`, { pool, keyId });
-    ctx.status = 204;
-  });
+  router.post('/pools/:pool/keys/:keyId/disable', keyAction('disabled', 'warn', (p, keyId, now, reason) => p.disable(keyId, `disabled by admin${reason ? `: ${reason}` : ''}`, now)));
+  router.post('/pools/:pool/keys/:keyId/enable', keyAction('enabled', 'info', (p, keyId, now) => p.enable(keyId, now)));
+  router.post('/pools/:pool/keys/:keyId/reset', keyAction('reset counters of', 'info', (p, keyId, now) => p.resetCounters(keyId, now)));
 
   return router;
 }

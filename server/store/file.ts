@@ -30,38 +30,31 @@ export class FileStore implements StateStore {
 
   async load(): Promise<LoadResult> {
     await removeStaleTemps(this.path);
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { kind: 'empty' };
-      return this.quarantine(`unreadable (${code ?? (err as Error).message})`);
-    }
-    try {
-      const { state, dropped } = deserializeState(text);
-      return { kind: 'loaded', state, dropped };
-    } catch (err) {
-      if (err instanceof CorruptStateError) return this.quarantine(err.message);
-      throw err;
-    }
+    return this.read((why) => this.quarantine(why));
   }
 
   /** Loads without touching the file (no quarantine, no temp clean-up): for tools reading beside a server. */
-  async loadReadOnly(): Promise<LoadResult> {
+  loadReadOnly(): Promise<LoadResult> {
+    return this.read(async (why) => {
+      throw new StateFileError(`STATE_FILE ${this.path} is ${why}`);
+    });
+  }
+
+  /** Reads and parses the file; a missing file is empty, an unusable one goes to `onBad`. */
+  private async read(onBad: (why: string) => Promise<LoadResult>): Promise<LoadResult> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return { kind: 'empty' };
-      throw new StateFileError(`STATE_FILE ${this.path} cannot be read (${code ?? (err as Error).message})`);
+      return onBad(`unreadable (${code ?? (err as Error).message})`);
     }
     try {
       const { state, dropped } = deserializeState(text);
       return { kind: 'loaded', state, dropped };
     } catch (err) {
-      if (err instanceof CorruptStateError) throw new StateFileError(`STATE_FILE ${this.path} is ${err.message}`);
+      if (err instanceof CorruptStateError) return onBad(err.message);
       throw err;
     }
   }
