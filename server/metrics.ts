@@ -53,13 +53,25 @@ export function createMetrics(pools: PoolRegistry): Metrics {
     registers: [registry],
   });
   const latencyChildren = new Map<string, { observe(v: number): void }>();
+  // Bound children per label pair: the hot path skips prom-client's label hashing.
+  const handoutChildren = new Map<string, { inc(): void }>();
+  const reportChildren = new Map<string, { inc(): void }>();
+  const child = (cache: Map<string, { inc(): void }>, counter: Counter, a: string, b: string) => {
+    const key = `${a}\u0000${b}`;
+    let c = cache.get(key);
+    if (!c) {
+      c = counter.labels(a, b);
+      cache.set(key, c);
+    }
+    return c;
+  };
   const saveDuration = new Histogram({ name: 'keywarden_state_save_duration_seconds', help: 'State save duration', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
   const saveFailures = new Counter({ name: 'keywarden_state_save_failures_total', help: 'Failed state saves', registers: [registry] });
 
   return {
     registry,
-    handout: (pool, outcome) => handouts.inc({ pool, outcome }),
-    report: (pool, outcome) => reports.inc({ pool, outcome }),
+    handout: (pool, outcome) => child(handoutChildren, handouts, pool, outcome).inc(),
+    report: (pool, outcome) => child(reportChildren, reports, pool, outcome).inc(),
     request(method, route, status, seconds) {
       // Bound children per label set: no label-object hashing on every request.
       const key = `${method} ${route} ${status}`;
