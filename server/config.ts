@@ -51,6 +51,12 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
   if (open && !isLoopback(e.HOST)) {
     throw new ConfigError(`API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at least one token or bind to 127.0.0.1`);
   }
+  // pm2 exports its app settings to the environment; cluster mode shares nothing between workers.
+  if (env.exec_mode === 'cluster_mode' && env.instances !== undefined && env.instances !== '1') {
+    throw new ConfigError(
+      `pm2 cluster mode (instances: ${env.instances}) is not supported with the file state store: each instance would count handouts on its own and overwrite the others' saves; run a single instance (exec_mode: 'fork')`,
+    );
+  }
   const short = e.API_TOKENS.find((t) => t.length < 16);
   if (short !== undefined) throw new ConfigError('API_TOKENS: every token must be at least 16 characters');
   return {

@@ -28,8 +28,15 @@ describe('server environment', () => {
       [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of error, warn, info, debug/u],
       [{ HOST: '0.0.0.0' }, /^API_TOKENS: required when HOST is not a loopback address/u],
       [{ API_TOKENS: 'short' }, /^API_TOKENS: every token must be at least 16 characters$/u],
+      [{ exec_mode: 'cluster_mode', instances: '2' }, /^pm2 cluster mode \(instances: 2\) is not supported with the file state store/u],
+      [{ exec_mode: 'cluster_mode', instances: 'max' }, /^pm2 cluster mode \(instances: max\)/u],
     ];
     for (const [env, message] of cases) assert.throws(() => loadServerConfig(env), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(env));
+  });
+
+  it('a single pm2 instance, fork or cluster, is fine', () => {
+    assert.doesNotThrow(() => loadServerConfig({ exec_mode: 'fork_mode', instances: '1' }));
+    assert.doesNotThrow(() => loadServerConfig({ exec_mode: 'cluster_mode', instances: '1' }));
   });
 
   it('any HOST is fine once tokens are set', () => {
