@@ -5,45 +5,40 @@
 // PM2_LOG_DIR moves pm2's own stdout/stderr files (default logs/).
 const logDir = process.env.PM2_LOG_DIR || 'logs';
 
+/** Settings both apps share; each app's own block says what differs. */
+const common = (name) => ({
+  name,
+  interpreter: 'node',
+  node_args: '--import tsx',
+  cwd: __dirname,
+  // One instance each: the file state store refuses cluster mode (see README).
+  exec_mode: 'fork',
+  instances: 1,
+  // Each app calls process.send('ready') when it can serve; pm2 waits for it on start and reload.
+  wait_ready: true,
+  out_file: `${logDir}/${name}.out.log`,
+  error_file: `${logDir}/${name}.err.log`,
+  merge_logs: true,
+  autorestart: true,
+  max_restarts: 20,
+});
+
 module.exports = {
   apps: [
     {
-      name: 'keywarden-server',
+      ...common('keywarden-server'),
       script: 'server/index.ts',
-      interpreter: 'node',
-      node_args: '--import tsx',
-      cwd: __dirname,
-      exec_mode: 'fork',
-      instances: 1,
-      // The server sends process.send('ready') once it listens; pm2 waits for it on start and reload.
-      wait_ready: true,
       listen_timeout: 15000,
       // SIGINT, then this long for the final state save before pm2 kills the process.
       kill_timeout: 10000,
-      out_file: `${logDir}/keywarden-server.out.log`,
-      error_file: `${logDir}/keywarden-server.err.log`,
-      merge_logs: true,
-      time: false,
-      autorestart: true,
-      max_restarts: 20,
       restart_delay: 1000,
     },
     {
-      name: 'keywarden-bot',
+      ...common('keywarden-bot'),
       script: 'bot/index.ts',
-      interpreter: 'node',
-      node_args: '--import tsx',
-      cwd: __dirname,
-      exec_mode: 'fork',
-      instances: 1,
-      wait_ready: true,
+      // Ready once logged in to Discord.
       listen_timeout: 30000,
       kill_timeout: 5000,
-      out_file: `${logDir}/keywarden-bot.out.log`,
-      error_file: `${logDir}/keywarden-bot.err.log`,
-      merge_logs: true,
-      autorestart: true,
-      max_restarts: 20,
       // A bad token exits 1 at once; back off instead of hammering Discord's login.
       exp_backoff_restart_delay: 2000,
     },
