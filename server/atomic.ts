@@ -19,7 +19,7 @@ export function tempPrefix(path: string): string {
 }
 
 /** Bytes gathered before each write of a piecewise atomicWrite (the event loop runs between writes). */
-const WRITE_BATCH_BYTES = 128 * 1024;
+const WRITE_BATCH_BYTES = 64 * 1024;
 
 /**
  * Writes `text` (a string, or pieces of one) to `path` so that a crash at any moment leaves

@@ -139,6 +139,22 @@ interface Evaluation {
 
 const AVAILABLE: Evaluation = { status: 'available', reason: null, until: null, usable: true };
 
+/**
+ * `"keyId":{…}` for the state file: byte for byte `JSON.stringify` of the persisted fields, built
+ * by hand because saves of large pools run it for every key handed out since the last save.
+ */
+function keyEntryJson(keyId: string, r: KeyState): string {
+  let windows = '';
+  for (const kind of WINDOW_KINDS) {
+    const c = r.windows[kind];
+    if (c) windows += `${windows === '' ? '' : ','}"${kind}":{"start":${c.start},"count":${c.count}}`;
+  }
+  const obj = (v: object | null) => (v === null ? 'null' : JSON.stringify(v));
+  const probe = r.probe === null ? 'null' : r.probe === 'ready' ? '"ready"' : String(r.probe);
+  const removed = r.removedAt === undefined ? '' : `,"removedAt":${r.removedAt}`;
+  return `"${keyId}":{"windows":{${windows}},"total":${r.total},"lastUsedAt":${r.lastUsedAt === null ? 'null' : r.lastUsedAt},"block":${obj(r.block)},"exhausted":${obj(r.exhausted)},"disabled":${obj(r.disabled)},"failures":[${r.failures.join(',')}],"backoffLevel":${r.backoffLevel},"probe":${probe}${removed}}`;
+}
+
 function emptyState(): KeyState {
   return {
     windows: {},
@@ -640,7 +656,7 @@ export class Pool {
    * is cached until the key changes, so a save re-serialises only what changed since the last one.
    * Same shape as `JSON.stringify(snapshot())`.
    */
-  *serializeChunks(batch = 500): Generator<string> {
+  *serializeChunks(batch = 200): Generator<string> {
     const header: Omit<PoolState, 'keys'> = {
       current: this.records[this.current]?.keyId ?? null,
       servedInTurn: this.servedInTurn,
@@ -665,7 +681,7 @@ export class Pool {
     }
     const records = this.records; // setKeys may swap the array between pieces; finish this one
     for (const rec of records) {
-      rec.json ??= `"${rec.keyId}":${JSON.stringify(this.persistable(rec))}`;
+      rec.json ??= keyEntryJson(rec.keyId, rec);
       parts.push(rec.json);
       if (parts.length >= batch) yield flush();
     }
