@@ -35,7 +35,7 @@ function mapKeyEdit(err: unknown): never {
  */
 export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger }): Router {
   const { registry, logger } = deps;
-  const router = new Router({ prefix: '/admin' });
+  const router = new Router({ prefix: '/admin', sensitive: true });
 
   const poolName = (raw: string): string => {
     if (!POOL_NAME.test(raw) || !registry.has(raw)) throw unknownPool(raw);

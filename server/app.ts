@@ -47,15 +47,16 @@ export function createApp(deps: AppDeps): Koa {
     const start = performance.now();
     try {
       const path = ctx.path;
-      if (path.startsWith('/api/') || path === '/api' || path === '/metrics') {
-        if (tokenDigests.length > 0) {
-          const presented = bearer(ctx.get('authorization'));
-          if (presented === null || !tokenMatches(presented, tokenDigests)) throw unauthorized();
-        }
-      } else if (path === '/admin' || path.startsWith('/admin/')) {
+      // Default deny: everything but /healthz needs a token. Compared case-insensitively, so no
+      // spelling of a path (/API/…, /Metrics) can reach a route without the check.
+      const lower = path.toLowerCase();
+      if (lower === '/admin' || lower.startsWith('/admin/')) {
         if (adminDigests.length === 0) throw notFound(path); // admin API off without ADMIN_TOKEN
         const presented = bearer(ctx.get('authorization'));
         if (presented === null || !tokenMatches(presented, adminDigests)) throw unauthorized();
+      } else if (lower !== '/healthz' && tokenDigests.length > 0) {
+        const presented = bearer(ctx.get('authorization'));
+        if (presented === null || !tokenMatches(presented, tokenDigests)) throw unauthorized();
       }
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw notFound(path);

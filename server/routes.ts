@@ -29,7 +29,7 @@ function describe(error: z.ZodError): string {
 
 /** Thin handlers: validate, call the registry, shape the JSON. */
 export function createRouter(deps: AppDeps): Router {
-  const router = new Router();
+  const router = new Router({ sensitive: true }); // /API/x is not /api/x
   const { registry } = deps;
 
   const poolName = (raw: string): string => {

@@ -22,6 +22,18 @@ describe('bearer auth on /api/*', () => {
     assert.equal((await getJson(`${s.url}/healthz`)).status, 200);
   });
 
+  it('no spelling of a path gets past the token check', async (t) => {
+    const s = await startInProcess(t, { keys: { plantid: makeKeys(1) }, env: { API_TOKENS: TOKEN, ADMIN_TOKEN: OTHER } });
+    for (const path of ['/API/plantid', '/Api/stats', '/api/PLANTID', '//api/plantid', '/api//plantid', '/api/plantid/', '/METRICS', '/Metrics', '/api/%70lantid', '/ADMIN/pools', '/Admin/pools/plantid/keys', '/anything']) {
+      const r = await getJson(`${s.url}${path}`);
+      assert.equal(r.status, 401, path);
+      assert.ok(!JSON.stringify(r.body).includes('"key"'), path);
+    }
+    // Authorised, odd spellings do not reach a route either.
+    assert.equal((await getJson(`${s.url}/API/plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 404);
+    assert.equal((await getJson(`${s.url}/HEALTHZ`)).status, 404);
+  });
+
   it('without tokens on loopback the API is open and the server warns', async (t) => {
     const s = await startInProcess(t, { keys: { plantid: makeKeys(1) } });
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
