@@ -108,7 +108,7 @@ async function offlineRegistry(t: Target): Promise<PoolRegistry> {
   const loaded = await new FileStore(t.stateFile).loadReadOnly().catch((err: unknown) => {
     throw err instanceof StateFileError ? new CliError(err.message) : err;
   });
-  if (loaded.kind === 'loaded') registry.restore(loaded.state.pools);
+  if (loaded.kind === 'loaded') registry.restore(loaded.state.pools, loaded.state.seq);
   return registry;
 }
 
@@ -226,7 +226,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         const registry = await offlineRegistry(t);
         const ok = await registry.withPool(pool, (p, now) => (command === 'disable' ? p.disable(keyId, 'disabled by admin (cli)', now) : p.enable(keyId, now)));
         if (!ok) throw new CliError(`pool ${pool} has no key ${keyId}`);
-        await new FileStore(t.stateFile).save(registry.snapshotSource());
+        await new FileStore(t.stateFile).save({ full: registry.savePlan().full, delta: () => null });
       }
       deps.out(`${command}d ${keyId} in ${pool}`);
       return;

@@ -191,6 +191,10 @@ export class Pool {
   private recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
   private seq = 0;
   private readonly dirtyListeners: Array<() => void> = [];
+  /** Records changed since the last save began (what a journal entry must carry). */
+  private changed = new Set<KeyRecord>();
+  /** Membership or retired records changed: only a full snapshot can say so. */
+  private needsFull = true;
 
   constructor(
     readonly name: string,
@@ -216,7 +220,18 @@ export class Pool {
   /** A record's persisted state changed: drop its cached JSON and mark the pool dirty. */
   private touch(rec: KeyRecord): void {
     rec.json = null;
+    this.changed.add(rec);
     this.dirty();
+  }
+
+  /** True when the next save of this pool must be a full snapshot. */
+  get fullSaveNeeded(): boolean {
+    return this.needsFull;
+  }
+
+  /** After a failed save: what it carried is not on disk, so the next save must be full. */
+  requireFullSave(): void {
+    this.needsFull = true;
   }
 
   private emit(e: PoolEvent): void {
@@ -270,6 +285,7 @@ export class Pool {
     }
     this.records = next;
     this.byId = nextById;
+    this.needsFull = true;
     this.current = currentKeyId === null ? -1 : (nextById.get(currentKeyId)?.slot ?? -1);
     if (this.current === -1) this.servedInTurn = 0;
     this.rebuildIndexes(now);
@@ -657,6 +673,24 @@ export class Pool {
    * Same shape as `JSON.stringify(snapshot())`.
    */
   *serializeChunks(batch = 200): Generator<string> {
+    // Everything is written from here on; what changes meanwhile goes to the next save.
+    this.changed = new Set();
+    this.needsFull = false;
+    yield* this.serializeRecords(this.records, [...this.retired], batch);
+  }
+
+  /**
+   * Like serializeChunks, but only the keys changed since the last save began: a journal entry
+   * that, applied over the last snapshot, gives the current state. Callers check
+   * `fullSaveNeeded` first (membership changes are not expressible as a delta).
+   */
+  *serializeDelta(batch = 200): Generator<string> {
+    const changed = [...this.changed];
+    this.changed = new Set();
+    yield* this.serializeRecords(changed, [], batch);
+  }
+
+  private *serializeRecords(records: readonly KeyRecord[], retired: Array<[string, KeyState]>, batch: number): Generator<string> {
     const header: Omit<PoolState, 'keys'> = {
       current: this.records[this.current]?.keyId ?? null,
       servedInTurn: this.servedInTurn,
@@ -675,11 +709,10 @@ export class Pool {
       parts = [];
       return out;
     };
-    for (const [keyId, st] of [...this.retired]) {
+    for (const [keyId, st] of retired) {
       parts.push(`${JSON.stringify(keyId)}:${JSON.stringify(st)}`);
       if (parts.length >= batch) yield flush();
     }
-    const records = this.records; // setKeys may swap the array between pieces; finish this one
     for (const rec of records) {
       rec.json ??= keyEntryJson(rec.keyId, rec);
       parts.push(rec.json);
@@ -705,6 +738,7 @@ export class Pool {
 
   /** Restores a snapshot (already validated by state.ts) onto the current keys. */
   restore(state: PoolState, now: number): void {
+    this.needsFull = true;
     this.retired.clear();
     for (const [keyId, st] of Object.entries(state.keys)) {
       const rec = this.byId.get(keyId);

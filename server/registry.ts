@@ -5,7 +5,7 @@ import type { KeyFileStats, StatsResponse } from '../shared/stats.js';
 import { parseKeyFile } from './keyfile.js';
 import type { Logger } from '../shared/logger.js';
 import { STATE_VERSION } from './state.js';
-import type { SnapshotSource } from './store/store.js';
+import type { SavePlan } from './store/store.js';
 import { Pool, type Handout, type KeyRows, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
 
 export type Clock = () => number;
@@ -47,6 +47,8 @@ function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
 export class PoolRegistry {
   private readonly entries = new Map<string, Entry>();
   private dirtyFlag = false;
+  /** Sequence number of the last save begun (continues from the loaded state's). */
+  private saveSeq = 0;
   private watchTimer: NodeJS.Timeout | null = null;
   private watching: Promise<void> | null = null;
 
@@ -243,18 +245,33 @@ export class PoolRegistry {
 
   // ---------------------------------------------------------------- state
 
-  /** The state file's text, pool by pool and in key batches (see Pool.serializeChunks). */
-  snapshotSource(): SnapshotSource {
-    return function* (this: PoolRegistry) {
-      yield `{"version":${STATE_VERSION},"savedAt":${this.options.clock()},"pools":{`;
+  /**
+   * What the next save writes: the whole state file, or a journal entry with only the keys
+   * changed since the last save (see Pool.serializeChunks and serializeDelta). Both are pulled
+   * lazily, when the store starts writing, and numbered so a journal entry applies on top of the
+   * snapshot it follows.
+   */
+  savePlan(): SavePlan {
+    const write = function* (this: PoolRegistry, each: (pool: Pool) => Iterable<string>) {
+      yield `{"version":${STATE_VERSION},"savedAt":${this.options.clock()},"seq":${++this.saveSeq},"pools":{`;
       let first = true;
       for (const [name, e] of this.entries) {
         yield `${first ? '' : ','}${JSON.stringify(name)}:`;
         first = false;
-        yield* e.pool.serializeChunks();
+        yield* each(e.pool);
       }
       yield '}}';
     }.bind(this);
+    return {
+      full: () => write((p) => p.serializeChunks()),
+      delta: () => ([...this.entries.values()].some((e) => e.pool.fullSaveNeeded) ? null : write((p) => p.serializeDelta())),
+    };
+  }
+
+  /** After a failed save: make the next one a full snapshot. */
+  requireFullSave(): void {
+    for (const e of this.entries.values()) e.pool.requireFullSave();
+    this.dirtyFlag = true;
   }
 
   snapshot(): Record<string, PoolState> {
@@ -264,7 +281,8 @@ export class PoolRegistry {
   }
 
   /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
-  restore(pools: Record<string, PoolState>): void {
+  restore(pools: Record<string, PoolState>, seq = 0): void {
+    this.saveSeq = Math.max(this.saveSeq, seq);
     const now = this.options.clock();
     for (const [name, st] of Object.entries(pools)) {
       const e = this.entries.get(name);

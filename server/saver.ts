@@ -28,13 +28,15 @@ export function createSaver(deps: {
     if (!deps.registry.takeDirty() && !force) return;
     const start = performance.now();
     try {
-      await deps.store.save(deps.registry.snapshotSource());
+      const plan = deps.registry.savePlan();
+      // A forced save (shutdown) is always full: the next start reads one compact file.
+      await deps.store.save(force ? { full: plan.full, delta: () => null } : plan);
       deps.onSave?.((performance.now() - start) / 1000, true);
       if (failing) deps.logger.info(`state: saving to ${deps.store.description} works again`);
       failing = false;
     } catch (err) {
       deps.onSave?.((performance.now() - start) / 1000, false);
-      deps.registry.markDirty();
+      deps.registry.requireFullSave();
       if (!failing) deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
       failing = true;
     }

@@ -45,7 +45,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const loaded = await store.load();
   if (loaded.kind === 'loaded') {
     for (const d of loaded.dropped) logger.warn(`state: dropped an unreadable entry (${d})`);
-    registry.restore(loaded.state.pools);
+    registry.restore(loaded.state.pools, loaded.state.seq);
     logger.info(`state: resumed from ${store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`);
   } else if (loaded.kind === 'quarantined') {
     logger.error(`state: ${store.description} is ${loaded.error}; moved it to ${loaded.movedTo} and starting fresh`);

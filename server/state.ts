@@ -7,6 +7,8 @@ export const STATE_VERSION = 1;
 export interface StateFile {
   version: number;
   savedAt: number;
+  /** Save sequence number: journal entries with a higher one apply on top of this file. */
+  seq: number;
   pools: Record<string, PoolState>;
 }
 
@@ -44,6 +46,7 @@ const poolHeader = z.object({
 const fileHeader = z.object({
   version: z.number().int(),
   savedAt: ms,
+  seq: z.number().int().nonnegative().default(0),
   pools: z.record(z.string(), z.unknown()),
 });
 
@@ -52,9 +55,22 @@ function issueText(error: z.ZodError): string {
   return first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid';
 }
 
+/**
+ * Applies a journal entry (same shape as a state file, holding only the keys that changed) over
+ * a state: pool headers are replaced, keys merged.
+ */
+export function applyJournalEntry(base: StateFile, entry: StateFile): StateFile {
+  const pools = { ...base.pools };
+  for (const [name, p] of Object.entries(entry.pools)) {
+    const prior = pools[name];
+    pools[name] = prior ? { ...p, keys: { ...prior.keys, ...p.keys } } : p;
+  }
+  return { version: base.version, savedAt: entry.savedAt, seq: entry.seq, pools };
+}
+
 /** Serialises state; the result holds keyIds and counters only, never a key. */
 export function serializeState(pools: Record<string, PoolState>, savedAt: number): string {
-  const file: StateFile = { version: STATE_VERSION, savedAt, pools };
+  const file: StateFile = { version: STATE_VERSION, savedAt, seq: 0, pools };
   return JSON.stringify(file);
 }
 
@@ -97,5 +113,5 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
     }
     pools[name] = { ...pool.data, keys };
   }
-  return { state: { version: header.data.version, savedAt: header.data.savedAt, pools }, dropped };
+  return { state: { version: header.data.version, savedAt: header.data.savedAt, seq: header.data.seq, pools }, dropped };
 }

@@ -1,7 +1,12 @@
-import { readFile, rename } from 'node:fs/promises';
-import { atomicWrite, removeStaleTemps } from '../atomic.js';
-import { CorruptStateError, deserializeState } from '../state.js';
-import type { LoadResult, SnapshotSource, StateStore } from './store.js';
+import { readFile, rename, stat, unlink } from 'node:fs/promises';
+import { appendLine, atomicWrite, removeStaleTemps } from '../atomic.js';
+import { applyJournalEntry, CorruptStateError, deserializeState } from '../state.js';
+import type { LoadResult, SavePlan, StateStore } from './store.js';
+
+/** Snapshots smaller than this are always rewritten whole: a journal only pays off for big state. */
+export const DEFAULT_JOURNAL_MIN_BYTES = 256 * 1024;
+/** The journal is folded into a fresh snapshot once it outgrows the snapshot this many times. */
+const JOURNAL_MAX_RATIO = 2;
 
 /** Thrown when the state file can neither be read nor moved aside; starting would risk overwriting it. */
 export class StateFileError extends Error {
@@ -15,17 +20,29 @@ export class StateFileError extends Error {
  * JSON state in one file, written atomically (temp file, fsync, rename, fsync dir) so a crash at
  * any moment leaves the last good file whole. Writes are coalesced: while one is in flight only
  * the newest snapshot waits. A missing file is a fresh start; an unreadable one is moved aside.
+ *
+ * Big state (a snapshot of at least `journalMinBytes`) is not rewritten on every save: saves
+ * append a journal entry with just the keys that changed to `<path>.journal` (one JSON line,
+ * fsynced), and the journal is folded into a fresh snapshot once it outgrows the snapshot. Every
+ * save carries a sequence number; on load, journal entries newer than the snapshot are applied in
+ * order, and a torn last line (a crash mid-append) is ignored.
  */
 export class FileStore implements StateStore {
   readonly description: string;
   private writing: Promise<void> | null = null;
-  private pending: { source: SnapshotSource; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null = null;
+  private pending: { plan: SavePlan; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null = null;
+
+  readonly journalPath: string;
+  private snapshotBytes = 0;
+  private journalBytes = 0;
 
   constructor(
     readonly path: string,
     private readonly clock: () => number = Date.now,
+    private readonly journalMinBytes = DEFAULT_JOURNAL_MIN_BYTES,
   ) {
     this.description = `file ${path}`;
+    this.journalPath = `${path}.journal`;
   }
 
   async load(): Promise<LoadResult> {
@@ -50,13 +67,52 @@ export class FileStore implements StateStore {
       if (code === 'ENOENT') return { kind: 'empty' };
       return onBad(`unreadable (${code ?? (err as Error).message})`);
     }
+    let loaded: LoadResult;
     try {
       const { state, dropped } = deserializeState(text);
-      return { kind: 'loaded', state, dropped };
+      loaded = { kind: 'loaded', state, dropped };
     } catch (err) {
       if (err instanceof CorruptStateError) return onBad(err.message);
       throw err;
     }
+    this.snapshotBytes = Buffer.byteLength(text, 'utf8');
+    return this.applyJournal(loaded);
+  }
+
+  /** Applies journal entries newer than the snapshot; a bad entry stops the replay (reported, not thrown). */
+  private async applyJournal(loaded: LoadResult & { kind: 'loaded' }): Promise<LoadResult> {
+    let text: string;
+    try {
+      text = await readFile(this.journalPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return loaded;
+      return { ...loaded, dropped: [...loaded.dropped, `journal ${this.journalPath} cannot be read (${(err as NodeJS.ErrnoException).code}); using the snapshot alone`] };
+    }
+    this.journalBytes = Buffer.byteLength(text, 'utf8');
+    const lines = text.split('\n');
+    const complete = text.endsWith('\n');
+    let state = loaded.state;
+    const dropped = [...loaded.dropped];
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (line === '') continue;
+      const last = i === lines.length - 1;
+      try {
+        if (last && !complete) throw new CorruptStateError('incomplete');
+        const entry = deserializeState(line);
+        dropped.push(...entry.dropped.map((d) => `journal entry ${i + 1}: ${d}`));
+        if (entry.state.seq > state.seq) state = applyJournalEntry(state, entry.state);
+      } catch (err) {
+        if (!(err instanceof CorruptStateError)) throw err;
+        dropped.push(
+          last
+            ? `journal: the last entry was cut short (a crash while saving); the state is as of the entry before`
+            : `journal entry ${i + 1} is unreadable (${err.message}); it and later entries were not applied`,
+        );
+        break;
+      }
+    }
+    return { kind: 'loaded', state, dropped };
   }
 
   private async quarantine(error: string): Promise<LoadResult> {
@@ -64,6 +120,8 @@ export class FileStore implements StateStore {
     const movedTo = `${this.path}.corrupt-${stamp}`;
     try {
       await rename(this.path, movedTo);
+      // A journal is meaningless without its snapshot.
+      await rename(this.journalPath, `${movedTo}.journal`).catch(() => {});
     } catch (err) {
       throw new StateFileError(
         `STATE_FILE ${this.path} is ${error} and could not be moved aside (${(err as NodeJS.ErrnoException).code ?? err}); refusing to start over it`,
@@ -72,13 +130,13 @@ export class FileStore implements StateStore {
     return { kind: 'quarantined', movedTo, error };
   }
 
-  save(source: SnapshotSource): Promise<void> {
+  save(plan: SavePlan): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.pending) {
-        this.pending.source = source;
+        this.pending.plan = plan;
         this.pending.waiters.push({ resolve, reject });
       } else {
-        this.pending = { source, waiters: [{ resolve, reject }] };
+        this.pending = { plan, waiters: [{ resolve, reject }] };
       }
       if (!this.writing) this.writing = this.drain();
     });
@@ -86,16 +144,37 @@ export class FileStore implements StateStore {
 
   private async drain(): Promise<void> {
     while (this.pending) {
-      const { source, waiters } = this.pending;
+      const { plan, waiters } = this.pending;
       this.pending = null;
       try {
-        await atomicWrite(this.path, source());
+        await this.write(plan);
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
       }
     }
     this.writing = null;
+  }
+
+  private async write(plan: SavePlan): Promise<void> {
+    const journal = this.snapshotBytes >= this.journalMinBytes && this.journalBytes < this.snapshotBytes * JOURNAL_MAX_RATIO;
+    const delta = journal ? plan.delta() : null;
+    if (delta) {
+      this.journalBytes += await appendLine(this.journalPath, delta);
+      return;
+    }
+    this.snapshotBytes = await atomicWrite(this.path, plan.full());
+    // The new snapshot holds everything the journal did (its sequence number is higher).
+    await unlink(this.journalPath).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    this.journalBytes = 0;
+  }
+
+  /** Sizes on disk now, for tests and logs. */
+  async sizes(): Promise<{ snapshotBytes: number; journalBytes: number }> {
+    const size = (p: string) => stat(p).then((s) => s.size, () => 0);
+    return { snapshotBytes: await size(this.path), journalBytes: await size(this.journalPath) };
   }
 
   async flush(): Promise<void> {

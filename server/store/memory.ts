@@ -1,5 +1,5 @@
 import { deserializeState } from '../state.js';
-import type { LoadResult, SnapshotSource, StateStore } from './store.js';
+import type { LoadResult, SavePlan, StateStore } from './store.js';
 
 /** In-memory twin of the file store, for tests: holds the serialised text, so it round-trips exactly like the file. */
 export class MemoryStore implements StateStore {
@@ -13,8 +13,8 @@ export class MemoryStore implements StateStore {
     return { kind: 'loaded', state, dropped };
   }
 
-  async save(source: SnapshotSource): Promise<void> {
-    this.text = [...source()].join('');
+  async save(plan: SavePlan): Promise<void> {
+    this.text = [...plan.full()].join('');
     this.saves++;
   }
 

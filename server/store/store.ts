@@ -1,10 +1,15 @@
 import type { StateFile } from '../state.js';
 
 /**
- * Produces the whole state file's JSON text in pieces. A store calls it when a write starts (so a
- * coalesced save captures the newest state) and may yield to the event loop between pieces.
+ * What to save, pulled when the write starts (so a coalesced save captures the newest state).
+ * Both give JSON text in pieces; a store may let the event loop run between pieces.
  */
-export type SnapshotSource = () => Iterable<string>;
+export interface SavePlan {
+  /** The whole state file. */
+  full(): Iterable<string>;
+  /** A journal entry with only what changed since the last save, or null when only a full save will do. */
+  delta(): Iterable<string> | null;
+}
 
 export type LoadResult =
   | { kind: 'empty' }
@@ -16,8 +21,8 @@ export type LoadResult =
 export interface StateStore {
   readonly description: string;
   load(): Promise<LoadResult>;
-  /** Saves the state `source` produces. Writes are coalesced: saves asked for during a write share the next one. */
-  save(source: SnapshotSource): Promise<void>;
+  /** Saves per the plan. Writes are coalesced: saves asked for during a write share the next one. */
+  save(plan: SavePlan): Promise<void>;
   /** Resolves once every save requested so far is on disk (or failed). */
   flush(): Promise<void>;
 }
