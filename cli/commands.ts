@@ -168,7 +168,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
   switch (command) {
     case 'status': {
       if (mode.kind === 'api') printStatus(deps.out, (await api(t, doFetch, 'GET', '/pools')).pools);
-      else printStatus(deps.out, (await offlineRegistry(t)).stats({ version: '', uptimeSec: 0 }, { keys: 'none' }).pools);
+      else printStatus(deps.out, (await (await offlineRegistry(t)).stats({ version: '', uptimeSec: 0 }, { keys: 'none' })).pools);
       return;
     }
     case 'list': {
@@ -177,7 +177,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         for (const p of pools) printKeys(deps.out, p, (await api(t, doFetch, 'GET', `/pools/${p}/keys`)).keys);
       } else {
         const registry = await offlineRegistry(t);
-        for (const p of pools) printKeys(deps.out, p, registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool: p }).pools[0]!.keys);
+        for (const p of pools) printKeys(deps.out, p, (await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool: p })).pools[0]!.keys);
       }
       return;
     }

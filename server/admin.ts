@@ -6,7 +6,7 @@ import { readJson } from './body.js';
 import { POOL_NAME } from './config.js';
 import { badRequest, HttpError, unknownPool } from './errors.js';
 import { addKeys, KeyEditError, removeKey } from './keyedit.js';
-import type { Pool } from './pool.js';
+import type { PoolBackend } from './pool.js';
 import type { PoolRegistry } from './registry.js';
 
 /** Admin bodies may carry many keys at once. */
@@ -45,14 +45,14 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
     if (!KEY_ID.test(raw)) throw badRequest('invalid_key_id', 'keyId must be 12 lowercase hex characters');
     return raw;
   };
-  router.get('/pools', (ctx) => {
-    const stats = registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' });
+  router.get('/pools', async (ctx) => {
+    const stats = await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' });
     ctx.body = { pools: stats.pools.map(({ keys: _k, ...p }) => p) };
   });
 
-  router.get('/pools/:pool/keys', (ctx) => {
+  router.get('/pools/:pool/keys', async (ctx) => {
     const pool = poolName(ctx.params.pool!);
-    const stats = registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool });
+    const stats = await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool });
     ctx.body = { pool, keys: stats.pools[0]!.keys };
   });
 
@@ -76,7 +76,7 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
   });
 
   /** A state change of one key: 204, or 404 when the pool has no such key. */
-  const keyAction = (verb: string, level: 'info' | 'warn', apply: (p: Pool, keyId: string, now: number, reason: string | undefined) => boolean) =>
+  const keyAction = (verb: string, level: 'info' | 'warn', apply: (p: PoolBackend, keyId: string, now: number, reason: string | undefined) => boolean | Promise<boolean>) =>
     async (ctx: Context) => {
       const pool = poolName(ctx.params.pool!);
       const keyId = keyIdParam(ctx.params.keyId!);

@@ -29,9 +29,10 @@ export function createMetrics(pools: PoolRegistry): Metrics {
     help: 'Keys by pool and status',
     labelNames: ['pool', 'status'],
     registers: [registry],
-    collect() {
+    async collect() {
       this.reset();
-      for (const p of pools.stats({ version: '', uptimeSec: 0 }, { keys: 'none' }).pools) {
+      const stats = await pools.stats({ version: '', uptimeSec: 0 }, { keys: 'none' }).catch(() => null);
+      for (const p of stats?.pools ?? []) {
         // Per-status counts; 'available' here is the plain status (a key waiting for its probe counts as probing).
         const byStatus: Record<KeyStatus, number> = {
           available: p.total - p.probing - p.exhausted - p.blocked - p.disabled - p.expired,

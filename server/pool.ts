@@ -125,6 +125,24 @@ export interface ReloadSummary {
 /** Which per-key rows stats include: all, none, or only keys not plainly available. */
 export type KeyRows = 'all' | 'none' | 'out';
 
+/**
+ * What the registry needs of a pool, whichever backend holds its state: `Pool` (in memory, saved
+ * to the state file) or `RedisPool` (in Redis, shared by instances).
+ */
+export interface PoolBackend {
+  readonly name: string;
+  readonly policy: PoolPolicy;
+  readonly size: number;
+  setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
+  handout(now: number, want?: number): Handout | Promise<Handout>;
+  report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
+  has(keyId: string): boolean | Promise<boolean>;
+  disable(keyId: string, reason: string, now: number): boolean | Promise<boolean>;
+  enable(keyId: string, now: number): boolean | Promise<boolean>;
+  resetCounters(keyId: string, now: number): boolean | Promise<boolean>;
+  stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;
+}
+
 export type PoolEvent =
   | { type: 'rotate'; pool: string; from: string | null; to: string; why: 'turn' | 'unavailable' }
   | { type: 'key_out'; pool: string; keyId: string; status: KeyStatus; reason: string; until: number | null }
@@ -155,6 +173,28 @@ function keyEntryJson(keyId: string, r: KeyState): string {
   return `"${keyId}":{"windows":{${windows}},"total":${r.total},"lastUsedAt":${r.lastUsedAt === null ? 'null' : r.lastUsedAt},"block":${obj(r.block)},"exhausted":${obj(r.exhausted)},"disabled":${obj(r.disabled)},"failures":[${r.failures.join(',')}],"backoffLevel":${r.backoffLevel},"probe":${probe}${removed}}`;
 }
 
+/** The parts of a report every backend reads the same way. */
+export function readReport(input: ReportInput): { outcome: Outcome; retryAfterMs: number | null; label: string } {
+  const outcome = input.outcome ?? classifyStatus(input.status!);
+  return {
+    outcome,
+    retryAfterMs: input.retryAfterSec === undefined ? null : Math.round(input.retryAfterSec * 1000),
+    label: input.status !== undefined ? `reported ${input.status}` : `reported ${outcome}`,
+  };
+}
+
+/** Why an `invalid` report disabled a key. */
+export function invalidReason(input: ReportInput): string {
+  return input.status !== undefined ? `invalid: ${input.status}` : 'reported invalid';
+}
+
+/** When a key reported exhausted returns: its longest configured window's reset, else the next day's. */
+export function exhaustedUntil(policy: PoolPolicy, clock: WindowClock, now: number): number {
+  const l = policy.limits;
+  const kind: WindowKind = l.perMonth !== undefined ? 'month' : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined) ? 'day' : l.perHour !== undefined ? 'hour' : 'minute';
+  return clock.bounds(kind, now).endMs;
+}
+
 function emptyState(): KeyState {
   return {
     windows: {},
@@ -175,7 +215,7 @@ function emptyState(): KeyState {
  * pool's mutex. Usable keys live in a Fenwick-backed set (and a heap for LRU), keys that are out
  * with a known return time in a wake heap, so a handout is O(log n) amortised in the pool size.
  */
-export class Pool {
+export class Pool implements PoolBackend {
   readonly clock: WindowClock;
   private records: KeyRecord[] = [];
   private byId = new Map<string, KeyRecord>();
@@ -508,9 +548,7 @@ export class Pool {
   report(input: ReportInput, now: number): ReportResult {
     const rec = this.byId.get(input.keyId);
     if (!rec) return { ok: false, reason: 'unknown_key' };
-    const outcome = input.outcome ?? classifyStatus(input.status!);
-    const retryAfterMs = input.retryAfterSec === undefined ? null : Math.round(input.retryAfterSec * 1000);
-    const label = input.status !== undefined ? `reported ${input.status}` : `reported ${outcome}`;
+    const { outcome, retryAfterMs, label } = readReport(input);
     const maxBackoff = this.policy.maxBackoffSec * 1000;
     this.settle(rec, now);
     const probingOut = typeof rec.probe === 'number';
@@ -534,12 +572,12 @@ export class Pool {
       }
       case 'exhausted': {
         rec.probe = null;
-        rec.exhausted = { until: this.quotaResetAfter(now), reason: label === 'reported exhausted' ? label : `${label} (quota)` };
+        rec.exhausted = { until: exhaustedUntil(this.policy, this.clock, now), reason: label === 'reported exhausted' ? label : `${label} (quota)` };
         break;
       }
       case 'invalid':
         rec.probe = null;
-        rec.disabled = { reason: input.status !== undefined ? `invalid: ${input.status}` : 'reported invalid', lineHash: rec.lineHash };
+        rec.disabled = { reason: invalidReason(input), lineHash: rec.lineHash };
         break;
       case 'error': {
         if (probingOut) {
@@ -598,12 +636,6 @@ export class Pool {
     return true;
   }
 
-  /** When a key reported exhausted returns: its longest configured window's reset, else the next day's. */
-  private quotaResetAfter(now: number): number {
-    const l = this.policy.limits;
-    const kind: WindowKind = l.perMonth !== undefined ? 'month' : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined) ? 'day' : l.perHour !== undefined ? 'hour' : 'minute';
-    return this.clock.bounds(kind, now).endMs;
-  }
 
   // ---------------------------------------------------------------- admin
 

@@ -6,7 +6,7 @@ import { parseKeyFile } from './keyfile.js';
 import type { Logger } from '../shared/logger.js';
 import { STATE_VERSION } from './state.js';
 import type { SavePlan } from './store/store.js';
-import { Pool, type Handout, type KeyRows, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
+import { Pool, type Handout, type KeyRows, type PoolBackend, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
 
 export type Clock = () => number;
 
@@ -19,7 +19,7 @@ interface FileSignature {
 }
 
 interface Entry {
-  pool: Pool;
+  pool: PoolBackend;
   mutex: Mutex;
   /** Serialises edits of the key file (admin, CLI through the API); separate so no file I/O holds the pool mutex. */
   fileMutex: Mutex;
@@ -33,6 +33,8 @@ export interface RegistryOptions {
   clock: Clock;
   logger: Logger;
   rng?: () => number;
+  /** Builds each pool; default: an in-memory `Pool` (the file backend). */
+  createPool?: (name: string, policy: PoolPolicy, options: { rng?: () => number; onEvent: (e: PoolEvent) => void }) => PoolBackend;
 }
 
 function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
@@ -54,10 +56,13 @@ export class PoolRegistry {
 
   constructor(private readonly options: RegistryOptions) {
     for (const [name, policy] of options.policies) {
-      const pool = new Pool(name, policy, { rng: options.rng, onEvent: (e) => this.logEvent(e) });
-      pool.onDirty(() => {
-        this.dirtyFlag = true;
-      });
+      const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e) };
+      const pool = options.createPool ? options.createPool(name, policy, poolOptions) : new Pool(name, policy, poolOptions);
+      if (pool instanceof Pool) {
+        pool.onDirty(() => {
+          this.dirtyFlag = true;
+        });
+      }
       this.entries.set(name, {
         pool,
         mutex: new Mutex(),
@@ -124,21 +129,28 @@ export class PoolRegistry {
     }
   }
 
-  /** Hands out a key from `name` under its mutex. */
+  /**
+   * Runs a state change of a pool. In memory it runs under the pool's mutex (the pool logic is
+   * synchronous, so the mutex is never held across I/O); a Redis pool is made atomic by its
+   * script, across instances, so no local mutex is held across the network.
+   */
+  private exclusive<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
+    if (e.pool instanceof Pool) return e.mutex.runExclusive(() => fn(e.pool, this.options.clock()));
+    return Promise.resolve(fn(e.pool, this.options.clock()));
+  }
+
+  /** Hands out a key from `name`. */
   handout(name: string, want = 1): Promise<Handout> {
-    const e = this.entry(name);
-    return e.mutex.runExclusive(() => e.pool.handout(this.options.clock(), want));
+    return this.exclusive(this.entry(name), (p, now) => p.handout(now, want));
   }
 
   report(name: string, input: ReportInput): Promise<ReportResult> {
-    const e = this.entry(name);
-    return e.mutex.runExclusive(() => e.pool.report(input, this.options.clock()));
+    return this.exclusive(this.entry(name), (p, now) => p.report(input, now));
   }
 
-  /** Runs `fn` on a pool under its mutex (admin actions). */
-  withPool<T>(name: string, fn: (pool: Pool, now: number) => T): Promise<T> {
-    const e = this.entry(name);
-    return e.mutex.runExclusive(() => fn(e.pool, this.options.clock()));
+  /** Runs `fn` on a pool as one state change (admin actions). */
+  withPool<T>(name: string, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
+    return this.exclusive(this.entry(name), fn);
   }
 
   // ---------------------------------------------------------------- key files
@@ -185,7 +197,13 @@ export class PoolRegistry {
       modifiedAt: signature.present ? Math.round(signature.mtimeMs) : null,
       error: null,
     };
-    const summary = await e.mutex.runExclusive(() => e.pool.setKeys(parsed.keys, this.options.clock()));
+    let summary;
+    try {
+      summary = await this.exclusive(e, (p, now) => p.setKeys(parsed.keys, now));
+    } catch (err) {
+      e.signature = null; // not applied: the next watch tick tries again
+      throw err;
+    }
     if (!signature.present) {
       log.warn(`pool ${name}: no key file at ${path}; add one key per line to serve this pool`, { pool: name });
     } else if (parsed.keys.length === 0) {
@@ -243,7 +261,12 @@ export class PoolRegistry {
     });
   }
 
-  // ---------------------------------------------------------------- state
+  // ---------------------------------------------------------------- state (file backend)
+
+  /** The in-memory pools (the file backend's); a Redis-backed registry has none. */
+  private memoryPools(): Array<[string, Pool]> {
+    return [...this.entries].flatMap(([name, e]) => (e.pool instanceof Pool ? [[name, e.pool] as [string, Pool]] : []));
+  }
 
   /**
    * What the next save writes: the whole state file, or a journal entry with only the keys
@@ -255,28 +278,28 @@ export class PoolRegistry {
     const write = function* (this: PoolRegistry, each: (pool: Pool) => Iterable<string>) {
       yield `{"version":${STATE_VERSION},"savedAt":${this.options.clock()},"seq":${++this.saveSeq},"pools":{`;
       let first = true;
-      for (const [name, e] of this.entries) {
+      for (const [name, pool] of this.memoryPools()) {
         yield `${first ? '' : ','}${JSON.stringify(name)}:`;
         first = false;
-        yield* each(e.pool);
+        yield* each(pool);
       }
       yield '}}';
     }.bind(this);
     return {
       full: () => write((p) => p.serializeChunks()),
-      delta: () => ([...this.entries.values()].some((e) => e.pool.fullSaveNeeded) ? null : write((p) => p.serializeDelta())),
+      delta: () => (this.memoryPools().some(([, p]) => p.fullSaveNeeded) ? null : write((p) => p.serializeDelta())),
     };
   }
 
   /** After a failed save: make the next one a full snapshot. */
   requireFullSave(): void {
-    for (const e of this.entries.values()) e.pool.requireFullSave();
+    for (const [, p] of this.memoryPools()) p.requireFullSave();
     this.dirtyFlag = true;
   }
 
   snapshot(): Record<string, PoolState> {
     const out: Record<string, PoolState> = {};
-    for (const [name, e] of this.entries) out[name] = e.pool.snapshot();
+    for (const [name, p] of this.memoryPools()) out[name] = p.snapshot();
     return out;
   }
 
@@ -286,7 +309,7 @@ export class PoolRegistry {
     const now = this.options.clock();
     for (const [name, st] of Object.entries(pools)) {
       const e = this.entries.get(name);
-      if (!e) {
+      if (!e || !(e.pool instanceof Pool)) {
         this.options.logger.warn(`state: pool ${name} is no longer configured; its saved state is dropped`, { pool: name });
         continue;
       }
@@ -294,13 +317,12 @@ export class PoolRegistry {
     }
   }
 
-  stats(meta: { version: string; uptimeSec: number }, options: { keys: KeyRows; pool?: string }): StatsResponse {
+  // ---------------------------------------------------------------- stats
+
+  async stats(meta: { version: string; uptimeSec: number }, options: { keys: KeyRows; pool?: string }): Promise<StatsResponse> {
     const now = this.options.clock();
-    const pools = [];
-    for (const [name, e] of this.entries) {
-      if (options.pool !== undefined && options.pool !== name) continue;
-      pools.push({ ...e.pool.stats(now, { keys: options.keys }), keyFile: { ...e.file } });
-    }
+    const chosen = [...this.entries].filter(([name]) => options.pool === undefined || options.pool === name);
+    const pools = await Promise.all(chosen.map(async ([, e]) => ({ ...(await e.pool.stats(now, { keys: options.keys })), keyFile: { ...e.file } })));
     return { version: meta.version, uptimeSec: meta.uptimeSec, generatedAt: now, pools };
   }
 }

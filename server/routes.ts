@@ -46,12 +46,12 @@ export function createRouter(deps: AppDeps): Router {
     ctx.body = await deps.metrics.registry.metrics();
   });
 
-  router.get('/api/stats', (ctx) => {
+  router.get('/api/stats', async (ctx) => {
     const pool = typeof ctx.query.pool === 'string' ? ctx.query.pool : undefined;
     if (pool !== undefined) poolName(pool);
     const q = ctx.query.keys;
     const keys = q === '0' || q === 'false' || q === 'none' ? 'none' : q === 'out' ? 'out' : 'all';
-    ctx.body = registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
+    ctx.body = await registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
   });
 
   router.get('/api/:pool', async (ctx) => {

@@ -44,14 +44,14 @@ describe('saver with the journal', () => {
       }
     }
 
-    const live = a.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' });
+    const live = await a.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' });
     const b = await setup(dir, clock);
-    assert.deepEqual(b.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
+    assert.deepEqual(await b.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
 
     // A forced (shutdown) save folds everything into one snapshot.
     await b.saver.saveNow(true);
     assert.deepEqual((await b.store.sizes()).journalBytes, 0);
     const c = await setup(dir, clock);
-    assert.deepEqual(c.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
+    assert.deepEqual(await c.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
   });
 });
