@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
 import { createAdminRouter } from './admin.js';
 import { HttpError, notFound, unauthorized } from './errors.js';
+import { StateUnavailableError } from './store/redis.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from './metrics.js';
 import type { Clock, PoolRegistry } from './registry.js';
@@ -16,6 +17,8 @@ export interface AppDeps {
   /** Enables /admin when set. */
   adminToken?: string | null;
   metrics: Metrics;
+  /** Whether the server can serve (its state backend answers); /healthz reports it. */
+  health?: () => { ok: true } | { ok: false; reason: string };
   version: string;
   startedAt: number;
 }
@@ -61,7 +64,11 @@ export function createApp(deps: AppDeps): Koa {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw notFound(path);
     } catch (err) {
-      if (err instanceof HttpError) {
+      if (err instanceof StateUnavailableError) {
+        ctx.status = 503;
+        ctx.set('Retry-After', '1');
+        ctx.body = { error: 'state_unavailable', message: 'the state backend is unavailable; retry shortly', retryAfter: 1 };
+      } else if (err instanceof HttpError) {
         ctx.status = err.status;
         ctx.set(err.headers);
         ctx.body = { error: err.code, message: err.message, ...err.extra };

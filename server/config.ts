@@ -23,6 +23,12 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: logLevelVar,
   LOG_FILE: z.string().default('logs/server.log'),
+  STATE_BACKEND: z.enum(['file', 'redis'], 'must be file or redis').default('file'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/\S+$/u, 'must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/u, 'must be 1-64 letters, digits or _ : . -').default('keywarden:'),
 });
 
 export interface ServerConfig {
@@ -38,6 +44,10 @@ export interface ServerConfig {
   logFile: string;
   /** True when no API token is set and the server runs open (loopback only). */
   open: boolean;
+  /** Where rotation state lives: the state file (one instance) or Redis (shared by instances). */
+  stateBackend: 'file' | 'redis';
+  redisUrl: string;
+  redisPrefix: string;
 }
 
 export function isLoopback(host: string): boolean {
@@ -52,9 +62,9 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     throw new ConfigError(`API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at least one token or bind to 127.0.0.1`);
   }
   // pm2 exports its app settings to the environment; cluster mode shares nothing between workers.
-  if (env.exec_mode === 'cluster_mode' && env.instances !== undefined && env.instances !== '1') {
+  if (e.STATE_BACKEND === 'file' && env.exec_mode === 'cluster_mode' && env.instances !== undefined && env.instances !== '1') {
     throw new ConfigError(
-      `pm2 cluster mode (instances: ${env.instances}) is not supported with the file state store: each instance would count handouts on its own and overwrite the others' saves; run a single instance (exec_mode: 'fork')`,
+      `pm2 cluster mode (instances: ${env.instances}) is not supported with the file state store: each instance would count handouts on its own and overwrite the others' saves; set STATE_BACKEND=redis (with REDIS_URL) to run several instances, or run one`,
     );
   }
   const short = e.API_TOKENS.find((t) => t.length < 16);
@@ -69,6 +79,9 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     adminToken: e.ADMIN_TOKEN ?? null,
     logLevel: e.LOG_LEVEL,
     logFile: resolve(e.LOG_FILE),
+    stateBackend: e.STATE_BACKEND,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     open,
   };
 }

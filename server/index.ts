@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import dotenv from 'dotenv';
+import { Redis } from 'ioredis';
 import { ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
 import { closeLogger, createLogger } from '../shared/logger.js';
@@ -25,7 +26,25 @@ async function main(): Promise<void> {
   const config = loadServerConfig(process.env);
   mkdirSync(dirname(config.logFile), { recursive: true });
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
-  const running = await startKeywarden(config, { logger, store: new FileStore(config.stateFile), version: packageVersion() });
+  const state =
+    config.stateBackend === 'redis'
+      ? {
+          redis: {
+            // Fail fast while Redis is down (503 state_unavailable, never a hanging request) and reconnect by itself.
+            client: new Redis(config.redisUrl, {
+              enableOfflineQueue: false,
+              maxRetriesPerRequest: 1,
+              // Only for a Redis that hangs while connected; a lost connection fails at once (no offline queue).
+              // Generous, because a reply lost to a timeout is a handout counted but never delivered.
+              commandTimeout: 5000,
+              connectTimeout: 2000,
+              retryStrategy: (times) => Math.min(100 * times, 2000),
+            }),
+            prefix: config.redisPrefix,
+          },
+        }
+      : { store: new FileStore(config.stateFile) };
+  const running = await startKeywarden(config, { logger, ...state, version: packageVersion() });
   process.send?.('ready'); // pm2 wait_ready
 
   const stop = (reason: string) => {

@@ -38,7 +38,12 @@ export function createRouter(deps: AppDeps): Router {
   };
 
   router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
+    const h = deps.health?.() ?? { ok: true };
+    if (h.ok) ctx.body = { status: 'ok' };
+    else {
+      ctx.status = 503;
+      ctx.body = { status: 'unhealthy', reason: h.reason };
+    }
   });
 
   router.get('/metrics', async (ctx) => {

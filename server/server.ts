@@ -6,6 +6,8 @@ import type { Logger } from '../shared/logger.js';
 import { PoolRegistry, type Clock } from './registry.js';
 import { createSaver, type Saver } from './saver.js';
 import { createShutdown } from './shutdown.js';
+import type { Redis } from 'ioredis';
+import { RedisPool, StateUnavailableError, withPoolScript } from './store/redis.js';
 import type { StateStore } from './store/store.js';
 
 /** How often key files are checked for edits. */
@@ -16,14 +18,18 @@ export interface RunningServer {
   port: number;
   url: string;
   registry: PoolRegistry;
-  saver: Saver;
+  /** Saves the state file (file backend); null with Redis, which keeps state itself. */
+  saver: Saver | null;
   /** Graceful stop: close, final save. Idempotent. */
   stop(reason?: string): Promise<void>;
 }
 
 export interface StartDeps {
   logger: Logger;
-  store: StateStore;
+  /** File backend: where the state file lives. */
+  store?: StateStore;
+  /** Redis backend: a connected (or connecting) client and the key prefix. */
+  redis?: { client: Redis; prefix: string };
   clock?: Clock;
   rng?: () => number;
   version?: string;
@@ -36,26 +42,73 @@ export interface StartDeps {
  * in-process with a fake clock and index.ts adds env, signals and exit around it.
  */
 export async function startKeywarden(config: ServerConfig, deps: StartDeps): Promise<RunningServer> {
-  const { logger, store } = deps;
+  const { logger, store, redis } = deps;
+  if (!store === !redis) throw new Error('startKeywarden: give exactly one of store (file backend) or redis');
   const clock = deps.clock ?? Date.now;
   const policies = await loadPools(config.keysDir);
-  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng });
-  await registry.loadAllKeyFiles();
-
-  const loaded = await store.load();
-  if (loaded.kind === 'loaded') {
-    for (const d of loaded.dropped) logger.warn(`state: dropped an unreadable entry (${d})`);
-    registry.restore(loaded.state.pools, loaded.state.seq);
-    logger.info(`state: resumed from ${store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`);
-  } else if (loaded.kind === 'quarantined') {
-    logger.error(`state: ${store.description} is ${loaded.error}; moved it to ${loaded.movedTo} and starting fresh`);
-  } else {
-    logger.info(`state: nothing saved in ${store.description} yet; starting fresh`);
+  const scripted = redis ? withPoolScript(redis.client) : null;
+  const registry = new PoolRegistry({
+    keysDir: config.keysDir,
+    policies,
+    clock,
+    logger,
+    rng: deps.rng,
+    createPool: scripted ? (name, policy, options) => new RedisPool(name, policy, scripted, redis!.prefix, options) : undefined,
+  });
+  if (redis && redis.client.status !== 'ready') {
+    // Give a starting connection a moment, so a healthy start does not log a failed first sync.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        redis.client.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, 3000);
+      redis.client.once('ready', done);
+    });
+  }
+  try {
+    await registry.loadAllKeyFiles();
+  } catch (err) {
+    if (!(err instanceof StateUnavailableError)) throw err;
+    // Redis is down at start: serve 503s and apply the key files once it answers.
+    logger.error(`state: ${err.message}; key files apply once Redis answers`);
   }
 
   const metrics = createMetrics(registry);
-  const saver = createSaver({ registry, store, intervalMs: config.stateSaveIntervalMs, logger, onSave: metrics.stateSave });
-  const app = createApp({ registry, logger, clock, metrics, apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
+  let saver: Saver | null = null;
+  if (store) {
+    const loaded = await store.load();
+    if (loaded.kind === 'loaded') {
+      for (const d of loaded.dropped) logger.warn(`state: dropped an unreadable entry (${d})`);
+      registry.restore(loaded.state.pools, loaded.state.seq);
+      logger.info(`state: resumed from ${store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`);
+    } else if (loaded.kind === 'quarantined') {
+      logger.error(`state: ${store.description} is ${loaded.error}; moved it to ${loaded.movedTo} and starting fresh`);
+    } else {
+      logger.info(`state: nothing saved in ${store.description} yet; starting fresh`);
+    }
+    saver = createSaver({ registry, store, intervalMs: config.stateSaveIntervalMs, logger, onSave: metrics.stateSave });
+  } else {
+    const client = redis!.client;
+    let down = client.status !== 'ready';
+    client.on('error', (err: Error) => {
+      if (!down) logger.error(`state: Redis connection error (${err.message}); answering 503 state_unavailable until it is back`);
+      down = true;
+    });
+    client.on('ready', () => {
+      if (down) logger.info('state: Redis is back; resyncing key files');
+      down = false;
+      // Membership may have been lost (a Redis without persistence) or missed while down.
+      void (async () => {
+        for (const name of registry.names()) await registry.loadKeyFile(name, true).catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
+      })();
+    });
+    logger.info(`state: Redis backend (${redactUrl(config.redisUrl)}, prefix ${redis!.prefix})`);
+  }
+  const health = () => (redis && redis.client.status !== 'ready' ? { ok: false as const, reason: `state backend (Redis) is ${redis.client.status}` } : { ok: true as const });
+
+  const app = createApp({ registry, logger, clock, metrics, health, apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 
   const server = app.listen(config.port, config.host);
@@ -68,9 +121,14 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   registry.watchKeyFiles(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
-  saver.start();
+  saver?.start();
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
 
-  const shutdown = createShutdown({ server, registry, saver, logger });
+  const shutdown = createShutdown({ server, registry, saver, logger, closeState: redis ? async () => void redis.client.disconnect() : undefined });
   return { server, port, url, registry, saver, stop: (reason = 'stop') => shutdown(reason) };
+}
+
+/** A Redis URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/u, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
 }

@@ -14,11 +14,12 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, str
   const cleaned: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
   const result = schema.safeParse(cleaned);
+  // Values of secret-bearing variables (tokens, URLs that may carry a password) are never echoed.
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
     const got = cleaned[name];
-    throw new ConfigError(`${name}: ${issue.message}${got !== undefined && !/TOKEN/u.test(name) ? ` (got ${JSON.stringify(got)})` : ''}`);
+    throw new ConfigError(`${name}: ${issue.message}${got !== undefined && !/TOKEN|URL|PASSWORD|SECRET/u.test(name) ? ` (got ${JSON.stringify(got)})` : ''}`);
   }
   return result.data;
 }
