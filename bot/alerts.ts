@@ -10,7 +10,7 @@ export type Alert =
   | { kind: 'pool_low'; pool: string; available: number; total: number }
   | { kind: 'pool_empty'; pool: string; available: number; total: number }
   | { kind: 'pool_recovered'; pool: string; available: number; total: number }
-  | { kind: 'server_down'; error: string; lastSeenAt: number | null }
+  | { kind: 'server_down'; error: string; lastSeenAt: number | null; degraded?: boolean }
   | { kind: 'server_up' };
 
 export const INITIAL_ALERT_STATE: AlertState = { server: 'unknown', pools: {} };
@@ -25,7 +25,7 @@ export const INITIAL_ALERT_STATE: AlertState = { server: 'unknown', pools: {} };
 export function stepAlerts(state: AlertState, result: PollResult, threshold: number, lastSeenAt: number | null): { state: AlertState; alerts: Alert[] } {
   const alerts: Alert[] = [];
   if (!result.ok) {
-    if (state.server !== 'down') alerts.push({ kind: 'server_down', error: result.error, lastSeenAt });
+    if (state.server !== 'down') alerts.push({ kind: 'server_down', error: result.error, lastSeenAt, ...(result.degraded ? { degraded: true } : {}) });
     return { state: { server: 'down', pools: state.pools }, alerts };
   }
   if (state.server === 'down') alerts.push({ kind: 'server_up' });

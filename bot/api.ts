@@ -2,7 +2,10 @@ import { request } from 'undici';
 import type { StatsResponse } from '../shared/stats.js';
 
 /** One poll of the key server: its stats, or why they could not be had. `at` is when it finished. */
-export type PollResult = { ok: true; stats: StatsResponse; at: number } | { ok: false; error: string; at: number };
+export type PollResult =
+  | { ok: true; stats: StatsResponse; at: number }
+  /** `degraded`: the server answers but its state store (Redis) does not. */
+  | { ok: false; error: string; at: number; degraded?: boolean };
 
 export interface StatsClient {
   fetchStats(): Promise<PollResult>;
@@ -34,7 +37,8 @@ export function createStatsClient(url: string, token: string | null, options: { 
           } catch {
             // not JSON
           }
-          return { ok: false, error: `HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`, at: clock() };
+          const degraded = res.statusCode === 503 && detail === 'state_unavailable';
+          return { ok: false, error: `HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`, at: clock(), ...(degraded ? { degraded } : {}) };
         }
         const stats = JSON.parse(text) as StatsResponse;
         if (!Array.isArray(stats.pools)) return { ok: false, error: 'unexpected response (no pools)', at: clock() };

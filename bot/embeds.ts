@@ -95,11 +95,11 @@ export function statsEmbeds(stats: StatsResponse, threshold: number): APIEmbed[]
   return shown;
 }
 
-/** The red embed shown when the key server cannot be reached. */
-export function unreachableEmbed(error: string, lastSeenAt: number | null, checkedAt: number): APIEmbed {
+/** The red embed shown when the key server cannot be reached (or is degraded: up, but its state store is not). */
+export function unreachableEmbed(error: string, lastSeenAt: number | null, checkedAt: number, degraded = false): APIEmbed {
   return {
-    title: 'Key server unreachable',
-    description: `The key server did not answer (${clip(error, 200)}).\n${lastSeenAt === null ? 'Not seen since the bot started.' : `Last seen ${discordTime(lastSeenAt)} (${discordTime(lastSeenAt, 'f')}).`}`,
+    title: degraded ? 'Key server degraded' : 'Key server unreachable',
+    description: `${degraded ? `The key server is up but its state store is not (${clip(error, 200)}): apps get 503 until it is back.` : `The key server did not answer (${clip(error, 200)}).`}\n${lastSeenAt === null ? 'Not seen since the bot started.' : `Last seen ${discordTime(lastSeenAt)} (${discordTime(lastSeenAt, 'f')}).`}`,
     color: COLORS.empty,
     footer: { text: 'checked' },
     timestamp: new Date(checkedAt).toISOString(),
@@ -118,7 +118,7 @@ export function alertEmbed(alert: Alert, at: number): APIEmbed {
       return { title: `Pool ${alert.pool} recovered`, description: `${alert.available}/${alert.total} keys available.`, color: COLORS.ok, timestamp };
     case 'server_down':
       return {
-        title: 'Key server is down',
+        title: alert.degraded ? 'Key server is degraded (state store down)' : 'Key server is down',
         description: `Polling the stats API failed (${clip(alert.error, 200)}).${alert.lastSeenAt !== null ? ` Last seen ${discordTime(alert.lastSeenAt)}.` : ''}`,
         color: COLORS.empty,
         timestamp,

@@ -8,11 +8,13 @@ const MAX_STATE = 128;
 /**
  * The bot's presence for a poll result: `plantid 7/10 · healthid 3/5` as a custom status;
  * online when every pool is above the threshold, idle when one is at or below it, dnd with an
- * "unreachable" text when the poll failed.
+ * "unreachable" text when the poll failed, or "degraded" when the server answers but its state
+ * store (Redis) does not.
  */
 export function presenceFor(result: PollResult, threshold: number): PresenceData {
   if (!result.ok) {
-    return { status: 'dnd', activities: [{ name: 'Custom Status', type: ActivityType.Custom, state: 'Key server unreachable' }] };
+    const state = result.degraded ? 'Key server degraded: state store down' : 'Key server unreachable';
+    return { status: 'dnd', activities: [{ name: 'Custom Status', type: ActivityType.Custom, state }] };
   }
   const pools = result.stats.pools;
   let text = pools.map((p) => `${p.name} ${p.available}/${p.total}`).join(' · ') || 'no pools';

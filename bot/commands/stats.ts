@@ -26,5 +26,5 @@ export function canAnswerFromCache(monitor: Monitor, now: number): boolean {
 /** The embeds for `!stats` and `/stats`: the pools, or a red "unreachable" embed; never silence. */
 export async function statsReply(monitor: Monitor, threshold: number): Promise<{ embeds: APIEmbed[] }> {
   const r = await monitor.fresh(FRESH_MS);
-  return { embeds: r.ok ? statsEmbeds(r.stats, threshold) : [unreachableEmbed(r.error, monitor.lastSeenAt, r.at)] };
+  return { embeds: r.ok ? statsEmbeds(r.stats, threshold) : [unreachableEmbed(r.error, monitor.lastSeenAt, r.at, r.degraded)] };
 }

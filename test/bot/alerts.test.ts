@@ -56,6 +56,11 @@ describe('alert state machine', () => {
     assert.deepEqual(alerts, [{ kind: 'server_down', error: 'ECONNREFUSED', lastSeenAt: 12345 }]);
   });
 
+  it('a degraded server (state store down) alerts as down, saying so', () => {
+    const { alerts } = stepAlerts({ server: 'up', pools: {} }, { ok: false, error: 'HTTP 503 state_unavailable', at: 3, degraded: true }, 1, 7);
+    assert.deepEqual(alerts, [{ kind: 'server_down', error: 'HTTP 503 state_unavailable', lastSeenAt: 7, degraded: true }]);
+  });
+
   it('the threshold is configurable (0: only empty pools alert)', () => {
     assert.deepEqual(run([pools({ a: [3, 3] }), pools({ a: [1, 3] }), pools({ a: [0, 3] })], 0), [[], [], ['pool_empty a']]);
   });

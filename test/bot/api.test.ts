@@ -34,6 +34,12 @@ describe('stats client', () => {
     });
     assert.deepEqual(await createStatsClient(url401, null, { timeoutMs: 1000, clock: () => 1 }).fetchStats(), { ok: false, error: 'HTTP 401 unauthorized', at: 1 });
 
+    const degraded = await serve(t, (_req, res) => {
+      res.statusCode = 503;
+      res.end(JSON.stringify({ error: 'state_unavailable', message: 'x' }));
+    });
+    assert.deepEqual(await createStatsClient(degraded, null, { timeoutMs: 1000, clock: () => 4 }).fetchStats(), { ok: false, error: 'HTTP 503 state_unavailable', at: 4, degraded: true });
+
     const slow = await serve(t, () => {
       /* never answers */
     });

@@ -96,6 +96,9 @@ describe('unreachable and alert embeds', () => {
       timestamp: '2026-11-21T12:00:00.000Z',
     });
     assert.match(unreachableEmbed('x', null, T).description!, /Not seen since the bot started/u);
+    const degraded = unreachableEmbed('HTTP 503 state_unavailable', T - 5000, T, true);
+    assert.equal(degraded.title, 'Key server degraded');
+    assert.match(degraded.description!, /^The key server is up but its state store is not \(HTTP 503 state_unavailable\): apps get 503 until it is back\./u);
   });
 
   it('alerts read as one line each with the pool counts', () => {
@@ -106,6 +109,7 @@ describe('unreachable and alert embeds', () => {
       timestamp: '2026-11-21T12:00:00.000Z',
     });
     assert.equal(alertEmbed({ kind: 'server_up' }, T).title, 'Key server is back');
+    assert.equal(alertEmbed({ kind: 'server_down', error: 'HTTP 503 state_unavailable', lastSeenAt: null, degraded: true }, T).title, 'Key server is degraded (state store down)');
     assert.equal(alertEmbed({ kind: 'server_down', error: 'timed out after 10000 ms', lastSeenAt: T - 1000 }, T).description, `Polling the stats API failed (timed out after 10000 ms). Last seen <t:${S - 1}:R>.`);
   });
 

@@ -30,6 +30,13 @@ describe('presence', () => {
     });
   });
 
+  it('dnd saying the server is degraded when its state store is down', () => {
+    assert.deepEqual(presenceFor({ ok: false, error: 'HTTP 503 state_unavailable', at: 1, degraded: true }, 1), {
+      status: 'dnd',
+      activities: [{ name: 'Custom Status', type: 4, state: 'Key server degraded: state store down' }],
+    });
+  });
+
   it('keeps within Discord\'s 128-character status', () => {
     const many = Array.from({ length: 20 }, (_, i): [string, number, number] => [`pool-number-${i}`, 5, 5]);
     const state = presenceFor(ok(many), 1).activities![0]!.state!;
