@@ -44,3 +44,17 @@ module.exports = {
     },
   ],
 };
+
+// Scale-out: several server instances sharing one Redis. Replace the keywarden-server block above
+// with this one (and keep STATE_BACKEND=redis, REDIS_URL in .env). The file store refuses cluster
+// mode, since its instances would not share counts.
+//
+//   {
+//     ...common('keywarden-server'),
+//     script: 'server/index.ts',
+//     exec_mode: 'cluster',
+//     instances: 2,               // or 'max': one per core
+//     env: { STATE_BACKEND: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' },
+//     listen_timeout: 15000,
+//     kill_timeout: 5000,         // nothing to save: state lives in Redis
+//   },
