@@ -10,6 +10,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { redisServerBinary, TestRedis } from '../test/helpers/redis.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TSX = import.meta.resolve('tsx');
@@ -50,18 +51,44 @@ function start(args: string[], env: Record<string, string>): Promise<Proc> {
   });
 }
 
-async function startServer(dir: string, keys: number): Promise<Proc> {
+let serverSeq = 0;
+
+async function startServer(dir: string, keys: number, env: Record<string, string> = {}): Promise<Proc> {
   const keysDir = join(dir, `keys-${keys}`);
   await mkdir(keysDir, { recursive: true });
-  const lines = Array.from({ length: keys }, (_, i) => `bench-${i}-${randomBytes(16).toString('hex')}`);
-  await writeFile(join(keysDir, 'plantid.txt'), `${lines.join('\n')}\n`);
+  const file = join(keysDir, 'plantid.txt');
+  const exists = await readFile(file, 'utf8').then(() => true, () => false);
+  if (!exists) {
+    const lines = Array.from({ length: keys }, (_, i) => `bench-${i}-${randomBytes(16).toString('hex')}`);
+    await writeFile(file, `${lines.join('\n')}\n`);
+  }
+  const n = ++serverSeq;
   return start(['server/index.ts'], {
     PORT: '0',
     KEYS_DIR: keysDir,
-    STATE_FILE: join(dir, `state-${keys}.json`),
-    LOG_FILE: join(dir, `server-${keys}.log`),
+    STATE_FILE: join(dir, `state-${n}.json`),
+    LOG_FILE: join(dir, `server-${n}.log`),
     LOG_LEVEL: 'info', // the 'listening on' line is info; handouts log nothing at info
+    ...env,
   });
+}
+
+/** Drives several servers at once (connections split between them) and sums their throughput. */
+async function measureMany(label: string, procs: Proc[]): Promise<Run> {
+  const each = Math.floor(CONNECTIONS / procs.length);
+  const go = (durationSec: number) =>
+    Promise.all(procs.map((p) => autocannon({ url: `${p.url}/api/plantid`, connections: each, duration: durationSec })));
+  await go(2);
+  const rs = await go(DURATION_SEC);
+  const r: Run = {
+    rps: rs.reduce((s, x) => s + x.requests.average, 0),
+    p50Ms: Math.max(...rs.map((x) => x.latency.p50)),
+    p99Ms: Math.max(...rs.map((x) => x.latency.p99)),
+    non2xx: rs.reduce((s, x) => s + x.non2xx, 0),
+    errors: rs.reduce((s, x) => s + x.errors, 0),
+  };
+  process.stderr.write(`${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
+  return r;
 }
 
 interface Run {
@@ -115,6 +142,27 @@ async function main(): Promise<void> {
     const pool100k = await measure('100,000-key pool', big);
     await big.stop();
 
+    // Redis backend: one instance, then two sharing the Redis (3-key pool).
+    let redisRow: Run | null = null;
+    let twoRow: Run | null = null;
+    if (redisServerBinary()) {
+      const redis = new TestRedis();
+      await redis.start();
+      try {
+        const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url };
+        const one = await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench1:' });
+        redisRow = await measure('redis, 1 instance', one);
+        await one.stop();
+        const two = [await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' }), await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' })];
+        twoRow = await measureMany('redis, 2 instances', two);
+        await Promise.all(two.map((p) => p.stop()));
+      } finally {
+        await redis.destroy();
+      }
+    } else {
+      process.stderr.write('redis-server not installed: skipping the Redis rows (apt-get install redis-server)\n');
+    }
+
     const base2 = await start(['bench/baseline.ts'], {});
     const baseline2 = await measure('bare koa (again)', base2);
     await base2.stop();
@@ -131,6 +179,8 @@ async function main(): Promise<void> {
     results.baseline = { first: baseline1, last: baseline2, meanRps: baselineRps };
     results.pool3 = pool3;
     results.pool100k = pool100k;
+    results.redis = redisRow;
+    results.redis2Instances = twoRow;
     results.memory = { handouts: MEMORY_HANDOUTS, rssAfter10kMb: rssAfter10k, rssAfterAllMb: rssAfter1M, growthMb: rssAfter1M - rssAfter10k };
     const ratios = {
       pool3VsBaseline: pool3.rps / baselineRps,
@@ -156,6 +206,8 @@ async function main(): Promise<void> {
     console.log(`| bare Koa (mean of 2) | ${Math.round(baselineRps)} | ${baseline1.p50Ms} | ${baseline1.p99Ms} | 1.00 |`);
     console.log(`| 3-key pool | ${Math.round(pool3.rps)} | ${pool3.p50Ms} | ${pool3.p99Ms} | ${f(ratios.pool3VsBaseline)} |`);
     console.log(`| 100,000-key pool | ${Math.round(pool100k.rps)} | ${pool100k.p50Ms} | ${pool100k.p99Ms} | ${f(ratios.pool100kVsBaseline)} |`);
+    if (redisRow) console.log(`| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`);
+    if (twoRow) console.log(`| Redis backend, 2 instances (3 keys) | ${Math.round(twoRow.rps)} | ${twoRow.p50Ms} | ${twoRow.p99Ms} | ${f(twoRow.rps / baselineRps)} |`);
     console.log(`\n100k vs 3 keys: ${f(ratios.pool100kVsPool3)}; RSS ${f(rssAfter10k)} MB after 10k handouts, ${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`);
     for (const [name, ok] of Object.entries(targets)) console.log(`${ok ? 'met   ' : 'MISSED'} ${name}`);
     await writeFile(join(ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
