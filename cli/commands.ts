@@ -34,6 +34,7 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().optional(),
   KEYS_DIR: z.string().default('./keys'),
   STATE_FILE: z.string().default('./api_state.json'),
+  STATE_BACKEND: z.enum(['file', 'redis']).default('file'),
 });
 
 export interface CliDeps {
@@ -49,6 +50,8 @@ interface Target {
   adminToken: string | null;
   keysDir: string;
   stateFile: string;
+  /** With Redis, state is only reachable through a running server's admin API. */
+  redis: boolean;
 }
 
 type Mode = { kind: 'api' } | { kind: 'files'; serverRunning: boolean };
@@ -61,6 +64,7 @@ function targetOf(env: Record<string, string | undefined>): Target {
     adminToken: e.ADMIN_TOKEN ?? null,
     keysDir: resolve(e.KEYS_DIR),
     stateFile: resolve(e.STATE_FILE),
+    redis: e.STATE_BACKEND === 'redis',
   };
 }
 
@@ -163,6 +167,9 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     throw err;
   }
   const mode = await detectMode(t, doFetch);
+  if (mode.kind === 'files' && t.redis && command !== 'add' && command !== 'remove') {
+    throw new CliError(`with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} with ADMIN_TOKEN set (add and remove work on the key files alone)`);
+  }
   const names = mode.kind === 'api' ? ((await api(t, doFetch, 'GET', '/pools')).pools as Array<{ name: string }>).map((p) => p.name) : [...(await loadPools(t.keysDir)).keys()];
 
   switch (command) {

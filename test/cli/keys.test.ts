@@ -74,6 +74,9 @@ describe('keys CLI on the files (no server answering)', () => {
       [['remove', 'plantid', 'XYZ'], undefined, /^keywarden-keys: keyId "XYZ" is not 12 lowercase hex characters/u, 1],
       [['disable', 'plantid'], undefined, /^keywarden-keys: missing <keyId>; run/u, 2],
     ];
+    const redisOffline = await cli(layout, ['status'], { env: { STATE_BACKEND: 'redis' } });
+    assert.deepEqual([redisOffline.code, redisOffline.stderr.split('\n').length], [1, 2]);
+    assert.match(redisOffline.stderr, /^keywarden-keys: with STATE_BACKEND=redis, "status" goes through a running server's admin API/u);
     for (const [args, stdin, message, code] of cases) {
       const r = await cli(layout, args, { stdin });
       assert.equal(r.code, code, args.join(' '));

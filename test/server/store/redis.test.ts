@@ -91,6 +91,22 @@ describe('Redis state backend, real processes', { skip: available ? false : REDI
     assert.match(servers[0]!.output(), /Redis is back/u);
   });
 
+  it('admin changes on one instance show on the others: disable at once, added keys once each has read the file', async (t) => {
+    const [a, b] = makeKeys(2);
+    const admin = { authorization: 'Bearer redis-admin-token-0123456789' };
+    const layout = await makeLayout(t, { plantid: [a!] });
+    const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url, REDIS_PREFIX: 'kw-admin:', ADMIN_TOKEN: 'redis-admin-token-0123456789' };
+    const [one, two] = await Promise.all([spawnServer(t, layout, env), spawnServer(t, layout, env)]);
+    const added = await getJson(`${one!.url}/admin/pools/plantid/keys`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ key: b }) });
+    assert.equal(added.status, 201);
+    const idB = added.body.added[0].keyId as string;
+    await until('the second instance to serve the new key', async () => (await getJson(`${two!.url}/api/stats`)).body.pools[0].total === 2);
+    assert.equal((await getJson(`${one!.url}/admin/pools/plantid/keys/${idB}/disable`, { method: 'POST', headers: admin })).status, 204);
+    const seen = (await getJson(`${two!.url}/api/stats`)).body as StatsResponse;
+    assert.equal(seen.pools[0]!.keys.find((k) => k.keyId === idB)!.status, 'disabled');
+    for (let i = 0; i < 3; i++) assert.equal((await getJson(`${two!.url}/api/plantid`)).body.key, a);
+  });
+
   it('logs a Redis URL without its password', () => {
     assert.equal(redactUrl('redis://user:secret@10.0.0.1:6379/0'), 'redis://user:***@10.0.0.1:6379/0');
     assert.equal(redactUrl('redis://:secret@host:6379'), 'redis://:***@host:6379');
