@@ -77,6 +77,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
 
   const metrics = createMetrics(registry);
   let saver: Saver | null = null;
+  let closing = false;
   if (store) {
     const loaded = await store.load();
     if (loaded.kind === 'loaded') {
@@ -92,10 +93,13 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   } else {
     const client = redis!.client;
     let down = client.status !== 'ready';
-    client.on('error', (err: Error) => {
-      if (!down) logger.error(`state: Redis connection error (${err.message}); answering 503 state_unavailable until it is back`);
+    const lost = (why: string) => {
+      if (closing) return;
+      if (!down) logger.error(`state: Redis connection lost (${why}); answering 503 state_unavailable until it is back`);
       down = true;
-    });
+    };
+    client.on('error', (err: Error) => lost(err.message));
+    client.on('close', () => lost('connection closed'));
     client.on('ready', () => {
       if (down) logger.info('state: Redis is back; resyncing key files');
       down = false;
@@ -124,7 +128,12 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   saver?.start();
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
 
-  const shutdown = createShutdown({ server, registry, saver, logger, closeState: redis ? async () => void redis.client.disconnect() : undefined });
+  const shutdown = createShutdown({ server, registry, saver, logger, closeState: redis
+      ? async () => {
+          closing = true;
+          redis.client.disconnect();
+        }
+      : undefined });
   return { server, port, url, registry, saver, stop: (reason = 'stop') => shutdown(reason) };
 }
 

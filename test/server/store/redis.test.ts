@@ -87,7 +87,7 @@ describe('Redis state backend, real processes', { skip: available ? false : REDI
     // Nothing counted was lost: Redis kept every count across the kill, so the keys ran out exactly at their limits.
     const stats = (await getJson(`${servers[0]!.url}/api/stats`)).body as StatsResponse;
     assert.deepEqual(totals(stats), [200, 200, 200, 200, 200]);
-    assert.match(servers[0]!.output(), /Redis connection error .* answering 503 state_unavailable/u);
+    assert.match(servers[0]!.output(), /Redis connection lost .* answering 503 state_unavailable/u);
     assert.match(servers[0]!.output(), /Redis is back/u);
   });
 
