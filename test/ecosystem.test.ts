@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -15,28 +14,14 @@ import { deserializeState } from '../server/state.js';
 import { DiscordEmulator } from './helpers/discord.js';
 import { makeKeys } from './helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT } from './helpers/server.js';
+import { until } from './helpers/wait.js';
+import { freePort } from './helpers/net.js';
 
 const run = promisify(execFile);
 const PM2 = join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const BOT_TOKEN = 'pm2-emulated-bot-token.x.y';
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('pm2 with ecosystem.config.cjs', () => {
   it('runs server and bot; handout counts survive stop, restart and reload', async (t) => {

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from './net.js';
 
 /** Where redis-server is, or null (tests then skip outside CI, and fail in CI). */
 export function redisServerBinary(): string | null {
@@ -13,13 +13,6 @@ export function redisServerBinary(): string | null {
 
 export const REDIS_MISSING = 'redis-server is not installed: apt-get install redis-server (CI installs it)';
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /**
  * A real redis-server on an ephemeral loopback port, with an append-only file fsynced on every

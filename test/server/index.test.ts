@@ -13,6 +13,7 @@ import { deserializeState, type StateFile } from '../../server/state.js';
 import { FileStore } from '../../server/store/file.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, postJson, runServerProcess, spawnServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 
 async function stats(url: string): Promise<StatsResponse> {
   return (await getJson(`${url}/api/stats`)).body as StatsResponse;
@@ -57,15 +58,6 @@ function load(url: string, concurrency: number) {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('server process', () => {
   it('2,000 concurrent requests against total limits hand out exactly the allowed number, no key over', async (t) => {

@@ -9,19 +9,11 @@ import { redactUrl } from '../../../server/server.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
 import { getJson, makeLayout, spawnServer } from '../../helpers/server.js';
+import { until } from '../../helpers/wait.js';
 
 const available = redisServerBinary() !== null;
 if (!available && process.env.CI) throw new Error(REDIS_MISSING);
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const totals = (s: StatsResponse) => s.pools[0]!.keys.map((k) => k.served.total);
 
