@@ -92,9 +92,6 @@ export class PoolRegistry {
     return was;
   }
 
-  markDirty(): void {
-    this.dirtyFlag = true;
-  }
 
   private entry(name: string): Entry {
     const e = this.entries.get(name);

@@ -6,6 +6,8 @@ import { loadPools } from '../../server/config.js';
 import { PoolRegistry } from '../../server/registry.js';
 import { createSaver } from '../../server/saver.js';
 import { FileStore } from '../../server/store/file.js';
+import { MemoryStore } from '../../server/store/memory.js';
+import { getJson, makeLayout, startInProcess } from '../helpers/server.js';
 import { keyIdOf } from '../../shared/keys.js';
 import { FakeClock } from '../helpers/clock.js';
 import { makeKeys } from '../helpers/keys.js';
@@ -22,6 +24,22 @@ async function setup(dir: string, clock: FakeClock) {
   if (loaded.kind === 'loaded') registry.restore(loaded.state.pools, loaded.state.seq);
   return { registry, store, saver: createSaver({ registry, store, intervalMs: 60_000, logger }) };
 }
+
+describe('saver with the in-memory store', () => {
+  it('a server stopped and started again on the same store resumes its counts', async (t) => {
+    const store = new MemoryStore();
+    const keys = makeKeys(2);
+    const layout = await makeLayout(t, { plantid: keys });
+    const first = await startInProcess(t, { layout, store });
+    for (let i = 0; i < 5; i++) await getJson(`${first.url}/api/plantid`);
+    await first.stop();
+    assert.equal(store.saves >= 1, true);
+    const second = await startInProcess(t, { layout, store });
+    const stats = (await getJson(`${second.url}/api/stats`)).body;
+    assert.deepEqual(stats.pools[0].keys.map((k: { served: { total: number } }) => k.served.total), [3, 2]);
+    assert.equal((await getJson(`${second.url}/api/plantid`)).body.key, keys[1]); // rotation resumes too
+  });
+});
 
 describe('saver with the journal', () => {
   it('saves deltas between snapshots, and a restart sees exactly the live state', async (t) => {
