@@ -9,7 +9,11 @@ import { loadBotConfig } from './config.js';
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadBotConfig(process.env);
-  mkdirSync(dirname(config.logFile), { recursive: true });
+  try {
+    mkdirSync(dirname(config.logFile), { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`BOT_LOG_FILE: cannot create the folder for ${config.logFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
   const bot = createBot(config, { logger });
 

@@ -24,7 +24,11 @@ function packageVersion(): string {
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadServerConfig(process.env);
-  mkdirSync(dirname(config.logFile), { recursive: true });
+  try {
+    mkdirSync(dirname(config.logFile), { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`LOG_FILE: cannot create the folder for ${config.logFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
   const state =
     config.stateBackend === 'redis'
