@@ -1,19 +1,13 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import dotenv from 'dotenv';
 import { ConfigError } from '../shared/env.js';
-import { closeLogger, createLogger } from '../shared/logger.js';
+import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
 import { createBot } from './bot.js';
 import { loadBotConfig } from './config.js';
 
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadBotConfig(process.env);
-  try {
-    mkdirSync(dirname(config.logFile), { recursive: true });
-  } catch (err) {
-    throw new ConfigError(`BOT_LOG_FILE: cannot create the folder for ${config.logFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  ensureLogFolder('BOT_LOG_FILE', config.logFile);
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
   const bot = createBot(config, { logger });
 

@@ -2,7 +2,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
 import { createAdminRouter } from './admin.js';
 import { HttpError, notFound, unauthorized } from './errors.js';
-import { StateUnavailableError } from './store/redis.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from './metrics.js';
 import type { Clock, PoolRegistry } from './registry.js';
@@ -64,11 +63,7 @@ export function createApp(deps: AppDeps): Koa {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw notFound(path);
     } catch (err) {
-      if (err instanceof StateUnavailableError) {
-        ctx.status = 503;
-        ctx.set('Retry-After', '1');
-        ctx.body = { error: 'state_unavailable', message: 'the state backend is unavailable; retry shortly', retryAfter: 1 };
-      } else if (err instanceof HttpError) {
+      if (err instanceof HttpError) {
         ctx.status = err.status;
         ctx.set(err.headers);
         ctx.body = { error: err.code, message: err.message, ...err.extra };

@@ -11,13 +11,7 @@ export class IndexedHeap {
     return this.ids.length;
   }
 
-  has(id: number): boolean {
-    return this.slot.has(id);
-  }
 
-  priorityOf(id: number): number | undefined {
-    return this.prio.get(id);
-  }
 
   peek(): number | undefined {
     return this.ids[0];

@@ -1,10 +1,9 @@
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import dotenv from 'dotenv';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
-import { closeLogger, createLogger } from '../shared/logger.js';
+import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
 import { startKeywarden } from './server.js';
 import { FileStore, StateFileError } from './store/file.js';
 
@@ -24,11 +23,7 @@ function packageVersion(): string {
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadServerConfig(process.env);
-  try {
-    mkdirSync(dirname(config.logFile), { recursive: true });
-  } catch (err) {
-    throw new ConfigError(`LOG_FILE: cannot create the folder for ${config.logFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  ensureLogFolder('LOG_FILE', config.logFile);
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
   const state =
     config.stateBackend === 'redis'

@@ -136,7 +136,6 @@ export interface PoolBackend {
   setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
   handout(now: number, want?: number): Handout | Promise<Handout>;
   report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
-  has(keyId: string): boolean | Promise<boolean>;
   disable(keyId: string, reason: string, now: number): boolean | Promise<boolean>;
   enable(keyId: string, now: number): boolean | Promise<boolean>;
   resetCounters(keyId: string, now: number): boolean | Promise<boolean>;
@@ -638,10 +637,6 @@ export class Pool implements PoolBackend {
 
 
   // ---------------------------------------------------------------- admin
-
-  has(keyId: string): boolean {
-    return this.byId.has(keyId);
-  }
 
   /** Disables a key by hand; it stays out until enabled (or its line changes). */
   disable(keyId: string, reason: string, now: number): boolean {

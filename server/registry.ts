@@ -294,11 +294,6 @@ export class PoolRegistry {
     this.dirtyFlag = true;
   }
 
-  snapshot(): Record<string, PoolState> {
-    const out: Record<string, PoolState> = {};
-    for (const [name, p] of this.memoryPools()) out[name] = p.snapshot();
-    return out;
-  }
 
   /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
   restore(pools: Record<string, PoolState>, seq = 0): void {

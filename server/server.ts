@@ -7,7 +7,8 @@ import { PoolRegistry, type Clock } from './registry.js';
 import { createSaver, type Saver } from './saver.js';
 import { createShutdown } from './shutdown.js';
 import type { Redis } from 'ioredis';
-import { RedisPool, StateUnavailableError, withPoolScript } from './store/redis.js';
+import { StateUnavailableError } from './errors.js';
+import { RedisPool, withPoolScript } from './store/redis.js';
 import type { StateStore } from './store/store.js';
 
 /** How often key files are checked for edits. */
@@ -72,7 +73,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   } catch (err) {
     if (!(err instanceof StateUnavailableError)) throw err;
     // Redis is down at start: serve 503s and apply the key files once it answers.
-    logger.error(`state: ${err.message}; key files apply once Redis answers`);
+    logger.error(`state: ${err.detail}; key files apply once Redis answers`);
   }
 
   const metrics = createMetrics(registry);

@@ -1,4 +1,7 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import winston from 'winston';
+import { ConfigError } from './env.js';
 
 export type Logger = winston.Logger;
 
@@ -47,4 +50,13 @@ export function closeLogger(logger: Logger): Promise<void> {
     });
     logger.end();
   });
+}
+
+/** Creates the folder of a log file at startup; failing, a ConfigError naming the variable that set it. */
+export function ensureLogFolder(variable: string, file: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`${variable}: cannot create the folder for ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

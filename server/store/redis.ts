@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { PoolStats } from '../../shared/stats.js';
 import { keyIdOf } from '../../shared/keys.js';
+import { StateUnavailableError } from '../errors.js';
 import type { KeyLine } from '../keyfile.js';
 import {
   exhaustedUntil,
@@ -20,14 +21,6 @@ import {
   type ReportResult,
 } from '../pool.js';
 import { WINDOW_KINDS, WindowClock, type WindowKind } from '../windows.js';
-
-/** The state backend cannot be reached: the request fails fast with 503 state_unavailable. */
-export class StateUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super(`state backend unavailable: ${(cause as Error)?.message ?? String(cause)}`);
-    this.name = 'StateUnavailableError';
-  }
-}
 
 const LUA = readFileSync(new URL('./redis.lua', import.meta.url), 'utf8');
 const FIELD: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o' };
@@ -166,13 +159,6 @@ export class RedisPool {
     return { ok: true, outcome };
   }
 
-  async has(keyId: string): Promise<boolean> {
-    try {
-      return (await this.redis.zscore(`${this.prefix}pos`, keyId)) !== null;
-    } catch (err) {
-      throw new StateUnavailableError(err);
-    }
-  }
 
   private async admin(action: 'disable' | 'enable' | 'reset', keyId: string, now: number, reason?: string): Promise<boolean> {
     return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
