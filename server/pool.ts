@@ -88,17 +88,67 @@ export interface PoolState {
 /** How far back the handout rate for the forecast looks. */
 export const FORECAST_WINDOW_MS = 3_600_000;
 
-interface KeyRecord extends KeyState {
-  slot: number;
-  keyId: string;
-  key: string;
-  masked: string;
-  lineHash: string;
-  expiresAt: number | null;
+/**
+ * A key in rotation: its persisted state plus what the pool derives from its key-file line.
+ * A class, not an object literal, so every record shares one hidden class: built by spreading
+ * a KeyState, each of 100,000 records got a shape of its own, which made every property read
+ * on the handout path a megamorphic lookup and cost ~60 MB of shape descriptors.
+ */
+class KeyRecord implements KeyState {
+  windows: Partial<Record<WindowKind, Counter>>;
+  total: number;
+  lastUsedAt: number | null;
+  block: { until: number; reason: string } | null;
+  exhausted: { until: number; reason: string } | null;
+  disabled: { reason: string; lineHash: string } | null;
+  failures: number[];
+  backoffLevel: number;
+  probe: 'ready' | number | null;
   /** LRU order: a handout sequence number (timestamps tie within a millisecond). */
-  useSeq: number;
-  /** This record's `"keyId":{…}` entry of the state file, cached until the record changes (null: changed since). */
-  json: string | null;
+  useSeq = 0;
+
+  constructor(
+    state: KeyState,
+    public slot: number,
+    readonly keyId: string,
+    readonly key: string,
+    readonly masked: string,
+    readonly lineHash: string,
+    readonly expiresAt: number | null,
+  ) {
+    this.windows = copyWindows(state.windows);
+    this.total = state.total;
+    this.lastUsedAt = state.lastUsedAt;
+    this.block = state.block;
+    this.exhausted = state.exhausted;
+    this.disabled = state.disabled;
+    this.failures = [...state.failures];
+    this.backoffLevel = state.backoffLevel;
+    this.probe = state.probe;
+  }
+
+  /** Takes over a persisted state (restore). */
+  assign(state: KeyState): void {
+    this.windows = copyWindows(state.windows);
+    this.total = state.total;
+    this.lastUsedAt = state.lastUsedAt;
+    this.block = state.block;
+    this.exhausted = state.exhausted;
+    this.disabled = state.disabled;
+    this.failures = [...state.failures];
+    this.backoffLevel = state.backoffLevel;
+    this.probe = state.probe;
+  }
+}
+
+/** Counters are updated in place on the handout path, so copies never share them. */
+function copyWindows(windows: Partial<Record<WindowKind, Counter>>): Partial<Record<WindowKind, Counter>> {
+  const out: Partial<Record<WindowKind, Counter>> = {};
+  for (const kind of WINDOW_KINDS) {
+    const c = windows[kind];
+    if (c) out[kind] = { start: c.start, count: c.count };
+  }
+  return out;
 }
 
 export type Handout =
@@ -258,7 +308,6 @@ export class Pool implements PoolBackend {
 
   /** A record's persisted state changed: drop its cached JSON and mark the pool dirty. */
   private touch(rec: KeyRecord): void {
-    rec.json = null;
     this.changed.add(rec);
     this.dirty();
   }
@@ -296,18 +345,8 @@ export class Pool implements PoolBackend {
       if (prior) summary.kept++;
       else summary.added++;
       const base: KeyState = prior ?? retired ?? emptyState();
-      const rec: KeyRecord = {
-        ...base,
-        slot: next.length,
-        keyId,
-        key: line.key,
-        masked: maskKey(line.key),
-        lineHash: line.lineHash,
-        expiresAt: line.expiresAt,
-        useSeq: prior?.useSeq ?? 0,
-        json: null,
-      };
-      delete rec.removedAt;
+      const rec = new KeyRecord(base, next.length, keyId, line.key, maskKey(line.key), line.lineHash, line.expiresAt);
+      rec.useSeq = prior?.useSeq ?? 0;
       if (retired) this.retired.delete(keyId);
       if (rec.disabled && rec.disabled.lineHash !== line.lineHash) {
         rec.disabled = null;
@@ -505,8 +544,12 @@ export class Pool implements PoolBackend {
     for (const kind of WINDOW_KINDS) {
       const start = this.clock.bounds(kind, now).startMs;
       const c = rec.windows[kind];
-      if (c && c.start === start) c.count += granted;
-      else rec.windows[kind] = { start, count: granted };
+      if (!c) rec.windows[kind] = { start, count: granted };
+      else if (c.start === start) c.count += granted;
+      else {
+        c.start = start; // in place: the handout path allocates nothing per window
+        c.count = granted;
+      }
     }
     rec.total += granted;
     rec.lastUsedAt = now;
@@ -679,7 +722,7 @@ export class Pool implements PoolBackend {
 
   private persistable(rec: KeyState): KeyState {
     const out: KeyState = {
-      windows: { ...rec.windows },
+      windows: copyWindows(rec.windows),
       total: rec.total,
       lastUsedAt: rec.lastUsedAt,
       block: rec.block,
@@ -741,8 +784,7 @@ export class Pool implements PoolBackend {
       if (parts.length >= batch) yield flush();
     }
     for (const rec of records) {
-      rec.json ??= keyEntryJson(rec.keyId, rec);
-      parts.push(rec.json);
+      parts.push(keyEntryJson(rec.keyId, rec));
       if (parts.length >= batch) yield flush();
     }
     yield `${flush()}}}`;
@@ -770,9 +812,7 @@ export class Pool implements PoolBackend {
     for (const [keyId, st] of Object.entries(state.keys)) {
       const rec = this.byId.get(keyId);
       if (rec) {
-        Object.assign(rec, this.persistable(st));
-        rec.json = null;
-        delete rec.removedAt;
+        rec.assign(st);
         if (rec.disabled && rec.disabled.lineHash !== rec.lineHash) rec.disabled = null;
       } else {
         this.retired.set(keyId, { ...this.persistable(st), removedAt: st.removedAt ?? now });
