@@ -5,7 +5,7 @@ import { HttpError, notFound, unauthorized } from './errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from './metrics.js';
 import type { Clock, PoolRegistry } from './registry.js';
-import { createRouter } from './routes.js';
+import { createRoutes } from './routes.js';
 
 export interface AppDeps {
   registry: PoolRegistry;
@@ -78,12 +78,13 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
+  const { router, handoutFastPath } = createRoutes(deps);
+  app.use(handoutFastPath);
   if (deps.adminToken) {
     const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger });
     app.use(admin.routes());
     app.use(admin.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route') }));
   }
-  const router = createRouter(deps);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route'), notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented') }));
   return app;

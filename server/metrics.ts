@@ -22,8 +22,20 @@ const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'bl
 export function createMetrics(pools: PoolRegistry): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keywarden_' });
-  const handouts = new Counter({ name: 'keywarden_handouts_total', help: 'Key requests by pool and outcome', labelNames: ['pool', 'outcome'], registers: [registry] });
-  const reports = new Counter({ name: 'keywarden_reports_total', help: 'Upstream reports by pool and outcome', labelNames: ['pool', 'outcome'], registers: [registry] });
+  const handouts = new Counter({
+    name: 'keywarden_handouts_total',
+    help: 'Key requests by pool and outcome',
+    labelNames: ['pool', 'outcome'],
+    registers: [registry],
+    collect: () => handoutTally.flush(),
+  });
+  const reports = new Counter({
+    name: 'keywarden_reports_total',
+    help: 'Upstream reports by pool and outcome',
+    labelNames: ['pool', 'outcome'],
+    registers: [registry],
+    collect: () => reportTally.flush(),
+  });
   new Gauge({
     name: 'keywarden_keys',
     help: 'Keys by pool and status',
@@ -46,46 +58,100 @@ export function createMetrics(pools: PoolRegistry): Metrics {
       }
     },
   });
-  const latency = new Histogram({
-    name: 'keywarden_http_request_duration_seconds',
-    help: 'HTTP request latency',
-    labelNames: ['method', 'route', 'status'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-    registers: [registry],
-  });
-  const latencyChildren = new Map<string, { observe(v: number): void }>();
-  // Bound children per label pair: the hot path skips prom-client's label hashing.
-  const handoutChildren = new Map<string, { inc(): void }>();
-  const reportChildren = new Map<string, { inc(): void }>();
-  const child = (cache: Map<string, { inc(): void }>, counter: Counter, a: string, b: string) => {
-    const key = `${a}\u0000${b}`;
-    let c = cache.get(key);
-    if (!c) {
-      c = counter.labels(a, b);
-      cache.set(key, c);
-    }
-    return c;
-  };
+  const latency = new RequestHistogram(
+    'keywarden_http_request_duration_seconds',
+    'HTTP request latency',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+  );
+  registry.registerMetric(latency as unknown as Parameters<Registry['registerMetric']>[0]);
+  // Handouts and reports are tallied in plain maps and added to the prom-client counters when
+  // scraped (their collect hook): a prom-client child hashes its labels on every inc().
+  const handoutTally = tally(handouts);
+  const reportTally = tally(reports);
   const saveDuration = new Histogram({ name: 'keywarden_state_save_duration_seconds', help: 'State save duration', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
   const saveFailures = new Counter({ name: 'keywarden_state_save_failures_total', help: 'Failed state saves', registers: [registry] });
 
   return {
     registry,
-    handout: (pool, outcome) => child(handoutChildren, handouts, pool, outcome).inc(),
-    report: (pool, outcome) => child(reportChildren, reports, pool, outcome).inc(),
-    request(method, route, status, seconds) {
-      // Bound children per label set: no label-object hashing on every request.
-      const key = `${method} ${route} ${status}`;
-      let child = latencyChildren.get(key);
-      if (!child) {
-        child = latency.labels(method, route, String(status));
-        latencyChildren.set(key, child);
-      }
-      child.observe(seconds);
-    },
+    handout: (pool, outcome) => handoutTally.add(pool, outcome),
+    report: (pool, outcome) => reportTally.add(pool, outcome),
+    request: (method, route, status, seconds) => latency.observe(method, route, status, seconds),
     stateSave(seconds, ok) {
       saveDuration.observe(seconds);
       if (!ok) saveFailures.inc();
     },
   };
+}
+
+/** Counts by a pair of label values, added to a prom-client counter on flush. */
+function tally(counter: Counter<'pool' | 'outcome'>): { add(pool: string, outcome: string): void; flush(): void } {
+  const pending = new Map<string, { pool: string; outcome: string; n: number }>();
+  return {
+    add(pool, outcome) {
+      const key = `${pool}\u0000${outcome}`;
+      const t = pending.get(key);
+      if (t) t.n++;
+      else pending.set(key, { pool, outcome, n: 1 });
+    },
+    flush() {
+      for (const t of pending.values()) if (t.n > 0) counter.inc({ pool: t.pool, outcome: t.outcome }, t.n);
+      for (const t of pending.values()) t.n = 0;
+    },
+  };
+}
+
+interface Series {
+  labels: { method: string; route: string; status: string };
+  /** Observations per bucket (not cumulative); the last slot is above every bound. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * The request-latency histogram. prom-client's Histogram validates and hashes the labels of
+ * every observation, even through a bound child; this one keys series by one string and counts
+ * into a typed array, and gives the registry the same series (`_bucket` with cumulative `le`,
+ * `_sum`, `_count`) through the shape prom-client's Registry reads of a metric: name, help, type,
+ * get().
+ */
+class RequestHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series = new Map<string, Series>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+  ) {}
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${route} ${status}`;
+    let s = this.series.get(key);
+    if (!s) {
+      s = { labels: { method, route, status: String(status) }, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    let i = 0;
+    while (i < this.bounds.length && seconds > this.bounds[i]!) i++;
+    s.counts[i]!++;
+    s.sum += seconds;
+    s.count++;
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> } {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const s of this.series.values()) {
+      let acc = 0;
+      this.bounds.forEach((le, i) => {
+        acc += s.counts[i]!;
+        values.push({ labels: { ...s.labels, le }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...s.labels, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
 }

@@ -136,13 +136,24 @@ export class PoolRegistry {
     return Promise.resolve(fn(e.pool, this.options.clock()));
   }
 
-  /** Hands out a key from `name`. */
-  handout(name: string, want = 1): Promise<Handout> {
-    return this.exclusive(this.entry(name), (p, now) => p.handout(now, want));
+  /**
+   * `exclusive` for calls that are synchronous on an in-memory pool (handout, report). When the in-memory pool's mutex is
+   * free, the call runs at once: a synchronous critical section cannot interleave with anything
+   * on this thread, so that is exactly what runExclusive would run, without its promise hops on
+   * every request. When it is held (an admin action awaiting inside withPool), the call queues.
+   */
+  private exclusiveSync<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): T | Promise<T> {
+    if (e.pool instanceof Pool && !e.mutex.isLocked()) return fn(e.pool, this.options.clock());
+    return this.exclusive(e, fn);
   }
 
-  report(name: string, input: ReportInput): Promise<ReportResult> {
-    return this.exclusive(this.entry(name), (p, now) => p.report(input, now));
+  /** Hands out a key from `name` (synchronously when the pool is in memory and its mutex free). */
+  handout(name: string, want = 1): Handout | Promise<Handout> {
+    return this.exclusiveSync(this.entry(name), (p, now) => p.handout(now, want));
+  }
+
+  report(name: string, input: ReportInput): ReportResult | Promise<ReportResult> {
+    return this.exclusiveSync(this.entry(name), (p, now) => p.report(input, now));
   }
 
   /** Runs `fn` on a pool as one state change (admin actions). */

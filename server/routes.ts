@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { AppDeps } from './app.js';
 import { readJson } from './body.js';
@@ -27,8 +28,22 @@ function describe(error: z.ZodError): string {
   return `${issue.path.join('.') || 'body'}: ${issue.message}`;
 }
 
+/** GET /api/<pool>, matched ahead of the router (see `handoutFastPath`). */
+const HANDOUT_PATH = /^\/api\/([a-z0-9_-]{1,64})$/u;
+
+export interface Routes {
+  router: Router;
+  /**
+   * The handout route, matched before any router: nearly every request is a handout, and going
+   * through @koa/router costs it a regex per route, a composed layer chain and another async
+   * layer. Same handler as the router's `GET /api/:pool` (which still serves HEAD and answers 405
+   * for other methods); anything else passes on.
+   */
+  handoutFastPath: Middleware;
+}
+
 /** Thin handlers: validate, call the registry, shape the JSON. */
-export function createRouter(deps: AppDeps): Router {
+export function createRoutes(deps: AppDeps): Routes {
   const router = new Router({ sensitive: true }); // /API/x is not /api/x
   const { registry } = deps;
 
@@ -59,8 +74,8 @@ export function createRouter(deps: AppDeps): Router {
     ctx.body = await registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
   });
 
-  router.get('/api/:pool', async (ctx) => {
-    const name = poolName(ctx.params.pool!);
+  const handout = async (ctx: Context, rawName: string): Promise<void> => {
+    const name = poolName(rawName);
     const count = ctx.query.count;
     let want = 1;
     if (count !== undefined) {
@@ -69,7 +84,8 @@ export function createRouter(deps: AppDeps): Router {
       }
       want = Number(count);
     }
-    const result = await registry.handout(name, want);
+    const pending = registry.handout(name, want);
+    const result = pending instanceof Promise ? await pending : pending;
     ctx.set('Cache-Control', 'no-store');
     deps.metrics.handout(name, result.ok ? 'served' : HANDOUT_OUTCOME[result.reason]);
     if (result.ok) {
@@ -86,7 +102,9 @@ export function createRouter(deps: AppDeps): Router {
       case 'pool_throttled':
         throw unavailable(429, 'pool_throttled', `pool ${name} is throttled upstream (many keys reported 429 at once)`, result.retryAfterMs);
     }
-  });
+  };
+
+  router.get('/api/:pool', (ctx) => handout(ctx, ctx.params.pool!));
 
   router.post('/api/:pool/report', async (ctx) => {
     const name = poolName(ctx.params.pool!);
@@ -99,5 +117,12 @@ export function createRouter(deps: AppDeps): Router {
     ctx.status = 204;
   });
 
-  return router;
+  const handoutFastPath: Middleware = (ctx, next) => {
+    const m = ctx.method === 'GET' ? HANDOUT_PATH.exec(ctx.path) : null;
+    if (m === null || m[1] === 'stats') return next();
+    (ctx as unknown as { _matchedRoute: string })._matchedRoute = '/api/:pool'; // the route label the router would set
+    return handout(ctx, m[1]!);
+  };
+
+  return { router, handoutFastPath };
 }

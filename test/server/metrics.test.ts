@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { keyIdOf } from '../../shared/keys.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, postJson, startInProcess } from '../helpers/server.js';
+import { createMetrics } from '../../server/metrics.js';
+import type { PoolRegistry } from '../../server/registry.js';
 
 const TOKEN = 'metrics-token-0123456789';
 
@@ -38,5 +40,29 @@ describe('GET /metrics', () => {
     assert.equal(metric(text, 'keywarden_state_save_failures_total'), 0);
     assert.match(text, /^keywarden_process_resident_memory_bytes \d+/mu);
     for (const k of keys) assert.ok(!text.includes(k));
+  });
+
+  it('exposes request latency as a cumulative Prometheus histogram (le inclusive) and counters that keep counting across scrapes', async () => {
+    const m = createMetrics({ stats: async () => ({ pools: [] }) } as unknown as PoolRegistry);
+    for (const seconds of [0.0005, 0.0007, 0.001, 0.3, 2]) m.request('GET', '/api/:pool', 200, seconds);
+    m.request('POST', '/api/:pool/report', 204, 0.002);
+    m.handout('plantid', 'served');
+    m.handout('plantid', 'served');
+    let text = await m.registry.metrics();
+    const series = (le: string) => `keywarden_http_request_duration_seconds_bucket{method="GET",route="/api/:pool",status="200",le="${le}"}`;
+    assert.equal(metric(text, series('0.0005')), 1);
+    assert.equal(metric(text, series('0.001')), 3);
+    assert.equal(metric(text, series('0.25')), 3);
+    assert.equal(metric(text, series('1')), 4);
+    assert.equal(metric(text, series('+Inf')), 5);
+    assert.equal(metric(text, 'keywarden_http_request_duration_seconds_sum{method="GET",route="/api/:pool",status="200"}'), 0.0005 + 0.0007 + 0.001 + 0.3 + 2);
+    assert.equal(metric(text, 'keywarden_http_request_duration_seconds_count{method="POST",route="/api/:pool/report",status="204"}'), 1);
+    assert.match(text, /^# TYPE keywarden_http_request_duration_seconds histogram$/mu);
+    assert.equal(metric(text, 'keywarden_handouts_total{pool="plantid",outcome="served"}'), 2);
+    m.handout('plantid', 'served');
+    m.report('plantid', 'ok');
+    text = await m.registry.metrics();
+    assert.equal(metric(text, 'keywarden_handouts_total{pool="plantid",outcome="served"}'), 3);
+    assert.equal(metric(text, 'keywarden_reports_total{pool="plantid",outcome="ok"}'), 1);
   });
 });
