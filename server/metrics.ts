@@ -85,17 +85,19 @@ export function createMetrics(pools: PoolRegistry): Metrics {
 
 /** Counts by a pair of label values, added to a prom-client counter on flush. */
 function tally(counter: Counter<'pool' | 'outcome'>): { add(pool: string, outcome: string): void; flush(): void } {
-  const pending = new Map<string, { pool: string; outcome: string; n: number }>();
+  // Nested maps, not a joined key: no string is built per count.
+  const pending = new Map<string, Map<string, number>>();
   return {
     add(pool, outcome) {
-      const key = `${pool}\u0000${outcome}`;
-      const t = pending.get(key);
-      if (t) t.n++;
-      else pending.set(key, { pool, outcome, n: 1 });
+      let byOutcome = pending.get(pool);
+      if (!byOutcome) pending.set(pool, (byOutcome = new Map()));
+      byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
     },
     flush() {
-      for (const t of pending.values()) if (t.n > 0) counter.inc({ pool: t.pool, outcome: t.outcome }, t.n);
-      for (const t of pending.values()) t.n = 0;
+      for (const [pool, byOutcome] of pending) {
+        for (const [outcome, n] of byOutcome) if (n > 0) counter.inc({ pool, outcome }, n);
+        byOutcome.clear();
+      }
     },
   };
 }
@@ -118,7 +120,8 @@ interface Series {
 class RequestHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  private readonly series = new Map<string, Series>();
+  /** route → method → status → series: lookups build no key string. */
+  private readonly series = new Map<string, Map<string, Map<number, Series>>>();
 
   constructor(
     readonly name: string,
@@ -127,11 +130,14 @@ class RequestHistogram {
   ) {}
 
   observe(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${route} ${status}`;
-    let s = this.series.get(key);
+    let byMethod = this.series.get(route);
+    if (!byMethod) this.series.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+    let s = byStatus.get(status);
     if (!s) {
       s = { labels: { method, route, status: String(status) }, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
-      this.series.set(key, s);
+      byStatus.set(status, s);
     }
     let i = 0;
     while (i < this.bounds.length && seconds > this.bounds[i]!) i++;
@@ -142,7 +148,7 @@ class RequestHistogram {
 
   get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> } {
     const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
-    for (const s of this.series.values()) {
+    for (const s of [...this.series.values()].flatMap((m) => [...m.values()].flatMap((b) => [...b.values()]))) {
       let acc = 0;
       this.bounds.forEach((le, i) => {
         acc += s.counts[i]!;

@@ -266,6 +266,8 @@ function emptyState(): KeyState {
  */
 export class Pool implements PoolBackend {
   readonly clock: WindowClock;
+  /** The configured window limits, looked up once: quotaHit and limitsLeft run on every handout. */
+  private readonly windowLimits: Array<{ name: keyof Limits; kind: WindowKind; limit: number }> = [];
   private records: KeyRecord[] = [];
   private byId = new Map<string, KeyRecord>();
   private retired = new Map<string, KeyState>();
@@ -291,6 +293,10 @@ export class Pool implements PoolBackend {
     private readonly options: { rng?: () => number; onEvent?: (e: PoolEvent) => void } = {},
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
+    for (const [name, kind] of LIMIT_WINDOWS) {
+      const limit = policy.limits[name];
+      if (limit !== undefined) this.windowLimits.push({ name, kind, limit });
+    }
   }
 
   get size(): number {
@@ -429,9 +435,7 @@ export class Pool implements PoolBackend {
       reason = `quota: total ${rec.total}/${limits.total}`;
       until = null;
     }
-    for (const [name, kind] of LIMIT_WINDOWS) {
-      const limit = limits[name];
-      if (limit === undefined) continue;
+    for (const { name, kind, limit } of this.windowLimits) {
       const used = this.count(rec, kind, now);
       if (used >= limit) {
         reason ??= `quota: ${name} ${used}/${limit}`;
@@ -445,9 +449,7 @@ export class Pool implements PoolBackend {
   private limitsLeft(rec: KeyState, now: number): number | null {
     const limits = this.policy.limits;
     let left: number | null = limits.total === undefined ? null : limits.total - rec.total;
-    for (const [name, kind] of LIMIT_WINDOWS) {
-      const limit = limits[name];
-      if (limit === undefined) continue;
+    for (const { kind, limit } of this.windowLimits) {
       const l = limit - this.count(rec, kind, now);
       left = left === null ? l : Math.min(left, l);
     }

@@ -54,7 +54,11 @@ export class PoolRegistry {
   private watchTimer: NodeJS.Timeout | null = null;
   private watching: Promise<void> | null = null;
 
+  /** Whether turn-taking rotations are logged (debug level, read once: winston's check costs on every handout). */
+  private readonly traceRotations: boolean;
+
   constructor(private readonly options: RegistryOptions) {
+    this.traceRotations = options.logger.isDebugEnabled();
     for (const [name, policy] of options.policies) {
       const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e) };
       const pool = options.createPool ? options.createPool(name, policy, poolOptions) : new Pool(name, policy, poolOptions);
@@ -105,7 +109,7 @@ export class PoolRegistry {
       case 'rotate':
         // Turn-taking happens on every request under round-robin: debug only, and not even built
         // unless debug is on (this is the handout hot path). Rotation away from a key that went out is news.
-        if (e.why === 'turn' && !log.isDebugEnabled()) return;
+        if (e.why === 'turn' && !this.traceRotations) return;
         log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
         break;
       case 'key_out':

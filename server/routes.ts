@@ -76,7 +76,7 @@ export function createRoutes(deps: AppDeps): Routes {
 
   const handout = async (ctx: Context, rawName: string): Promise<void> => {
     const name = poolName(rawName);
-    const count = ctx.query.count;
+    const count = ctx.querystring === '' ? undefined : ctx.query.count; // no query: skip parsing one
     let want = 1;
     if (count !== undefined) {
       if (typeof count !== 'string' || !/^\d+$/u.test(count) || Number(count) < 1 || Number(count) > MAX_LEASE) {
