@@ -287,19 +287,20 @@ export class PoolRegistry {
    * snapshot it follows.
    */
   savePlan(): SavePlan {
-    const write = function* (this: PoolRegistry, each: (pool: Pool) => Iterable<string>) {
-      yield `{"version":${STATE_VERSION},"savedAt":${this.options.clock()},"seq":${++this.saveSeq},"pools":{`;
+    const write = function* (this: PoolRegistry, each: (pool: Pool, now: number) => Iterable<string>) {
+      const now = this.options.clock();
+      yield `{"version":${STATE_VERSION},"savedAt":${now},"seq":${++this.saveSeq},"pools":{`;
       let first = true;
       for (const [name, pool] of this.memoryPools()) {
         yield `${first ? '' : ','}${JSON.stringify(name)}:`;
         first = false;
-        yield* each(pool);
+        yield* each(pool, now);
       }
       yield '}}';
     }.bind(this);
     return {
-      full: () => write((p) => p.serializeChunks()),
-      delta: () => (this.memoryPools().some(([, p]) => p.fullSaveNeeded) ? null : write((p) => p.serializeDelta())),
+      full: () => write((p, now) => p.serializeChunks(now)),
+      delta: () => (this.memoryPools().some(([, p]) => p.fullSaveNeeded) ? null : write((p, now) => p.serializeDelta(now))),
     };
   }
 

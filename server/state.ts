@@ -1,8 +1,15 @@
 import { z } from 'zod';
 import type { KeyState, PoolState } from './pool.js';
+import { WINDOW_KINDS } from './windows.js';
 
-/** Version of the state file format; bump with a migration when the shape changes. */
-export const STATE_VERSION = 1;
+/**
+ * Version of the state file format; bump with a migration when the shape changes.
+ * 1: each key a full object, windows as {start, count}. 2: each pool carries the window starts
+ * current at the save and each key bare counts for them, plus only the health fields that are
+ * set (a quarter of the bytes). Both are read; 2 is written.
+ */
+export const STATE_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 
 export interface StateFile {
   version: number;
@@ -35,12 +42,27 @@ const keyState = z.object({
   probe: z.union([z.literal('ready'), ms]).nullable(),
   removedAt: ms.optional(),
 });
+/** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
+const compactKeyState = z.object({
+  total: z.number().int().nonnegative(),
+  lastUsedAt: ms.nullable(),
+  counts: z.array(z.number().int().nonnegative()).length(4),
+  block: z.object({ until: ms, reason: z.string() }).nullable().default(null),
+  exhausted: z.object({ until: ms, reason: z.string() }).nullable().default(null),
+  disabled: z.object({ reason: z.string(), lineHash: z.string() }).nullable().default(null),
+  failures: z.array(ms).default([]),
+  backoffLevel: z.number().int().nonnegative().default(0),
+  probe: z.union([z.literal('ready'), ms]).nullable().default(null),
+  removedAt: ms.optional(),
+});
+const windowStartsSchema = z.object({ minute: ms, hour: ms, day: ms, month: ms });
 const poolHeader = z.object({
   current: keyIdSchema.nullable(),
   servedInTurn: z.number().int().nonnegative(),
   poolWindow: counter.nullable(),
   throttle: z.object({ until: ms, reason: z.string() }).nullable(),
   history: z.array(counter).default([]),
+  windowStarts: windowStartsSchema.optional(),
   keys: z.record(z.string(), z.unknown()),
 });
 const fileHeader = z.object({
@@ -68,12 +90,6 @@ export function applyJournalEntry(base: StateFile, entry: StateFile): StateFile 
   return { version: base.version, savedAt: entry.savedAt, seq: entry.seq, pools };
 }
 
-/** Serialises state; the result holds keyIds and counters only, never a key. */
-export function serializeState(pools: Record<string, PoolState>, savedAt: number): string {
-  const file: StateFile = { version: STATE_VERSION, savedAt, seq: 0, pools };
-  return JSON.stringify(file);
-}
-
 /**
  * Parses a state file. Throws CorruptStateError when the file as a whole is unusable; a bad pool
  * or key entry is dropped and reported in `dropped` instead, so one bad entry costs only itself.
@@ -87,8 +103,9 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
   }
   const header = fileHeader.safeParse(raw);
   if (!header.success) throw new CorruptStateError(`not a Keywarden state file (${issueText(header.error)})`);
-  if (header.data.version !== STATE_VERSION) {
-    throw new CorruptStateError(`unsupported state version ${header.data.version} (this server reads ${STATE_VERSION})`);
+  const version = header.data.version;
+  if (!READABLE_VERSIONS.includes(version)) {
+    throw new CorruptStateError(`unsupported state version ${version} (this server reads ${READABLE_VERSIONS.join(' and ')})`);
   }
   const dropped: string[] = [];
   const pools: Record<string, PoolState> = {};
@@ -104,14 +121,29 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
         dropped.push(`pool ${name}, key entry ${JSON.stringify(keyId.slice(0, 16))}: not a keyId`);
         continue;
       }
-      const key = keyState.safeParse(rawKey);
+      const key = version === 1 ? keyState.safeParse(rawKey) : compactKeyState.safeParse(rawKey);
       if (!key.success) {
         dropped.push(`pool ${name}, key ${keyId}: ${issueText(key.error)}`);
         continue;
       }
-      keys[keyId] = key.data as KeyState;
+      if (!('counts' in key.data)) {
+        keys[keyId] = key.data as KeyState;
+        continue;
+      }
+      const starts = pool.data.windowStarts;
+      if (!starts) {
+        dropped.push(`pool ${name}, key ${keyId}: counts without the pool's windowStarts`);
+        continue;
+      }
+      const { counts, ...rest } = key.data;
+      const windows: KeyState['windows'] = {};
+      WINDOW_KINDS.forEach((kind, i) => {
+        if (counts[i]! > 0) windows[kind] = { start: starts[kind], count: counts[i]! };
+      });
+      keys[keyId] = { windows, ...rest } as KeyState;
     }
-    pools[name] = { ...pool.data, keys };
+    const { windowStarts: _starts, ...poolFields } = pool.data;
+    pools[name] = { ...poolFields, keys };
   }
-  return { state: { version: header.data.version, savedAt: header.data.savedAt, seq: header.data.seq, pools }, dropped };
+  return { state: { version, savedAt: header.data.savedAt, seq: header.data.seq, pools }, dropped };
 }

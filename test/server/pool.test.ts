@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { keyIdOf } from '../../shared/keys.js';
-import { DEFAULT_POLICY, Pool, type Handout, type PoolPolicy } from '../../server/pool.js';
-import { deserializeState, serializeState } from '../../server/state.js';
+import { DEFAULT_POLICY, Pool, type Handout, type PoolPolicy, type PoolState } from '../../server/pool.js';
+import { deserializeState, STATE_VERSION } from '../../server/state.js';
+import { WINDOW_KINDS } from '../../server/windows.js';
 import { FakeClock } from '../helpers/clock.js';
 import { lines, makeKeys } from '../helpers/keys.js';
 
@@ -10,6 +11,25 @@ function pool(keys: string[], policy: Partial<PoolPolicy> = {}, clock = new Fake
   const p = new Pool('test', { ...DEFAULT_POLICY, ...policy }, { rng });
   p.setKeys(lines(keys), clock.now());
   return p;
+}
+
+/** A state file holding one pool, written by the pool itself (as a save does). */
+function saveText(p: Pool, now: number, name = 'test'): string {
+  return `{"version":${STATE_VERSION},"savedAt":${now},"seq":1,"pools":{"${name}":${[...p.serializeChunks(now, 2)].join('')}}}`;
+}
+
+/** A snapshot as the state file keeps it at `now`: counts of windows that have ended are gone. */
+function asOf(p: Pool, st: PoolState, now: number): PoolState {
+  const keys: PoolState['keys'] = {};
+  for (const [keyId, k] of Object.entries(st.keys)) {
+    const windows: PoolState['keys'][string]['windows'] = {};
+    for (const kind of WINDOW_KINDS) {
+      const c = k.windows[kind];
+      if (c && c.count > 0 && c.start === p.clock.bounds(kind, now).startMs) windows[kind] = c;
+    }
+    keys[keyId] = { ...k, windows };
+  }
+  return { ...st, keys };
 }
 
 function served(h: Handout): string {
@@ -153,7 +173,7 @@ describe('Pool membership and persistence', () => {
     const p = pool([a!, b!, c!], { rotateEvery: 2, limits: { perDay: 100 } }, clock);
     take(p, clock, 3); // a,a,b
     p.report({ keyId: keyIdOf(c!), outcome: 'rate_limited', retryAfterSec: 60 }, clock.now());
-    const text = serializeState({ test: p.snapshot() }, clock.now());
+    const text = saveText(p, clock.now());
     assert.doesNotMatch(text, new RegExp(`${a}|${b}|${c}`));
 
     const q = pool([a!, b!, c!], { rotateEvery: 2, limits: { perDay: 100 } }, clock);
@@ -365,7 +385,7 @@ describe('Pool health: correlated throttling', () => {
     const p = pool(keys, {}, clock);
     for (const k of keys) p.report({ keyId: keyIdOf(k), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now());
     const q = pool(keys, {}, clock);
-    q.restore(deserializeState(serializeState({ t: p.snapshot() }, 0)).state.pools.t!, clock.now());
+    q.restore(deserializeState(saveText(p, clock.now())).state.pools.test!, clock.now());
     assert.equal(q.handout(clock.now()).ok, false);
     assert.equal(q.stats(clock.now()).throttledUntil, clock.now() + 5000);
   });
@@ -444,7 +464,7 @@ describe('Pool health persists', () => {
     p.report({ keyId: keyIdOf(b!), outcome: 'error' }, clock.now());
     const before = p.stats(clock.now());
     const q = pool([a!, b!, c!], policy, clock);
-    q.restore(deserializeState(serializeState({ t: p.snapshot() }, 0)).state.pools.t!, clock.now());
+    q.restore(deserializeState(saveText(p, clock.now())).state.pools.test!, clock.now());
     assert.deepEqual(q.stats(clock.now()), before);
     clock.advance(60_000);
     q.report({ keyId: keyIdOf(b!), outcome: 'error' }, clock.now()); // third error in the window → blocked
@@ -482,7 +502,7 @@ describe('Pool leases (count > 1)', () => {
 });
 
 describe('Pool incremental serialisation', () => {
-  it('serializeChunks always equals JSON.stringify(snapshot()), whatever happened in between', () => {
+  it('what serializeChunks writes reads back as snapshot(), whatever happened in between; format 1 of the same snapshot reads the same', () => {
     const clock = new FakeClock(Date.parse('2026-11-21T23:59:00Z'));
     const keys = makeKeys(6);
     const p = pool(keys.slice(0, 5), { limits: { perMinute: 3, total: 40 } }, clock);
@@ -516,7 +536,11 @@ describe('Pool incremental serialisation', () => {
         case 7:
           break;
       }
-      assert.equal([...p.serializeChunks(2)].join(''), JSON.stringify(p.snapshot()), `step ${step}`);
+      const now = clock.now();
+      const expected = asOf(p, p.snapshot(), now);
+      assert.deepEqual(deserializeState(saveText(p, now)).state.pools.test, expected, `step ${step}`);
+      const v1 = JSON.stringify({ version: 1, savedAt: now, seq: 1, pools: { test: p.snapshot() } });
+      assert.deepEqual(asOf(p, deserializeState(v1).state.pools.test!, now), expected, `step ${step} (format 1)`);
     }
   });
 });

@@ -3,7 +3,6 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { PoolState } from '../../../server/pool.js';
-import { serializeState } from '../../../server/state.js';
 import { FileStore } from '../../../server/store/file.js';
 import type { SavePlan } from '../../../server/store/store.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -20,6 +19,9 @@ const pool = (total: number): Record<string, PoolState> => ({
     },
   },
 });
+
+/** State text in format 1 (still read; the server writes format 2, built by the pools themselves). */
+const serializeState = (pools: Record<string, PoolState>, savedAt: number): string => JSON.stringify({ version: 1, savedAt, seq: 0, pools });
 
 const fullOnly = (text: string): SavePlan => ({ full: () => [text], delta: () => null });
 
