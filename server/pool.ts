@@ -97,7 +97,8 @@ export const FORECAST_WINDOW_MS = 3_600_000;
 class KeyRecord implements KeyState {
   windows: Partial<Record<WindowKind, Counter>>;
   total: number;
-  lastUsedAt: number | null;
+  /** lastUsedAt, NaN for never: a field that only ever holds numbers is updated in place, where a `number | null` one allocates a heap number on every handout. */
+  private lastUsedMs = NaN;
   block: { until: number; reason: string } | null;
   exhausted: { until: number; reason: string } | null;
   disabled: { reason: string; lineHash: string } | null;
@@ -106,6 +107,8 @@ class KeyRecord implements KeyState {
   probe: 'ready' | number | null;
   /** LRU order: a handout sequence number (timestamps tie within a millisecond). */
   useSeq = 0;
+  /** Listed in the pool's changed records (for the next journal entry). */
+  changed = false;
 
   constructor(
     state: KeyState,
@@ -125,6 +128,14 @@ class KeyRecord implements KeyState {
     this.failures = [...state.failures];
     this.backoffLevel = state.backoffLevel;
     this.probe = state.probe;
+  }
+
+  get lastUsedAt(): number | null {
+    return Number.isNaN(this.lastUsedMs) ? null : this.lastUsedMs;
+  }
+
+  set lastUsedAt(at: number | null) {
+    this.lastUsedMs = at ?? NaN;
   }
 
   /** Takes over a persisted state (restore). */
@@ -289,8 +300,11 @@ export class Pool implements PoolBackend {
   private recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
   private seq = 0;
   private readonly dirtyListeners: Array<() => void> = [];
-  /** Records changed since the last save began (what a journal entry must carry). */
-  private changed = new Set<KeyRecord>();
+  /**
+   * Records changed since the last save began (what a journal entry must carry), each once (its
+   * `changed` flag). An array, not a Set: a big round-robin pool adds a record on every handout.
+   */
+  private changed: KeyRecord[] = [];
   /** Membership or retired records changed: only a full snapshot can say so. */
   private needsFull = true;
 
@@ -319,9 +333,12 @@ export class Pool implements PoolBackend {
     for (const l of this.dirtyListeners) l();
   }
 
-  /** A record's persisted state changed: drop its cached JSON and mark the pool dirty. */
+  /** A record's persisted state changed: list it for the next journal entry and mark the pool dirty. */
   private touch(rec: KeyRecord): void {
-    this.changed.add(rec);
+    if (!rec.changed) {
+      rec.changed = true;
+      this.changed.push(rec);
+    }
     this.dirty();
   }
 
@@ -753,7 +770,7 @@ export class Pool implements PoolBackend {
    */
   *serializeChunks(now: number, batch = 200): Generator<string> {
     // Everything is written from here on; what changes meanwhile goes to the next save.
-    this.changed = new Set();
+    this.takeChanged();
     this.needsFull = false;
     yield* this.serializeRecords(now, this.records, [...this.retired], batch);
   }
@@ -764,9 +781,15 @@ export class Pool implements PoolBackend {
    * `fullSaveNeeded` first (membership changes are not expressible as a delta).
    */
   *serializeDelta(now: number, batch = 200): Generator<string> {
-    const changed = [...this.changed];
-    this.changed = new Set();
-    yield* this.serializeRecords(now, changed, [], batch);
+    yield* this.serializeRecords(now, this.takeChanged(), [], batch);
+  }
+
+  /** The records changed since the last call, and a fresh list for what changes next. */
+  private takeChanged(): KeyRecord[] {
+    const changed = this.changed;
+    this.changed = [];
+    for (const rec of changed) rec.changed = false;
+    return changed;
   }
 
   private *serializeRecords(now: number, records: readonly KeyRecord[], retired: Array<[string, KeyState]>, batch: number): Generator<string> {
