@@ -6,6 +6,7 @@ import { readJson } from './body.js';
 import { POOL_NAME } from './config.js';
 import { badRequest, HttpError, unavailable, unknownPool } from './errors.js';
 import { OUTCOMES } from './health.js';
+import type { Handout } from './pool.js';
 
 const reportSchema = z
   .object({
@@ -74,18 +75,7 @@ export function createRoutes(deps: AppDeps): Routes {
     ctx.body = await registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
   });
 
-  const handout = async (ctx: Context, rawName: string): Promise<void> => {
-    const name = poolName(rawName);
-    const count = ctx.querystring === '' ? undefined : ctx.query.count; // no query: skip parsing one
-    let want = 1;
-    if (count !== undefined) {
-      if (typeof count !== 'string' || !/^\d+$/u.test(count) || Number(count) < 1 || Number(count) > MAX_LEASE) {
-        throw badRequest('invalid_query', `count: must be a whole number from 1 to ${MAX_LEASE}`);
-      }
-      want = Number(count);
-    }
-    const pending = registry.handout(name, want);
-    const result = pending instanceof Promise ? await pending : pending;
+  const answer = (ctx: Context, name: string, want: number, result: Handout): void => {
     ctx.set('Cache-Control', 'no-store');
     deps.metrics.handout(name, result.ok ? 'served' : HANDOUT_OUTCOME[result.reason]);
     if (result.ok) {
@@ -102,6 +92,22 @@ export function createRoutes(deps: AppDeps): Routes {
       case 'pool_throttled':
         throw unavailable(429, 'pool_throttled', `pool ${name} is throttled upstream (many keys reported 429 at once)`, result.retryAfterMs);
     }
+  };
+
+  /** Not an async function: an in-memory pool answers synchronously, and then so does this. */
+  const handout = (ctx: Context, rawName: string): void | Promise<void> => {
+    const name = poolName(rawName);
+    const count = ctx.querystring === '' ? undefined : ctx.query.count; // no query: skip parsing one
+    let want = 1;
+    if (count !== undefined) {
+      if (typeof count !== 'string' || !/^\d+$/u.test(count) || Number(count) < 1 || Number(count) > MAX_LEASE) {
+        throw badRequest('invalid_query', `count: must be a whole number from 1 to ${MAX_LEASE}`);
+      }
+      want = Number(count);
+    }
+    const pending = registry.handout(name, want);
+    if (pending instanceof Promise) return pending.then((result) => answer(ctx, name, want, result));
+    answer(ctx, name, want, pending);
   };
 
   router.get('/api/:pool', (ctx) => handout(ctx, ctx.params.pool!));
