@@ -228,16 +228,33 @@ export type WindowStarts = Record<WindowKind, number>;
  */
 function keyEntryJson(keyId: string, r: KeyState, starts: WindowStarts): string {
   const w = r.windows;
-  const n = (c: Counter | undefined, start: number) => (c !== undefined && c.start === start ? c.count : 0);
-  let out = `"${keyId}":{"total":${r.total},"lastUsedAt":${r.lastUsedAt === null ? 'null' : r.lastUsedAt},"counts":[${n(w.minute, starts.minute)},${n(w.hour, starts.hour)},${n(w.day, starts.day)},${n(w.month, starts.month)}]`;
-  if (r.block !== null) out += `,"block":${JSON.stringify(r.block)}`;
-  if (r.exhausted !== null) out += `,"exhausted":${JSON.stringify(r.exhausted)}`;
-  if (r.disabled !== null) out += `,"disabled":${JSON.stringify(r.disabled)}`;
-  if (r.failures.length > 0) out += `,"failures":[${r.failures.join(',')}]`;
-  if (r.backoffLevel !== 0) out += `,"backoffLevel":${r.backoffLevel}`;
-  if (r.probe !== null) out += `,"probe":${r.probe === 'ready' ? '"ready"' : r.probe}`;
-  if (r.removedAt !== undefined) out += `,"removedAt":${r.removedAt}`;
-  return `${out}}`;
+  const used = r.lastUsedAt === null ? 'null' : msText(r.lastUsedAt);
+  let out = '"' + keyId + '":{"total":' + r.total + ',"lastUsedAt":' + used + ',"counts":[' + countIn(w.minute, starts.minute) + ',' + countIn(w.hour, starts.hour) + ',' + countIn(w.day, starts.day) + ',' + countIn(w.month, starts.month) + ']';
+  if (r.block !== null) out += ',"block":' + JSON.stringify(r.block);
+  if (r.exhausted !== null) out += ',"exhausted":' + JSON.stringify(r.exhausted);
+  if (r.disabled !== null) out += ',"disabled":' + JSON.stringify(r.disabled);
+  if (r.failures.length > 0) out += ',"failures":[' + r.failures.join(',') + ']';
+  if (r.backoffLevel !== 0) out += ',"backoffLevel":' + r.backoffLevel;
+  if (r.probe !== null) out += ',"probe":' + (r.probe === 'ready' ? '"ready"' : msText(r.probe));
+  if (r.removedAt !== undefined) out += ',"removedAt":' + msText(r.removedAt);
+  return out + '}';
+}
+
+function countIn(c: Counter | undefined, start: number): number {
+  return c !== undefined && c.start === start ? c.count : 0;
+}
+
+const ZEROS = ['', '0', '00', '000', '0000', '00000'];
+
+/**
+ * A millisecond timestamp as JSON, like String(ms) but about twice as fast: V8 formats numbers
+ * above 2^31 through its general double path, so the two halves are formatted as small integers.
+ */
+export function msText(ms: number): string {
+  if (!Number.isInteger(ms) || ms < 1e6 || ms >= 2 ** 53) return String(ms);
+  const high = Math.floor(ms / 1e6);
+  const low = String(ms - high * 1e6);
+  return high + ZEROS[6 - low.length]! + low;
 }
 
 /** The parts of a report every backend reads the same way. */

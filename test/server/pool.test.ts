@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { keyIdOf } from '../../shared/keys.js';
-import { DEFAULT_POLICY, Pool, type Handout, type PoolPolicy, type PoolState } from '../../server/pool.js';
+import { DEFAULT_POLICY, msText, Pool, type Handout, type PoolPolicy, type PoolState } from '../../server/pool.js';
 import { deserializeState, STATE_VERSION } from '../../server/state.js';
 import { WINDOW_KINDS } from '../../server/windows.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -542,5 +542,14 @@ describe('Pool incremental serialisation', () => {
       const v1 = JSON.stringify({ version: 1, savedAt: now, seq: 1, pools: { test: p.snapshot() } });
       assert.deepEqual(asOf(p, deserializeState(v1).state.pools.test!, now), expected, `step ${step} (format 1)`);
     }
+  });
+});
+
+describe('msText', () => {
+  it('formats like String() for every kind of number a state file holds', () => {
+    const samples = [0, 1, 59_999, 999_999, 1_000_000, 1_000_001, 1_000_000_000, 1_763_763_725_123, 1_763_763_000_001, 1_763_763_100_000, 2 ** 53 - 1, 2 ** 53, -5, 1.5, 1e21];
+    let x = 1_763_000_000_000;
+    for (let i = 0; i < 2000; i++) samples.push((x += 1 + ((i * 7919) % 1_000_003)));
+    for (const ms of samples) assert.equal(msText(ms), String(ms), `${ms}`);
   });
 });
