@@ -17,6 +17,8 @@ const TSX = import.meta.resolve('tsx');
 const CONNECTIONS = 50;
 const DURATION_SEC = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const MEMORY_HANDOUTS = Number(process.env.BENCH_MEMORY_HANDOUTS ?? 1_000_000);
+/** Rounds of bare Koa / 3 keys / 100,000 keys, interleaved, so drift in the machine's speed hits all three alike. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 interface Proc {
   proc: ChildProcess;
@@ -120,6 +122,19 @@ async function measure(label: string, proc: Proc): Promise<Run> {
   return r;
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The run with the median throughput, p99 the median of all rounds' p99s. */
+function medianRun(runs: Run[]): Run {
+  const byRps = [...runs].sort((a, b) => a.rps - b.rps);
+  const mid = byRps[Math.floor((byRps.length - 1) / 2)]!;
+  return { ...mid, rps: median(runs.map((r) => r.rps)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)) };
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'keywarden-bench-'));
   const results: Record<string, unknown> = {
@@ -129,18 +144,31 @@ async function main(): Promise<void> {
     durationSec: DURATION_SEC,
   };
   try {
-    // Each target runs alone (2 cores: one for autocannon, one for the server), baseline first and last.
+    // The three targets run side by side: all three servers stay up (idle ones cost nothing), and
+    // each round measures each in turn (one at a time: 2 cores, one for autocannon, one for the
+    // server), in a rotated order. On a VM whose speed drifts between runs by +-30%, the median
+    // of the per-round ratios is what is compared; each target's row is its median round.
     const base = await start(['bench/baseline.ts'], {});
-    const baseline1 = await measure('bare koa', base);
-    await base.stop();
-
     const small = await startServer(dir, 3);
-    const pool3 = await measure('3-key pool', small);
-    await small.stop();
-
     const big = await startServer(dir, 100_000);
-    const pool100k = await measure('100,000-key pool', big);
-    await big.stop();
+    const targetsInOrder: Array<[string, Proc]> = [['bare koa', base], ['3-key pool', small], ['100,000-key pool', big]];
+    for (const [, proc] of targetsInOrder) await load(proc.url, { durationSec: 2 }); // warm-up: JIT, connections
+    const runs: Run[][] = [[], [], []];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let k = 0; k < 3; k++) {
+        const i = (round + k) % 3;
+        const [label, proc] = targetsInOrder[i]!;
+        const r = await load(proc.url, {});
+        process.stderr.write(`round ${round + 1}/${ROUNDS} ${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
+        runs[i]!.push(r);
+      }
+    }
+    await Promise.all([base.stop(), small.stop(), big.stop()]);
+    const [baseRuns, pool3Runs, pool100kRuns] = runs as [Run[], Run[], Run[]];
+    const baseline1 = medianRun(baseRuns);
+    const pool3 = medianRun(pool3Runs);
+    const pool100k = medianRun(pool100kRuns);
+    const perRound = (a: Run[], b: Run[]) => median(a.map((r, i) => r.rps / b[i]!.rps));
 
     // Redis backend: one instance, then two sharing the Redis (3-key pool).
     let redisRow: Run | null = null;
@@ -163,10 +191,7 @@ async function main(): Promise<void> {
       process.stderr.write('redis-server not installed: skipping the Redis rows (apt-get install redis-server)\n');
     }
 
-    const base2 = await start(['bench/baseline.ts'], {});
-    const baseline2 = await measure('bare koa (again)', base2);
-    await base2.stop();
-    const baselineRps = (baseline1.rps + baseline2.rps) / 2;
+    const baselineRps = baseline1.rps;
 
     // Memory: RSS after the first 10,000 handouts vs after 1,000,000, on the 3-key pool.
     const mem = await startServer(dir, 3);
@@ -176,16 +201,20 @@ async function main(): Promise<void> {
     const rssAfter1M = await rssMb(mem.proc.pid!);
     await mem.stop();
 
-    results.baseline = { first: baseline1, last: baseline2, meanRps: baselineRps };
+    results.rounds = ROUNDS;
+    results.baseline = { median: baseline1, runs: baseRuns };
+    results.pool3Runs = pool3Runs;
+    results.pool100kRuns = pool100kRuns;
     results.pool3 = pool3;
     results.pool100k = pool100k;
     results.redis = redisRow;
     results.redis2Instances = twoRow;
     results.memory = { handouts: MEMORY_HANDOUTS, rssAfter10kMb: rssAfter10k, rssAfterAllMb: rssAfter1M, growthMb: rssAfter1M - rssAfter10k };
+    // Median over rounds of each round's ratio (both sides measured minutes apart at most).
     const ratios = {
-      pool3VsBaseline: pool3.rps / baselineRps,
-      pool100kVsBaseline: pool100k.rps / baselineRps,
-      pool100kVsPool3: pool100k.rps / pool3.rps,
+      pool3VsBaseline: perRound(pool3Runs, baseRuns),
+      pool100kVsBaseline: perRound(pool100kRuns, baseRuns),
+      pool100kVsPool3: perRound(pool100kRuns, pool3Runs),
     };
     results.ratios = ratios;
     const targets = {
@@ -200,10 +229,10 @@ async function main(): Promise<void> {
 
     const f = (n: number) => n.toFixed(2);
     console.log(`\nKeywarden bench — ${results.date as string} — ${results.machine as string}`);
-    console.log(`GET /api/plantid, ${CONNECTIONS} connections, ${DURATION_SEC} s each\n`);
+    console.log(`GET /api/plantid, ${CONNECTIONS} connections, ${DURATION_SEC} s a run, ${ROUNDS} interleaved rounds (medians; ratios are medians of per-round ratios)\n`);
     console.log('| target | req/s | p50 ms | p99 ms | vs bare Koa |');
     console.log('|---|---|---|---|---|');
-    console.log(`| bare Koa (mean of 2) | ${Math.round(baselineRps)} | ${baseline1.p50Ms} | ${baseline1.p99Ms} | 1.00 |`);
+    console.log(`| bare Koa | ${Math.round(baselineRps)} | ${baseline1.p50Ms} | ${baseline1.p99Ms} | 1.00 |`);
     console.log(`| 3-key pool | ${Math.round(pool3.rps)} | ${pool3.p50Ms} | ${pool3.p99Ms} | ${f(ratios.pool3VsBaseline)} |`);
     console.log(`| 100,000-key pool | ${Math.round(pool100k.rps)} | ${pool100k.p50Ms} | ${pool100k.p99Ms} | ${f(ratios.pool100kVsBaseline)} |`);
     if (redisRow) console.log(`| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`);
