@@ -95,16 +95,17 @@ export const FORECAST_WINDOW_MS = 3_600_000;
  * on the handout path a megamorphic lookup and cost ~60 MB of shape descriptors.
  */
 class KeyRecord implements KeyState {
-  windows: Partial<Record<WindowKind, Counter>>;
-  total: number;
+  // Set by assign(), from the constructor.
+  windows!: Partial<Record<WindowKind, Counter>>;
+  total!: number;
   /** lastUsedAt, NaN for never: a field that only ever holds numbers is updated in place, where a `number | null` one allocates a heap number on every handout. */
   private lastUsedMs = NaN;
-  block: { until: number; reason: string } | null;
-  exhausted: { until: number; reason: string } | null;
-  disabled: { reason: string; lineHash: string } | null;
-  failures: number[];
-  backoffLevel: number;
-  probe: 'ready' | number | null;
+  block!: { until: number; reason: string } | null;
+  exhausted!: { until: number; reason: string } | null;
+  disabled!: { reason: string; lineHash: string } | null;
+  failures!: number[];
+  backoffLevel!: number;
+  probe!: 'ready' | number | null;
   /** LRU order: a handout sequence number (timestamps tie within a millisecond). */
   useSeq = 0;
   /** Listed in the pool's changed records (for the next journal entry). */
@@ -119,15 +120,7 @@ class KeyRecord implements KeyState {
     readonly lineHash: string,
     readonly expiresAt: number | null,
   ) {
-    this.windows = copyWindows(state.windows);
-    this.total = state.total;
-    this.lastUsedAt = state.lastUsedAt;
-    this.block = state.block;
-    this.exhausted = state.exhausted;
-    this.disabled = state.disabled;
-    this.failures = [...state.failures];
-    this.backoffLevel = state.backoffLevel;
-    this.probe = state.probe;
+    this.assign(state);
   }
 
   get lastUsedAt(): number | null {
@@ -138,7 +131,7 @@ class KeyRecord implements KeyState {
     this.lastUsedMs = at ?? NaN;
   }
 
-  /** Takes over a persisted state (restore). */
+  /** Takes over a persisted state (construction, restore). */
   assign(state: KeyState): void {
     this.windows = copyWindows(state.windows);
     this.total = state.total;
