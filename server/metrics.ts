@@ -112,10 +112,10 @@ interface Series {
 
 /**
  * The request-latency histogram. prom-client's Histogram validates and hashes the labels of
- * every observation, even through a bound child; this one keys series by one string and counts
- * into a typed array, and gives the registry the same series (`_bucket` with cumulative `le`,
- * `_sum`, `_count`) through the shape prom-client's Registry reads of a metric: name, help, type,
- * get().
+ * every observation, even through a bound child; this one finds its series through nested maps
+ * and counts into a typed array, and gives the registry the same series (`_bucket` with
+ * cumulative `le`, `_sum`, `_count`) through the shape prom-client's Registry reads of a metric:
+ * name, help, type, aggregator, get(), and reset() (Registry.resetMetrics).
  */
 class RequestHistogram {
   readonly type = 'histogram';
@@ -144,6 +144,10 @@ class RequestHistogram {
     s.counts[i]!++;
     s.sum += seconds;
     s.count++;
+  }
+
+  reset(): void {
+    this.series.clear();
   }
 
   get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> } {

@@ -141,10 +141,11 @@ export class PoolRegistry {
   }
 
   /**
-   * `exclusive` for calls that are synchronous on an in-memory pool (handout, report). When the in-memory pool's mutex is
-   * free, the call runs at once: a synchronous critical section cannot interleave with anything
-   * on this thread, so that is exactly what runExclusive would run, without its promise hops on
-   * every request. When it is held (an admin action awaiting inside withPool), the call queues.
+   * `exclusive` for calls that are synchronous on an in-memory pool (handout, report). When the
+   * pool's mutex is free, the call runs at once: a synchronous critical section cannot interleave
+   * with anything on this thread, so that is exactly what runExclusive would run, without its
+   * promise hops on every request. When it is held (an admin action awaiting inside withPool),
+   * the call queues.
    */
   private exclusiveSync<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): T | Promise<T> {
     if (e.pool instanceof Pool && !e.mutex.isLocked()) return fn(e.pool, this.options.clock());

@@ -30,37 +30,38 @@ export class CorruptStateError extends Error {
 const ms = z.number().finite();
 const counter = z.object({ start: ms, count: z.number().int().nonnegative() });
 const keyIdSchema = z.string().regex(/^[0-9a-f]{12}$/u);
+const block = z.object({ until: ms, reason: z.string() });
+const disabled = z.object({ reason: z.string(), lineHash: z.string() });
+const probe = z.union([z.literal('ready'), ms]);
+/** Format 1's key entry: every field, windows as {start, count}. */
 const keyState = z.object({
   windows: z.object({ minute: counter, hour: counter, day: counter, month: counter }).partial(),
   total: z.number().int().nonnegative(),
   lastUsedAt: ms.nullable(),
-  block: z.object({ until: ms, reason: z.string() }).nullable(),
-  exhausted: z.object({ until: ms, reason: z.string() }).nullable(),
-  disabled: z.object({ reason: z.string(), lineHash: z.string() }).nullable(),
+  block: block.nullable(),
+  exhausted: block.nullable(),
+  disabled: disabled.nullable(),
   failures: z.array(ms),
   backoffLevel: z.number().int().nonnegative(),
-  probe: z.union([z.literal('ready'), ms]).nullable(),
+  probe: probe.nullable(),
   removedAt: ms.optional(),
 });
 /** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
-const compactKeyState = z.object({
-  total: z.number().int().nonnegative(),
-  lastUsedAt: ms.nullable(),
+const compactKeyState = keyState.omit({ windows: true }).extend({
   counts: z.array(z.number().int().nonnegative()).length(4),
-  block: z.object({ until: ms, reason: z.string() }).nullable().default(null),
-  exhausted: z.object({ until: ms, reason: z.string() }).nullable().default(null),
-  disabled: z.object({ reason: z.string(), lineHash: z.string() }).nullable().default(null),
+  block: block.nullable().default(null),
+  exhausted: block.nullable().default(null),
+  disabled: disabled.nullable().default(null),
   failures: z.array(ms).default([]),
   backoffLevel: z.number().int().nonnegative().default(0),
-  probe: z.union([z.literal('ready'), ms]).nullable().default(null),
-  removedAt: ms.optional(),
+  probe: probe.nullable().default(null),
 });
 const windowStartsSchema = z.object({ minute: ms, hour: ms, day: ms, month: ms });
 const poolHeader = z.object({
   current: keyIdSchema.nullable(),
   servedInTurn: z.number().int().nonnegative(),
   poolWindow: counter.nullable(),
-  throttle: z.object({ until: ms, reason: z.string() }).nullable(),
+  throttle: block.nullable(),
   history: z.array(counter).default([]),
   windowStarts: windowStartsSchema.optional(),
   keys: z.record(z.string(), z.unknown()),
@@ -127,7 +128,7 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
         continue;
       }
       if (!('counts' in key.data)) {
-        keys[keyId] = key.data as KeyState;
+        keys[keyId] = key.data as KeyState; // format 1: already the in-memory shape
         continue;
       }
       const starts = pool.data.windowStarts;

@@ -52,4 +52,15 @@ describe('errors are JSON', () => {
     assert.equal(m.body.error, 'method_not_allowed');
     assert.match(m.headers.get('content-type') ?? '', /application\/json/u);
   });
+
+  it('the handout route, matched ahead of the router, still answers 405 to other methods and 404 to unknown pools', async (t) => {
+    const s = await startInProcess(t, { keys: { plantid: makeKeys(1) } });
+    const del = await getJson(`${s.url}/api/plantid`, { method: 'DELETE' });
+    assert.equal(del.status, 405);
+    assert.equal(del.body.error, 'method_not_allowed');
+    const unknown = await getJson(`${s.url}/api/nosuchpool`);
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.error, 'unknown_pool');
+    assert.equal((await getJson(`${s.url}/api/stats`)).body.pools.length, 2); // /api/stats is not a pool named stats
+  });
 });

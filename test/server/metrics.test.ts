@@ -64,5 +64,8 @@ describe('GET /metrics', () => {
     text = await m.registry.metrics();
     assert.equal(metric(text, 'keywarden_handouts_total{pool="plantid",outcome="served"}'), 3);
     assert.equal(metric(text, 'keywarden_reports_total{pool="plantid",outcome="ok"}'), 1);
+    m.registry.resetMetrics();
+    text = await m.registry.metrics();
+    assert.doesNotMatch(text, /^keywarden_http_request_duration_seconds_count/mu);
   });
 });
