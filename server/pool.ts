@@ -89,17 +89,27 @@ export interface PoolState {
 export const FORECAST_WINDOW_MS = 3_600_000;
 
 /**
+ * Numbers a pool keeps per key in one Float64Array, `STRIDE` apiece in slot order: total,
+ * lastUsedAt (NaN: never), then the start (NaN: none) and count of each window in WINDOW_KINDS
+ * order. Kept out of the records because a big round-robin pool updates them on every handout
+ * and reads them again at every save: as fields and objects of their own (a windows object, four
+ * counters, a heap number per timestamp) they were ten objects a key scattered over the heap,
+ * all for the garbage collector to trace; in a table they are 80 bytes in a row, off the heap.
+ */
+const STRIDE = 2 + 2 * WINDOW_KINDS.length;
+const TOTAL = 0;
+const LAST_USED = 1;
+const FIRST_WINDOW = 2;
+
+/**
  * A key in rotation: its persisted state plus what the pool derives from its key-file line.
  * A class, not an object literal, so every record shares one hidden class: built by spreading
  * a KeyState, each of 100,000 records got a shape of its own, which made every property read
- * on the handout path a megamorphic lookup and cost ~60 MB of shape descriptors.
+ * on the handout path a megamorphic lookup and cost ~60 MB of shape descriptors. Its counters
+ * live in the pool's number table (see STRIDE), behind accessors.
  */
 class KeyRecord implements KeyState {
   // Set by assign(), from the constructor.
-  windows!: Partial<Record<WindowKind, Counter>>;
-  total!: number;
-  /** lastUsedAt, NaN for never: a field that only ever holds numbers is updated in place, where a `number | null` one allocates a heap number on every handout. */
-  private lastUsedMs = NaN;
   block!: { until: number; reason: string } | null;
   exhausted!: { until: number; reason: string } | null;
   disabled!: { reason: string; lineHash: string } | null;
@@ -110,30 +120,78 @@ class KeyRecord implements KeyState {
   useSeq = 0;
   /** Listed in the pool's changed records (for the next journal entry). */
   changed = false;
+  /** Where this key's numbers start in `nums`. */
+  private readonly at: number;
 
   constructor(
     state: KeyState,
-    public slot: number,
+    readonly slot: number,
     readonly keyId: string,
     readonly key: string,
     readonly masked: string,
     readonly lineHash: string,
     readonly expiresAt: number | null,
+    private readonly nums: Float64Array,
   ) {
+    this.at = slot * STRIDE;
     this.assign(state);
   }
 
+  get total(): number {
+    return this.nums[this.at + TOTAL]!;
+  }
+
+  set total(n: number) {
+    this.nums[this.at + TOTAL] = n;
+  }
+
   get lastUsedAt(): number | null {
-    return Number.isNaN(this.lastUsedMs) ? null : this.lastUsedMs;
+    const ms = this.nums[this.at + LAST_USED]!;
+    return Number.isNaN(ms) ? null : ms;
   }
 
   set lastUsedAt(at: number | null) {
-    this.lastUsedMs = at ?? NaN;
+    this.nums[this.at + LAST_USED] = at ?? NaN;
+  }
+
+  /** The count of window kind `k` (its index in WINDOW_KINDS) if that window started at `start`, else 0. */
+  countIn(k: number, start: number): number {
+    const i = this.at + FIRST_WINDOW + 2 * k;
+    return this.nums[i] === start ? this.nums[i + 1]! : 0;
+  }
+
+  /** Counts `n` handouts in window kind `k`, which started at `start` (a new window starts over). */
+  addTo(k: number, start: number, n: number): void {
+    const i = this.at + FIRST_WINDOW + 2 * k;
+    if (this.nums[i] === start) this.nums[i + 1]! += n;
+    else {
+      this.nums[i] = start;
+      this.nums[i + 1] = n;
+    }
+  }
+
+  /** The counters as persisted (a copy). */
+  get windows(): Partial<Record<WindowKind, Counter>> {
+    const out: Partial<Record<WindowKind, Counter>> = {};
+    for (let k = 0; k < WINDOW_KINDS.length; k++) {
+      const i = this.at + FIRST_WINDOW + 2 * k;
+      if (!Number.isNaN(this.nums[i]!)) out[WINDOW_KINDS[k]!] = { start: this.nums[i]!, count: this.nums[i + 1]! };
+    }
+    return out;
+  }
+
+  set windows(windows: Partial<Record<WindowKind, Counter>>) {
+    for (let k = 0; k < WINDOW_KINDS.length; k++) {
+      const i = this.at + FIRST_WINDOW + 2 * k;
+      const c = windows[WINDOW_KINDS[k]!];
+      this.nums[i] = c ? c.start : NaN;
+      this.nums[i + 1] = c ? c.count : 0;
+    }
   }
 
   /** Takes over a persisted state (construction, restore). */
   assign(state: KeyState): void {
-    this.windows = copyWindows(state.windows);
+    this.windows = state.windows;
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
     this.block = state.block;
@@ -220,9 +278,16 @@ export type WindowStarts = Record<WindowKind, number>;
  * every key handed out since the last save; format 1 wrote ~330 bytes a key, this ~75.
  */
 function keyEntryJson(keyId: string, r: KeyState, starts: WindowStarts): string {
-  const w = r.windows;
+  let counts: string;
+  if (r instanceof KeyRecord) {
+    // Indexes in WINDOW_KINDS order, the order of `counts` in the file.
+    counts = r.countIn(0, starts.minute) + ',' + r.countIn(1, starts.hour) + ',' + r.countIn(2, starts.day) + ',' + r.countIn(3, starts.month);
+  } else {
+    const w = r.windows;
+    counts = countIn(w.minute, starts.minute) + ',' + countIn(w.hour, starts.hour) + ',' + countIn(w.day, starts.day) + ',' + countIn(w.month, starts.month);
+  }
   const used = r.lastUsedAt === null ? 'null' : msText(r.lastUsedAt);
-  let out = '"' + keyId + '":{"total":' + r.total + ',"lastUsedAt":' + used + ',"counts":[' + countIn(w.minute, starts.minute) + ',' + countIn(w.hour, starts.hour) + ',' + countIn(w.day, starts.day) + ',' + countIn(w.month, starts.month) + ']';
+  let out = '"' + keyId + '":{"total":' + r.total + ',"lastUsedAt":' + used + ',"counts":[' + counts + ']';
   if (r.block !== null) out += ',"block":' + JSON.stringify(r.block);
   if (r.exhausted !== null) out += ',"exhausted":' + JSON.stringify(r.exhausted);
   if (r.disabled !== null) out += ',"disabled":' + JSON.stringify(r.disabled);
@@ -295,7 +360,7 @@ function emptyState(): KeyState {
 export class Pool implements PoolBackend {
   readonly clock: WindowClock;
   /** The configured window limits, looked up once: quotaHit and limitsLeft run on every handout. */
-  private readonly windowLimits: Array<{ name: keyof Limits; kind: WindowKind; limit: number }> = [];
+  private readonly windowLimits: Array<{ name: keyof Limits; kind: WindowKind; k: number; limit: number }> = [];
   private records: KeyRecord[] = [];
   private byId = new Map<string, KeyRecord>();
   private retired = new Map<string, KeyState>();
@@ -326,7 +391,7 @@ export class Pool implements PoolBackend {
     this.clock = new WindowClock(policy.resetTimezone);
     for (const [name, kind] of LIMIT_WINDOWS) {
       const limit = policy.limits[name];
-      if (limit !== undefined) this.windowLimits.push({ name, kind, limit });
+      if (limit !== undefined) this.windowLimits.push({ name, kind, k: WINDOW_KINDS.indexOf(kind), limit });
     }
   }
 
@@ -378,6 +443,7 @@ export class Pool implements PoolBackend {
     const currentKeyId = this.records[this.current]?.keyId ?? null;
     const next: KeyRecord[] = [];
     const nextById = new Map<string, KeyRecord>();
+    const nums = new Float64Array(lines.length * STRIDE);
     for (const line of lines) {
       const keyId = keyIdOf(line.key);
       const prior = this.byId.get(keyId);
@@ -385,7 +451,7 @@ export class Pool implements PoolBackend {
       if (prior) summary.kept++;
       else summary.added++;
       const base: KeyState = prior ?? retired ?? emptyState();
-      const rec = new KeyRecord(base, next.length, keyId, line.key, maskKey(line.key), line.lineHash, line.expiresAt);
+      const rec = new KeyRecord(base, next.length, keyId, line.key, maskKey(line.key), line.lineHash, line.expiresAt, nums);
       rec.useSeq = prior?.useSeq ?? 0;
       if (retired) this.retired.delete(keyId);
       if (rec.disabled && rec.disabled.lineHash !== line.lineHash) {
@@ -442,9 +508,8 @@ export class Pool implements PoolBackend {
     }
   }
 
-  private count(rec: KeyState, kind: WindowKind, now: number): number {
-    const c = rec.windows[kind];
-    return c && c.start === this.clock.bounds(kind, now).startMs ? c.count : 0;
+  private count(rec: KeyRecord, kind: WindowKind, now: number, k = WINDOW_KINDS.indexOf(kind)): number {
+    return rec.countIn(k, this.clock.bounds(kind, now).startMs);
   }
 
   /** Status of a settled record at `now`. */
@@ -461,7 +526,7 @@ export class Pool implements PoolBackend {
   }
 
   /** The limits a key is at, with when all of them have reset (null: `total`, never). */
-  private quotaHit(rec: KeyState, now: number): { reason: string; until: number | null } | null {
+  private quotaHit(rec: KeyRecord, now: number): { reason: string; until: number | null } | null {
     const limits = this.policy.limits;
     let reason: string | null = null;
     let until: number | null = 0;
@@ -469,8 +534,8 @@ export class Pool implements PoolBackend {
       reason = `quota: total ${rec.total}/${limits.total}`;
       until = null;
     }
-    for (const { name, kind, limit } of this.windowLimits) {
-      const used = this.count(rec, kind, now);
+    for (const { name, kind, k, limit } of this.windowLimits) {
+      const used = this.count(rec, kind, now, k);
       if (used >= limit) {
         reason ??= `quota: ${name} ${used}/${limit}`;
         if (until !== null) until = Math.max(until, this.clock.bounds(kind, now).endMs);
@@ -480,11 +545,11 @@ export class Pool implements PoolBackend {
   }
 
   /** Handouts left before a limit stops the key; null when it has none. */
-  private limitsLeft(rec: KeyState, now: number): number | null {
+  private limitsLeft(rec: KeyRecord, now: number): number | null {
     const limits = this.policy.limits;
     let left: number | null = limits.total === undefined ? null : limits.total - rec.total;
-    for (const { kind, limit } of this.windowLimits) {
-      const l = limit - this.count(rec, kind, now);
+    for (const { kind, k, limit } of this.windowLimits) {
+      const l = limit - this.count(rec, kind, now, k);
       left = left === null ? l : Math.min(left, l);
     }
     return left === null ? null : Math.max(0, left);
@@ -526,6 +591,8 @@ export class Pool implements PoolBackend {
     switch (this.policy.strategy) {
       case 'round-robin':
         if (this.current >= 0 && this.usable.has(this.current) && this.servedInTurn < this.policy.rotateEvery) return this.current;
+        // The usual case, the next slot is usable, needs no walk of the tree.
+        if (this.current + 1 < this.records.length && this.usable.has(this.current + 1)) return this.current + 1;
         return this.usable.nextAfter(this.current);
       case 'fill-first':
         return this.usable.kth(0);
@@ -577,16 +644,7 @@ export class Pool implements PoolBackend {
   }
 
   private serve(rec: KeyRecord, now: number, granted: number): Handout & { ok: true } {
-    for (const kind of WINDOW_KINDS) {
-      const start = this.clock.bounds(kind, now).startMs;
-      const c = rec.windows[kind];
-      if (!c) rec.windows[kind] = { start, count: granted };
-      else if (c.start === start) c.count += granted;
-      else {
-        c.start = start; // in place: the handout path allocates nothing per window
-        c.count = granted;
-      }
-    }
+    for (let k = 0; k < WINDOW_KINDS.length; k++) rec.addTo(k, this.clock.bounds(WINDOW_KINDS[k]!, now).startMs, granted);
     rec.total += granted;
     rec.lastUsedAt = now;
     rec.useSeq = ++this.seq;
@@ -929,7 +987,7 @@ export class Pool implements PoolBackend {
 
   // ---------------------------------------------------------------- stats
 
-  private servedCounts(rec: KeyState, now: number): ServedCounts {
+  private servedCounts(rec: KeyRecord, now: number): ServedCounts {
     return {
       minute: this.count(rec, 'minute', now),
       hour: this.count(rec, 'hour', now),
