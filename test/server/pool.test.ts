@@ -167,6 +167,29 @@ describe('Pool membership and persistence', () => {
     assert.equal(p.stats(clock.now()).keys.find((k) => k.keyId === keyIdOf(a!))!.served.total, 2);
   });
 
+  it('every window count, total and last use follows its key when a reload moves the keys to other slots', () => {
+    const clock = new FakeClock();
+    const keys = makeKeys(5);
+    const p = pool(keys, { limits: { perMinute: 100, perDay: 100 } }, clock);
+    for (let i = 0; i < 5; i++) {
+      p.handout(clock.now(), i + 1); // key i: a lease of i + 1 uses, at its own time
+      clock.advance(1000);
+    }
+    const served = (q: Pool) => Object.fromEntries(q.stats(clock.now()).keys.map((k) => [k.keyId, { served: k.served, lastUsedAt: k.lastUsedAt }]));
+    const before = served(p);
+    assert.deepEqual(keys.map((k) => before[keyIdOf(k)]!.served.day), [1, 2, 3, 4, 5]);
+    p.setKeys(lines([...keys].reverse()), clock.now()); // every key moves
+    assert.deepEqual(served(p), before);
+    p.setKeys(lines(keys.slice(2)), clock.now()); // two retired
+    p.setKeys(lines([keys[4]!, keys[0]!, keys[2]!, keys[1]!, keys[3]!]), clock.now()); // and back, in another order
+    assert.deepEqual(served(p), before);
+    clock.advance(60_000); // the minute window ended for all; the day window did not
+    for (const k of p.stats(clock.now()).keys) {
+      assert.equal(k.served.minute, 0);
+      assert.equal(k.served.day, before[k.keyId]!.served.day);
+    }
+  });
+
   it('a snapshot restored into a fresh pool resumes counters, windows, position and blocks', () => {
     const clock = new FakeClock();
     const [a, b, c] = makeKeys(3);
