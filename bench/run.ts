@@ -223,7 +223,7 @@ async function main(): Promise<void> {
       '100k-key pool within 10% of 3-key pool': ratios.pool100kVsPool3 >= 0.9,
       'p99 < 5 ms at 50 connections (3 keys)': pool3.p99Ms < 5,
       'p99 < 5 ms at 50 connections (100k keys)': pool100k.p99Ms < 5,
-      'RSS growth over 1M handouts < 50 MB': rssAfter1M - rssAfter10k < 50,
+      [`RSS growth over ${MEMORY_HANDOUTS.toLocaleString('en')} handouts < 50 MB`]: rssAfter1M - rssAfter10k < 50,
     };
     results.targets = targets;
 
