@@ -203,7 +203,7 @@ class KeyRecord implements KeyState {
   }
 }
 
-/** Counters are updated in place on the handout path, so copies never share them. */
+/** A copy, so a persisted state handed out never shares its counters with one the pool holds. */
 function copyWindows(windows: Partial<Record<WindowKind, Counter>>): Partial<Record<WindowKind, Counter>> {
   const out: Partial<Record<WindowKind, Counter>> = {};
   for (const kind of WINDOW_KINDS) {
