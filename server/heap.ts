@@ -11,8 +11,6 @@ export class IndexedHeap {
     return this.ids.length;
   }
 
-
-
   peek(): number | undefined {
     return this.ids[0];
   }

@@ -772,7 +772,6 @@ export class Pool implements PoolBackend {
     return true;
   }
 
-
   // ---------------------------------------------------------------- admin
 
   /** Disables a key by hand; it stays out until enabled (or its line changes). */

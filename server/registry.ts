@@ -96,7 +96,6 @@ export class PoolRegistry {
     return was;
   }
 
-
   private entry(name: string): Entry {
     const e = this.entries.get(name);
     if (!e) throw new Error(`unknown pool ${name}`);
@@ -310,7 +309,6 @@ export class PoolRegistry {
     for (const [, p] of this.memoryPools()) p.requireFullSave();
     this.dirtyFlag = true;
   }
-
 
   /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
   restore(pools: Record<string, PoolState>, seq = 0): void {

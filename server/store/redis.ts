@@ -159,7 +159,6 @@ export class RedisPool {
     return { ok: true, outcome };
   }
 
-
   private async admin(action: 'disable' | 'enable' | 'reset', keyId: string, now: number, reason?: string): Promise<boolean> {
     return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
   }

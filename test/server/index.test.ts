@@ -58,7 +58,6 @@ function load(url: string, concurrency: number) {
   };
 }
 
-
 describe('server process', () => {
   it('2,000 concurrent requests against total limits hand out exactly the allowed number, no key over', async (t) => {
     const keys = makeKeys(10);
