@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { AppDeps } from './app.js';
 import { readJson } from './body.js';
@@ -29,18 +29,35 @@ function describe(error: z.ZodError): string {
   return `${issue.path.join('.') || 'body'}: ${issue.message}`;
 }
 
-/** GET /api/<pool>, matched ahead of the router (see `handoutFastPath`). */
-const HANDOUT_PATH = /^\/api\/([a-z0-9_-]{1,64})$/u;
+/**
+ * `GET /api/<pool>` on the raw URL (path and an optional query). Where it matches, the path is
+ * exactly what Koa's parsed `ctx.path` would be, so the handout route needs no parsed URL.
+ */
+const HANDOUT_URL = /^\/api\/([a-z0-9_-]{1,64})(?:\?|$)/u;
 
 export interface Routes {
   router: Router;
   /**
-   * The handout route, matched before any router: nearly every request is a handout, and going
-   * through @koa/router costs it a regex per route, a composed layer chain and another async
-   * layer. Same handler as the router's `GET /api/:pool` (which still serves HEAD and answers 405
-   * for other methods); anything else passes on.
+   * The pool a `GET` of this URL asks a key of, or null (then the router serves it). The app
+   * matches handouts ahead of any router (see app.ts): nearly every request is one, and
+   * @koa/router costs a regex per route, a composed layer chain and another async layer.
    */
-  handoutFastPath: Middleware;
+  handoutTarget(url: string): string | null;
+  /** The handout route's handler, the same the router's `GET /api/:pool` runs (it still serves HEAD and the 405s). */
+  handout(ctx: Context, pool: string): void | Promise<void>;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * A served handout's body: the text `JSON.stringify` makes of `{ pool, key, keyId, remaining }`
+ * (plus `granted` for a lease), built by concatenation on the hot path. Pool names and keyIds
+ * never need escaping; a key may hold quotes or backslashes, so it goes through JSON.stringify.
+ */
+export function handoutJson(pool: string, h: Handout & { ok: true }, lease: boolean): string {
+  const remaining = h.remaining !== null && Number.isFinite(h.remaining) ? String(h.remaining) : 'null';
+  const head = `{"pool":"${pool}","key":${JSON.stringify(h.key)},"keyId":"${h.keyId}","remaining":${remaining}`;
+  return lease ? `${head},"granted":${h.granted}}` : `${head}}`;
 }
 
 /** Thin handlers: validate, call the registry, shape the JSON. */
@@ -79,9 +96,8 @@ export function createRoutes(deps: AppDeps): Routes {
     ctx.set('Cache-Control', 'no-store');
     deps.metrics.handout(name, result.ok ? 'served' : HANDOUT_OUTCOME[result.reason]);
     if (result.ok) {
-      ctx.body = want === 1
-        ? { pool: name, key: result.key, keyId: result.keyId, remaining: result.remaining }
-        : { pool: name, key: result.key, keyId: result.keyId, remaining: result.remaining, granted: result.granted };
+      ctx.set('Content-Type', JSON_TYPE); // set first: a string body would otherwise be text/plain
+      ctx.body = handoutJson(name, result, want > 1);
       return;
     }
     switch (result.reason) {
@@ -97,7 +113,7 @@ export function createRoutes(deps: AppDeps): Routes {
   /** Not an async function: an in-memory pool answers synchronously, and then so does this. */
   const handout = (ctx: Context, rawName: string): void | Promise<void> => {
     const name = poolName(rawName);
-    const count = ctx.querystring === '' ? undefined : ctx.query.count; // no query: skip parsing one
+    const count = ctx.url.includes('?') ? ctx.query.count : undefined; // no query: skip parsing one
     let want = 1;
     if (count !== undefined) {
       if (typeof count !== 'string' || !/^\d+$/u.test(count) || Number(count) < 1 || Number(count) > MAX_LEASE) {
@@ -123,12 +139,10 @@ export function createRoutes(deps: AppDeps): Routes {
     ctx.status = 204;
   });
 
-  const handoutFastPath: Middleware = (ctx, next) => {
-    const m = ctx.method === 'GET' ? HANDOUT_PATH.exec(ctx.path) : null;
-    if (m === null || m[1] === 'stats') return next();
-    (ctx as unknown as { _matchedRoute: string })._matchedRoute = '/api/:pool'; // the route label the router would set
-    return handout(ctx, m[1]!);
+  const handoutTarget = (url: string): string | null => {
+    const m = HANDOUT_URL.exec(url);
+    return m === null || m[1] === 'stats' ? null : m[1]!;
   };
 
-  return { router, handoutFastPath };
+  return { router, handoutTarget, handout };
 }

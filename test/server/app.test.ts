@@ -9,7 +9,7 @@ const OTHER = 'second-token-0123456789abcdef';
 describe('bearer auth on /api/*', () => {
   it('with API_TOKENS set, /api/* needs one of them; /healthz stays open', async (t) => {
     const s = await startInProcess(t, { keys: { plantid: makeKeys(1) }, env: { API_TOKENS: `${TOKEN}, ${OTHER}` } });
-    for (const path of ['/api/plantid', '/api/stats', '/api/nosuch']) {
+    for (const path of ['/api/plantid', '/api/plantid?count=2', '/api/stats', '/api/nosuch']) {
       const none = await getJson(`${s.url}${path}`);
       assert.equal(none.status, 401, path);
       assert.equal(none.body.error, 'unauthorized');

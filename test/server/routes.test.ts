@@ -5,6 +5,7 @@ import type { StatsResponse } from '../../shared/stats.js';
 import { FakeClock } from '../helpers/clock.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, postJson, startInProcess } from '../helpers/server.js';
+import { handoutJson } from '../../server/routes.js';
 
 describe('GET /api/<pool>', () => {
   it('hands out keys in rotation with pool, key, keyId and remaining', async (t) => {
@@ -16,6 +17,22 @@ describe('GET /api/<pool>', () => {
     assert.equal(first.headers.get('cache-control'), 'no-store');
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, keys[1]);
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, keys[0]);
+  });
+
+  it('?count= leases several uses of one key; a bad count is 400 invalid_query', async (t) => {
+    const keys = makeKeys(2);
+    const s = await startInProcess(t, { keys: { plantid: keys }, pools: { plantid: { limits: { perMinute: 5 } } } });
+    const lease = await getJson(`${s.url}/api/plantid?count=3`);
+    assert.deepEqual(lease.body, { pool: 'plantid', key: keys[0], keyId: keyIdOf(keys[0]!), remaining: 0, granted: 3 }); // remaining: its turn is over
+    const plain = await getJson(`${s.url}/api/plantid?`); // an empty query is no query
+    assert.deepEqual(plain.body, { pool: 'plantid', key: keys[1], keyId: keyIdOf(keys[1]!), remaining: 0 });
+    for (const count of ['0', '1001', 'abc', '2.5', '-1', '']) {
+      const r = await getJson(`${s.url}/api/plantid?count=${count}`);
+      assert.equal(r.status, 400, count);
+      assert.deepEqual(r.body, { error: 'invalid_query', message: 'count: must be a whole number from 1 to 1000' });
+    }
+    const stats = (await getJson(`${s.url}/api/stats`)).body as StatsResponse;
+    assert.deepEqual(stats.pools[0]!.keys!.map((k) => k.served.total), [3, 1]); // the bad requests used nothing
   });
 
   it('unknown pools and invalid pool names are 404 unknown_pool', async (t) => {
@@ -65,6 +82,19 @@ describe('GET /api/<pool>', () => {
     const r = await getJson(`${s.url}/api/weather`);
     assert.equal(r.body.key, keys[0]);
     assert.equal(r.body.remaining, null);
+  });
+});
+
+describe('handoutJson', () => {
+  it('is the text JSON.stringify makes of the handout, for any key and remaining', () => {
+    const keys = ['plain-KEY_0123', 'quo"te', 'back\\slash\\', 'uni\u00e9\u4e2d\u{1f511}', 'lone\ud800surrogate', '</script>', 'a\u2028b'];
+    for (const key of keys) {
+      for (const remaining of [null, 0, 7, 123456789, Infinity]) {
+        const h = { ok: true as const, key, keyId: keyIdOf(key), remaining, granted: 3 };
+        assert.equal(handoutJson('plantid', h, false), JSON.stringify({ pool: 'plantid', key, keyId: h.keyId, remaining }), key);
+        assert.equal(handoutJson('plantid', h, true), JSON.stringify({ pool: 'plantid', key, keyId: h.keyId, remaining, granted: 3 }), key);
+      }
+    }
   });
 });
 
