@@ -15,10 +15,29 @@ import { redisServerBinary, TestRedis } from '../test/helpers/redis.js';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 const CONNECTIONS = 50;
+/** Length of a Redis row's run. */
 const DURATION_SEC = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const MEMORY_HANDOUTS = Number(process.env.BENCH_MEMORY_HANDOUTS ?? 1_000_000);
-/** Rounds of bare Koa / 3 keys / 100,000 keys, interleaved, so drift in the machine's speed hits all three alike. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/**
+ * Rounds of bare Koa / 3 keys / 100,000 keys, interleaved in short slices, so drift in the
+ * machine's speed hits all three alike. On the VM this was tuned on, throughput swings by a
+ * third over a few seconds (bare Koa alone, one 40 s run: 35k to 57k req/s from one second to
+ * the next); slices shorter than those swings put the three targets on the same footing.
+ */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 18);
+/**
+ * Server processes per target, taking turns by blocks of three rounds (one of each order). Two
+ * identical processes can differ by several percent for their whole life (JIT decisions, memory
+ * layout); one process per target made such luck part of the ratios.
+ */
+const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 3);
+const SLICE_SEC = Number(process.env.BENCH_SLICE_SEC ?? 2);
+/**
+ * Unmeasured load just before each slice, at least the servers' save interval (2 s): a save
+ * writes what changed since the one before, so without it a slice would carry less than its own
+ * share of saves, and the server measured next would carry the rest.
+ */
+const LEAD_IN_SEC = Number(process.env.BENCH_LEAD_IN_SEC ?? 2);
 
 interface Proc {
   proc: ChildProcess;
@@ -107,7 +126,9 @@ async function load(url: string, opts: { durationSec?: number; amount?: number }
     connections: CONNECTIONS,
     ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationSec ?? DURATION_SEC }),
   });
-  return { rps: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+  // Completed requests over the run's measured length: requests.average is a mean of whole
+  // seconds, too coarse for a short slice.
+  return { rps: r.requests.total / r.duration, p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
 }
 
 async function rssMb(pid: number): Promise<number> {
@@ -141,29 +162,41 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
     connections: CONNECTIONS,
-    durationSec: DURATION_SEC,
+    sliceSec: SLICE_SEC,
+    leadInSec: LEAD_IN_SEC,
+    processesPerTarget: PROCESSES,
+    redisDurationSec: DURATION_SEC,
   };
   try {
-    // The three targets run side by side: all three servers stay up (idle ones cost nothing), and
-    // each round measures each in turn (one at a time: 2 cores, one for autocannon, one for the
-    // server), in a rotated order. On a VM whose speed drifts between runs by +-30%, the median
-    // of the per-round ratios is what is compared; each target's row is its median round.
-    const base = await start(['bench/baseline.ts'], {});
-    const small = await startServer(dir, 3);
-    const big = await startServer(dir, 100_000);
-    const targetsInOrder: Array<[string, Proc]> = [['bare koa', base], ['3-key pool', small], ['100,000-key pool', big]];
-    for (const [, proc] of targetsInOrder) await load(proc.url, { durationSec: 2 }); // warm-up: JIT, connections
+    // The three targets run side by side: all their servers stay up (idle ones do nothing but
+    // finish their last save, which falls in the next target's lead-in), and each round measures
+    // each target in turn (one at a time: 2 cores, one for autocannon, one for the server), in a
+    // rotated order. On a VM whose speed drifts by a third within seconds, the median of the
+    // per-round ratios is what is compared; each target's row is its median round.
+    const spawnAll = async (make: () => Promise<Proc>) => {
+      const procs: Proc[] = [];
+      for (let n = 0; n < PROCESSES; n++) procs.push(await make());
+      return procs;
+    };
+    const targetsInOrder: Array<[string, Proc[]]> = [
+      ['bare koa', await spawnAll(() => start(['bench/baseline.ts'], {}))],
+      ['3-key pool', await spawnAll(() => startServer(dir, 3))],
+      ['100,000-key pool', await spawnAll(() => startServer(dir, 100_000))],
+    ];
+    for (const [, procs] of targetsInOrder) for (const proc of procs) await load(proc.url, { durationSec: 2 }); // warm-up: JIT, connections
     const runs: Run[][] = [[], [], []];
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < 3; k++) {
         const i = (round + k) % 3;
-        const [label, proc] = targetsInOrder[i]!;
-        const r = await load(proc.url, {});
+        const [label, procs] = targetsInOrder[i]!;
+        const proc = procs[Math.floor(round / 3) % procs.length]!;
+        await load(proc.url, { durationSec: LEAD_IN_SEC });
+        const r = await load(proc.url, { durationSec: SLICE_SEC });
         process.stderr.write(`round ${round + 1}/${ROUNDS} ${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
         runs[i]!.push(r);
       }
     }
-    await Promise.all([base.stop(), small.stop(), big.stop()]);
+    await Promise.all(targetsInOrder.flatMap(([, procs]) => procs.map((p) => p.stop())));
     const [baseRuns, pool3Runs, pool100kRuns] = runs as [Run[], Run[], Run[]];
     const baseline1 = medianRun(baseRuns);
     const pool3 = medianRun(pool3Runs);
@@ -229,7 +262,7 @@ async function main(): Promise<void> {
 
     const f = (n: number) => n.toFixed(2);
     console.log(`\nKeywarden bench — ${results.date as string} — ${results.machine as string}`);
-    console.log(`GET /api/plantid, ${CONNECTIONS} connections, ${DURATION_SEC} s a run, ${ROUNDS} interleaved rounds (medians; ratios are medians of per-round ratios)\n`);
+    console.log(`GET /api/plantid, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured, over ${PROCESSES} processes a target (medians; ratios are medians of per-round ratios; Redis rows: one ${DURATION_SEC} s run)\n`);
     console.log('| target | req/s | p50 ms | p99 ms | vs bare Koa |');
     console.log('|---|---|---|---|---|');
     console.log(`| bare Koa | ${Math.round(baselineRps)} | ${baseline1.p50Ms} | ${baseline1.p99Ms} | 1.00 |`);
