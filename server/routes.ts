@@ -93,13 +93,18 @@ export function createRoutes(deps: AppDeps): Routes {
   });
 
   const answer = (ctx: Context, name: string, want: number, result: Handout): void => {
-    ctx.set('Cache-Control', 'no-store');
     deps.metrics.handout(name, result.ok ? 'served' : HANDOUT_OUTCOME[result.reason]);
     if (result.ok) {
-      ctx.set('Content-Type', JSON_TYPE); // set first: a string body would otherwise be text/plain
-      ctx.body = handoutJson(name, result, want > 1);
+      // Written here whole, through Koa's documented bypass: its response path (body setter,
+      // respond, a header store keyed by lower-cased names) cost about 14k instructions a
+      // request, more than everything else this route does. Errors still go through Koa.
+      const body = handoutJson(name, result, want > 1);
+      ctx.respond = false;
+      ctx.res.writeHead(200, ['Content-Type', JSON_TYPE, 'Content-Length', String(Buffer.byteLength(body)), 'Cache-Control', 'no-store']);
+      ctx.res.end(body);
       return;
     }
+    ctx.set('Cache-Control', 'no-store');
     switch (result.reason) {
       case 'no_key_available':
         throw unavailable(503, 'no_key_available', `pool ${name} has no usable key right now`, result.retryAfterMs);

@@ -19,6 +19,26 @@ describe('GET /api/<pool>', () => {
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, keys[0]);
   });
 
+  it('a handout is JSON with exact length and no-store, over a kept-alive connection; HEAD sends the headers only', async (t) => {
+    const keys = makeKeys(2);
+    const s = await startInProcess(t, { keys: { plantid: keys } });
+    const r = await fetch(`${s.url}/api/plantid`);
+    const text = await r.text();
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(r.headers.get('content-length'), String(Buffer.byteLength(text)));
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    assert.equal(r.headers.get('connection'), 'keep-alive');
+    assert.deepEqual(JSON.parse(text), { pool: 'plantid', key: keys[0], keyId: keyIdOf(keys[0]!), remaining: 0 });
+    const head = await fetch(`${s.url}/api/plantid`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(head.headers.get('cache-control'), 'no-store');
+    assert.equal(await head.text(), '');
+    const again = await getJson(`${s.url}/api/plantid`); // HEAD counted a use of keys[1], as GET would
+    assert.equal(again.body.key, keys[0]);
+  });
+
   it('?count= leases several uses of one key; a bad count is 400 invalid_query', async (t) => {
     const keys = makeKeys(2);
     const s = await startInProcess(t, { keys: { plantid: keys }, pools: { plantid: { limits: { perMinute: 5 } } } });
@@ -53,6 +73,7 @@ describe('GET /api/<pool>', () => {
     assert.equal(r.body.error, 'no_key_available');
     assert.equal(r.body.retryAfter, 40);
     assert.equal(r.headers.get('retry-after'), '40');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
     assert.equal(typeof r.body.message, 'string');
   });
 
