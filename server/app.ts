@@ -45,7 +45,8 @@ export function createApp(deps: AppDeps): Koa {
 
   /** Default deny: everything but /healthz needs a token; admin routes take ADMIN_TOKEN. */
   const authorize = (ctx: Context, path: string): void => {
-    // Compared case-insensitively, so no spelling of a path (/API/…, /Metrics) can reach a route without the check.
+    // Compared case-insensitively, so no spelling of a path (/API/…, /Metrics) can reach a
+    // route without the check.
     const lower = path.toLowerCase();
     if (lower === '/admin' || lower.startsWith('/admin/')) {
       if (adminDigests.length === 0) throw notFound(path); // admin API off without ADMIN_TOKEN
