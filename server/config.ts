@@ -8,6 +8,9 @@ import { isValidTimeZone } from './windows.js';
 /** Pools that always exist, whether or not pools.json names them. */
 export const BUILTIN_POOLS = ['plantid', 'healthid'] as const;
 
+/** Names a pool cannot take: `GET /api/stats` is the stats endpoint, so a pool "stats" could never hand out. */
+export const RESERVED_POOL_NAMES: readonly string[] = ['stats'];
+
 /** Valid pool names; anything else is a 404 on the API and an error in pools.json. */
 export const POOL_NAME = /^[a-z0-9_-]{1,64}$/u;
 
@@ -131,6 +134,7 @@ export function parsePoolsFile(raw: unknown, file: string): Map<string, PoolPoli
   for (const name of BUILTIN_POOLS) policies.set(name, { ...DEFAULT_POLICY });
   for (const [name, entry] of Object.entries(raw)) {
     if (!POOL_NAME.test(name)) throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name must match [a-z0-9_-]{1,64}`);
+    if (RESERVED_POOL_NAMES.includes(name)) throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name is reserved (GET /api/${name} is not a pool)`);
     const parsed = poolSchema.safeParse(entry ?? {});
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;

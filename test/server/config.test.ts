@@ -66,6 +66,7 @@ describe('pools.json', () => {
       [{ plantid: { rotateevery: 2 } }, /^pools\.json: pool plantid: rotateevery: unknown field$/u],
       [{ x: { resetTimezone: 'Mars/Olympus' } }, /^pools\.json: pool x: resetTimezone: must be an IANA time zone/u],
       [{ 'Bad Name': {} }, /^pools\.json: pool "Bad Name": name must match/u],
+      [{ stats: {} }, /^pools\.json: pool "stats": name is reserved \(GET \/api\/stats is not a pool\)$/u],
       [[], /^pools\.json: must be a JSON object/u],
     ];
     for (const [raw, message] of cases) assert.throws(() => parsePoolsFile(raw, 'pools.json'), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(raw));
