@@ -131,6 +131,12 @@ export function createRoutes(deps: AppDeps): Routes {
     answer(ctx, name, want, pending);
   };
 
+  // A HEAD would hand out a key and drop it with the body. Refused, so that a monitor's HEAD check
+  // never uses up a key. (Registered ahead of the GET, which @koa/router also answers HEAD with.)
+  router.head('/api/:pool', (ctx) => {
+    poolName(ctx.params.pool!);
+    throw new HttpError(405, 'method_not_allowed', 'HEAD would hand out a key; use GET', {}, { Allow: 'GET' });
+  });
   router.get('/api/:pool', (ctx) => handout(ctx, ctx.params.pool!));
 
   router.post('/api/:pool/report', async (ctx) => {

@@ -19,7 +19,7 @@ describe('GET /api/<pool>', () => {
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, keys[0]);
   });
 
-  it('a handout is JSON with exact length and no-store, over a kept-alive connection; HEAD sends the headers only', async (t) => {
+  it('a handout is JSON with exact length and no-store, over a kept-alive connection; HEAD is refused and uses no key', async (t) => {
     const keys = makeKeys(2);
     const s = await startInProcess(t, { keys: { plantid: keys } });
     const r = await fetch(`${s.url}/api/plantid`);
@@ -31,12 +31,15 @@ describe('GET /api/<pool>', () => {
     assert.equal(r.headers.get('connection'), 'keep-alive');
     assert.deepEqual(JSON.parse(text), { pool: 'plantid', key: keys[0], keyId: keyIdOf(keys[0]!), remaining: 0 });
     const head = await fetch(`${s.url}/api/plantid`, { method: 'HEAD' });
-    assert.equal(head.status, 200);
-    assert.equal(head.headers.get('content-type'), 'application/json; charset=utf-8');
-    assert.equal(head.headers.get('cache-control'), 'no-store');
+    assert.equal(head.status, 405);
+    assert.equal(head.headers.get('allow'), 'GET');
     assert.equal(await head.text(), '');
-    const again = await getJson(`${s.url}/api/plantid`); // HEAD counted a use of keys[1], as GET would
-    assert.equal(again.body.key, keys[0]);
+    assert.equal((await fetch(`${s.url}/api/nosuchpool`, { method: 'HEAD' })).status, 404);
+    assert.equal((await fetch(`${s.url}/api/stats`, { method: 'HEAD' })).status, 200);
+    const again = await getJson(`${s.url}/api/plantid`); // the HEAD used nothing: keys[1] is next
+    assert.equal(again.body.key, keys[1]);
+    const stats = (await getJson(`${s.url}/api/stats`)).body as StatsResponse;
+    assert.deepEqual(stats.pools[0]!.keys!.map((k) => k.served.total), [1, 1]);
   });
 
   it('?count= leases several uses of one key; a bad count is 400 invalid_query', async (t) => {
