@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Koa, { type Context } from 'koa';
 import { createAdminRouter } from './admin.js';
-import { HttpError, notFound, unauthorized } from './errors.js';
+import { HttpError, methodNotAllowed, notFound, notImplemented, unauthorized } from './errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from './metrics.js';
 import type { Clock, PoolRegistry } from './registry.js';
@@ -94,7 +94,11 @@ export function createApp(deps: AppDeps): Koa {
         const path = ctx.path;
         authorize(ctx, path);
         pending = next().then(() => {
-          if (ctx.status === 404 && ctx.body === undefined) throw notFound(path);
+          if (ctx.body !== undefined) return;
+          if (ctx.status === 404) throw notFound(path);
+          // Set by the routers' allowedMethods, with the Allow header a 405 must carry.
+          if (ctx.status === 405) throw methodNotAllowed();
+          if (ctx.status === 501) throw notImplemented();
         });
       }
     } catch (err) {
@@ -115,9 +119,9 @@ export function createApp(deps: AppDeps): Koa {
   if (deps.adminToken) {
     const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger });
     app.use(admin.routes());
-    app.use(admin.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route') }));
+    app.use(admin.allowedMethods());
   }
   app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route'), notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented') }));
+  app.use(router.allowedMethods());
   return app;
 }

@@ -23,6 +23,11 @@ export const notFound = (path: string) => new HttpError(404, 'not_found', `no ro
 export const unauthorized = () =>
   new HttpError(401, 'unauthorized', 'missing or invalid bearer token', {}, { 'WWW-Authenticate': 'Bearer' });
 
+/** The route exists but not for this method; the router has set the Allow header. */
+export const methodNotAllowed = () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route');
+
+export const notImplemented = () => new HttpError(501, 'not_implemented', 'method not implemented');
+
 export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
 
 export const payloadTooLarge = (limitBytes: number) =>

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import Router, { type Layer } from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { AppDeps } from './app.js';
@@ -131,13 +131,11 @@ export function createRoutes(deps: AppDeps): Routes {
     answer(ctx, name, want, pending);
   };
 
-  // A HEAD would hand out a key and drop it with the body. Refused, so that a monitor's HEAD check
-  // never uses up a key. (Registered ahead of the GET, which @koa/router also answers HEAD with.)
-  router.head('/api/:pool', (ctx) => {
-    poolName(ctx.params.pool!);
-    throw new HttpError(405, 'method_not_allowed', 'HEAD would hand out a key; use GET', {}, { Allow: 'GET' });
-  });
-  router.get('/api/:pool', (ctx) => handout(ctx, ctx.params.pool!));
+  // GET only. @koa/router answers HEAD on every GET route, and a HEAD here would hand out a key
+  // and drop it with the body; without HEAD it is a 405 with Allow: GET, so a monitor's HEAD
+  // check never uses up a key.
+  const handoutRoute = router.register('/api/:pool', ['GET'], (ctx) => handout(ctx, ctx.params.pool!)) as Layer;
+  handoutRoute.methods = ['GET'];
 
   router.post('/api/:pool/report', async (ctx) => {
     const name = poolName(ctx.params.pool!);

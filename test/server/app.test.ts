@@ -49,8 +49,12 @@ describe('errors are JSON', () => {
     assert.deepEqual(nf.body, { error: 'not_found', message: 'no route for /nothing/here' });
     const m = await getJson(`${s.url}/healthz`, { method: 'DELETE' });
     assert.equal(m.status, 405);
-    assert.equal(m.body.error, 'method_not_allowed');
+    assert.deepEqual(m.body, { error: 'method_not_allowed', message: 'method not allowed on this route' });
+    assert.equal(m.headers.get('allow'), 'HEAD, GET');
     assert.match(m.headers.get('content-type') ?? '', /application\/json/u);
+    const ni = await getJson(`${s.url}/healthz`, { method: 'PROPFIND' });
+    assert.equal(ni.status, 501);
+    assert.deepEqual(ni.body, { error: 'not_implemented', message: 'method not implemented' });
   });
 
   it('the handout route, matched ahead of the router, still answers 405 to other methods and 404 to unknown pools', async (t) => {
@@ -58,6 +62,10 @@ describe('errors are JSON', () => {
     const del = await getJson(`${s.url}/api/plantid`, { method: 'DELETE' });
     assert.equal(del.status, 405);
     assert.equal(del.body.error, 'method_not_allowed');
+    assert.equal(del.headers.get('allow'), 'GET');
+    const report = await getJson(`${s.url}/api/plantid/report`);
+    assert.equal(report.status, 405);
+    assert.equal(report.headers.get('allow'), 'POST');
     const unknown = await getJson(`${s.url}/api/nosuchpool`);
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.error, 'unknown_pool');

@@ -34,7 +34,7 @@ describe('GET /api/<pool>', () => {
     assert.equal(head.status, 405);
     assert.equal(head.headers.get('allow'), 'GET');
     assert.equal(await head.text(), '');
-    assert.equal((await fetch(`${s.url}/api/nosuchpool`, { method: 'HEAD' })).status, 404);
+    assert.equal((await fetch(`${s.url}/api/nosuchpool`, { method: 'HEAD' })).status, 405);
     assert.equal((await fetch(`${s.url}/api/stats`, { method: 'HEAD' })).status, 200);
     const again = await getJson(`${s.url}/api/plantid`); // the HEAD used nothing: keys[1] is next
     assert.equal(again.body.key, keys[1]);
