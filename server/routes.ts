@@ -43,7 +43,7 @@ export interface Routes {
    * @koa/router costs a regex per route, a composed layer chain and another async layer.
    */
   handoutTarget(url: string): string | null;
-  /** The handout route's handler, the same the router's `GET /api/:pool` runs (it still serves HEAD and the 405s). */
+  /** The handout route's handler, the same the router's `GET /api/:pool` runs (the router also answers its 405s). */
   handout(ctx: Context, pool: string): void | Promise<void>;
 }
 
