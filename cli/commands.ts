@@ -4,9 +4,9 @@ import { ConfigError, intVar, parseEnv } from '../shared/env.js';
 import { createLogger } from '../shared/logger.js';
 import type { KeyStats, PoolStats } from '../shared/stats.js';
 import { loadPools, POOL_NAME } from '../server/config.js';
-import { addKeys, KeyEditError, removeKey } from '../server/keyedit.js';
-import { PoolRegistry } from '../server/registry.js';
-import { FileStore, StateFileError } from '../server/store/file.js';
+import { addKeys, KeyEditError, removeKey } from '../server/keys/keyedit.js';
+import { PoolRegistry } from '../server/pools/registry.js';
+import { FileStore, StateFileError } from '../server/state/file.js';
 
 /** A failure the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, intVar, listVar, logLevelVar, parseEnv } from '../shared/env.js';
-import { DEFAULT_POLICY, type PoolPolicy } from './pool.js';
-import { isValidTimeZone } from './windows.js';
+import { DEFAULT_POLICY, type PoolPolicy } from './pools/pool.js';
+import { isValidTimeZone } from './pools/windows.js';
 
 /** Pools that always exist, whether or not pools.json names them. */
 export const BUILTIN_POOLS = ['plantid', 'healthid'] as const;

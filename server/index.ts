@@ -4,8 +4,8 @@ import { Redis } from 'ioredis';
 import { ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
 import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
-import { startKeywarden } from './server.js';
-import { FileStore, StateFileError } from './store/file.js';
+import { startKeywarden } from './start.js';
+import { FileStore, StateFileError } from './state/file.js';
 
 function packageVersion(): string {
   // Works from both server/ (tsx) and dist/server/ (compiled).

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Logger } from '../shared/logger.js';
-import type { PoolRegistry } from './registry.js';
-import type { Saver } from './saver.js';
+import type { PoolRegistry } from './pools/registry.js';
+import type { Saver } from './state/saver.js';
 
 /**
  * Graceful stop: stop accepting connections, stop watching and saving on a timer, write the final

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { StatsResponse } from '../shared/stats.js';
-import { deserializeState } from '../server/state.js';
+import { deserializeState } from '../server/state/format.js';
 import { DiscordEmulator } from './helpers/discord.js';
 import { makeKeys } from './helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT } from './helpers/server.js';

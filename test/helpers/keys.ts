@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { KeyLine } from '../../server/keyfile.js';
-import { parseKeyFile } from '../../server/keyfile.js';
+import type { KeyLine } from '../../server/keys/keyfile.js';
+import { parseKeyFile } from '../../server/keys/keyfile.js';
 
 /** Distinct realistic-looking keys (48 chars, like Kindwise keys). */
 export function makeKeys(n: number, tag = 'k'): string[] {

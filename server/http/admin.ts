@@ -1,0 +1,100 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { Logger } from '../../shared/logger.js';
+import { readJson } from './body.js';
+import { POOL_NAME } from '../config.js';
+import { badRequest, HttpError, unknownPool } from './errors.js';
+import { addKeys, KeyEditError, removeKey } from '../keys/keyedit.js';
+import type { PoolBackend } from '../pools/pool.js';
+import type { PoolRegistry } from '../pools/registry.js';
+
+/** Admin bodies may carry many keys at once. */
+const ADMIN_BODY_LIMIT = 1024 * 1024;
+const KEY_ID = /^[0-9a-f]{12}$/u;
+
+const addSchema = z.union([
+  z.object({ key: z.string() }).strict(),
+  z.object({ keys: z.array(z.string()).min(1, 'must hold at least one key').max(10_000, 'at most 10,000 keys at once') }).strict(),
+]);
+/** Optional body of disable/enable/reset. */
+const disableSchema = z.object({ reason: z.string().max(200).optional() }).strict();
+
+function mapKeyEdit(err: unknown): never {
+  if (err instanceof KeyEditError) {
+    const status = err.code === 'duplicate_key' ? 409 : err.code === 'unknown_key' ? 404 : 400;
+    throw new HttpError(status, err.code, err.message, err.keyIds.length ? { keyIds: err.keyIds } : {});
+  }
+  throw err;
+}
+
+/**
+ * `/admin`: key management for operators (ADMIN_TOKEN). Adding and removing keys edits the
+ * pool's key file atomically (other lines untouched) and reloads it at once; disable, enable and
+ * reset change the key's state. Plaintext keys arrive in request bodies and go only to the file.
+ */
+export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger }): Router {
+  const { registry, logger } = deps;
+  const router = new Router({ prefix: '/admin', sensitive: true });
+
+  const poolName = (raw: string): string => {
+    if (!POOL_NAME.test(raw) || !registry.has(raw)) throw unknownPool(raw);
+    return raw;
+  };
+  const keyIdParam = (raw: string): string => {
+    if (!KEY_ID.test(raw)) throw badRequest('invalid_key_id', 'keyId must be 12 lowercase hex characters');
+    return raw;
+  };
+  router.get('/pools', async (ctx) => {
+    const stats = await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' });
+    ctx.body = { pools: stats.pools.map(({ keys: _k, ...p }) => p) };
+  });
+
+  router.get('/pools/:pool/keys', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const stats = await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool });
+    ctx.body = { pool, keys: stats.pools[0]!.keys };
+  });
+
+  router.post('/pools/:pool/keys', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const parsed = addSchema.safeParse(await readJson(ctx, ADMIN_BODY_LIMIT));
+    if (!parsed.success) throw badRequest('invalid_body', 'send {"key": "..."} or {"keys": ["...", ...]}');
+    const keys = 'key' in parsed.data ? [parsed.data.key] : parsed.data.keys;
+    const added = await registry.editKeyFile(pool, (path) => addKeys(path, keys)).catch(mapKeyEdit);
+    logger.info(`admin: added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, { pool });
+    ctx.status = 201;
+    ctx.body = { pool, added };
+  });
+
+  router.delete('/pools/:pool/keys/:keyId', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const keyId = keyIdParam(ctx.params.keyId!);
+    await registry.editKeyFile(pool, (path) => removeKey(path, keyId)).catch(mapKeyEdit);
+    logger.info(`admin: removed key ${keyId} from pool ${pool}`, { pool, keyId });
+    ctx.status = 204;
+  });
+
+  /** A state change of one key: 204, or 404 when the pool has no such key. */
+  const keyAction = (verb: string, level: 'info' | 'warn', apply: (p: PoolBackend, keyId: string, now: number, reason: string | undefined) => boolean | Promise<boolean>) =>
+    async (ctx: Context) => {
+      const pool = poolName(ctx.params.pool!);
+      const keyId = keyIdParam(ctx.params.keyId!);
+      let reason: string | undefined;
+      if (ctx.get('content-length') && ctx.get('content-length') !== '0') {
+        const parsed = disableSchema.safeParse(await readJson(ctx));
+        if (!parsed.success) throw badRequest('invalid_body', 'send nothing or {"reason": "..."}');
+        reason = parsed.data.reason;
+      }
+      const found = await registry.withPool(pool, (p, now) => apply(p, keyId, now, reason));
+      if (!found) throw new HttpError(404, 'unknown_key', `pool ${pool} has no key ${keyId}`);
+      logger.log(level, `admin: ${verb} key ${keyId} in pool ${pool}`, { pool, keyId });
+      ctx.status = 204;
+    };
+
+  router.post('/pools/:pool/keys/:keyId/disable', keyAction('disabled', 'warn', (p, keyId, now, reason) => p.disable(keyId, `disabled by admin${reason ? `: ${reason}` : ''}`, now)));
+  router.post('/pools/:pool/keys/:keyId/enable', keyAction('enabled', 'info', (p, keyId, now) => p.enable(keyId, now)));
+  router.post('/pools/:pool/keys/:keyId/reset', keyAction('reset counters of', 'info', (p, keyId, now) => p.resetCounters(keyId, now)));
+
+  return router;
+}

@@ -1,0 +1,167 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { KeyStatus } from '../../shared/stats.js';
+import type { PoolRegistry } from '../pools/registry.js';
+
+export type HandoutOutcome = 'served' | 'no_key' | 'rate_limited' | 'throttled';
+
+export interface Metrics {
+  readonly registry: Registry;
+  handout(pool: string, outcome: HandoutOutcome): void;
+  report(pool: string, outcome: string): void;
+  request(method: string, route: string, status: number, seconds: number): void;
+  stateSave(seconds: number, ok: boolean): void;
+}
+
+const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'blocked', 'disabled', 'expired'];
+
+/**
+ * Prometheus metrics on a registry of their own (so several servers can share a process in
+ * tests): handouts, reports, keys by status (read from the pools at scrape time), request
+ * latency, state saves, and prom-client's default process metrics.
+ */
+export function createMetrics(pools: PoolRegistry): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'keywarden_' });
+  const handouts = new Counter({
+    name: 'keywarden_handouts_total',
+    help: 'Key requests by pool and outcome',
+    labelNames: ['pool', 'outcome'],
+    registers: [registry],
+    collect: () => handoutTally.flush(),
+  });
+  const reports = new Counter({
+    name: 'keywarden_reports_total',
+    help: 'Upstream reports by pool and outcome',
+    labelNames: ['pool', 'outcome'],
+    registers: [registry],
+    collect: () => reportTally.flush(),
+  });
+  new Gauge({
+    name: 'keywarden_keys',
+    help: 'Keys by pool and status',
+    labelNames: ['pool', 'status'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stats = await pools.stats({ version: '', uptimeSec: 0 }, { keys: 'none' }).catch(() => null);
+      for (const p of stats?.pools ?? []) {
+        // Per-status counts; 'available' here is the plain status (a key waiting for its probe counts as probing).
+        const byStatus: Record<KeyStatus, number> = {
+          available: p.total - p.probing - p.exhausted - p.blocked - p.disabled - p.expired,
+          probing: p.probing,
+          exhausted: p.exhausted,
+          blocked: p.blocked,
+          disabled: p.disabled,
+          expired: p.expired,
+        };
+        for (const s of STATUSES) this.set({ pool: p.name, status: s }, byStatus[s]);
+      }
+    },
+  });
+  const latency = new RequestHistogram(
+    'keywarden_http_request_duration_seconds',
+    'HTTP request latency',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+  );
+  registry.registerMetric(latency as unknown as Parameters<Registry['registerMetric']>[0]);
+  // Handouts and reports are tallied in plain maps and added to the prom-client counters when
+  // scraped (their collect hook): a prom-client child hashes its labels on every inc().
+  const handoutTally = tally(handouts);
+  const reportTally = tally(reports);
+  const saveDuration = new Histogram({ name: 'keywarden_state_save_duration_seconds', help: 'State save duration', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
+  const saveFailures = new Counter({ name: 'keywarden_state_save_failures_total', help: 'Failed state saves', registers: [registry] });
+
+  return {
+    registry,
+    handout: (pool, outcome) => handoutTally.add(pool, outcome),
+    report: (pool, outcome) => reportTally.add(pool, outcome),
+    request: (method, route, status, seconds) => latency.observe(method, route, status, seconds),
+    stateSave(seconds, ok) {
+      saveDuration.observe(seconds);
+      if (!ok) saveFailures.inc();
+    },
+  };
+}
+
+/** Counts by a pair of label values, added to a prom-client counter on flush. */
+function tally(counter: Counter<'pool' | 'outcome'>): { add(pool: string, outcome: string): void; flush(): void } {
+  // Nested maps, not a joined key: no string is built per count.
+  const pending = new Map<string, Map<string, number>>();
+  return {
+    add(pool, outcome) {
+      let byOutcome = pending.get(pool);
+      if (!byOutcome) pending.set(pool, (byOutcome = new Map()));
+      byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
+    },
+    flush() {
+      for (const [pool, byOutcome] of pending) {
+        for (const [outcome, n] of byOutcome) if (n > 0) counter.inc({ pool, outcome }, n);
+        byOutcome.clear();
+      }
+    },
+  };
+}
+
+interface Series {
+  labels: { method: string; route: string; status: string };
+  /** Observations per bucket (not cumulative); the last slot is above every bound. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * The request-latency histogram. prom-client's Histogram validates and hashes the labels of
+ * every observation, even through a bound child; this one finds its series through nested maps
+ * and counts into a typed array, and gives the registry the same series (`_bucket` with
+ * cumulative `le`, `_sum`, `_count`) through the shape prom-client's Registry reads of a metric:
+ * name, help, type, aggregator, get(), and reset() (Registry.resetMetrics).
+ */
+class RequestHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  /** route → method → status → series: lookups build no key string. */
+  private readonly series = new Map<string, Map<string, Map<number, Series>>>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+  ) {}
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    let byMethod = this.series.get(route);
+    if (!byMethod) this.series.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+    let s = byStatus.get(status);
+    if (!s) {
+      s = { labels: { method, route, status: String(status) }, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+      byStatus.set(status, s);
+    }
+    let i = 0;
+    while (i < this.bounds.length && seconds > this.bounds[i]!) i++;
+    s.counts[i]!++;
+    s.sum += seconds;
+    s.count++;
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> } {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const s of [...this.series.values()].flatMap((m) => [...m.values()].flatMap((b) => [...b.values()]))) {
+      let acc = 0;
+      this.bounds.forEach((le, i) => {
+        acc += s.counts[i]!;
+        values.push({ labels: { ...s.labels, le }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...s.labels, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}

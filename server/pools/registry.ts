@@ -1,0 +1,335 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Mutex } from 'async-mutex';
+import type { KeyFileStats, StatsResponse } from '../../shared/stats.js';
+import { parseKeyFile } from '../keys/keyfile.js';
+import type { Logger } from '../../shared/logger.js';
+import { STATE_VERSION } from '../state/format.js';
+import type { SavePlan } from '../state/store.js';
+import { Pool, type Handout, type KeyRows, type PoolBackend, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
+
+export type Clock = () => number;
+
+interface FileSignature {
+  present: boolean;
+  mtimeMs: number;
+  ctimeMs: number;
+  size: number;
+  ino: number;
+}
+
+interface Entry {
+  pool: PoolBackend;
+  mutex: Mutex;
+  /** Serialises edits of the key file (admin, CLI through the API); separate so no file I/O holds the pool mutex. */
+  fileMutex: Mutex;
+  file: KeyFileStats;
+  signature: FileSignature | null;
+}
+
+export interface RegistryOptions {
+  keysDir: string;
+  policies: Map<string, PoolPolicy>;
+  clock: Clock;
+  logger: Logger;
+  rng?: () => number;
+  /** Builds each pool; default: an in-memory `Pool` (the file backend). */
+  createPool?: (name: string, policy: PoolPolicy, options: { rng?: () => number; onEvent: (e: PoolEvent) => void }) => PoolBackend;
+}
+
+function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
+  return a !== null && a.present === b.present && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size && a.ino === b.ino;
+}
+
+/**
+ * The named pools, each with its mutex and key file. Every change to a pool (handout, report,
+ * reload, admin action) runs inside that pool's mutex; the pool logic itself is synchronous, so
+ * no I/O ever happens while a mutex is held.
+ */
+export class PoolRegistry {
+  private readonly entries = new Map<string, Entry>();
+  private dirtyFlag = false;
+  /** Sequence number of the last save begun (continues from the loaded state's). */
+  private saveSeq = 0;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private watching: Promise<void> | null = null;
+
+  /** Whether turn-taking rotations are logged (debug level, read once: winston's check costs on every handout). */
+  private readonly traceRotations: boolean;
+
+  constructor(private readonly options: RegistryOptions) {
+    this.traceRotations = options.logger.isDebugEnabled();
+    for (const [name, policy] of options.policies) {
+      const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e) };
+      const pool = options.createPool ? options.createPool(name, policy, poolOptions) : new Pool(name, policy, poolOptions);
+      if (pool instanceof Pool) {
+        pool.onDirty(() => {
+          this.dirtyFlag = true;
+        });
+      }
+      this.entries.set(name, {
+        pool,
+        mutex: new Mutex(),
+        fileMutex: new Mutex(),
+        file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
+        signature: null,
+      });
+    }
+  }
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  keyFilePath(name: string): string {
+    return join(this.options.keysDir, `${name}.txt`);
+  }
+
+  /** True when state changed since the last `takeDirty()`. */
+  takeDirty(): boolean {
+    const was = this.dirtyFlag;
+    this.dirtyFlag = false;
+    return was;
+  }
+
+  private entry(name: string): Entry {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`unknown pool ${name}`);
+    return e;
+  }
+
+  private logEvent(e: PoolEvent): void {
+    const log = this.options.logger;
+    switch (e.type) {
+      case 'rotate':
+        // Turn-taking happens on every request under round-robin: debug only, and not even built
+        // unless debug is on (this is the handout hot path). Rotation away from a key that went out is news.
+        if (e.why === 'turn' && !this.traceRotations) return;
+        log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
+        break;
+      case 'key_out':
+        log.log(e.status === 'exhausted' ? 'info' : 'warn', `pool ${e.pool}: key ${e.keyId} ${e.status} (${e.reason})`, {
+          pool: e.pool,
+          keyId: e.keyId,
+          status: e.status,
+          reason: e.reason,
+          until: e.until === null ? null : new Date(e.until).toISOString(),
+        });
+        break;
+      case 'pool_throttled':
+        log.warn(`pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ${new Date(e.until).toISOString()} and leaving the keys unmarked`, {
+          pool: e.pool,
+          until: new Date(e.until).toISOString(),
+        });
+        break;
+    }
+  }
+
+  /**
+   * Runs a state change of a pool. In memory it runs under the pool's mutex (the pool logic is
+   * synchronous, so the mutex is never held across I/O); a Redis pool is made atomic by its
+   * script, across instances, so no local mutex is held across the network.
+   */
+  private exclusive<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
+    if (e.pool instanceof Pool) return e.mutex.runExclusive(() => fn(e.pool, this.options.clock()));
+    return Promise.resolve(fn(e.pool, this.options.clock()));
+  }
+
+  /**
+   * `exclusive` for calls that are synchronous on an in-memory pool (handout, report). When the
+   * pool's mutex is free, the call runs at once: a synchronous critical section cannot interleave
+   * with anything on this thread, so that is exactly what runExclusive would run, without its
+   * promise hops on every request. When it is held (an admin action awaiting inside withPool),
+   * the call queues.
+   */
+  private exclusiveSync<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): T | Promise<T> {
+    if (e.pool instanceof Pool && !e.mutex.isLocked()) return fn(e.pool, this.options.clock());
+    return this.exclusive(e, fn);
+  }
+
+  /** Hands out a key from `name` (synchronously when the pool is in memory and its mutex free). */
+  handout(name: string, want = 1): Handout | Promise<Handout> {
+    return this.exclusiveSync(this.entry(name), (p, now) => p.handout(now, want));
+  }
+
+  report(name: string, input: ReportInput): ReportResult | Promise<ReportResult> {
+    return this.exclusiveSync(this.entry(name), (p, now) => p.report(input, now));
+  }
+
+  /** Runs `fn` on a pool as one state change (admin actions). */
+  withPool<T>(name: string, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
+    return this.exclusive(this.entry(name), fn);
+  }
+
+  // ---------------------------------------------------------------- key files
+
+  private async signatureOf(path: string): Promise<FileSignature> {
+    try {
+      const s = await stat(path);
+      return { present: true, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, size: s.size, ino: s.ino };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { present: false, mtimeMs: 0, ctimeMs: 0, size: 0, ino: 0 };
+      throw err;
+    }
+  }
+
+  /**
+   * (Re)reads a pool's key file and applies it. A missing file means no keys; a file that cannot
+   * be read keeps the keys already loaded and reports the error in stats.
+   */
+  async loadKeyFile(name: string, force = false): Promise<void> {
+    const e = this.entry(name);
+    const log = this.options.logger;
+    const path = e.file.path;
+    let signature: FileSignature;
+    let text = '';
+    try {
+      signature = await this.signatureOf(path);
+      if (!force && sameSignature(e.signature, signature)) return;
+      if (signature.present) text = await readFile(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      if (e.file.error !== code) log.error(`pool ${name}: key file ${path} cannot be read (${code}); keeping the ${e.pool.size} keys already loaded`, { pool: name });
+      e.file = { ...e.file, error: `cannot be read (${code})` };
+      return;
+    }
+    const parsed = parseKeyFile(text);
+    for (const w of parsed.warnings) log.warn(`pool ${name}: ${path} line ${w.line}: ${w.message}`, { pool: name, line: w.line });
+    const first = e.signature === null;
+    e.signature = signature;
+    e.file = {
+      path,
+      present: signature.present,
+      keyCount: parsed.keys.length,
+      skippedLines: parsed.skippedLines,
+      modifiedAt: signature.present ? Math.round(signature.mtimeMs) : null,
+      error: null,
+    };
+    let summary;
+    try {
+      summary = await this.exclusive(e, (p, now) => p.setKeys(parsed.keys, now));
+    } catch (err) {
+      e.signature = null; // not applied: the next watch tick tries again
+      throw err;
+    }
+    if (!signature.present) {
+      log.warn(`pool ${name}: no key file at ${path}; add one key per line to serve this pool`, { pool: name });
+    } else if (parsed.keys.length === 0) {
+      log.warn(`pool ${name}: ${path} holds no keys; add one key per line to serve this pool`, { pool: name });
+    }
+    if (first) {
+      log.info(`pool ${name}: loaded ${parsed.keys.length} keys from ${path}`, { pool: name, keys: parsed.keys.length, skipped: parsed.skippedLines });
+    } else {
+      log.info(`pool ${name}: reloaded ${path}: ${summary.added} added, ${summary.removed} removed, ${summary.kept} kept${summary.reenabled ? `, ${summary.reenabled} re-enabled` : ''}`, {
+        pool: name,
+        ...summary,
+      });
+    }
+  }
+
+  async loadAllKeyFiles(): Promise<void> {
+    for (const name of this.entries.keys()) await this.loadKeyFile(name, true);
+  }
+
+  /** Polls the key files (stat only, unless one changed) so edits apply without a restart. */
+  watchKeyFiles(intervalMs: number): void {
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(() => {
+      if (this.watching) return; // a slow read never stacks another
+      this.watching = (async () => {
+        for (const name of this.entries.keys()) {
+          try {
+            await this.loadKeyFile(name);
+          } catch (err) {
+            this.options.logger.error(`pool ${name}: reloading key file failed: ${(err as Error).message}`, { pool: name });
+          }
+        }
+      })().finally(() => {
+        this.watching = null;
+      });
+    }, intervalMs);
+    this.watchTimer.unref();
+  }
+
+  async stopWatching(): Promise<void> {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = null;
+    await this.watching;
+  }
+
+  /** Runs an edit of the pool's key file, one at a time per pool, then applies the file at once. */
+  editKeyFile<T>(name: string, edit: (path: string) => Promise<T>): Promise<T> {
+    const e = this.entry(name);
+    return e.fileMutex.runExclusive(async () => {
+      try {
+        return await edit(e.file.path);
+      } finally {
+        await this.loadKeyFile(name, true);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- state (file backend)
+
+  /** The in-memory pools (the file backend's); a Redis-backed registry has none. */
+  private memoryPools(): Array<[string, Pool]> {
+    return [...this.entries].flatMap(([name, e]) => (e.pool instanceof Pool ? [[name, e.pool] as [string, Pool]] : []));
+  }
+
+  /**
+   * What the next save writes: the whole state file, or a journal entry with only the keys
+   * changed since the last save (see Pool.serializeChunks and serializeDelta). Both are pulled
+   * lazily, when the store starts writing, and numbered so a journal entry applies on top of the
+   * snapshot it follows.
+   */
+  savePlan(): SavePlan {
+    const write = function* (this: PoolRegistry, each: (pool: Pool, now: number) => Iterable<string>) {
+      const now = this.options.clock();
+      yield `{"version":${STATE_VERSION},"savedAt":${now},"seq":${++this.saveSeq},"pools":{`;
+      let first = true;
+      for (const [name, pool] of this.memoryPools()) {
+        yield `${first ? '' : ','}${JSON.stringify(name)}:`;
+        first = false;
+        yield* each(pool, now);
+      }
+      yield '}}';
+    }.bind(this);
+    return {
+      full: () => write((p, now) => p.serializeChunks(now)),
+      delta: () => (this.memoryPools().some(([, p]) => p.fullSaveNeeded) ? null : write((p, now) => p.serializeDelta(now))),
+    };
+  }
+
+  /** After a failed save: make the next one a full snapshot. */
+  requireFullSave(): void {
+    for (const [, p] of this.memoryPools()) p.requireFullSave();
+    this.dirtyFlag = true;
+  }
+
+  /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
+  restore(pools: Record<string, PoolState>, seq = 0): void {
+    this.saveSeq = Math.max(this.saveSeq, seq);
+    const now = this.options.clock();
+    for (const [name, st] of Object.entries(pools)) {
+      const e = this.entries.get(name);
+      if (!e || !(e.pool instanceof Pool)) {
+        this.options.logger.warn(`state: pool ${name} is no longer configured; its saved state is dropped`, { pool: name });
+        continue;
+      }
+      e.pool.restore(st, now);
+    }
+  }
+
+  // ---------------------------------------------------------------- stats
+
+  async stats(meta: { version: string; uptimeSec: number }, options: { keys: KeyRows; pool?: string }): Promise<StatsResponse> {
+    const now = this.options.clock();
+    const chosen = [...this.entries].filter(([name]) => options.pool === undefined || options.pool === name);
+    const pools = await Promise.all(chosen.map(async ([, e]) => ({ ...(await e.pool.stats(now, { keys: options.keys })), keyFile: { ...e.file } })));
+    return { version: meta.version, uptimeSec: meta.uptimeSec, generatedAt: now, pools };
+  }
+}

@@ -1,0 +1,219 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import type { PoolStats } from '../../shared/stats.js';
+import { keyIdOf } from '../../shared/keys.js';
+import { StateUnavailableError } from '../http/errors.js';
+import type { KeyLine } from '../keys/keyfile.js';
+import {
+  exhaustedUntil,
+  invalidReason,
+  Pool,
+  readReport,
+  type Counter,
+  type Handout,
+  type KeyRows,
+  type KeyState,
+  type PoolEvent,
+  type PoolPolicy,
+  type PoolState,
+  type ReloadSummary,
+  type ReportInput,
+  type ReportResult,
+} from '../pools/pool.js';
+import { WINDOW_KINDS, WindowClock, type WindowKind } from '../pools/windows.js';
+
+const LUA = readFileSync(new URL('./pool.lua', import.meta.url), 'utf8');
+const FIELD: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o' };
+
+type KeywardenRedis = Redis & { keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string> };
+
+/** Registers the pool script on a client (EVALSHA, with EVAL after a Redis restart forgot it). */
+export function withPoolScript(client: Redis): KeywardenRedis {
+  if (!('keywarden' in client)) client.defineCommand('keywarden', { numberOfKeys: 1, lua: LUA });
+  return client as KeywardenRedis;
+}
+
+interface ScriptEvent {
+  type: 'rotate' | 'key_out' | 'pool_throttled';
+  [k: string]: unknown;
+}
+
+/** Reads a key's hash into the persisted KeyState shape the TS pool uses. */
+export function keyStateOf(h: Record<string, string>): KeyState {
+  const windows: KeyState['windows'] = {};
+  for (const kind of WINDOW_KINDS) {
+    const start = h[`${FIELD[kind]}S`];
+    if (start !== undefined) windows[kind] = { start: Number(start), count: Number(h[`${FIELD[kind]}C`] ?? 0) } satisfies Counter;
+  }
+  return {
+    windows,
+    total: Number(h.t ?? 0),
+    lastUsedAt: h.lu === undefined ? null : Number(h.lu),
+    block: h.bU === undefined ? null : { until: Number(h.bU), reason: h.bR ?? '' },
+    exhausted: h.eU === undefined ? null : { until: Number(h.eU), reason: h.eR ?? '' },
+    disabled: h.xR === undefined ? null : { reason: h.xR, lineHash: h.xL ?? '' },
+    failures: h.f ? h.f.split(',').map(Number) : [],
+    backoffLevel: Number(h.bl ?? 0),
+    probe: h.pr === undefined ? null : h.pr === 'ready' ? 'ready' : Number(h.pr),
+  };
+}
+
+/**
+ * A pool whose state lives in Redis, shared by every server instance: each handout, report,
+ * membership sync and admin action is one atomic run of `pool.lua`, which applies the same
+ * rules as `Pool`. Plaintext keys stay in this process (from its key file); Redis holds keyIds.
+ * Stats read the pool back and evaluate it with a throw-away `Pool`, so both backends report
+ * identically.
+ */
+export class RedisPool {
+  readonly clock: WindowClock;
+  private lines = new Map<string, KeyLine>();
+  private order: string[] = [];
+  private readonly prefix: string;
+  private readonly policyJson: string;
+
+  constructor(
+    readonly name: string,
+    readonly policy: PoolPolicy,
+    private readonly redis: KeywardenRedis,
+    keyPrefix: string,
+    private readonly options: { rng?: () => number; onEvent?: (e: PoolEvent) => void } = {},
+  ) {
+    this.clock = new WindowClock(policy.resetTimezone);
+    // {name} is a hash tag: all of a pool's keys share one slot.
+    this.prefix = `${keyPrefix}{${name}}:`;
+    this.policyJson = JSON.stringify({
+      strategy: policy.strategy,
+      rotateEvery: policy.rotateEvery,
+      limits: policy.limits,
+      poolPerMinute: policy.poolPerMinute,
+      maxFailures: policy.maxFailures,
+      failureWindowMs: policy.failureWindowSec * 1000,
+      maxBackoffMs: policy.maxBackoffSec * 1000,
+      probeTimeoutMs: policy.probeTimeoutSec * 1000,
+    });
+  }
+
+  get size(): number {
+    return this.order.length;
+  }
+
+  private bounds(now: number): string {
+    const b: Record<string, [number, number]> = {};
+    for (const kind of WINDOW_KINDS) {
+      const w = this.clock.bounds(kind, now);
+      b[kind] = [w.startMs, w.endMs];
+    }
+    return JSON.stringify(b);
+  }
+
+  private async run<T>(op: string, now: number, args: Record<string, unknown>): Promise<T> {
+    let raw: string;
+    try {
+      raw = await this.redis.keywarden(this.prefix, op, now, this.policyJson, this.bounds(now), JSON.stringify(args));
+    } catch (err) {
+      throw new StateUnavailableError(err);
+    }
+    return JSON.parse(raw) as T;
+  }
+
+  private emit(events: ScriptEvent[] | Record<string, never> | undefined): void {
+    // Lua's cjson writes an empty list as {}.
+    for (const e of Array.isArray(events) ? events : []) this.options.onEvent?.({ ...(e as object), pool: this.name } as PoolEvent);
+  }
+
+  async setKeys(lines: readonly KeyLine[], now: number): Promise<ReloadSummary> {
+    const keys = lines.map((l) => ({ id: keyIdOf(l.key), lh: l.lineHash, exp: l.expiresAt }));
+    const summary = await this.run<ReloadSummary>('sync', now, { keys });
+    this.lines = new Map(lines.map((l, i) => [keys[i]!.id, l]));
+    this.order = keys.map((k) => k.id);
+    return summary;
+  }
+
+  async handout(now: number, want = 1): Promise<Handout> {
+    const r = await this.run<
+      { ok: true; keyId: string; remaining: number | null; granted: number; events: ScriptEvent[] } | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null }
+    >('handout', now, { want, rng: (this.options.rng ?? Math.random)() });
+    if (!r.ok) return r;
+    this.emit(r.events);
+    const line = this.lines.get(r.keyId);
+    if (!line) {
+      // Another instance synced a newer key file than this one has read; it will catch up within a second.
+      return { ok: false, reason: 'no_key_available', retryAfterMs: 1000 };
+    }
+    return { ok: true, key: line.key, keyId: r.keyId, remaining: r.remaining, granted: r.granted };
+  }
+
+  async report(input: ReportInput, now: number): Promise<ReportResult> {
+    const { outcome, retryAfterMs, label } = readReport(input);
+    const r = await this.run<{ ok: true; events: ScriptEvent[] } | { ok: false; reason: 'unknown_key' }>('report', now, {
+      keyId: input.keyId,
+      outcome,
+      label,
+      retryAfterMs,
+      exhaustedUntil: exhaustedUntil(this.policy, this.clock, now),
+      invalidReason: invalidReason(input),
+    });
+    if (!r.ok) return r;
+    this.emit(r.events);
+    return { ok: true, outcome };
+  }
+
+  private async admin(action: 'disable' | 'enable' | 'reset', keyId: string, now: number, reason?: string): Promise<boolean> {
+    return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
+  }
+
+  disable(keyId: string, reason: string, now: number): Promise<boolean> {
+    return this.admin('disable', keyId, now, reason);
+  }
+
+  enable(keyId: string, now: number): Promise<boolean> {
+    return this.admin('enable', keyId, now);
+  }
+
+  resetCounters(keyId: string, now: number): Promise<boolean> {
+    return this.admin('reset', keyId, now);
+  }
+
+  /** The pool as Redis holds it, in the file store's shape. */
+  async readState(): Promise<{ ids: string[]; state: PoolState }> {
+    try {
+      const ids = await this.redis.zrange(`${this.prefix}pos`, 0, -1);
+      const pipe = this.redis.pipeline();
+      pipe.hgetall(`${this.prefix}meta`);
+      pipe.hgetall(`${this.prefix}hist`);
+      for (const id of ids) pipe.hgetall(`${this.prefix}k:${id}`);
+      const replies = (await pipe.exec()) ?? [];
+      const value = (i: number) => {
+        const [err, v] = replies[i] ?? [new Error('no reply'), null];
+        if (err) throw err;
+        return v as Record<string, string>;
+      };
+      const meta = value(0);
+      const hist = value(1);
+      const keys: Record<string, KeyState> = {};
+      ids.forEach((id, i) => (keys[id] = keyStateOf(value(i + 2))));
+      const state: PoolState = {
+        current: meta.cur ?? null,
+        servedInTurn: Number(meta.turn ?? 0),
+        poolWindow: meta.pwS === undefined ? null : { start: Number(meta.pwS), count: Number(meta.pwC ?? 0) },
+        throttle: meta.thU === undefined ? null : { until: Number(meta.thU), reason: meta.thR ?? '' },
+        history: Object.entries(hist)
+          .map(([start, count]) => ({ start: Number(start), count: Number(count) }))
+          .sort((a, b) => a.start - b.start),
+        keys,
+      };
+      return { ids, state };
+    } catch (err) {
+      throw new StateUnavailableError(err);
+    }
+  }
+
+  async stats(now: number, options: { keys: KeyRows } = { keys: 'all' }): Promise<Omit<PoolStats, 'keyFile'>> {
+    const { ids, state } = await this.readState();
+    const view = new Pool(this.name, this.policy);
+    view.setKeys(ids.flatMap((id) => this.lines.get(id) ?? []), now);
+    view.restore(state, now);
+    return view.stats(now, options);
+  }
+}

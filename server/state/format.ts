@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import type { KeyState, PoolState } from '../pools/pool.js';
+import { WINDOW_KINDS } from '../pools/windows.js';
+
+/**
+ * Version of the state file format; bump with a migration when the shape changes.
+ * 1: each key a full object, windows as {start, count}. 2: each pool carries the window starts
+ * current at the save and each key bare counts for them, plus only the health fields that are
+ * set (a quarter of the bytes). Both are read; 2 is written.
+ */
+export const STATE_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
+
+export interface StateFile {
+  version: number;
+  savedAt: number;
+  /** Save sequence number: journal entries with a higher one apply on top of this file. */
+  seq: number;
+  pools: Record<string, PoolState>;
+}
+
+/** The file is not a readable Keywarden state at all (as opposed to a few bad entries). */
+export class CorruptStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CorruptStateError';
+  }
+}
+
+const ms = z.number().finite();
+const counter = z.object({ start: ms, count: z.number().int().nonnegative() });
+const keyIdSchema = z.string().regex(/^[0-9a-f]{12}$/u);
+const block = z.object({ until: ms, reason: z.string() });
+const disabled = z.object({ reason: z.string(), lineHash: z.string() });
+const probe = z.union([z.literal('ready'), ms]);
+/** Format 1's key entry: every field, windows as {start, count}. */
+const keyState = z.object({
+  windows: z.object({ minute: counter, hour: counter, day: counter, month: counter }).partial(),
+  total: z.number().int().nonnegative(),
+  lastUsedAt: ms.nullable(),
+  block: block.nullable(),
+  exhausted: block.nullable(),
+  disabled: disabled.nullable(),
+  failures: z.array(ms),
+  backoffLevel: z.number().int().nonnegative(),
+  probe: probe.nullable(),
+  removedAt: ms.optional(),
+});
+/** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
+const compactKeyState = keyState.omit({ windows: true }).extend({
+  counts: z.array(z.number().int().nonnegative()).length(4),
+  block: block.nullable().default(null),
+  exhausted: block.nullable().default(null),
+  disabled: disabled.nullable().default(null),
+  failures: z.array(ms).default([]),
+  backoffLevel: z.number().int().nonnegative().default(0),
+  probe: probe.nullable().default(null),
+});
+const windowStartsSchema = z.object({ minute: ms, hour: ms, day: ms, month: ms });
+const poolHeader = z.object({
+  current: keyIdSchema.nullable(),
+  servedInTurn: z.number().int().nonnegative(),
+  poolWindow: counter.nullable(),
+  throttle: block.nullable(),
+  history: z.array(counter).default([]),
+  windowStarts: windowStartsSchema.optional(),
+  keys: z.record(z.string(), z.unknown()),
+});
+const fileHeader = z.object({
+  version: z.number().int(),
+  savedAt: ms,
+  seq: z.number().int().nonnegative().default(0),
+  pools: z.record(z.string(), z.unknown()),
+});
+
+function issueText(error: z.ZodError): string {
+  const first = error.issues[0];
+  return first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid';
+}
+
+/**
+ * Applies a journal entry (same shape as a state file, holding only the keys that changed) over
+ * a state: pool headers are replaced, keys merged.
+ */
+export function applyJournalEntry(base: StateFile, entry: StateFile): StateFile {
+  const pools = { ...base.pools };
+  for (const [name, p] of Object.entries(entry.pools)) {
+    const prior = pools[name];
+    pools[name] = prior ? { ...p, keys: { ...prior.keys, ...p.keys } } : p;
+  }
+  return { version: base.version, savedAt: entry.savedAt, seq: entry.seq, pools };
+}
+
+/**
+ * Parses a state file. Throws CorruptStateError when the file as a whole is unusable; a bad pool
+ * or key entry is dropped and reported in `dropped` instead, so one bad entry costs only itself.
+ */
+export function deserializeState(text: string): { state: StateFile; dropped: string[] } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptStateError(`not valid JSON (${(err as Error).message})`);
+  }
+  const header = fileHeader.safeParse(raw);
+  if (!header.success) throw new CorruptStateError(`not a Keywarden state file (${issueText(header.error)})`);
+  const version = header.data.version;
+  if (!READABLE_VERSIONS.includes(version)) {
+    throw new CorruptStateError(`unsupported state version ${version} (this server reads ${READABLE_VERSIONS.join(' and ')})`);
+  }
+  const dropped: string[] = [];
+  const pools: Record<string, PoolState> = {};
+  for (const [name, rawPool] of Object.entries(header.data.pools)) {
+    const pool = poolHeader.safeParse(rawPool);
+    if (!pool.success) {
+      dropped.push(`pool ${name}: ${issueText(pool.error)}`);
+      continue;
+    }
+    const keys: Record<string, KeyState> = {};
+    for (const [keyId, rawKey] of Object.entries(pool.data.keys)) {
+      if (!keyIdSchema.safeParse(keyId).success) {
+        dropped.push(`pool ${name}, key entry ${JSON.stringify(keyId.slice(0, 16))}: not a keyId`);
+        continue;
+      }
+      const key = version === 1 ? keyState.safeParse(rawKey) : compactKeyState.safeParse(rawKey);
+      if (!key.success) {
+        dropped.push(`pool ${name}, key ${keyId}: ${issueText(key.error)}`);
+        continue;
+      }
+      if (!('counts' in key.data)) {
+        keys[keyId] = key.data as KeyState; // format 1: already the in-memory shape
+        continue;
+      }
+      const starts = pool.data.windowStarts;
+      if (!starts) {
+        dropped.push(`pool ${name}, key ${keyId}: counts without the pool's windowStarts`);
+        continue;
+      }
+      const { counts, ...rest } = key.data;
+      const windows: KeyState['windows'] = {};
+      WINDOW_KINDS.forEach((kind, i) => {
+        if (counts[i]! > 0) windows[kind] = { start: starts[kind], count: counts[i]! };
+      });
+      keys[keyId] = { windows, ...rest } as KeyState;
+    }
+    const { windowStarts: _starts, ...poolFields } = pool.data;
+    pools[name] = { ...poolFields, keys };
+  }
+  return { state: { version, savedAt: header.data.savedAt, seq: header.data.seq, pools }, dropped };
+}

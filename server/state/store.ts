@@ -1,0 +1,28 @@
+import type { StateFile } from './format.js';
+
+/**
+ * What to save, pulled when the write starts (so a coalesced save captures the newest state).
+ * Both give JSON text in pieces; a store may let the event loop run between pieces.
+ */
+export interface SavePlan {
+  /** The whole state file. */
+  full(): Iterable<string>;
+  /** A journal entry with only what changed since the last save, or null when only a full save will do. */
+  delta(): Iterable<string> | null;
+}
+
+export type LoadResult =
+  | { kind: 'empty' }
+  | { kind: 'loaded'; state: StateFile; dropped: string[] }
+  /** The saved state was unreadable; it was moved aside to `movedTo` and the server starts fresh. */
+  | { kind: 'quarantined'; movedTo: string; error: string };
+
+/** Where rotation state lives between runs. */
+export interface StateStore {
+  readonly description: string;
+  load(): Promise<LoadResult>;
+  /** Saves per the plan. Writes are coalesced: saves asked for during a write share the next one. */
+  save(plan: SavePlan): Promise<void>;
+  /** Resolves once every save requested so far is on disk (or failed). */
+  flush(): Promise<void>;
+}

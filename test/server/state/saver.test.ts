@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadPools } from '../../../server/config.js';
+import { PoolRegistry } from '../../../server/pools/registry.js';
+import { createSaver } from '../../../server/state/saver.js';
+import { FileStore } from '../../../server/state/file.js';
+import { MemoryStore } from '../../../server/state/memory.js';
+import { getJson, makeLayout, startInProcess } from '../../helpers/server.js';
+import { keyIdOf } from '../../../shared/keys.js';
+import { FakeClock } from '../../helpers/clock.js';
+import { makeKeys } from '../../helpers/keys.js';
+import { memoryLogger } from '../../helpers/logs.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+async function setup(dir: string, clock: FakeClock) {
+  const { logger } = memoryLogger();
+  const keysDir = join(dir, 'keys');
+  const registry = new PoolRegistry({ keysDir, policies: await loadPools(keysDir), clock: clock.now, logger });
+  await registry.loadAllKeyFiles();
+  const store = new FileStore(join(dir, 'state.json'), clock.now, 1); // journal from the first byte of snapshot
+  const loaded = await store.load();
+  if (loaded.kind === 'loaded') registry.restore(loaded.state.pools, loaded.state.seq);
+  return { registry, store, saver: createSaver({ registry, store, intervalMs: 60_000, logger }) };
+}
+
+describe('saver with the in-memory store', () => {
+  it('a server stopped and started again on the same store resumes its counts', async (t) => {
+    const store = new MemoryStore();
+    const keys = makeKeys(2);
+    const layout = await makeLayout(t, { plantid: keys });
+    const first = await startInProcess(t, { layout, store });
+    for (let i = 0; i < 5; i++) await getJson(`${first.url}/api/plantid`);
+    await first.stop();
+    assert.equal(store.saves >= 1, true);
+    const second = await startInProcess(t, { layout, store });
+    const stats = (await getJson(`${second.url}/api/stats`)).body;
+    assert.deepEqual(stats.pools[0].keys.map((k: { served: { total: number } }) => k.served.total), [3, 2]);
+    assert.equal((await getJson(`${second.url}/api/plantid`)).body.key, keys[1]); // rotation resumes too
+  });
+});
+
+describe('saver with the journal', () => {
+  it('saves deltas between snapshots, and a restart sees exactly the live state', async (t) => {
+    const dir = await tempDir(t);
+    const clock = new FakeClock(Date.parse('2026-11-21T10:00:00Z'));
+    const keys = makeKeys(40);
+    await mkdir(join(dir, 'keys'));
+    await writeFile(join(dir, 'keys', 'plantid.txt'), keys.join('\n'));
+    const a = await setup(dir, clock);
+    await a.saver.saveNow(); // first save: a snapshot
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 7; i++) await a.registry.handout('plantid');
+      await a.registry.report('plantid', { keyId: keyIdOf(keys[round]!), outcome: round % 2 ? 'rate_limited' : 'error' });
+      clock.advance(20_000);
+      await a.saver.saveNow();
+      if (round === 2) {
+        const journal = await readFile(join(dir, 'state.json.journal'), 'utf8');
+        assert.equal(journal.split('\n').length, 4, 'three journal entries after three saves');
+        assert.ok(journal.split('\n')[0]!.length < (await readFile(join(dir, 'state.json'), 'utf8')).length / 2, 'an entry is much smaller than the snapshot');
+      }
+    }
+
+    const live = await a.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' });
+    const b = await setup(dir, clock);
+    assert.deepEqual(await b.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
+
+    // A forced (shutdown) save folds everything into one snapshot.
+    await b.saver.saveNow(true);
+    assert.deepEqual((await b.store.sizes()).journalBytes, 0);
+    const c = await setup(dir, clock);
+    assert.deepEqual(await c.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
+  });
+});
