@@ -6,7 +6,9 @@ import type { KeyStats, PoolStats } from '../shared/stats.js';
 import { loadPools, POOL_NAME } from '../server/config.js';
 import { addKeys, KeyEditError, removeKey } from '../server/keys/keyedit.js';
 import { PoolRegistry } from '../server/pools/registry.js';
+import { FileBackend } from '../server/state/file-backend.js';
 import { FileStore, StateFileError } from '../server/state/file.js';
+import type { StateStore } from '../server/state/store.js';
 
 /** A failure the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {
@@ -100,20 +102,18 @@ async function api(t: Target, doFetch: typeof fetch, method: string, path: strin
   return json;
 }
 
-/** The pools as the files say: key files plus the saved state (read-only). */
-async function offlineRegistry(t: Target): Promise<PoolRegistry> {
-  const registry = new PoolRegistry({
-    keysDir: t.keysDir,
-    policies: await loadPools(t.keysDir),
-    clock: Date.now,
-    logger: createLogger({ level: 'error', file: null, console: false }),
-  });
+/** The pools as the files say: key files plus the saved state, read without moving a bad file aside. */
+async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; backend: FileBackend }> {
+  const file = new FileStore(t.stateFile);
+  const readOnly: StateStore = { description: file.description, load: () => file.loadReadOnly(), save: (plan) => file.save(plan), flush: () => file.flush() };
+  const logger = createLogger({ level: 'error', file: null, console: false });
+  const backend = new FileBackend(readOnly, { clock: Date.now, logger, intervalMs: 0 });
+  const registry = new PoolRegistry({ keysDir: t.keysDir, policies: await loadPools(t.keysDir), clock: Date.now, logger, createPool: backend.createPool.bind(backend) });
   await registry.loadAllKeyFiles();
-  const loaded = await new FileStore(t.stateFile).loadReadOnly().catch((err: unknown) => {
+  await backend.resume().catch((err: unknown) => {
     throw err instanceof StateFileError ? new CliError(err.message) : err;
   });
-  if (loaded.kind === 'loaded') registry.restore(loaded.state.pools, loaded.state.seq);
-  return registry;
+  return { registry, backend };
 }
 
 function poolArg(pool: string | undefined, names: string[] | null): string {
@@ -175,7 +175,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
   switch (command) {
     case 'status': {
       if (mode.kind === 'api') printStatus(deps.out, (await api(t, doFetch, 'GET', '/pools')).pools);
-      else printStatus(deps.out, (await (await offlineRegistry(t)).stats({ version: '', uptimeSec: 0 }, { keys: 'none' })).pools);
+      else printStatus(deps.out, (await (await offlineRegistry(t)).registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' })).pools);
       return;
     }
     case 'list': {
@@ -183,7 +183,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       if (mode.kind === 'api') {
         for (const p of pools) printKeys(deps.out, p, (await api(t, doFetch, 'GET', `/pools/${p}/keys`)).keys);
       } else {
-        const registry = await offlineRegistry(t);
+        const { registry } = await offlineRegistry(t);
         for (const p of pools) printKeys(deps.out, p, (await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool: p })).pools[0]!.keys);
       }
       return;
@@ -230,10 +230,10 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       } else {
         // The running server owns the state file and would overwrite an edit made behind its back.
         if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${command} keys while it runs`);
-        const registry = await offlineRegistry(t);
-        const ok = await registry.withPool(pool, (p, now) => (command === 'disable' ? p.disable(keyId, 'disabled by admin (cli)', now) : p.enable(keyId, now)));
+        const { registry, backend } = await offlineRegistry(t);
+        const ok = await registry.withPool(pool, (p, now) => p.admin(command, keyId, now, 'disabled by admin (cli)'));
         if (!ok) throw new CliError(`pool ${pool} has no key ${keyId}`);
-        await new FileStore(t.stateFile).save({ full: registry.savePlan().full, delta: () => null });
+        await backend.close(); // the final, full save
       }
       deps.out(`${command}d ${keyId} in ${pool}`);
       return;

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, intVar, listVar, logLevelVar, parseEnv } from '../shared/env.js';
-import { DEFAULT_POLICY, type PoolPolicy } from './pools/pool.js';
+import { DEFAULT_POLICY, type PoolPolicy } from './pools/policy.js';
 import { isValidTimeZone } from './pools/windows.js';
 
 /** Pools that always exist, whether or not pools.json names them. */

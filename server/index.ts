@@ -4,7 +4,9 @@ import { Redis } from 'ioredis';
 import { ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
 import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
+import { RedisBackend } from './redis/backend.js';
 import { startKeywarden } from './start.js';
+import { FileBackend } from './state/file-backend.js';
 import { FileStore, StateFileError } from './state/file.js';
 
 function packageVersion(): string {
@@ -25,25 +27,24 @@ async function main(): Promise<void> {
   const config = loadServerConfig(process.env);
   ensureLogFolder('LOG_FILE', config.logFile);
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
-  const state =
+  const backend =
     config.stateBackend === 'redis'
-      ? {
-          redis: {
-            // Fail fast while Redis is down (503 state_unavailable, never a hanging request) and reconnect by itself.
-            client: new Redis(config.redisUrl, {
-              enableOfflineQueue: false,
-              maxRetriesPerRequest: 1,
-              // Only for a Redis that hangs while connected; a lost connection fails at once (no offline queue).
-              // Generous, because a reply lost to a timeout is a handout counted but never delivered.
-              commandTimeout: 5000,
-              connectTimeout: 2000,
-              retryStrategy: (times) => Math.min(100 * times, 2000),
-            }),
-            prefix: config.redisPrefix,
-          },
-        }
-      : { store: new FileStore(config.stateFile) };
-  const running = await startKeywarden(config, { logger, ...state, version: packageVersion() });
+      ? new RedisBackend(
+          // Fail fast while Redis is down (503 state_unavailable, never a hanging request) and reconnect by itself.
+          new Redis(config.redisUrl, {
+            enableOfflineQueue: false,
+            maxRetriesPerRequest: 1,
+            // Only for a Redis that hangs while connected; a lost connection fails at once (no offline queue).
+            // Generous, because a reply lost to a timeout is a handout counted but never delivered.
+            commandTimeout: 5000,
+            connectTimeout: 2000,
+            retryStrategy: (times) => Math.min(100 * times, 2000),
+          }),
+          config.redisPrefix,
+          { logger, url: config.redisUrl },
+        )
+      : new FileBackend(new FileStore(config.stateFile), { clock: Date.now, logger, intervalMs: config.stateSaveIntervalMs });
+  const running = await startKeywarden(config, { logger, backend, version: packageVersion() });
   process.send?.('ready'); // pm2 wait_ready
 
   const stop = (reason: string) => {

@@ -6,7 +6,7 @@ import { readJson } from './body.js';
 import { POOL_NAME } from '../config.js';
 import { badRequest, HttpError, unknownPool } from './errors.js';
 import { addKeys, KeyEditError, removeKey } from '../keys/keyedit.js';
-import type { PoolBackend } from '../pools/pool.js';
+import type { PoolBackend } from '../pools/contract.js';
 import type { PoolRegistry } from '../pools/registry.js';
 
 /** Admin bodies may carry many keys at once. */
@@ -92,9 +92,9 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
       ctx.status = 204;
     };
 
-  router.post('/pools/:pool/keys/:keyId/disable', keyAction('disabled', 'warn', (p, keyId, now, reason) => p.disable(keyId, `disabled by admin${reason ? `: ${reason}` : ''}`, now)));
-  router.post('/pools/:pool/keys/:keyId/enable', keyAction('enabled', 'info', (p, keyId, now) => p.enable(keyId, now)));
-  router.post('/pools/:pool/keys/:keyId/reset', keyAction('reset counters of', 'info', (p, keyId, now) => p.resetCounters(keyId, now)));
+  router.post('/pools/:pool/keys/:keyId/disable', keyAction('disabled', 'warn', (p, keyId, now, reason) => p.admin('disable', keyId, now, `disabled by admin${reason ? `: ${reason}` : ''}`)));
+  router.post('/pools/:pool/keys/:keyId/enable', keyAction('enabled', 'info', (p, keyId, now) => p.admin('enable', keyId, now)));
+  router.post('/pools/:pool/keys/:keyId/reset', keyAction('reset counters of', 'info', (p, keyId, now) => p.admin('reset', keyId, now)));
 
   return router;
 }

@@ -38,17 +38,3 @@ export function unavailable(status: 429 | 503, code: string, message: string, re
   const retryAfter = retryAfterMs === null ? null : Math.max(1, Math.ceil(retryAfterMs / 1000));
   return new HttpError(status, code, message, { retryAfter }, retryAfter === null ? {} : { 'Retry-After': String(retryAfter) });
 }
-
-/**
- * The state backend (Redis) cannot be reached: 503 with a short Retry-After. The client sees a
- * generic message; `detail` (the driver's error) is for logs.
- */
-export class StateUnavailableError extends HttpError {
-  constructor(cause: unknown) {
-    super(503, 'state_unavailable', 'the state backend is unavailable; retry shortly', { retryAfter: 1 }, { 'Retry-After': '1' });
-    this.name = 'StateUnavailableError';
-    this.detail = `state backend unavailable: ${(cause as Error)?.message ?? String(cause)}`;
-  }
-
-  readonly detail: string;
-}

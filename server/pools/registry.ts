@@ -4,9 +4,10 @@ import { Mutex } from 'async-mutex';
 import type { KeyFileStats, StatsResponse } from '../../shared/stats.js';
 import { parseKeyFile } from '../keys/keyfile.js';
 import type { Logger } from '../../shared/logger.js';
-import { STATE_VERSION } from '../state/format.js';
-import type { SavePlan } from '../state/store.js';
-import { Pool, type Handout, type KeyRows, type PoolBackend, type PoolEvent, type PoolPolicy, type PoolState, type ReportInput, type ReportResult } from './pool.js';
+import type { Handout, PoolBackend, PoolEvent, PoolOptions, ReportResult } from './contract.js';
+import type { PoolPolicy } from './policy.js';
+import type { ReportInput } from './rules.js';
+import type { KeyRows } from './stats.js';
 
 export type Clock = () => number;
 
@@ -33,8 +34,8 @@ export interface RegistryOptions {
   clock: Clock;
   logger: Logger;
   rng?: () => number;
-  /** Builds each pool; default: an in-memory `Pool` (the file backend). */
-  createPool?: (name: string, policy: PoolPolicy, options: { rng?: () => number; onEvent: (e: PoolEvent) => void }) => PoolBackend;
+  /** Builds each pool: the state backend's `createPool`. */
+  createPool: (name: string, policy: PoolPolicy, options: PoolOptions) => PoolBackend;
 }
 
 function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
@@ -48,9 +49,6 @@ function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
  */
 export class PoolRegistry {
   private readonly entries = new Map<string, Entry>();
-  private dirtyFlag = false;
-  /** Sequence number of the last save begun (continues from the loaded state's). */
-  private saveSeq = 0;
   private watchTimer: NodeJS.Timeout | null = null;
   private watching: Promise<void> | null = null;
 
@@ -61,12 +59,7 @@ export class PoolRegistry {
     this.traceRotations = options.logger.isDebugEnabled();
     for (const [name, policy] of options.policies) {
       const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e) };
-      const pool = options.createPool ? options.createPool(name, policy, poolOptions) : new Pool(name, policy, poolOptions);
-      if (pool instanceof Pool) {
-        pool.onDirty(() => {
-          this.dirtyFlag = true;
-        });
-      }
+      const pool = options.createPool(name, policy, poolOptions);
       this.entries.set(name, {
         pool,
         mutex: new Mutex(),
@@ -87,13 +80,6 @@ export class PoolRegistry {
 
   keyFilePath(name: string): string {
     return join(this.options.keysDir, `${name}.txt`);
-  }
-
-  /** True when state changed since the last `takeDirty()`. */
-  takeDirty(): boolean {
-    const was = this.dirtyFlag;
-    this.dirtyFlag = false;
-    return was;
   }
 
   private entry(name: string): Entry {
@@ -135,7 +121,7 @@ export class PoolRegistry {
    * script, across instances, so no local mutex is held across the network.
    */
   private exclusive<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
-    if (e.pool instanceof Pool) return e.mutex.runExclusive(() => fn(e.pool, this.options.clock()));
+    if (e.pool.local) return e.mutex.runExclusive(() => fn(e.pool, this.options.clock()));
     return Promise.resolve(fn(e.pool, this.options.clock()));
   }
 
@@ -147,7 +133,7 @@ export class PoolRegistry {
    * the call queues.
    */
   private exclusiveSync<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): T | Promise<T> {
-    if (e.pool instanceof Pool && !e.mutex.isLocked()) return fn(e.pool, this.options.clock());
+    if (e.pool.local && !e.mutex.isLocked()) return fn(e.pool, this.options.clock());
     return this.exclusive(e, fn);
   }
 
@@ -271,57 +257,6 @@ export class PoolRegistry {
         await this.loadKeyFile(name, true);
       }
     });
-  }
-
-  // ---------------------------------------------------------------- state (file backend)
-
-  /** The in-memory pools (the file backend's); a Redis-backed registry has none. */
-  private memoryPools(): Array<[string, Pool]> {
-    return [...this.entries].flatMap(([name, e]) => (e.pool instanceof Pool ? [[name, e.pool] as [string, Pool]] : []));
-  }
-
-  /**
-   * What the next save writes: the whole state file, or a journal entry with only the keys
-   * changed since the last save (see Pool.serializeChunks and serializeDelta). Both are pulled
-   * lazily, when the store starts writing, and numbered so a journal entry applies on top of the
-   * snapshot it follows.
-   */
-  savePlan(): SavePlan {
-    const write = function* (this: PoolRegistry, each: (pool: Pool, now: number) => Iterable<string>) {
-      const now = this.options.clock();
-      yield `{"version":${STATE_VERSION},"savedAt":${now},"seq":${++this.saveSeq},"pools":{`;
-      let first = true;
-      for (const [name, pool] of this.memoryPools()) {
-        yield `${first ? '' : ','}${JSON.stringify(name)}:`;
-        first = false;
-        yield* each(pool, now);
-      }
-      yield '}}';
-    }.bind(this);
-    return {
-      full: () => write((p, now) => p.serializeChunks(now)),
-      delta: () => (this.memoryPools().some(([, p]) => p.fullSaveNeeded) ? null : write((p, now) => p.serializeDelta(now))),
-    };
-  }
-
-  /** After a failed save: make the next one a full snapshot. */
-  requireFullSave(): void {
-    for (const [, p] of this.memoryPools()) p.requireFullSave();
-    this.dirtyFlag = true;
-  }
-
-  /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
-  restore(pools: Record<string, PoolState>, seq = 0): void {
-    this.saveSeq = Math.max(this.saveSeq, seq);
-    const now = this.options.clock();
-    for (const [name, st] of Object.entries(pools)) {
-      const e = this.entries.get(name);
-      if (!e || !(e.pool instanceof Pool)) {
-        this.options.logger.warn(`state: pool ${name} is no longer configured; its saved state is dropped`, { pool: name });
-        continue;
-      }
-      e.pool.restore(st, now);
-    }
   }
 
   // ---------------------------------------------------------------- stats

@@ -1,59 +1,21 @@
--- Keywarden pool logic for the Redis state backend: every handout, report, membership sync and
--- admin action on a pool is one call of this script, so it is atomic across server instances.
--- It mirrors server/pool.ts rule for rule (strategies, limits, windows, blocks, backoff, probing,
--- correlated throttling, pool cap, leases); test/server/backends.test.ts runs one suite on both.
---
--- KEYS[1]: the pool's key prefix, e.g. "keywarden:{plantid}:" (one hash slot per pool).
--- ARGV[1]: op; ARGV[2]: now (ms); ARGV[3]: policy JSON; ARGV[4]: window bounds JSON
---          {minute={s,e}, hour=..., day=..., month=...} computed by the server for `now`
---          (day and month in the pool's reset time zone); ARGV[5]: op arguments JSON.
+-- Keywarden's pool operations inside Redis: every handout, report, membership sync and admin
+-- action on a pool is one run of rules.lua + this file, so it is atomic across server instances.
+-- It follows server/pools/pool.ts operation for operation, applying the rules of rules.lua.
 -- Returns a JSON string.
 --
--- Layout: P.."meta" hash (cur, turn, pwS, pwC, thU, thR, seq); P.."pos" zset keyId -> file
+-- Layout: P.."meta" hash (cur, turn, pwS, pwC, thU, thR, seq, nseq); P.."pos" zset keyId -> file
 -- position (membership); P.."av" zset of usable keys by position; P.."lru" zset of usable keys
 -- by use sequence; P.."wk" zset of keys out with a known return time; P.."k:"..keyId hash per
 -- key; P.."r429" hash of recent 429s; P.."hist" hash minute start -> handouts.
 
-local P = KEYS[1]
-local op = ARGV[1]
-local now = tonumber(ARGV[2])
-local pol = cjson.decode(ARGV[3])
-local B = cjson.decode(ARGV[4])
-local A = cjson.decode(ARGV[5])
-local limits = pol.limits
-local KINDS = { 'minute', 'hour', 'day', 'month' }
-local LIMIT_OF = { minute = 'perMinute', hour = 'perHour', day = 'perDay', month = 'perMonth' }
-local F = { minute = 'm', hour = 'h', day = 'd', month = 'o' }
-local CORRELATION_MS = 10000
-local DEFAULT_THROTTLE_MS = 30000
-local BASE_BACKOFF_MS = 60000
-
-local function num(v)
-  if v == nil or v == false then return nil end
-  return tonumber(v)
-end
-
-local function lim(name)
-  local v = limits[name]
-  if v == nil or v == cjson.null then return nil end
-  return v
-end
-
--- Records are string maps with change tracking; save() writes only what changed.
 local function load(id)
   local arr = redis.call('HGETALL', P .. 'k:' .. id)
   local r = { id = id, f = {}, ch = {} }
   for i = 1, #arr, 2 do r.f[arr[i]] = arr[i + 1] end
   return r
 end
-local function get(r, k) return r.f[k] end
-local function set(r, k, v)
-  if v ~= nil then v = tostring(v) end
-  if r.f[k] ~= v then
-    r.f[k] = v
-    r.ch[k] = true
-  end
-end
+
+-- Writes only what changed.
 local function save(r)
   local hset, hdel = {}, {}
   for k in pairs(r.ch) do
@@ -71,88 +33,7 @@ local function save(r)
   r.ch = {}
 end
 
-local function count(r, kind)
-  if num(get(r, F[kind] .. 'S')) == B[kind][1] then return num(get(r, F[kind] .. 'C')) or 0 end
-  return 0
-end
-
-local function total(r) return num(get(r, 't')) or 0 end
-
-local function backoff(level)
-  local ms = BASE_BACKOFF_MS * 2 ^ math.min(level, 30)
-  if ms > pol.maxBackoffMs then ms = pol.maxBackoffMs end
-  return ms
-end
-
-local function settle(r)
-  local bU = num(get(r, 'bU'))
-  if bU and now >= bU then
-    set(r, 'bU', nil); set(r, 'bR', nil); set(r, 'pr', 'ready')
-  end
-  local pr = get(r, 'pr')
-  if pr and pr ~= 'ready' and now >= tonumber(pr) then
-    set(r, 'pr', nil); set(r, 'bl', 0)
-  end
-  local eU = num(get(r, 'eU'))
-  if eU and now >= eU then
-    set(r, 'eU', nil); set(r, 'eR', nil)
-  end
-end
-
--- quota: reason, until (until -1 = never, i.e. `total`)
-local function quotaHit(r)
-  local reason, untilMs = nil, 0
-  local tl = lim('total')
-  if tl and total(r) >= tl then
-    reason = 'quota: total ' .. total(r) .. '/' .. tl
-    untilMs = -1
-  end
-  for _, kind in ipairs(KINDS) do
-    local l = lim(LIMIT_OF[kind])
-    if l then
-      local used = count(r, kind)
-      if used >= l then
-        if reason == nil then reason = 'quota: ' .. LIMIT_OF[kind] .. ' ' .. used .. '/' .. l end
-        if untilMs ~= -1 and B[kind][2] > untilMs then untilMs = B[kind][2] end
-      end
-    end
-  end
-  return reason, untilMs
-end
-
-local function limitsLeft(r)
-  local left = nil
-  local tl = lim('total')
-  if tl then left = tl - total(r) end
-  for _, kind in ipairs(KINDS) do
-    local l = lim(LIMIT_OF[kind])
-    if l then
-      local v = l - count(r, kind)
-      if left == nil or v < left then left = v end
-    end
-  end
-  if left ~= nil and left < 0 then left = 0 end
-  return left
-end
-
--- status, reason, until (nil: none), usable
-local function evaluate(r)
-  if get(r, 'xR') then return 'disabled', get(r, 'xR'), nil, false end
-  local exp = num(get(r, 'exp'))
-  if exp and now >= exp then return 'expired', 'expired', nil, false end
-  if get(r, 'bU') then return 'blocked', get(r, 'bR'), num(get(r, 'bU')), false end
-  if get(r, 'eU') then return 'exhausted', get(r, 'eR'), num(get(r, 'eU')), false end
-  local qr, qu = quotaHit(r)
-  if qr then
-    if qu == -1 then qu = nil end
-    return 'exhausted', qr, qu, false
-  end
-  local pr = get(r, 'pr')
-  if pr == 'ready' then return 'probing', 'probing after block', nil, true end
-  if pr then return 'probing', 'probe in flight', tonumber(pr), false end
-  return 'available', nil, nil, true
-end
-
+-- Puts a record in the usable sets or, when out, in the wake set (if it returns on its own).
 local function place(r)
   settle(r)
   local status, reason, untilMs, usable = evaluate(r)
@@ -199,6 +80,10 @@ local function setMeta(k, v)
   end
 end
 
+local function keyOut(r, status, reason, untilMs)
+  return { type = 'key_out', keyId = r.id, status = status, reason = reason or status, ['until'] = untilMs or cjson.null }
+end
+
 local function first(zset)
   local x = redis.call('ZRANGE', P .. zset, 0, 0)
   return x[1]
@@ -229,12 +114,13 @@ local function pick()
   end
 end
 
-local function recordHistory(g)
+-- forecast.ts recordHandout: per-minute counts, minutes older than the forecast window dropped
+local function recordHandout(g)
   local start = B.minute[1]
   local v = redis.call('HINCRBY', P .. 'hist', start, g)
   if v == g then
     for _, k in ipairs(redis.call('HKEYS', P .. 'hist')) do
-      if tonumber(k) + 60000 <= now - 3600000 then redis.call('HDEL', P .. 'hist', k) end
+      if tonumber(k) + (B.minute[2] - B.minute[1]) <= now - C.FORECAST_WINDOW_MS then redis.call('HDEL', P .. 'hist', k) end
     end
   end
 end
@@ -250,7 +136,8 @@ local function handout()
     setMeta('pwS', B.minute[1]); setMeta('pwC', 0)
   end
   local cap = pol.poolPerMinute
-  if cap ~= cjson.null and cap ~= nil and num(meta.pwC) >= cap then
+  if isNull(cap) then cap = nil end
+  if cap and num(meta.pwC) >= cap then
     return { ok = false, reason = 'pool_rate_limited', retryAfterMs = B.minute[2] - now }
   end
   wakeDue()
@@ -266,16 +153,15 @@ local function handout()
     r = load(id)
     local status, reason, untilMs, usable = place(r)
     if usable then break end
-    events[#events + 1] = { type = 'key_out', keyId = id, status = status, reason = reason or status, ['until'] = untilMs or cjson.null }
+    events[#events + 1] = keyOut(r, status, reason, untilMs)
   end
 
-  local g = math.max(1, math.floor(A.want or 1))
-  if g > 1 then
-    local left = limitsLeft(r)
-    if left and left < g then g = left end
-    if cap ~= cjson.null and cap ~= nil and cap - num(meta.pwC) < g then g = cap - num(meta.pwC) end
-    if get(r, 'pr') == 'ready' then g = 1 end
-  end
+  local want = A.want or 1
+  local left = nil
+  if want > 1 then left = limitsLeft(r) end
+  local capLeft = nil
+  if cap then capLeft = cap - num(meta.pwC) end
+  local g = grant(want, left, capLeft, get(r, 'pr') == 'ready')
 
   for _, kind in ipairs(KINDS) do
     if num(get(r, F[kind] .. 'S')) == B[kind][1] then
@@ -288,7 +174,7 @@ local function handout()
   set(r, 'lu', now)
   set(r, 'us', redis.call('HINCRBY', P .. 'meta', 'seq', 1))
   setMeta('pwC', num(meta.pwC) + g)
-  recordHistory(g)
+  recordHandout(g)
 
   local turn = num(meta.turn) or 0
   if meta.cur ~= r.id then
@@ -300,45 +186,27 @@ local function handout()
     setMeta('cur', r.id)
     turn = 0
   elseif turn >= pol.rotateEvery then
-    turn = 0
+    turn = 0 -- the only usable key starts a new turn
   end
   turn = turn + g
   setMeta('turn', turn)
 
-  if get(r, 'pr') == 'ready' then set(r, 'pr', now + pol.probeTimeoutMs) end
+  if get(r, 'pr') == 'ready' then set(r, 'pr', now + pol.probeTimeoutSec * 1000) end
   local status, reason, untilMs, usable = place(r)
-  if not usable and status ~= 'probing' then
-    events[#events + 1] = { type = 'key_out', keyId = r.id, status = status, reason = reason or status, ['until'] = untilMs or cjson.null }
-  end
-  local remaining = limitsLeft(r)
-  if pol.strategy == 'round-robin' then
-    local turnLeft = math.max(0, pol.rotateEvery - turn)
-    if remaining == nil or turnLeft < remaining then remaining = turnLeft end
-  end
+  if not usable and status ~= 'probing' then events[#events + 1] = keyOut(r, status, reason, untilMs) end
+  local remaining = remainingAfter(limitsLeft(r), true, turn)
   if remaining == nil then remaining = cjson.null end
   return { ok = true, keyId = r.id, remaining = remaining, granted = g, events = events }
 end
 
-local function block(r, forMs, reason, climb)
-  set(r, 'pr', nil)
-  set(r, 'bU', now + math.max(0, forMs))
-  set(r, 'bR', reason)
-  if climb then set(r, 'bl', (num(get(r, 'bl')) or 0) + 1) end
-end
-
-local function splitFailures(s)
-  local out = {}
-  if s then for v in string.gmatch(s, '[^,]+') do out[#out + 1] = tonumber(v) end end
-  return out
-end
-
-local function checkCorrelated()
+-- pool.ts throttleIfCorrelated: correlated 429s undo their keys' blocks and block the pool.
+local function throttleIfCorrelated()
   local all = redis.call('HGETALL', P .. 'r429')
   local recent = {}
   local n = 0
   for i = 1, #all, 2 do
     local id, e = all[i], cjson.decode(all[i + 1])
-    if e.at <= now - CORRELATION_MS or not redis.call('ZSCORE', P .. 'pos', id) then
+    if e.at <= now - C.CORRELATION_WINDOW_MS or not redis.call('ZSCORE', P .. 'pos', id) then
       redis.call('HDEL', P .. 'r429', id)
     else
       recent[id] = e
@@ -346,78 +214,50 @@ local function checkCorrelated()
     end
   end
   local size = redis.call('ZCARD', P .. 'pos')
-  if n < 2 or n * 2 <= size then return nil end
+  if not isCorrelated(n, size) then return nil end
   local shortest = nil
   for id, e in pairs(recent) do
     local r = load(id)
-    set(r, 'bU', e.bU ~= cjson.null and e.bU or nil)
-    set(r, 'bR', e.bR ~= cjson.null and e.bR or nil)
+    set(r, 'bU', not isNull(e.bU) and e.bU or nil)
+    set(r, 'bR', not isNull(e.bR) and e.bR or nil)
     set(r, 'bl', e.bl)
-    set(r, 'pr', e.pr ~= cjson.null and e.pr or nil)
+    set(r, 'pr', not isNull(e.pr) and e.pr or nil)
     place(r)
-    if e.ra ~= cjson.null and (shortest == nil or e.ra < shortest) then shortest = e.ra end
+    if not isNull(e.ra) and (shortest == nil or e.ra < shortest) then shortest = e.ra end
   end
-  local untilMs = now + (shortest or DEFAULT_THROTTLE_MS)
+  local untilMs = now + (shortest or C.DEFAULT_POOL_THROTTLE_MS)
   setMeta('thU', untilMs)
-  setMeta('thR', n .. ' of ' .. size .. ' keys reported 429 within ' .. (CORRELATION_MS / 1000) .. 's')
+  setMeta('thR', n .. ' of ' .. size .. ' keys reported 429 within ' .. (C.CORRELATION_WINDOW_MS / 1000) .. 's')
   redis.call('DEL', P .. 'r429')
   return { type = 'pool_throttled', ['until'] = untilMs, keys = n }
 end
 
 local function report()
   local id = A.keyId
+  local rep = A.report
   if not redis.call('ZSCORE', P .. 'pos', id) then return { ok = false, reason = 'unknown_key' } end
   local r = load(id)
   settle(r)
-  local outcome, label, ra = A.outcome, A.label, A.retryAfterMs
-  if ra == cjson.null then ra = nil end
-  local pr = get(r, 'pr')
-  local probingOut = pr ~= nil and pr ~= 'ready'
-  local bl = num(get(r, 'bl')) or 0
-  local events = {}
-  if outcome == 'ok' then
-    set(r, 'f', nil); set(r, 'bl', 0); set(r, 'pr', nil)
-  elseif outcome == 'rate_limited' then
-    local thU = num(meta.thU)
-    if not (thU and now < thU) then
-      local prior = { at = now, ra = ra or cjson.null, bU = num(get(r, 'bU')) or cjson.null, bR = get(r, 'bR') or cjson.null, bl = bl, pr = get(r, 'pr') or cjson.null }
+  -- A 429 within a pool-wide throttle already in force is part of it: the key is not to blame.
+  local thU = num(meta.thU)
+  local withinThrottle = rep.outcome == 'rate_limited' and thU ~= nil and now < thU
+  if not withinThrottle then
+    if rep.outcome == 'rate_limited' then
+      local prior = { at = now, ra = rep.retryAfterMs, bU = num(get(r, 'bU')) or cjson.null, bR = get(r, 'bR') or cjson.null, bl = num(get(r, 'bl')) or 0, pr = get(r, 'pr') or cjson.null }
       redis.call('HSET', P .. 'r429', id, cjson.encode(prior))
-      block(r, ra or backoff(bl), label, ra == nil)
+    end
+    applyReport(r, rep)
+    if rep.outcome == 'rate_limited' then
       save(r)
-      local ev = checkCorrelated()
-      if ev then return { ok = true, outcome = outcome, events = { ev } } end
+      local ev = throttleIfCorrelated()
+      if ev then return { ok = true, events = { ev } } end
       r = load(id)
     end
-  elseif outcome == 'exhausted' then
-    set(r, 'pr', nil)
-    set(r, 'eU', A.exhaustedUntil)
-    if label == 'reported exhausted' then set(r, 'eR', label) else set(r, 'eR', label .. ' (quota)') end
-  elseif outcome == 'invalid' then
-    set(r, 'pr', nil)
-    set(r, 'xR', A.invalidReason)
-    set(r, 'xL', get(r, 'lh') or '')
-  elseif outcome == 'error' then
-    if probingOut then
-      block(r, backoff(bl), label .. ' while probing', true)
-    else
-      local kept = {}
-      for _, t in ipairs(splitFailures(get(r, 'f'))) do
-        if t > now - pol.failureWindowMs and t <= now then kept[#kept + 1] = t end
-      end
-      kept[#kept + 1] = now
-      if #kept >= pol.maxFailures then
-        set(r, 'f', nil)
-        block(r, backoff(bl), #kept .. ' errors in ' .. (pol.failureWindowMs / 1000) .. 's (last: ' .. label .. ')', true)
-      else
-        set(r, 'f', table.concat(kept, ','))
-      end
-    end
   end
+  local events = {}
   local status, reason, untilMs, usable = place(r)
-  if not usable and outcome ~= 'ok' then
-    events[#events + 1] = { type = 'key_out', keyId = id, status = status, reason = reason or status, ['until'] = untilMs or cjson.null }
-  end
-  return { ok = true, outcome = outcome, events = events }
+  if not usable and rep.outcome ~= 'ok' then events[#events + 1] = keyOut(r, status, reason, untilMs) end
+  return { ok = true, events = events }
 end
 
 -- Membership follows the key file: A.keys = { {id, lh, exp}, ... } in file order.
@@ -440,14 +280,14 @@ local function sync()
     redis.call('ZADD', P .. 'pos', i - 1, k.id)
     local r = load(k.id)
     set(r, 'lh', k.lh)
-    if k.exp == cjson.null then set(r, 'exp', nil) else set(r, 'exp', k.exp) end
+    if isNull(k.exp) then set(r, 'exp', nil) else set(r, 'exp', k.exp) end
     if get(r, 'xR') and get(r, 'xL') ~= k.lh then
       set(r, 'xR', nil); set(r, 'xL', nil)
       summary.reenabled = summary.reenabled + 1
     end
     if get(r, 't') == nil then set(r, 't', 0) end
-    -- never used: least-recently-used takes these first, in file order (as Pool does)
-    if get(r, 'us') == nil then set(r, 'us', i - 1 - 1000000000) end
+    -- first seen now: least-recently-used takes it before every used key, in file order
+    if get(r, 'us') == nil then set(r, 'us', C.NEVER_USED_SEQ_BASE + redis.call('HINCRBY', P .. 'meta', 'nseq', 1)) end
     place(r)
   end
   if meta.cur and not keep[meta.cur] then
@@ -460,14 +300,9 @@ local function admin()
   local id = A.keyId
   if not redis.call('ZSCORE', P .. 'pos', id) then return { ok = false } end
   local r = load(id)
-  if A.action == 'disable' then
-    set(r, 'xR', A.reason); set(r, 'xL', get(r, 'lh') or '')
-  elseif A.action == 'enable' then
-    for _, k in ipairs({ 'xR', 'xL', 'bU', 'bR', 'eU', 'eR', 'pr', 'f' }) do set(r, k, nil) end
-    set(r, 'bl', 0)
-  elseif A.action == 'reset' then
+  applyAdmin(r, A.action, not isNull(A.reason) and A.reason or nil)
+  if A.action == 'reset' then
     for _, kind in ipairs(KINDS) do set(r, F[kind] .. 'S', nil); set(r, F[kind] .. 'C', nil) end
-    set(r, 't', 0); set(r, 'eU', nil); set(r, 'eR', nil)
   end
   place(r)
   return { ok = true }

@@ -1,28 +1,20 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import type { PoolStats } from '../../shared/stats.js';
-import { keyIdOf } from '../../shared/keys.js';
-import { StateUnavailableError } from '../http/errors.js';
+import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
-import {
-  exhaustedUntil,
-  invalidReason,
-  Pool,
-  readReport,
-  type Counter,
-  type Handout,
-  type KeyRows,
-  type KeyState,
-  type PoolEvent,
-  type PoolPolicy,
-  type PoolState,
-  type ReloadSummary,
-  type ReportInput,
-  type ReportResult,
-} from '../pools/pool.js';
+import type { Handout, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult } from '../pools/contract.js';
+import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
+import { StateRecord, type Counter, type KeyState, type PoolState } from '../pools/records.js';
+import { compileLimits, readReport, settle, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
+import { poolStats, type KeyRows } from '../pools/stats.js';
 import { WINDOW_KINDS, WindowClock, type WindowKind } from '../pools/windows.js';
+import { StateUnavailableError } from '../state/backend.js';
 
-const LUA = readFileSync(new URL('./pool.lua', import.meta.url), 'utf8');
+/**
+ * The script: `rules.lua` (the mirror of pools/rules.ts) followed by `pool.lua` (the operations),
+ * run as one. Kept in two files so the rules read side by side with their TS twin.
+ */
+const LUA = ['rules.lua', 'pool.lua'].map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8')).join('\n');
 const FIELD: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o' };
 
 type KeywardenRedis = Redis & { keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string> };
@@ -38,7 +30,7 @@ interface ScriptEvent {
   [k: string]: unknown;
 }
 
-/** Reads a key's hash into the persisted KeyState shape the TS pool uses. */
+/** Reads a key's hash into the persisted KeyState shape (the same the state file holds). */
 export function keyStateOf(h: Record<string, string>): KeyState {
   const windows: KeyState['windows'] = {};
   for (const kind of WINDOW_KINDS) {
@@ -55,18 +47,21 @@ export function keyStateOf(h: Record<string, string>): KeyState {
     failures: h.f ? h.f.split(',').map(Number) : [],
     backoffLevel: Number(h.bl ?? 0),
     probe: h.pr === undefined ? null : h.pr === 'ready' ? 'ready' : Number(h.pr),
+    useSeq: h.us === undefined ? undefined : Number(h.us),
   };
 }
 
 /**
  * A pool whose state lives in Redis, shared by every server instance: each handout, report,
- * membership sync and admin action is one atomic run of `pool.lua`, which applies the same
- * rules as `Pool`. Plaintext keys stay in this process (from its key file); Redis holds keyIds.
- * Stats read the pool back and evaluate it with a throw-away `Pool`, so both backends report
- * identically.
+ * membership sync and admin action is one atomic run of the script, which applies the rules of
+ * pools/rules.ts (mirrored in rules.lua). Plaintext keys stay in this process (from its key
+ * file); Redis holds keyIds. Stats read what Redis holds and evaluate it with pools/stats.ts, the
+ * same code that shows an in-memory pool.
  */
-export class RedisPool {
+export class RedisPool implements PoolBackend {
+  readonly local = false;
   readonly clock: WindowClock;
+  readonly limits: CompiledLimits;
   private lines = new Map<string, KeyLine>();
   private order: string[] = [];
   private readonly prefix: string;
@@ -77,9 +72,10 @@ export class RedisPool {
     readonly policy: PoolPolicy,
     private readonly redis: KeywardenRedis,
     keyPrefix: string,
-    private readonly options: { rng?: () => number; onEvent?: (e: PoolEvent) => void } = {},
+    private readonly options: PoolOptions = {},
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
+    this.limits = compileLimits(policy.limits);
     // {name} is a hash tag: all of a pool's keys share one slot.
     this.prefix = `${keyPrefix}{${name}}:`;
     this.policyJson = JSON.stringify({
@@ -88,9 +84,10 @@ export class RedisPool {
       limits: policy.limits,
       poolPerMinute: policy.poolPerMinute,
       maxFailures: policy.maxFailures,
-      failureWindowMs: policy.failureWindowSec * 1000,
-      maxBackoffMs: policy.maxBackoffSec * 1000,
-      probeTimeoutMs: policy.probeTimeoutSec * 1000,
+      failureWindowSec: policy.failureWindowSec,
+      maxBackoffSec: policy.maxBackoffSec,
+      probeTimeoutSec: policy.probeTimeoutSec,
+      constants: RULE_CONSTANTS,
     });
   }
 
@@ -145,37 +142,18 @@ export class RedisPool {
   }
 
   async report(input: ReportInput, now: number): Promise<ReportResult> {
-    const { outcome, retryAfterMs, label } = readReport(input);
-    const r = await this.run<{ ok: true; events: ScriptEvent[] } | { ok: false; reason: 'unknown_key' }>('report', now, {
-      keyId: input.keyId,
-      outcome,
-      label,
-      retryAfterMs,
-      exhaustedUntil: exhaustedUntil(this.policy, this.clock, now),
-      invalidReason: invalidReason(input),
-    });
+    const report = readReport(input, this.policy, this.clock, now);
+    const r = await this.run<{ ok: true; events: ScriptEvent[] } | { ok: false; reason: 'unknown_key' }>('report', now, { keyId: input.keyId, report });
     if (!r.ok) return r;
     this.emit(r.events);
-    return { ok: true, outcome };
+    return { ok: true, outcome: report.outcome };
   }
 
-  private async admin(action: 'disable' | 'enable' | 'reset', keyId: string, now: number, reason?: string): Promise<boolean> {
+  async admin(action: AdminAction, keyId: string, now: number, reason?: string): Promise<boolean> {
     return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
   }
 
-  disable(keyId: string, reason: string, now: number): Promise<boolean> {
-    return this.admin('disable', keyId, now, reason);
-  }
-
-  enable(keyId: string, now: number): Promise<boolean> {
-    return this.admin('enable', keyId, now);
-  }
-
-  resetCounters(keyId: string, now: number): Promise<boolean> {
-    return this.admin('reset', keyId, now);
-  }
-
-  /** The pool as Redis holds it, in the file store's shape. */
+  /** The pool as Redis holds it, in the state file's shape. */
   async readState(): Promise<{ ids: string[]; state: PoolState }> {
     try {
       const ids = await this.redis.zrange(`${this.prefix}pos`, 0, -1);
@@ -201,6 +179,7 @@ export class RedisPool {
         history: Object.entries(hist)
           .map(([start, count]) => ({ start: Number(start), count: Number(count) }))
           .sort((a, b) => a.start - b.start),
+        seq: { used: Number(meta.seq ?? 0), seen: Number(meta.nseq ?? 0) },
         keys,
       };
       return { ids, state };
@@ -209,11 +188,30 @@ export class RedisPool {
     }
   }
 
-  async stats(now: number, options: { keys: KeyRows } = { keys: 'all' }): Promise<Omit<PoolStats, 'keyFile'>> {
+  async stats(now: number, options: { keys: KeyRows } = { keys: 'all' }) {
     const { ids, state } = await this.readState();
-    const view = new Pool(this.name, this.policy);
-    view.setKeys(ids.flatMap((id) => this.lines.get(id) ?? []), now);
-    view.restore(state, now);
-    return view.stats(now, options);
+    // Keys this instance has not read from its key file yet are left out, as a handout skips them.
+    const records = ids.flatMap((id) => {
+      const line = this.lines.get(id);
+      if (!line) return [];
+      const rec = new StateRecord(state.keys[id]!, id, maskKey(line.key), line.lineHash, line.expiresAt);
+      settle(rec, now); // what the script does first on its next run
+      return [rec];
+    });
+    const cur = state.current === null ? undefined : records.find((r) => r.keyId === state.current);
+    return poolStats(
+      {
+        name: this.name,
+        policy: this.policy,
+        limits: this.limits,
+        clock: this.clock,
+        records,
+        current: cur ? { rec: cur, servedInTurn: state.servedInTurn } : null,
+        throttle: state.throttle,
+        history: state.history,
+      },
+      now,
+      options.keys,
+    );
   }
 }

@@ -1,20 +1,28 @@
 import type { Logger } from '../../shared/logger.js';
-import type { PoolRegistry } from '../pools/registry.js';
-import type { StateStore } from './store.js';
+import type { SavePlan, StateStore } from './store.js';
+
+/** What a saver saves: the file backend's pools. */
+export interface SaveSource {
+  /** True when state changed since the last call. */
+  takeDirty(): boolean;
+  savePlan(): SavePlan;
+  /** After a failed save: make the next one a full snapshot. */
+  requireFullSave(): void;
+}
 
 export interface Saver {
   start(): void;
-  /** Saves now if anything changed (or always, with force) and waits for the write. */
+  /** Saves now if anything changed (or always, with force) and waits for the write; a forced save that fails rejects. */
   saveNow(force?: boolean): Promise<void>;
   stop(): void;
 }
 
 /**
- * Saves the registry's state every `intervalMs` when it changed. A failed save is logged and
+ * Saves the source's state every `intervalMs` when it changed. A failed save is logged and
  * retried on the next tick; one slow write never stacks another (the store coalesces).
  */
 export function createSaver(deps: {
-  registry: PoolRegistry;
+  source: SaveSource;
   store: StateStore;
   intervalMs: number;
   logger: Logger;
@@ -25,10 +33,10 @@ export function createSaver(deps: {
   let failing = false;
 
   const saveNow = async (force = false): Promise<void> => {
-    if (!deps.registry.takeDirty() && !force) return;
+    if (!deps.source.takeDirty() && !force) return;
     const start = performance.now();
     try {
-      const plan = deps.registry.savePlan();
+      const plan = deps.source.savePlan();
       // A forced save (shutdown) is always full: the next start reads one compact file.
       await deps.store.save(force ? { full: plan.full, delta: () => null } : plan);
       deps.onSave?.((performance.now() - start) / 1000, true);
@@ -36,7 +44,12 @@ export function createSaver(deps: {
       failing = false;
     } catch (err) {
       deps.onSave?.((performance.now() - start) / 1000, false);
-      deps.registry.requireFullSave();
+      deps.source.requireFullSave();
+      if (force) {
+        // A forced save is the last one (shutdown, the CLI): there is no retry, so it must not pass for done.
+        deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}`);
+        throw err;
+      }
       if (!failing) deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
       failing = true;
     }

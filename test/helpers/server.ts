@@ -6,11 +6,12 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadServerConfig } from '../../server/config.js';
 import { startKeywarden, type RunningServer } from '../../server/start.js';
+import { FileBackend } from '../../server/state/file-backend.js';
 import { FileStore } from '../../server/state/file.js';
 import type { StateStore } from '../../server/state/store.js';
 import type { FakeClock } from './clock.js';
 import { memoryLogger } from './logs.js';
-import { tempDir } from './tmp.js';
+import { deferCleanup, tempDir } from './tmp.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TSX = import.meta.resolve('tsx');
@@ -49,12 +50,12 @@ export async function startInProcess(
   const { logger, lines } = memoryLogger();
   const running = await startKeywarden(config, {
     logger,
-    store: opts.store ?? new FileStore(layout.stateFile),
+    backend: new FileBackend(opts.store ?? new FileStore(layout.stateFile), { clock: opts.clock?.now ?? Date.now, logger, intervalMs: config.stateSaveIntervalMs }),
     clock: opts.clock?.now,
     keyFilePollMs: 100,
     version: 'test',
   });
-  t.after(() => running.stop('test end'));
+  deferCleanup(t, () => running.stop('test end'));
   return { ...running, layout, lines };
 }
 

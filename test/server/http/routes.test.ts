@@ -5,7 +5,7 @@ import type { StatsResponse } from '../../../shared/stats.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { getJson, postJson, startInProcess } from '../../helpers/server.js';
-import { handoutJson } from '../../../server/http/routes.js';
+import { handoutJson } from '../../../server/http/handout.js';
 
 describe('GET /api/<pool>', () => {
   it('hands out keys in rotation with pool, key, keyId and remaining', async (t) => {

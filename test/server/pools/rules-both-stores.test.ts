@@ -1,219 +1,599 @@
 /**
- * One suite, two stores: the rotation, limit and health rules run against the in-memory Pool
- * (file backend) and the RedisPool (a real redis-server), and must give the same results.
+ * One suite, two stores: every rotation, limit and health rule runs against the in-memory Pool
+ * (file backend) and the RedisPool (a real redis-server running redis/rules.lua), and must give
+ * the same results. Persistence of the file backend is in pool.test.ts; random operations on
+ * both side by side are in differential.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { keyIdOf } from '../../../shared/keys.js';
-import { DEFAULT_POLICY, Pool, type Handout, type PoolBackend, type PoolPolicy } from '../../../server/pools/pool.js';
-import { RedisPool, withPoolScript } from '../../../server/redis/pool.js';
+import type { Handout, PoolBackend } from '../../../server/pools/contract.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
+import { memoryStore, redisStore, times, type MakePool } from '../../helpers/stores.js';
 
-type Make = (keys: string[], policy?: Partial<PoolPolicy>, clock?: FakeClock, rng?: () => number) => Promise<PoolBackend>;
-
-let prefixSeq = 0;
-
-function shared(label: string, setup: () => Promise<Make | null>, teardown: () => Promise<void>) {
-  describe(`core rules on the ${label} store`, () => {
-    let make: Make;
-    let skip: string | false = false;
+for (const store of [memoryStore, redisStore()]) {
+  describe(`rules on the ${store.label} store`, { skip: store.skip }, () => {
+    let make: MakePool;
     before(async () => {
-      const m = await setup();
-      if (m) make = m;
-      else skip = REDIS_MISSING;
+      make = await store.setup();
     });
-    after(teardown);
+    after(() => store.teardown());
 
     const served = (h: Handout): string => {
       assert.equal(h.ok, true, `expected a key, got ${JSON.stringify(h)}`);
       return (h as Handout & { ok: true }).key;
     };
-    const take = async (p: PoolBackend, clock: FakeClock, n: number) => {
-      const out: string[] = [];
-      for (let i = 0; i < n; i++) out.push(served(await p.handout(clock.now())));
-      return out;
-    };
+    const take = async (p: PoolBackend, clock: FakeClock, n: number) => (await times(n, () => Promise.resolve(p.handout(clock.now())))).map(served);
     const row = async (p: PoolBackend, clock: FakeClock, key: string) => (await p.stats(clock.now())).keys.find((k) => k.keyId === keyIdOf(key))!;
 
-    it('round-robin in file order, rotateEvery turns with remaining counting down', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock();
-      const [a, b, c] = makeKeys(3);
-      assert.deepEqual(await take(await make([a!, b!, c!], {}, clock), clock, 4), [a, b, c, a]);
-      const p = await make([a!, b!], { rotateEvery: 3 }, clock);
-      const got: Array<Handout & { ok: true }> = [];
-      for (let i = 0; i < 7; i++) got.push((await p.handout(clock.now())) as Handout & { ok: true });
-      assert.deepEqual(got.map((h) => h.key), [a, a, a, b, b, b, a]);
-      assert.deepEqual(got.map((h) => h.remaining), [2, 1, 0, 2, 1, 0, 2]);
+    describe('the core, in brief', () => {
+      it('round-robin in file order, rotateEvery turns with remaining counting down', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        assert.deepEqual(await take(await make([a!, b!, c!], {}, clock), clock, 4), [a, b, c, a]);
+        const p = await make([a!, b!], { rotateEvery: 3 }, clock);
+        const got: Array<Handout & { ok: true }> = [];
+        for (let i = 0; i < 7; i++) got.push((await p.handout(clock.now())) as Handout & { ok: true });
+        assert.deepEqual(got.map((h) => h.key), [a, a, a, b, b, b, a]);
+        assert.deepEqual(got.map((h) => h.remaining), [2, 1, 0, 2, 1, 0, 2]);
+      });
+
+      it('fill-first stays on the first key until its limit and returns after the reset', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 3 } }, clock);
+        assert.deepEqual(await take(p, clock, 5), [a, a, a, b, b]);
+        clock.set('2026-11-21T12:01:00Z');
+        assert.deepEqual(await take(p, clock, 1), [a]);
+      });
+
+      it('least-recently-used, including a key back from a block; random through the rng', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const p = await make([a!, b!, c!], { strategy: 'least-recently-used' }, clock);
+        assert.deepEqual(await take(p, clock, 3), [a, b, c]);
+        await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now());
+        assert.deepEqual(await take(p, clock, 4), [b, c, b, c]);
+        clock.advance(5000);
+        assert.deepEqual(await take(p, clock, 3), [a, b, c]);
+        const rolls = [0.99, 0, 0.5];
+        const r = await make([a!, b!, c!], { strategy: 'random' }, clock, () => rolls.shift()!);
+        assert.deepEqual(await take(r, clock, 3), [c, a, b]);
+      });
+
+      it('limits: perMinute with retryAfter, total never resets, pool cap is pool_rate_limited', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:15Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { limits: { perMinute: 2 } }, clock);
+        assert.deepEqual(await take(p, clock, 4), [a, b, a, b]);
+        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 45_000 });
+        assert.deepEqual([(await row(p, clock, a!)).reason, (await row(p, clock, a!)).until], ['quota: perMinute 2/2', Date.parse('2026-11-21T12:01:00Z')]);
+        const q = await make([a!], { limits: { total: 2 } }, clock);
+        await take(q, clock, 2);
+        clock.advance(40 * 86_400_000);
+        assert.deepEqual(await q.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: null });
+        const capped = await make(makeKeys(4), { poolPerMinute: 3 }, clock);
+        await take(capped, clock, 3);
+        assert.equal(((await capped.handout(clock.now())) as { reason: string }).reason, 'pool_rate_limited');
+      });
+
+      it('perDay resets at Pacific midnight', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T07:00:00Z'));
+        const [a] = makeKeys(1);
+        const p = await make([a!], { limits: { perDay: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
+        await take(p, clock, 1);
+        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 3_600_000 });
+        clock.set('2026-11-21T08:00:00Z');
+        assert.equal((await p.handout(clock.now())).ok, true);
+      });
+
+      it('leases are cut to the limits and the pool cap', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 10 }, poolPerMinute: 15 }, clock);
+        const g = [];
+        for (const want of [8, 8, 8]) g.push(((await p.handout(clock.now(), want)) as Handout & { ok: true }).granted);
+        assert.deepEqual(g, [8, 2, 5]);
+      });
+
+      it('Retry-After exact; backoff ladder 60 s, 2 min, then reset by ok; probing one caller', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first' }, clock);
+        await p.report({ keyId: keyIdOf(a!), status: 429, retryAfterSec: 17 }, clock.now());
+        assert.deepEqual([(await row(p, clock, a!)).until, (await row(p, clock, a!)).reason], [clock.now() + 17_000, 'reported 429']);
+        clock.advance(17_000);
+        assert.equal((await row(p, clock, a!)).status, 'probing');
+        assert.deepEqual(await take(p, clock, 3), [a, b, b]); // one probe only
+        await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now()); // rung: 60 s (level 0 → retryAfter did not climb)
+        assert.equal((await row(p, clock, a!)).until! - clock.now(), 60_000);
+        clock.advance(60_000);
+        await take(p, clock, 1);
+        await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now());
+        assert.equal((await row(p, clock, a!)).until! - clock.now(), 120_000);
+        clock.advance(120_000);
+        await take(p, clock, 1);
+        await p.report({ keyId: keyIdOf(a!), outcome: 'ok' }, clock.now());
+        assert.deepEqual(await take(p, clock, 2), [a, a]);
+        await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now());
+        assert.equal((await row(p, clock, a!)).until! - clock.now(), 60_000);
+      });
+
+      it('one error does not block; three within the window do; invalid disables until the line changes', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], {}, clock);
+        await p.report({ keyId: keyIdOf(a!), status: 503 }, clock.now());
+        assert.deepEqual([(await row(p, clock, a!)).status, (await row(p, clock, a!)).failures], ['available', 1]);
+        await p.report({ keyId: keyIdOf(a!), status: 500 }, clock.now());
+        await p.report({ keyId: keyIdOf(a!), outcome: 'error' }, clock.now());
+        const r = await row(p, clock, a!);
+        assert.deepEqual([r.status, r.until, r.reason], ['blocked', clock.now() + 60_000, '3 errors in 300s (last: reported error)']);
+        await p.report({ keyId: keyIdOf(b!), status: 401 }, clock.now());
+        assert.deepEqual([(await row(p, clock, b!)).status, (await row(p, clock, b!)).reason], ['disabled', 'invalid: 401']);
+        assert.deepEqual((await p.setKeys(lines([a!, `${b}  # renewed`]), clock.now())).reenabled, 1);
+        assert.equal((await row(p, clock, b!)).status, 'available');
+        assert.deepEqual(await p.report({ keyId: 'ffffffffffff', outcome: 'ok' }, clock.now()), { ok: false, reason: 'unknown_key' });
+      });
+
+      it('correlated 429s throttle the pool and leave the keys unmarked', async () => {
+        const clock = new FakeClock();
+        const keys = makeKeys(4);
+        const p = await make(keys, {}, clock);
+        for (const k of keys.slice(0, 3)) {
+          await p.report({ keyId: keyIdOf(k), outcome: 'rate_limited', retryAfterSec: 8 }, clock.now());
+          clock.advance(1000);
+        }
+        const st = await p.stats(clock.now());
+        assert.deepEqual([st.available, st.blocked, st.throttledUntil], [4, 0, clock.now() + 7000]);
+        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'pool_throttled', retryAfterMs: 7000 });
+      });
+
+      it('reloads keep counters and blocks; removed keys leave; re-added keys resume', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const p = await make([a!, b!], { limits: { total: 3 } }, clock);
+        await take(p, clock, 4);
+        assert.deepEqual(await p.setKeys(lines([b!, c!]), clock.now()), { added: 1, removed: 1, kept: 1, reenabled: 0 });
+        assert.deepEqual(await take(p, clock, 3), [c, b, c]);
+        assert.equal((await row(p, clock, b!)).served.total, 3);
+        await p.setKeys(lines([a!, b!, c!]), clock.now());
+        assert.equal((await row(p, clock, a!)).served.total, 2);
+      });
     });
 
-    it('fill-first stays on the first key until its limit and returns after the reset', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
-      const [a, b] = makeKeys(2);
-      const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 3 } }, clock);
-      assert.deepEqual(await take(p, clock, 5), [a, a, a, b, b]);
-      clock.set('2026-11-21T12:01:00Z');
-      assert.deepEqual(await take(p, clock, 1), [a]);
+    describe('selection', () => {
+      it('round-robin hands keys out in file order, one each by default', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const p = await make([a!, b!, c!], {}, clock);
+        assert.deepEqual(await take(p, clock, 7), [a, b, c, a, b, c, a]);
+      });
+
+      it('round-robin with rotateEvery serves each key that many times, counting remaining down', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { rotateEvery: 3 }, clock);
+        const got = await times(7, async () => (await p.handout(clock.now())) as Handout & { ok: true });
+        assert.deepEqual(got.map((h) => h.key), [a, a, a, b, b, b, a]);
+        assert.deepEqual(got.map((h) => h.remaining), [2, 1, 0, 2, 1, 0, 2]);
+      });
+
+      it('fill-first stays on the first key until its limit, then moves on and returns after the reset', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 3 } }, clock);
+        const got = await times(5, async () => (await p.handout(clock.now())) as Handout & { ok: true });
+        assert.deepEqual(got.map((h) => h.key), [a, a, a, b, b]);
+        assert.deepEqual(got.map((h) => h.remaining), [2, 1, 0, 2, 1]);
+        clock.set('2026-11-21T12:01:00Z');
+        assert.equal(served((await p.handout(clock.now()))), a);
+      });
+
+      it('least-recently-used picks the key idle longest, including one back from a block', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const p = await make([a!, b!, c!], { strategy: 'least-recently-used' }, clock);
+        assert.deepEqual(await take(p, clock, 3), [a, b, c]);
+        (await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now()));
+        assert.deepEqual(await take(p, clock, 4), [b, c, b, c]);
+        clock.advance(5000);
+        assert.deepEqual(await take(p, clock, 3), [a, b, c]);
+      });
+
+      it('random picks uniformly among usable keys through the injected rng', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const rolls = [0.99, 0.0, 0.5, 0.4];
+        const p = await make([a!, b!, c!], { strategy: 'random' }, clock, () => rolls.shift()!);
+        assert.deepEqual(await take(p, clock, 3), [c, a, b]);
+        await p.admin('disable', keyIdOf(a!), clock.now(), 'test');
+        assert.equal(served((await p.handout(clock.now()))), b); // 0.4 * 2 usable → second usable key... index 0 → b
+      });
     });
 
-    it('least-recently-used, including a key back from a block; random through the rng', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock();
+    describe('limits', () => {
+      it('a key at perMinute is exhausted until the next minute; no key → retryAfter to the reset', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:15Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { limits: { perMinute: 2 } }, clock);
+        assert.deepEqual(await take(p, clock, 4), [a, b, a, b]);
+        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: 45_000 });
+        const stats = (await p.stats(clock.now()));
+        assert.equal(stats.exhausted, 2);
+        assert.equal(stats.keys[0]!.reason, 'quota: perMinute 2/2');
+        assert.equal(stats.keys[0]!.until, Date.parse('2026-11-21T12:01:00Z'));
+        clock.set('2026-11-21T12:01:00Z');
+        assert.deepEqual(await take(p, clock, 2), [a, b]);
+      });
+
+      it('total never resets and gives no retryAfter', async () => {
+        const clock = new FakeClock();
+        const [a] = makeKeys(1);
+        const p = await make([a!], { limits: { total: 2 } }, clock);
+        await take(p, clock, 2);
+        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: null });
+        clock.advance(40 * 86_400_000);
+        assert.equal((await p.handout(clock.now())).ok, false);
+      });
+
+      it('a key must be under every limit; it returns when all that were hit have reset', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T23:59:30Z'));
+        const [a] = makeKeys(1);
+        const p = await make([a!], { limits: { perMinute: 1, perDay: 2 } }, clock);
+        await take(p, clock, 1);
+        clock.set('2026-11-21T23:59:50Z');
+        assert.equal((await p.handout(clock.now())).ok, false);
+        clock.set('2026-11-22T00:00:00Z');
+        await take(p, clock, 1);
+        clock.set('2026-11-22T00:01:00Z');
+        await take(p, clock, 1);
+        clock.set('2026-11-22T00:02:00Z');
+        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: Date.parse('2026-11-23T00:00:00Z') - clock.now() });
+      });
+
+      it('poolPerMinute caps handouts across keys with a pool_rate_limited answer', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:50Z'));
+        const p = await make(makeKeys(5), { poolPerMinute: 3 }, clock);
+        await take(p, clock, 3);
+        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'pool_rate_limited', retryAfterMs: 10_000 });
+        clock.advance(10_000);
+        await take(p, clock, 3);
+      });
+
+      it('remaining is min(turn left, limit left) and null when unbounded', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const unbounded = await make([a!, b!], { strategy: 'fill-first' }, clock);
+        assert.equal(((await unbounded.handout(clock.now())) as Handout & { ok: true }).remaining, null);
+        const p = await make([a!, b!], { rotateEvery: 10, limits: { perHour: 3 } }, clock);
+        assert.deepEqual(
+          await times(4, async () => ((await p.handout(clock.now())) as Handout & { ok: true }).remaining),
+          [2, 1, 0, 2],
+        );
+      });
+    });
+
+    describe('membership and persistence', () => {
+      it('reloading keeps counters of keys that stay, drops removed keys and resumes re-added ones', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const p = await make([a!, b!], { limits: { total: 3 } }, clock);
+        await take(p, clock, 4); // a,b,a,b
+        const summary = (await p.setKeys(lines([b!, c!]), clock.now()));
+        assert.deepEqual(summary, { added: 1, removed: 1, kept: 1, reenabled: 0 });
+        assert.deepEqual(await take(p, clock, 3), [c, b, c]);
+        assert.equal((await p.stats(clock.now())).keys.find((k) => k.keyId === keyIdOf(b!))!.served.total, 3);
+        (await p.setKeys(lines([a!, b!, c!]), clock.now()));
+        assert.equal((await p.stats(clock.now())).keys.find((k) => k.keyId === keyIdOf(a!))!.served.total, 2);
+      });
+
+      it('every window count, total and last use follows its key when a reload moves the keys to other slots', async () => {
+        const clock = new FakeClock();
+        const keys = makeKeys(5);
+        const p = await make(keys, { limits: { perMinute: 100, perDay: 100 } }, clock);
+        for (let i = 0; i < 5; i++) {
+          (await p.handout(clock.now(), i + 1)); // key i: a lease of i + 1 uses, at its own time
+          clock.advance(1000);
+        }
+        const served = async (q: PoolBackend) => Object.fromEntries((await q.stats(clock.now())).keys.map((k) => [k.keyId, { served: k.served, lastUsedAt: k.lastUsedAt }]));
+        const before = await served(p);
+        assert.deepEqual(keys.map((k) => before[keyIdOf(k)]!.served.day), [1, 2, 3, 4, 5]);
+        (await p.setKeys(lines([...keys].reverse()), clock.now())); // every key moves
+        assert.deepEqual(await served(p), before);
+        (await p.setKeys(lines(keys.slice(2)), clock.now())); // two retired
+        (await p.setKeys(lines([keys[4]!, keys[0]!, keys[2]!, keys[1]!, keys[3]!]), clock.now())); // and back, in another order
+        assert.deepEqual(await served(p), before);
+        clock.advance(60_000); // the minute window ended for all; the day window did not
+        for (const k of (await p.stats(clock.now())).keys) {
+          assert.equal(k.served.minute, 0);
+          assert.equal(k.served.day, before[k.keyId]!.served.day);
+        }
+      });
+
+    });
+
+    describe('reports', () => {
+      it('rate_limited with retryAfter blocks for exactly that long', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], {}, clock);
+        (await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 42 }, clock.now()));
+        assert.deepEqual(await take(p, clock, 2), [b, b]);
+        clock.advance(41_999);
+        assert.equal(served((await p.handout(clock.now()))), b);
+        clock.advance(1);
+        assert.equal(served((await p.handout(clock.now()))), a);
+      });
+
+      it('invalid disables until the line changes', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], {}, clock);
+        (await p.report({ keyId: keyIdOf(a!), outcome: 'invalid' }, clock.now()));
+        clock.advance(86_400_000);
+        assert.deepEqual(await take(p, clock, 2), [b, b]);
+        (await p.setKeys(lines([a!, b!]), clock.now()));
+        assert.equal((await p.stats(clock.now())).disabled, 1);
+        assert.deepEqual((await p.setKeys(lines([`${a}  # renewed`, b!]), clock.now())).reenabled, 1);
+        assert.deepEqual((await take(p, clock, 2)).sort(), [a, b].sort());
+      });
+
+      it('an unknown keyId is reported as such', async () => {
+        const p = await make(makeKeys(1));
+        assert.deepEqual((await p.report({ keyId: 'ffffffffffff', outcome: 'ok' }, 0)), { ok: false, reason: 'unknown_key' });
+      });
+
+    });
+
+    describe('health: backoff, failures, probing', () => {
+      const a = makeKeys(1, 'a')[0]!;
+      const b = makeKeys(1, 'b')[0]!;
+      const id = keyIdOf(a);
+      const keyStats = async (p: PoolBackend, now: number) => (await p.stats(now)).keys.find((k) => k.keyId === id)!;
+
+      it('rate_limited without retryAfter climbs the ladder 60 s, 2 min, 4 min; ok resets it', async () => {
+        const clock = new FakeClock();
+        const p = await make([a, b], {}, clock);
+        const blockFor = async () => {
+          const start = clock.now();
+          (await p.report({ keyId: id, outcome: 'rate_limited' }, start));
+          const s = await keyStats(p, start);
+          assert.equal(s.status, 'blocked');
+          assert.equal(s.reason, 'reported rate_limited');
+          clock.advance(s.until! - start);
+          return s.until! - start;
+        };
+        assert.equal(await blockFor(), 60_000);
+        assert.equal(await blockFor(), 120_000);
+        assert.equal(await blockFor(), 240_000);
+        (await p.report({ keyId: id, outcome: 'ok' }, clock.now()));
+        assert.equal(await blockFor(), 60_000);
+      });
+
+      it('the ladder stops at maxBackoff', async () => {
+        const clock = new FakeClock();
+        const p = await make([a, b], { maxBackoffSec: 150 }, clock);
+        const blocks: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          (await p.report({ keyId: id, status: 429 }, clock.now()));
+          const s = await keyStats(p, clock.now());
+          blocks.push(s.until! - clock.now());
+          assert.equal(s.reason, 'reported 429');
+          clock.advance(s.until! - clock.now());
+        }
+        assert.deepEqual(blocks, [60_000, 120_000, 150_000, 150_000]);
+      });
+
+      it('one error does not block; maxFailures within failureWindow do; older ones fall out', async () => {
+        const clock = new FakeClock();
+        const p = await make([a, b], {}, clock);
+        (await p.report({ keyId: id, status: 503 }, clock.now()));
+        assert.equal((await keyStats(p, clock.now())).status, 'available');
+        assert.equal((await keyStats(p, clock.now())).failures, 1);
+        clock.advance(200_000);
+        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
+        clock.advance(101_000); // the first error is now older than 300 s
+        (await p.report({ keyId: id, status: 500 }, clock.now()));
+        assert.equal((await keyStats(p, clock.now())).status, 'available');
+        (await p.report({ keyId: id, status: 502 }, clock.now()));
+        const s = await keyStats(p, clock.now());
+        assert.equal(s.status, 'blocked');
+        assert.equal(s.until, clock.now() + 60_000);
+        assert.equal(s.reason, '3 errors in 300s (last: reported 502)');
+      });
+
+      it('ok clears the failure count', async () => {
+        const clock = new FakeClock();
+        const p = await make([a, b], {}, clock);
+        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
+        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
+        (await p.report({ keyId: id, outcome: 'ok' }, clock.now()));
+        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
+        assert.equal((await keyStats(p, clock.now())).status, 'available');
+      });
+
+      it('after a block the key probes: one handout, then healthy on ok or after probeTimeout, back up the ladder on a bad report', async () => {
+        const clock = new FakeClock();
+        const p = await make([a, b], { strategy: 'fill-first' }, clock);
+        (await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now())); // 60 s, level 1
+        clock.advance(60_000);
+        assert.equal((await keyStats(p, clock.now())).status, 'probing');
+        assert.deepEqual(await take(p, clock, 3), [a, b, b]); // one probe, then a sits out
+        assert.equal((await keyStats(p, clock.now())).reason, 'probe in flight');
+        (await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now())); // bad → 120 s
+        assert.equal((await keyStats(p, clock.now())).until, clock.now() + 120_000);
+        clock.advance(120_000);
+        assert.deepEqual(await take(p, clock, 2), [a, b]);
+        clock.advance(30_000); // no bad report within probeTimeout → healthy, ladder reset
+        assert.deepEqual(await take(p, clock, 2), [a, a]);
+        (await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now()));
+        assert.equal((await keyStats(p, clock.now())).until, clock.now() + 60_000);
+      });
+
+      it('an ok report ends probation at once', async () => {
+        const clock = new FakeClock();
+        const p = await make([a, b], { strategy: 'fill-first' }, clock);
+        (await p.report({ keyId: id, outcome: 'rate_limited', retryAfterSec: 1 }, clock.now()));
+        clock.advance(1000);
+        assert.deepEqual(await take(p, clock, 2), [a, b]);
+        (await p.report({ keyId: id, outcome: 'ok' }, clock.now()));
+        assert.deepEqual(await take(p, clock, 2), [a, a]);
+      });
+
+      it('exhausted keeps the key out until its longest window resets', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+        const p = await make([a, b], { limits: { perMinute: 100, perDay: 1000 } }, clock);
+        (await p.report({ keyId: id, outcome: 'exhausted' }, clock.now()));
+        const s = await keyStats(p, clock.now());
+        assert.deepEqual([s.status, s.reason, s.until], ['exhausted', 'reported exhausted', Date.parse('2026-11-22T00:00:00Z')]);
+        (await p.report({ keyId: keyIdOf(b), status: 402 }, clock.now()));
+        assert.equal((await p.stats(clock.now())).keys[1]!.reason, 'reported 402 (quota)');
+      });
+
+      it('invalid names the upstream status', async () => {
+        const clock = new FakeClock();
+        const p = await make([a, b], {}, clock);
+        (await p.report({ keyId: id, status: 401 }, clock.now()));
+        const s = await keyStats(p, clock.now());
+        assert.deepEqual([s.status, s.reason, s.until], ['disabled', 'invalid: 401', null]);
+      });
+    });
+
+    describe('health: correlated throttling', () => {
+      it('429s from more than half the keys within 10 s block the pool, not the keys', async () => {
+        const clock = new FakeClock();
+        const keys = makeKeys(4);
+        const p = await make(keys, {}, clock);
+        (await p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited', retryAfterSec: 20 }, clock.now()));
+        clock.advance(3000);
+        (await p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited', retryAfterSec: 12 }, clock.now()));
+        assert.equal((await p.stats(clock.now())).blocked, 2);
+        clock.advance(3000);
+        (await p.report({ keyId: keyIdOf(keys[2]!), outcome: 'rate_limited' }, clock.now()));
+        const st = (await p.stats(clock.now()));
+        assert.equal(st.blocked, 0);
+        assert.equal(st.available, 4);
+        assert.equal(st.throttledUntil, clock.now() + 12_000);
+        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'pool_throttled', retryAfterMs: 12_000 });
+        // Late 429s for the same throttle do not mark keys either.
+        (await p.report({ keyId: keyIdOf(keys[3]!), outcome: 'rate_limited' }, clock.now()));
+        assert.equal((await p.stats(clock.now())).blocked, 0);
+        clock.advance(12_000);
+        assert.equal((await p.handout(clock.now())).ok, true);
+      });
+
+      it('without Retry-After the pool blocks for 30 s; 429s spread over more than 10 s block only keys', async () => {
+        const clock = new FakeClock();
+        const keys = makeKeys(3);
+        const p = await make(keys, {}, clock);
+        (await p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now()));
+        clock.advance(10_001);
+        (await p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now()));
+        assert.equal((await p.stats(clock.now())).throttledUntil, null);
+        assert.equal((await p.stats(clock.now())).blocked, 2);
+        const q = await make(keys, {}, clock);
+        (await q.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now()));
+        (await q.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now()));
+        assert.equal((await q.stats(clock.now())).throttledUntil, clock.now() + 30_000);
+      });
+
+    });
+
+    describe('schedules: reset time zone and expiry', () => {
+      it('perDay resets at midnight in resetTimezone (Pacific)', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T07:00:00Z')); // 23:00 PST on Nov 20
+        const [a] = makeKeys(1);
+        const p = await make([a!], { limits: { perDay: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
+        await take(p, clock, 1);
+        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: 3_600_000 });
+        clock.set('2026-11-21T07:59:59.999Z');
+        assert.equal((await p.handout(clock.now())).ok, false);
+        clock.set('2026-11-21T08:00:00Z'); // midnight PST: a UTC-midnight pool would still be out
+        assert.equal((await p.handout(clock.now())).ok, true);
+      });
+
+      it('perMonth resets on the 1st at local midnight, across DST', async () => {
+        const clock = new FakeClock(Date.parse('2026-03-31T12:00:00Z'));
+        const [a] = makeKeys(1);
+        const p = await make([a!], { limits: { perMonth: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
+        await take(p, clock, 1);
+        assert.equal((await p.stats(clock.now())).keys[0]!.until, Date.parse('2026-04-01T07:00:00Z')); // PDT
+      });
+
+      it('a key past its expires= date leaves rotation as expired', async () => {
+        const clock = new FakeClock(Date.parse('2027-01-31T23:00:00Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([`${a}  # expires=2027-01-31`, b!], {}, clock);
+        assert.deepEqual(await take(p, clock, 2), [a, b]);
+        clock.set('2027-02-01T00:00:00Z');
+        assert.deepEqual(await take(p, clock, 2), [b, b]);
+        const s = (await p.stats(clock.now()));
+        assert.equal(s.expired, 1);
+        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.keys[0]!.expiresAt], ['expired', 'expired', null, Date.parse('2027-01-31T23:59:59.999Z')]);
+      });
+    });
+
+    describe('forecast', () => {
+      it('exhaustsAt follows the last hour rate against the quota left, and moves with load', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T06:00:00Z'));
+        const p = await make(makeKeys(3), { limits: { perDay: 100 } }, clock);
+        assert.equal((await p.stats(clock.now())).exhaustsAt, null); // nothing handed out yet
+        for (let m = 0; m < 60; m++) {
+          await take(p, clock, 1); // 60 handouts over the hour: 1/min
+          clock.advance(60_000);
+        }
+        // 300 - 60 = 240 left at 60/h → 4 h → 11:00Z, before the midnight reset.
+        assert.equal((await p.stats(clock.now())).exhaustsAt, clock.now() + 240 * 60_000);
+        await take(p, clock, 60); // a burst doubles the hour's rate: 120 handouts/h, 180 left → 1.5 h
+        assert.equal((await p.stats(clock.now())).exhaustsAt, clock.now() + 90 * 60_000);
+      });
+
+      it('is null when the quota outlasts the window, and without limits', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T23:00:00Z'));
+        const p = await make(makeKeys(2), { limits: { perDay: 1000 } }, clock);
+        await take(p, clock, 10);
+        assert.equal((await p.stats(clock.now())).exhaustsAt, null);
+        const q = await make(makeKeys(2), {}, clock);
+        await take(q, clock, 10);
+        assert.equal((await q.stats(clock.now())).exhaustsAt, null);
+      });
+    });
+
+    describe('leases (count > 1)', () => {
+      it('grants up to the key\'s limits and the pool cap, counting every granted use', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 10 }, poolPerMinute: 15 }, clock);
+        const first = (await p.handout(clock.now(), 8)) as Handout & { ok: true };
+        assert.deepEqual([first.key, first.granted, first.remaining], [a, 8, 2]);
+        const second = (await p.handout(clock.now(), 8)) as Handout & { ok: true };
+        assert.deepEqual([second.key, second.granted, second.remaining], [a, 2, 0]);
+        const third = (await p.handout(clock.now(), 8)) as Handout & { ok: true };
+        assert.deepEqual([third.key, third.granted], [b, 5]); // pool cap 15 - 10 used
+        assert.equal((await p.handout(clock.now(), 1)).ok, false);
+        assert.deepEqual((await p.stats(clock.now())).keys.map((k) => k.served.minute), [10, 5]);
+      });
+
+      it('a probing key is leased once only', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first' }, clock);
+        (await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 1 }, clock.now()));
+        clock.advance(1000);
+        const h = (await p.handout(clock.now(), 50)) as Handout & { ok: true };
+        assert.deepEqual([h.key, h.granted], [a, 1]);
+      });
+    });
+
+    it('least-recently-used keeps its order across a reload of an unchanged key file (regression: the two engines diverged)', async () => {
+      const clock = new FakeClock(); // one fixed clock: every handout in the same millisecond
       const [a, b, c] = makeKeys(3);
       const p = await make([a!, b!, c!], { strategy: 'least-recently-used' }, clock);
-      assert.deepEqual(await take(p, clock, 3), [a, b, c]);
-      await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now());
-      assert.deepEqual(await take(p, clock, 4), [b, c, b, c]);
-      clock.advance(5000);
-      assert.deepEqual(await take(p, clock, 3), [a, b, c]);
-      const rolls = [0.99, 0, 0.5];
-      const r = await make([a!, b!, c!], { strategy: 'random' }, clock, () => rolls.shift()!);
-      assert.deepEqual(await take(r, clock, 3), [c, a, b]);
-    });
-
-    it('limits: perMinute with retryAfter, total never resets, pool cap is pool_rate_limited', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock(Date.parse('2026-11-21T12:00:15Z'));
-      const [a, b] = makeKeys(2);
-      const p = await make([a!, b!], { limits: { perMinute: 2 } }, clock);
-      assert.deepEqual(await take(p, clock, 4), [a, b, a, b]);
-      assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 45_000 });
-      assert.deepEqual([(await row(p, clock, a!)).reason, (await row(p, clock, a!)).until], ['quota: perMinute 2/2', Date.parse('2026-11-21T12:01:00Z')]);
-      const q = await make([a!], { limits: { total: 2 } }, clock);
-      await take(q, clock, 2);
-      clock.advance(40 * 86_400_000);
-      assert.deepEqual(await q.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: null });
-      const capped = await make(makeKeys(4), { poolPerMinute: 3 }, clock);
-      await take(capped, clock, 3);
-      assert.equal(((await capped.handout(clock.now())) as { reason: string }).reason, 'pool_rate_limited');
-    });
-
-    it('perDay resets at Pacific midnight', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock(Date.parse('2026-11-21T07:00:00Z'));
-      const [a] = makeKeys(1);
-      const p = await make([a!], { limits: { perDay: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
-      await take(p, clock, 1);
-      assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 3_600_000 });
-      clock.set('2026-11-21T08:00:00Z');
-      assert.equal((await p.handout(clock.now())).ok, true);
-    });
-
-    it('leases are cut to the limits and the pool cap', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
-      const [a, b] = makeKeys(2);
-      const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 10 }, poolPerMinute: 15 }, clock);
-      const g = [];
-      for (const want of [8, 8, 8]) g.push(((await p.handout(clock.now(), want)) as Handout & { ok: true }).granted);
-      assert.deepEqual(g, [8, 2, 5]);
-    });
-
-    it('Retry-After exact; backoff ladder 60 s, 2 min, then reset by ok; probing one caller', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock();
-      const [a, b] = makeKeys(2);
-      const p = await make([a!, b!], { strategy: 'fill-first' }, clock);
-      await p.report({ keyId: keyIdOf(a!), status: 429, retryAfterSec: 17 }, clock.now());
-      assert.deepEqual([(await row(p, clock, a!)).until, (await row(p, clock, a!)).reason], [clock.now() + 17_000, 'reported 429']);
-      clock.advance(17_000);
-      assert.equal((await row(p, clock, a!)).status, 'probing');
-      assert.deepEqual(await take(p, clock, 3), [a, b, b]); // one probe only
-      await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now()); // rung: 60 s (level 0 → retryAfter did not climb)
-      assert.equal((await row(p, clock, a!)).until! - clock.now(), 60_000);
-      clock.advance(60_000);
-      await take(p, clock, 1);
-      await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now());
-      assert.equal((await row(p, clock, a!)).until! - clock.now(), 120_000);
-      clock.advance(120_000);
-      await take(p, clock, 1);
-      await p.report({ keyId: keyIdOf(a!), outcome: 'ok' }, clock.now());
-      assert.deepEqual(await take(p, clock, 2), [a, a]);
-      await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited' }, clock.now());
-      assert.equal((await row(p, clock, a!)).until! - clock.now(), 60_000);
-    });
-
-    it('one error does not block; three within the window do; invalid disables until the line changes', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock();
-      const [a, b] = makeKeys(2);
-      const p = await make([a!, b!], {}, clock);
-      await p.report({ keyId: keyIdOf(a!), status: 503 }, clock.now());
-      assert.deepEqual([(await row(p, clock, a!)).status, (await row(p, clock, a!)).failures], ['available', 1]);
-      await p.report({ keyId: keyIdOf(a!), status: 500 }, clock.now());
-      await p.report({ keyId: keyIdOf(a!), outcome: 'error' }, clock.now());
-      const r = await row(p, clock, a!);
-      assert.deepEqual([r.status, r.until, r.reason], ['blocked', clock.now() + 60_000, '3 errors in 300s (last: reported error)']);
-      await p.report({ keyId: keyIdOf(b!), status: 401 }, clock.now());
-      assert.deepEqual([(await row(p, clock, b!)).status, (await row(p, clock, b!)).reason], ['disabled', 'invalid: 401']);
-      assert.deepEqual((await p.setKeys(lines([a!, `${b}  # renewed`]), clock.now())).reenabled, 1);
-      assert.equal((await row(p, clock, b!)).status, 'available');
-      assert.deepEqual(await p.report({ keyId: 'ffffffffffff', outcome: 'ok' }, clock.now()), { ok: false, reason: 'unknown_key' });
-    });
-
-    it('correlated 429s throttle the pool and leave the keys unmarked', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock();
-      const keys = makeKeys(4);
-      const p = await make(keys, {}, clock);
-      for (const k of keys.slice(0, 3)) {
-        await p.report({ keyId: keyIdOf(k), outcome: 'rate_limited', retryAfterSec: 8 }, clock.now());
-        clock.advance(1000);
-      }
-      const st = await p.stats(clock.now());
-      assert.deepEqual([st.available, st.blocked, st.throttledUntil], [4, 0, clock.now() + 7000]);
-      assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'pool_throttled', retryAfterMs: 7000 });
-    });
-
-    it('reloads keep counters and blocks; removed keys leave; re-added keys resume', async (t) => {
-      if (skip) return t.skip(skip);
-      const clock = new FakeClock();
-      const [a, b, c] = makeKeys(3);
-      const p = await make([a!, b!], { limits: { total: 3 } }, clock);
-      await take(p, clock, 4);
-      assert.deepEqual(await p.setKeys(lines([b!, c!]), clock.now()), { added: 1, removed: 1, kept: 1, reenabled: 0 });
-      assert.deepEqual(await take(p, clock, 3), [c, b, c]);
-      assert.equal((await row(p, clock, b!)).served.total, 3);
+      assert.deepEqual(await take(p, clock, 4), [a, b, c, a]);
       await p.setKeys(lines([a!, b!, c!]), clock.now());
-      assert.equal((await row(p, clock, a!)).served.total, 2);
+      assert.deepEqual(await take(p, clock, 3), [b, c, a]);
     });
   });
 }
-
-shared(
-  'memory (file backend)',
-  async () => async (keys, policy = {}, clock = new FakeClock(), rng) => {
-    const p = new Pool('test', { ...DEFAULT_POLICY, ...policy }, { rng });
-    p.setKeys(lines(keys), clock.now());
-    return p;
-  },
-  async () => {},
-);
-
-const redis = new TestRedis();
-let client: Redis | null = null;
-shared(
-  'Redis',
-  async () => {
-    if (!redisServerBinary()) {
-      if (process.env.CI) throw new Error(REDIS_MISSING);
-      return null;
-    }
-    await redis.start();
-    client = new Redis(redis.url);
-    const c = withPoolScript(client);
-    return async (keys, policy = {}, clock = new FakeClock(), rng) => {
-      const p = new RedisPool('test', { ...DEFAULT_POLICY, ...policy }, c, `kwtest${++prefixSeq}:`, { rng });
-      await p.setKeys(lines(keys), clock.now());
-      return p;
-    };
-  },
-  async () => {
-    client?.disconnect();
-    await redis.destroy();
-  },
-);

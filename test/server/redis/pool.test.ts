@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { StatsResponse } from '../../../shared/stats.js';
-import { redactUrl } from '../../../server/start.js';
+import { redactUrl } from '../../../server/redis/backend.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
 import { getJson, makeLayout, spawnServer } from '../../helpers/server.js';

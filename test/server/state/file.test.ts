@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { PoolState } from '../../../server/pools/pool.js';
+import type { PoolState } from '../../../server/pools/records.js';
 import { FileStore } from '../../../server/state/file.js';
 import type { SavePlan } from '../../../server/state/store.js';
 import { tempDir } from '../../helpers/tmp.js';

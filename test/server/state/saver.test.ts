@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPools } from '../../../server/config.js';
 import { PoolRegistry } from '../../../server/pools/registry.js';
-import { createSaver } from '../../../server/state/saver.js';
+import { FileBackend } from '../../../server/state/file-backend.js';
 import { FileStore } from '../../../server/state/file.js';
 import { MemoryStore } from '../../../server/state/memory.js';
 import { getJson, makeLayout, startInProcess } from '../../helpers/server.js';
@@ -17,12 +17,12 @@ import { tempDir } from '../../helpers/tmp.js';
 async function setup(dir: string, clock: FakeClock) {
   const { logger } = memoryLogger();
   const keysDir = join(dir, 'keys');
-  const registry = new PoolRegistry({ keysDir, policies: await loadPools(keysDir), clock: clock.now, logger });
-  await registry.loadAllKeyFiles();
   const store = new FileStore(join(dir, 'state.json'), clock.now, 1); // journal from the first byte of snapshot
-  const loaded = await store.load();
-  if (loaded.kind === 'loaded') registry.restore(loaded.state.pools, loaded.state.seq);
-  return { registry, store, saver: createSaver({ registry, store, intervalMs: 60_000, logger }) };
+  const backend = new FileBackend(store, { clock: clock.now, logger, intervalMs: 0 });
+  const registry = new PoolRegistry({ keysDir, policies: await loadPools(keysDir), clock: clock.now, logger, createPool: backend.createPool.bind(backend) });
+  await registry.loadAllKeyFiles();
+  await backend.resume();
+  return { registry, store, saver: backend };
 }
 
 describe('saver with the in-memory store', () => {

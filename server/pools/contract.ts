@@ -1,0 +1,51 @@
+import type { KeyStatus, PoolStats } from '../../shared/stats.js';
+import type { KeyLine } from '../keys/keyfile.js';
+import type { PoolPolicy } from './policy.js';
+import type { AdminAction, Outcome, ReportInput } from './rules.js';
+import type { KeyRows } from './stats.js';
+
+export type Handout =
+  | { ok: true; key: string; keyId: string; remaining: number | null; granted: number }
+  | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null };
+
+export type ReportResult = { ok: true; outcome: Outcome } | { ok: false; reason: 'unknown_key' };
+
+
+export interface ReloadSummary {
+  added: number;
+  removed: number;
+  kept: number;
+  reenabled: number;
+}
+
+export type PoolEvent =
+  | { type: 'rotate'; pool: string; from: string | null; to: string; why: 'turn' | 'unavailable' }
+  | { type: 'key_out'; pool: string; keyId: string; status: KeyStatus; reason: string; until: number | null }
+  | { type: 'pool_throttled'; pool: string; until: number; keys: number };
+
+/** What a backend's pool factory is given besides the name and policy. */
+export interface PoolOptions {
+  rng?: () => number;
+  onEvent?: (e: PoolEvent) => void;
+}
+
+/**
+ * What the registry needs of a pool, whichever backend holds its state: `Pool` (in memory, saved
+ * to the state file) or `RedisPool` (in Redis, shared by instances). Both apply rules.ts.
+ */
+export interface PoolBackend {
+  readonly name: string;
+  readonly policy: PoolPolicy;
+  readonly size: number;
+  /**
+   * True when calls answer synchronously and need the registry's mutex (in memory); false when
+   * each call is atomic on its own (a Redis script) and no local lock may be held across it.
+   */
+  readonly local: boolean;
+  setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
+  handout(now: number, want?: number): Handout | Promise<Handout>;
+  report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
+  /** An operator's action on a key; false when the pool has no such key. */
+  admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
+  stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;
+}

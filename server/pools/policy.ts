@@ -1,0 +1,71 @@
+import type { Strategy } from '../../shared/stats.js';
+import type { WindowKind } from './windows.js';
+
+/** Per-key handout limits. Windows are fixed (minute/hour UTC, day/month at midnight in the pool's zone). */
+export interface Limits {
+  perMinute?: number;
+  perHour?: number;
+  perDay?: number;
+  perMonth?: number;
+  total?: number;
+}
+
+/** How a pool chooses and rests its keys: pools.json, validated by config.ts. */
+export interface PoolPolicy {
+  strategy: Strategy;
+  /** round-robin: consecutive handouts per key before the next takes over. */
+  rotateEvery: number;
+  limits: Limits;
+  /** Cap on handouts across all keys of the pool per UTC minute; null for none. */
+  poolPerMinute: number | null;
+  /** `error` reports within failureWindowSec that block a key. */
+  maxFailures: number;
+  failureWindowSec: number;
+  maxBackoffSec: number;
+  probeTimeoutSec: number;
+  resetTimezone: string;
+}
+
+export const DEFAULT_POLICY: PoolPolicy = {
+  strategy: 'round-robin',
+  rotateEvery: 1,
+  limits: {},
+  poolPerMinute: null,
+  maxFailures: 3,
+  failureWindowSec: 300,
+  maxBackoffSec: 3600,
+  probeTimeoutSec: 30,
+  resetTimezone: 'UTC',
+};
+
+/**
+ * The constants of the rules. Both engines read them from here: `pools/rules.ts` directly, the
+ * Redis script (`redis/rules.lua`) through the policy JSON the Redis pool hands it, so a change
+ * here changes both.
+ */
+export const RULE_CONSTANTS = {
+  /** Window over which 429s from different keys are read as one throttle on the caller. */
+  CORRELATION_WINDOW_MS: 10_000,
+  /** Pool block after correlated throttling when no report carried a Retry-After. */
+  DEFAULT_POOL_THROTTLE_MS: 30_000,
+  /** First rung of the backoff ladder; each further rung doubles, up to the pool's maxBackoff. */
+  BASE_BACKOFF_MS: 60_000,
+  /** How far back the handout rate for the forecast (and the per-minute history) looks. */
+  FORECAST_WINDOW_MS: 3_600_000,
+  /**
+   * Least-recently-used order of keys never handed out: their file position when first seen,
+   * counted up from this, so they come before every used key (whose order is a handout sequence
+   * number from 1) and among themselves in file order.
+   */
+  NEVER_USED_SEQ_BASE: -1_000_000_000,
+} as const;
+
+export const { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, BASE_BACKOFF_MS, FORECAST_WINDOW_MS, NEVER_USED_SEQ_BASE } = RULE_CONSTANTS;
+
+/** The windowed limits, in WINDOW_KINDS order. */
+export const LIMIT_WINDOWS: ReadonlyArray<[keyof Limits, WindowKind]> = [
+  ['perMinute', 'minute'],
+  ['perHour', 'hour'],
+  ['perDay', 'day'],
+  ['perMonth', 'month'],
+];

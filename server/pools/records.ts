@@ -1,0 +1,249 @@
+import { WINDOW_KINDS, type WindowKind } from './windows.js';
+
+export interface Counter {
+  start: number;
+  count: number;
+}
+
+/** A time-limited state of a key (a block, an exhaustion) and why. */
+export interface Hold {
+  until: number;
+  reason: string;
+}
+
+/** What is persisted per key (keyed by keyId); no plaintext key. */
+export interface KeyState {
+  windows: Partial<Record<WindowKind, Counter>>;
+  total: number;
+  lastUsedAt: number | null;
+  block: Hold | null;
+  exhausted: Hold | null;
+  disabled: { reason: string; lineHash: string } | null;
+  failures: number[];
+  backoffLevel: number;
+  /** 'ready': the next handout is the single probe; number: probe handed out, healthy at that time. */
+  probe: 'ready' | number | null;
+  /**
+   * Least-recently-used order: the pool's handout sequence number at the key's last handout, or,
+   * for a key never handed out, NEVER_USED_SEQ_BASE plus the order it was first seen in.
+   * Absent in state written before it was kept (then it is derived from lastUsedAt).
+   */
+  useSeq?: number;
+  /** Set while the key is not in the key file; its record is kept so a re-added key resumes. */
+  removedAt?: number;
+}
+
+export interface PoolState {
+  current: string | null;
+  servedInTurn: number;
+  poolWindow: Counter | null;
+  throttle: Hold | null;
+  /** Handouts per UTC minute over the last hour, oldest first: the forecast's rate. */
+  history: Counter[];
+  /** The last handout sequence number and the last first-seen number (see KeyState.useSeq). */
+  seq?: { used: number; seen: number };
+  keys: Record<string, KeyState>;
+}
+
+/**
+ * What the rules (rules.ts) read and change of a key: its health fields, its counters (through
+ * `countIn`, so a record may keep them anywhere) and what its key-file line says.
+ */
+export interface RuleRecord {
+  block: Hold | null;
+  exhausted: Hold | null;
+  disabled: { reason: string; lineHash: string } | null;
+  failures: number[];
+  backoffLevel: number;
+  probe: 'ready' | number | null;
+  total: number;
+  lastUsedAt: number | null;
+  readonly lineHash: string;
+  readonly expiresAt: number | null;
+  /** The count of window kind `k` (its index in WINDOW_KINDS) if that window started at `start`, else 0. */
+  countIn(k: number, start: number): number;
+}
+
+export function emptyKeyState(): KeyState {
+  return {
+    windows: {},
+    total: 0,
+    lastUsedAt: null,
+    block: null,
+    exhausted: null,
+    disabled: null,
+    failures: [],
+    backoffLevel: 0,
+    probe: null,
+  };
+}
+
+/**
+ * Numbers a pool keeps per key in one Float64Array, `STRIDE` apiece in slot order: total,
+ * lastUsedAt (NaN: never), then the start (NaN: none) and count of each window in WINDOW_KINDS
+ * order. Kept out of the records because a big round-robin pool updates them on every handout
+ * and reads them again at every save: as fields and objects of their own (a windows object, four
+ * counters, a heap number per timestamp) they were ten objects a key scattered over the heap,
+ * all for the garbage collector to trace; in a table they are 80 bytes in a row, off the heap.
+ */
+export const STRIDE = 2 + 2 * WINDOW_KINDS.length;
+const TOTAL = 0;
+const LAST_USED = 1;
+const FIRST_WINDOW = 2;
+
+/**
+ * A key in rotation: its persisted state plus what the pool derives from its key-file line.
+ * A class, not an object literal, so every record shares one hidden class: built by spreading
+ * a KeyState, each of 100,000 records got a shape of its own, which made every property read
+ * on the handout path a megamorphic lookup and cost ~60 MB of shape descriptors. Its counters
+ * live in the pool's number table (see STRIDE), behind accessors.
+ */
+export class KeyRecord implements KeyState, RuleRecord {
+  // Set by assign(), from the constructor.
+  block!: Hold | null;
+  exhausted!: Hold | null;
+  disabled!: { reason: string; lineHash: string } | null;
+  failures!: number[];
+  backoffLevel!: number;
+  probe!: 'ready' | number | null;
+  useSeq = 0;
+  /** Listed in the pool's changed records (for the next journal entry). */
+  changed = false;
+  /** Where this key's numbers start in `nums`. */
+  private readonly at: number;
+
+  constructor(
+    state: KeyState,
+    readonly slot: number,
+    readonly keyId: string,
+    readonly key: string,
+    readonly masked: string,
+    readonly lineHash: string,
+    readonly expiresAt: number | null,
+    private readonly nums: Float64Array,
+  ) {
+    this.at = slot * STRIDE;
+    this.assign(state);
+  }
+
+  get total(): number {
+    return this.nums[this.at + TOTAL]!;
+  }
+
+  set total(n: number) {
+    this.nums[this.at + TOTAL] = n;
+  }
+
+  get lastUsedAt(): number | null {
+    const ms = this.nums[this.at + LAST_USED]!;
+    return Number.isNaN(ms) ? null : ms;
+  }
+
+  set lastUsedAt(at: number | null) {
+    this.nums[this.at + LAST_USED] = at ?? NaN;
+  }
+
+  countIn(k: number, start: number): number {
+    const i = this.at + FIRST_WINDOW + 2 * k;
+    return this.nums[i] === start ? this.nums[i + 1]! : 0;
+  }
+
+  /** Counts `n` handouts in window kind `k`, which started at `start` (a new window starts over). */
+  addTo(k: number, start: number, n: number): void {
+    const i = this.at + FIRST_WINDOW + 2 * k;
+    if (this.nums[i] === start) this.nums[i + 1]! += n;
+    else {
+      this.nums[i] = start;
+      this.nums[i + 1] = n;
+    }
+  }
+
+  /** The counters as persisted (a copy). */
+  get windows(): Partial<Record<WindowKind, Counter>> {
+    const out: Partial<Record<WindowKind, Counter>> = {};
+    for (let k = 0; k < WINDOW_KINDS.length; k++) {
+      const i = this.at + FIRST_WINDOW + 2 * k;
+      if (!Number.isNaN(this.nums[i]!)) out[WINDOW_KINDS[k]!] = { start: this.nums[i]!, count: this.nums[i + 1]! };
+    }
+    return out;
+  }
+
+  set windows(windows: Partial<Record<WindowKind, Counter>>) {
+    for (let k = 0; k < WINDOW_KINDS.length; k++) {
+      const i = this.at + FIRST_WINDOW + 2 * k;
+      const c = windows[WINDOW_KINDS[k]!];
+      this.nums[i] = c ? c.start : NaN;
+      this.nums[i + 1] = c ? c.count : 0;
+    }
+  }
+
+  /** Takes over a persisted state (construction, restore); useSeq only where the state has one. */
+  assign(state: KeyState): void {
+    this.windows = state.windows;
+    this.total = state.total;
+    this.lastUsedAt = state.lastUsedAt;
+    this.block = state.block;
+    this.exhausted = state.exhausted;
+    this.disabled = state.disabled;
+    this.failures = [...state.failures];
+    this.backoffLevel = state.backoffLevel;
+    this.probe = state.probe;
+    if (state.useSeq !== undefined) this.useSeq = state.useSeq;
+  }
+
+  /** The persisted state (a copy: it never shares counters or lists with the record). */
+  toState(): KeyState {
+    return {
+      windows: this.windows,
+      total: this.total,
+      lastUsedAt: this.lastUsedAt,
+      block: this.block,
+      exhausted: this.exhausted,
+      disabled: this.disabled,
+      failures: [...this.failures],
+      backoffLevel: this.backoffLevel,
+      probe: this.probe,
+      useSeq: this.useSeq,
+    };
+  }
+}
+
+/**
+ * A persisted KeyState read as a RuleRecord (stats of state read back from Redis, retired keys):
+ * the same rules then apply to it as to a live KeyRecord.
+ */
+export class StateRecord implements RuleRecord {
+  block: Hold | null;
+  exhausted: Hold | null;
+  disabled: { reason: string; lineHash: string } | null;
+  failures: number[];
+  backoffLevel: number;
+  probe: 'ready' | number | null;
+  total: number;
+  lastUsedAt: number | null;
+  private readonly starts: number[];
+  private readonly counts: number[];
+
+  constructor(
+    state: KeyState,
+    readonly keyId: string,
+    readonly masked: string,
+    readonly lineHash: string,
+    readonly expiresAt: number | null,
+  ) {
+    this.block = state.block;
+    this.exhausted = state.exhausted;
+    this.disabled = state.disabled;
+    this.failures = [...state.failures];
+    this.backoffLevel = state.backoffLevel;
+    this.probe = state.probe;
+    this.total = state.total;
+    this.lastUsedAt = state.lastUsedAt;
+    this.starts = WINDOW_KINDS.map((kind) => state.windows[kind]?.start ?? NaN);
+    this.counts = WINDOW_KINDS.map((kind) => state.windows[kind]?.count ?? 0);
+  }
+
+  countIn(k: number, start: number): number {
+    return this.starts[k] === start ? this.counts[k]! : 0;
+  }
+}

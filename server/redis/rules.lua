@@ -1,0 +1,218 @@
+-- Keywarden's rules inside Redis: the mirror of server/pools/rules.ts, function for function and
+-- name for name (test/server/redis/mirror.test.ts checks the names). Every constant comes from
+-- the TS side (pools/policy.ts RULE_CONSTANTS) in the policy JSON. This file runs first; pool.lua,
+-- the operations, follows it in the same script.
+--
+-- KEYS[1]: the pool's key prefix, e.g. "keywarden:{plantid}:" (one hash slot per pool).
+-- ARGV[1]: op; ARGV[2]: now (ms); ARGV[3]: policy JSON (pools.json's fields and `constants`);
+-- ARGV[4]: window bounds JSON {minute={start,end}, hour=..., day=..., month=...} computed by
+-- the server for `now` (day and month in the pool's reset time zone); ARGV[5]: op arguments JSON.
+
+local P = KEYS[1]
+local op = ARGV[1]
+local now = tonumber(ARGV[2])
+local pol = cjson.decode(ARGV[3])
+local B = cjson.decode(ARGV[4])
+local A = cjson.decode(ARGV[5])
+local C = pol.constants
+local KINDS = { 'minute', 'hour', 'day', 'month' }
+local LIMIT_OF = { minute = 'perMinute', hour = 'perHour', day = 'perDay', month = 'perMonth' }
+-- hash fields of a window's start and count: mS/mC, hS/hC, dS/dC, oS/oC
+local F = { minute = 'm', hour = 'h', day = 'd', month = 'o' }
+
+local function isNull(v) return v == nil or v == cjson.null end
+
+local function num(v)
+  if v == nil or v == false then return nil end
+  return tonumber(v)
+end
+
+-- A record is its key's hash as a string map with change tracking (pool.lua's load and save).
+local function get(r, k) return r.f[k] end
+local function set(r, k, v)
+  if v ~= nil then v = tostring(v) end
+  if r.f[k] ~= v then
+    r.f[k] = v
+    r.ch[k] = true
+  end
+end
+local function total(r) return num(get(r, 't')) or 0 end
+
+local function failuresOf(r)
+  local out = {}
+  local s = get(r, 'f')
+  if s then for v in string.gmatch(s, '[^,]+') do out[#out + 1] = tonumber(v) end end
+  return out
+end
+local function setFailures(r, list)
+  if #list == 0 then set(r, 'f', nil) else set(r, 'f', table.concat(list, ',')) end
+end
+
+-- The pool's limits looked up once.
+local function compileLimits(limits)
+  local out = { total = nil, windows = {} }
+  if not isNull(limits.total) then out.total = limits.total end
+  for k, kind in ipairs(KINDS) do
+    local l = limits[LIMIT_OF[kind]]
+    if not isNull(l) then out.windows[#out.windows + 1] = { name = LIMIT_OF[kind], kind = kind, k = k, limit = l } end
+  end
+  return out
+end
+local LIMITS = compileLimits(pol.limits)
+
+local function backoffMs(level, maxBackoffMs)
+  local ms = C.BASE_BACKOFF_MS * 2 ^ math.min(level, 30)
+  if ms > maxBackoffMs then ms = maxBackoffMs end
+  return ms
+end
+
+local function recentFailures(failures, nowMs, windowMs)
+  local out = {}
+  for _, t in ipairs(failures) do
+    if t > nowMs - windowMs and t <= nowMs then out[#out + 1] = t end
+  end
+  return out
+end
+
+local function settle(r)
+  local changed = false
+  local bU = num(get(r, 'bU'))
+  if bU and now >= bU then
+    set(r, 'bU', nil); set(r, 'bR', nil); set(r, 'pr', 'ready')
+    changed = true
+  end
+  local pr = get(r, 'pr')
+  if pr and pr ~= 'ready' and now >= tonumber(pr) then
+    set(r, 'pr', nil); set(r, 'bl', 0)
+    changed = true
+  end
+  local eU = num(get(r, 'eU'))
+  if eU and now >= eU then
+    set(r, 'eU', nil); set(r, 'eR', nil)
+    changed = true
+  end
+  return changed
+end
+
+local function count(r, kind)
+  if num(get(r, F[kind] .. 'S')) == B[kind][1] then return num(get(r, F[kind] .. 'C')) or 0 end
+  return 0
+end
+
+-- reason, until (nil: the `total` limit, never; nil reason: no limit hit)
+local function quotaHit(r)
+  local reason, untilMs = nil, 0
+  if LIMITS.total and total(r) >= LIMITS.total then
+    reason = 'quota: total ' .. total(r) .. '/' .. LIMITS.total
+    untilMs = nil
+  end
+  for _, w in ipairs(LIMITS.windows) do
+    local used = count(r, w.kind)
+    if used >= w.limit then
+      if reason == nil then reason = 'quota: ' .. w.name .. ' ' .. used .. '/' .. w.limit end
+      if untilMs ~= nil and B[w.kind][2] > untilMs then untilMs = B[w.kind][2] end
+    end
+  end
+  return reason, untilMs
+end
+
+local function limitsLeft(r)
+  local left = nil
+  if LIMITS.total then left = LIMITS.total - total(r) end
+  for _, w in ipairs(LIMITS.windows) do
+    local v = w.limit - count(r, w.kind)
+    if left == nil or v < left then left = v end
+  end
+  if left ~= nil and left < 0 then left = 0 end
+  return left
+end
+
+-- status, reason, until (nil: none), usable
+local function evaluate(r)
+  if get(r, 'xR') then return 'disabled', get(r, 'xR'), nil, false end
+  local exp = num(get(r, 'exp'))
+  if exp and now >= exp then return 'expired', 'expired', nil, false end
+  if get(r, 'bU') then return 'blocked', get(r, 'bR'), num(get(r, 'bU')), false end
+  if get(r, 'eU') then return 'exhausted', get(r, 'eR'), num(get(r, 'eU')), false end
+  local qr, qu = quotaHit(r)
+  if qr then return 'exhausted', qr, qu, false end
+  local pr = get(r, 'pr')
+  if pr == 'ready' then return 'probing', 'probing after block', nil, true end
+  if pr then return 'probing', 'probe in flight', tonumber(pr), false end
+  return 'available', nil, nil, true
+end
+
+local function grant(want, left, capLeft, probing)
+  local g = math.max(1, math.floor(want))
+  if g > 1 then
+    if left ~= nil and left < g then g = left end
+    if capLeft ~= nil and capLeft < g then g = capLeft end
+    if probing then g = 1 end
+  end
+  return g
+end
+
+local function remainingAfter(left, isCurrent, servedInTurn)
+  if pol.strategy ~= 'round-robin' or not isCurrent then return left end
+  local turnLeft = math.max(0, pol.rotateEvery - servedInTurn)
+  if left == nil or turnLeft < left then return turnLeft end
+  return left
+end
+
+local function blockKey(r, forMs, reason, climb)
+  set(r, 'pr', nil)
+  set(r, 'bU', now + math.max(0, forMs))
+  set(r, 'bR', reason)
+  if climb then set(r, 'bl', (num(get(r, 'bl')) or 0) + 1) end
+end
+
+-- rep: { outcome, retryAfterMs, label, exhaustedUntil, invalidReason } (rules.ts readReport)
+local function applyReport(r, rep)
+  local maxBackoffMs = pol.maxBackoffSec * 1000
+  local level = num(get(r, 'bl')) or 0
+  local ra = rep.retryAfterMs
+  if isNull(ra) then ra = nil end
+  if rep.outcome == 'ok' then
+    set(r, 'f', nil); set(r, 'bl', 0); set(r, 'pr', nil)
+  elseif rep.outcome == 'rate_limited' then
+    blockKey(r, ra or backoffMs(level, maxBackoffMs), rep.label, ra == nil)
+  elseif rep.outcome == 'exhausted' then
+    set(r, 'pr', nil)
+    set(r, 'eU', rep.exhaustedUntil)
+    if rep.label == 'reported exhausted' then set(r, 'eR', rep.label) else set(r, 'eR', rep.label .. ' (quota)') end
+  elseif rep.outcome == 'invalid' then
+    set(r, 'pr', nil)
+    set(r, 'xR', rep.invalidReason)
+    set(r, 'xL', get(r, 'lh') or '')
+  elseif rep.outcome == 'error' then
+    local pr = get(r, 'pr')
+    if pr ~= nil and pr ~= 'ready' then
+      blockKey(r, backoffMs(level, maxBackoffMs), rep.label .. ' while probing', true)
+    else
+      local failures = recentFailures(failuresOf(r), now, pol.failureWindowSec * 1000)
+      failures[#failures + 1] = now
+      if #failures >= pol.maxFailures then
+        set(r, 'f', nil)
+        blockKey(r, backoffMs(level, maxBackoffMs), #failures .. ' errors in ' .. pol.failureWindowSec .. 's (last: ' .. rep.label .. ')', true)
+      else
+        setFailures(r, failures)
+      end
+    end
+  end
+end
+
+local function isCorrelated(recent, size)
+  return recent >= 2 and recent * 2 > size
+end
+
+-- The counters' part of reset is the caller's (pool.lua's admin), as in rules.ts.
+local function applyAdmin(r, action, reason)
+  if action == 'disable' then
+    set(r, 'xR', reason or 'disabled'); set(r, 'xL', get(r, 'lh') or '')
+  elseif action == 'enable' then
+    for _, k in ipairs({ 'xR', 'xL', 'bU', 'bR', 'eU', 'eR', 'pr', 'f' }) do set(r, k, nil) end
+    set(r, 'bl', 0)
+  elseif action == 'reset' then
+    set(r, 't', 0); set(r, 'eU', nil); set(r, 'eR', nil)
+  end
+end

@@ -1,0 +1,41 @@
+import type { PoolBackend, PoolOptions } from '../pools/contract.js';
+import type { PoolPolicy } from '../pools/policy.js';
+
+export type Health = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Where rotation state lives, chosen once in the composition root (lowdb's Adapter idea): the
+ * state file for one instance (`state/file-backend.ts`) or Redis for many (`redis/backend.ts`).
+ * Nothing below start.ts asks which one it got.
+ */
+export interface StateBackend {
+  /** For logs: the file path, or Redis URL without password and the prefix. */
+  readonly description: string;
+  /** Makes the pool `name`, whose state this backend keeps. */
+  createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend;
+  /** Before the key files are applied: connect (a starting Redis gets a moment). */
+  open(): Promise<void>;
+  /**
+   * After the key files are applied: resume saved state and start keeping it. `reapplyKeyFiles`
+   * applies every key file again (Redis, once it is back from an outage).
+   */
+  resume(hooks: { reapplyKeyFiles: () => Promise<void>; onSave?: (seconds: number, ok: boolean) => void }): Promise<void>;
+  /** Whether the server can serve; /healthz reports it. */
+  health(): Health;
+  /** At shutdown, after the last request: the final save, or the connection closed. Says what it did, for the log. */
+  close(): Promise<string>;
+}
+
+/**
+ * The state backend cannot be reached (Redis down): callers answer 503 with a short Retry-After.
+ * `detail` (the driver's error) is for logs, never for clients.
+ */
+export class StateUnavailableError extends Error {
+  readonly detail: string;
+
+  constructor(cause: unknown) {
+    super('the state backend is unavailable; retry shortly');
+    this.name = 'StateUnavailableError';
+    this.detail = `state backend unavailable: ${(cause as Error)?.message ?? String(cause)}`;
+  }
+}

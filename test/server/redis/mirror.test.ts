@@ -1,0 +1,31 @@
+/**
+ * The Redis script mirrors pools/rules.ts function for function: every rule marked "Mirrored"
+ * there is a function of the same name in redis/rules.lua, and the script takes its constants
+ * from RULE_CONSTANTS instead of copies of its own.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { RULE_CONSTANTS } from '../../../server/pools/policy.js';
+
+const rulesTs = readFileSync(new URL('../../../server/pools/rules.ts', import.meta.url), 'utf8');
+const rulesLua = readFileSync(new URL('../../../server/redis/rules.lua', import.meta.url), 'utf8');
+const poolLua = readFileSync(new URL('../../../server/redis/pool.lua', import.meta.url), 'utf8');
+
+describe('the Redis script mirrors the rulebook', () => {
+  it('every rule marked Mirrored in rules.ts is a function of the same name in rules.lua', () => {
+    const mirrored = [...rulesTs.matchAll(/\/\*\*[\s*]*Mirrored\.[\s\S]*?\*\/\s*export function (\w+)/gu)].map((m) => m[1]!);
+    const inLua = new Set([...rulesLua.matchAll(/^local function (\w+)/gmu)].map((m) => m[1]!));
+    assert.ok(mirrored.length >= 12, `found ${mirrored.length} mirrored rules`);
+    assert.deepEqual(mirrored.filter((name) => !inLua.has(name)), []);
+  });
+
+  it('no rule constant is written into the script: each is read from the policy JSON', () => {
+    for (const [name, value] of Object.entries(RULE_CONSTANTS)) {
+      const literal = new RegExp(`(?<![\\w.])${Math.abs(value)}(?![\\w.])`, 'u');
+      assert.doesNotMatch(rulesLua, literal, `${name} (${value}) written into rules.lua`);
+      assert.doesNotMatch(poolLua, literal, `${name} (${value}) written into pool.lua`);
+      assert.match(rulesLua + poolLua, new RegExp(`C\\.${name}\\b`, 'u'), `${name} not read from C`);
+    }
+  });
+});
