@@ -149,6 +149,31 @@ function printStatus(out: (l: string) => void, pools: Array<Omit<PoolStats, 'key
   }
 }
 
+/** Keys piped in, one a line; blank lines and # comments ignored. */
+export function keysFromLines(lines: Iterable<string>): string[] {
+  const keys: string[] = [];
+  for (const line of lines) {
+    const t = line.trim();
+    if (t !== '' && !t.startsWith('#')) keys.push(t);
+  }
+  return keys;
+}
+
+/**
+ * The CLI as a process runs it: the command, then its exit code, with any failure as one line
+ * on `err` (keys.ts adds only the process around it).
+ */
+export async function cliMain(args: string[], deps: CliDeps & { err: (line: string) => void }): Promise<number> {
+  try {
+    await runKeysCommand(args, deps);
+    return 0;
+  } catch (err) {
+    const known = err instanceof CliError || err instanceof ConfigError;
+    deps.err(`keywarden-keys: ${known ? (err as Error).message : `unexpected error: ${(err as Error).message}`}`);
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
 /** Runs one CLI command. Throws CliError (one line) on any failure. */
 export async function runKeysCommand(args: string[], deps: CliDeps): Promise<void> {
   const [command, ...rest] = args;

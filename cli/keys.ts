@@ -1,7 +1,6 @@
 import { createInterface } from 'node:readline';
 import dotenv from 'dotenv';
-import { ConfigError } from '../shared/env.js';
-import { CliError, runKeysCommand } from './commands.js';
+import { CliError, cliMain, keysFromLines } from './commands.js';
 
 /** Reads one key from the terminal without echoing it. */
 function promptHidden(question: string): Promise<string> {
@@ -32,25 +31,17 @@ function promptHidden(question: string): Promise<string> {
   });
 }
 
-/** One key per line from piped stdin; blank lines and # comments ignored. */
+/** One key per line from piped stdin. */
 async function readStdinKeys(): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
-    const t = line.trim();
-    if (t !== '' && !t.startsWith('#')) keys.push(t);
-  }
-  return keys;
+  const lines: string[] = [];
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) lines.push(line);
+  return keysFromLines(lines);
 }
 
 dotenv.config({ quiet: true }); // ADMIN_TOKEN, HOST, PORT, KEYS_DIR, STATE_FILE from .env; the environment wins
-runKeysCommand(process.argv.slice(2), {
+cliMain(process.argv.slice(2), {
   env: process.env,
   readKeys: async () => (process.stdin.isTTY ? [await promptHidden('key (input hidden): ')].filter((k) => k !== '') : readStdinKeys()),
   out: (line) => process.stdout.write(`${line}\n`),
-})
-  .then(() => process.exit(0))
-  .catch((err: unknown) => {
-    const known = err instanceof CliError || err instanceof ConfigError;
-    process.stderr.write(`keywarden-keys: ${known ? err.message : `unexpected error: ${(err as Error).message}`}\n`);
-    process.exit(err instanceof CliError ? err.exitCode : 1);
-  });
+  err: (line) => process.stderr.write(`${line}\n`),
+}).then((code) => process.exit(code));

@@ -38,7 +38,10 @@ export interface KeywardenClientOptions {
   clock?: () => number;
 }
 
-/** A failure answer from Keywarden (no key free, unknown pool, bad token …). */
+/**
+ * A failure answer from Keywarden (no key free, unknown pool, bad token …), or `unreachable`
+ * (status 0) when no answer came at all.
+ */
 export class KeywardenError extends Error {
   constructor(
     readonly status: number,
@@ -105,7 +108,14 @@ export function createKeywardenClient(options: KeywardenClientOptions) {
   async function call(path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     if (options.token) headers.set('authorization', `Bearer ${options.token}`);
-    return doFetch(`${base}${path}`, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
+    try {
+      return await doFetch(`${base}${path}`, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      // fetch says only "fetch failed" (a refused connection, DNS, a timeout): name the server and the cause.
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new KeywardenError(0, 'unreachable', `Keywarden at ${base} cannot be reached (${why})`);
+    }
   }
 
   async function fail(res: Response): Promise<never> {
@@ -182,3 +192,20 @@ export function createKeywardenClient(options: KeywardenClientOptions) {
 }
 
 export type KeywardenClient = ReturnType<typeof createKeywardenClient>;
+
+/**
+ * The client as a class, for `import { Keywarden } from 'keywarden/client'`:
+ * `new Keywarden({ baseUrl, token })` has the same methods as `createKeywardenClient`.
+ */
+export class Keywarden {
+  readonly getKey: KeywardenClient['getKey'];
+  readonly report: KeywardenClient['report'];
+  readonly withKey: KeywardenClient['withKey'];
+
+  constructor(options: KeywardenClientOptions) {
+    const client = createKeywardenClient(options);
+    this.getKey = client.getKey;
+    this.report = client.report;
+    this.withKey = client.withKey;
+  }
+}

@@ -1,10 +1,11 @@
-/** The real CLI process (cli/keys.ts) against key files alone and against a running server's admin API. */
+/** The keys CLI against key files alone and against a running server's admin API (in process, and once as the real process). */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
+import { cliMain, keysFromLines } from '../../cli/commands.js';
 import { deserializeState } from '../../server/state/format.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT, startInProcess, type Layout } from '../helpers/server.js';
@@ -12,7 +13,27 @@ import { getJson, makeLayout, REPO_ROOT, startInProcess, type Layout } from '../
 const TSX = import.meta.resolve('tsx');
 const ADMIN = 'cli-admin-token-0123456789';
 
-function cli(layout: Layout, args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+type CliRun = { code: number | null; stdout: string; stderr: string };
+type CliOpts = { env?: Record<string, string>; stdin?: string };
+
+/**
+ * The CLI in this process, as keys.ts runs it (cliMain), minus the process: fast enough to run
+ * every case. `cliProcess` below is the real process, run once to show the two agree.
+ */
+async function cli(layout: Layout, args: string[], opts: CliOpts = {}): Promise<CliRun> {
+  let stdout = '';
+  let stderr = '';
+  const code = await cliMain(args, {
+    env: { KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', ...opts.env },
+    readKeys: async () => keysFromLines((opts.stdin ?? '').split('\n')),
+    out: (line) => (stdout += `${line}\n`),
+    err: (line) => (stderr += `${line}\n`),
+  });
+  return { code, stdout, stderr };
+}
+
+/** The real CLI process (cli/keys.ts). */
+function cliProcess(layout: Layout, args: string[], opts: CliOpts = {}): Promise<CliRun> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'cli', 'keys.ts'), ...args], {
       cwd: layout.dir,
@@ -32,7 +53,7 @@ describe('keys CLI on the files (no server answering)', () => {
   it('adds from stdin, lists masked with status, removes, and reports status', async (t) => {
     const [a, b, c] = makeKeys(3);
     const layout = await makeLayout(t, { plantid: `# mine\n${a}\n` });
-    const add = await cli(layout, ['add', 'plantid'], { stdin: `${b}\n\n# comment\n${c}\n` });
+    const add = await cliProcess(layout, ['add', 'plantid'], { stdin: `${b}\n\n# comment\n${c}\n` }); // the real process, once
     assert.equal(add.code, 0, add.stderr);
     assert.equal(add.stdout, `added ${keyIdOf(b!)} ${maskKey(b!)} to plantid\nadded ${keyIdOf(c!)} ${maskKey(c!)} to plantid\n`);
     assert.equal(await readFile(join(layout.keysDir, 'plantid.txt'), 'utf8'), `# mine\n${a}\n${b}\n${c}\n`);

@@ -1,0 +1,50 @@
+/** The layout docs/architecture.md describes: no import cycles between source files, none too long. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { dirname, relative, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { REPO_ROOT } from './helpers/server.js';
+
+const sources = execFileSync('git', ['ls-files', '*.ts'], { cwd: REPO_ROOT, encoding: 'utf8' })
+  .trim()
+  .split('\n')
+  .filter((f) => !f.startsWith('test/'));
+
+/** Each source file's relative imports, as repo paths. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const f of sources) {
+    const text = readFileSync(resolve(REPO_ROOT, f), 'utf8');
+    const deps = [...text.matchAll(/from '(\.{1,2}\/[^']+)'/gu)].map((m) => relative(REPO_ROOT, resolve(REPO_ROOT, dirname(f), m[1]!.replace(/\.js$/u, '.ts'))));
+    graph.set(f, deps);
+  }
+  return graph;
+}
+
+describe('source layout', () => {
+  it('no two source files import each other, directly or around a loop', () => {
+    const graph = importGraph();
+    const state = new Map<string, 'open' | 'done'>();
+    const stack: string[] = [];
+    const cycles: string[] = [];
+    const visit = (f: string) => {
+      state.set(f, 'open');
+      stack.push(f);
+      for (const d of graph.get(f) ?? []) {
+        if (state.get(d) === 'open') cycles.push([...stack.slice(stack.indexOf(d)), d].join(' -> '));
+        else if (!state.has(d)) visit(d);
+      }
+      stack.pop();
+      state.set(f, 'done');
+    };
+    for (const f of graph.keys()) if (!state.has(f)) visit(f);
+    assert.ok(graph.size > 40, `read ${graph.size} source files`);
+    assert.deepEqual(cycles, []);
+  });
+
+  it('no source file passes 450 lines', () => {
+    const long = sources.filter((f) => readFileSync(resolve(REPO_ROOT, f), 'utf8').split('\n').length > 450);
+    assert.deepEqual(long, []);
+  });
+});
