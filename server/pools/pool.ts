@@ -1,6 +1,7 @@
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
 import type { Handout, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult } from './contract.js';
+import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { PositionSet } from './index/fenwick.js';
 import { IndexedHeap } from './index/heap.js';
@@ -54,14 +55,8 @@ export class Pool implements PoolBackend {
   private recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
   /** The last handout sequence number and first-seen number (see KeyState.useSeq). */
   private seq = { used: 0, seen: 0 };
-  private readonly dirtyListeners: Array<() => void> = [];
-  /**
-   * Records changed since the last save began (what a journal entry must carry), each once (its
-   * `changed` flag). An array, not a Set: a big round-robin pool adds a record on every handout.
-   */
-  private changed: KeyRecord[] = [];
-  /** Membership or retired records changed: only a full snapshot can say so. */
-  private needsFull = true;
+  /** What the next save must carry (state/file-backend.ts reads it). */
+  readonly changes = new ChangeTracker<KeyRecord>();
 
   constructor(
     readonly name: string,
@@ -74,24 +69,6 @@ export class Pool implements PoolBackend {
 
   get size(): number {
     return this.records.length;
-  }
-
-  /** Called whenever persisted state changes. */
-  onDirty(listener: () => void): void {
-    this.dirtyListeners.push(listener);
-  }
-
-  private dirty(): void {
-    for (const l of this.dirtyListeners) l();
-  }
-
-  /** A record's persisted state changed: list it for the next journal entry and mark the pool dirty. */
-  private touch(rec: KeyRecord): void {
-    if (!rec.changed) {
-      rec.changed = true;
-      this.changed.push(rec);
-    }
-    this.dirty();
   }
 
   private emit(e: PoolEvent): void {
@@ -141,11 +118,11 @@ export class Pool implements PoolBackend {
     }
     this.records = next;
     this.byId = nextById;
-    this.needsFull = true;
+    this.changes.requireFull();
     this.current = currentKeyId === null ? -1 : (nextById.get(currentKeyId)?.slot ?? -1);
     if (this.current === -1) this.servedInTurn = 0;
     this.rebuildIndexes(now);
-    if (summary.added || summary.removed || summary.reenabled) this.dirty();
+    if (summary.added || summary.removed || summary.reenabled) this.changes.dirty();
     return summary;
   }
 
@@ -165,7 +142,7 @@ export class Pool implements PoolBackend {
 
   /** Settles a record (rules.settle), listing it as changed when time moved it on. */
   private settle(rec: KeyRecord, now: number): void {
-    if (settle(rec, now)) this.touch(rec);
+    if (settle(rec, now)) this.changes.touch(rec);
   }
 
   /** Puts a record in the usable set or, when out, in the wake heap (if it returns on its own). */
@@ -220,7 +197,7 @@ export class Pool implements PoolBackend {
     if (this.throttle) {
       if (now < this.throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
       this.throttle = null;
-      this.dirty();
+      this.changes.dirty();
     }
     const cap = this.policy.poolPerMinute;
     const minute = this.clock.bounds('minute', now);
@@ -268,7 +245,7 @@ export class Pool implements PoolBackend {
     if (rec.probe === 'ready') rec.probe = now + this.policy.probeTimeoutSec * 1000;
     const after = this.place(rec, now);
     if (!after.usable && after.status !== 'probing') this.keyOut(rec, after);
-    this.touch(rec);
+    this.changes.touch(rec);
     const remaining = remainingAfter(limitsLeft(rec, this.limits, this.clock, now), this.policy, true, this.servedInTurn);
     return { ok: true, key: rec.key, keyId: rec.keyId, remaining, granted };
   }
@@ -292,7 +269,7 @@ export class Pool implements PoolBackend {
     }
     const ev = this.place(rec, now);
     if (!ev.usable && r.outcome !== 'ok') this.keyOut(rec, ev);
-    this.touch(rec);
+    this.changes.touch(rec);
     return { ok: true, outcome: r.outcome };
   }
 
@@ -312,7 +289,7 @@ export class Pool implements PoolBackend {
       rec.block = r.prior.block;
       rec.backoffLevel = r.prior.backoffLevel;
       rec.probe = r.prior.probe;
-      this.touch(rec);
+      this.changes.touch(rec);
       this.place(rec, now);
       if (r.retryAfterMs !== null) shortest = shortest === null ? r.retryAfterMs : Math.min(shortest, r.retryAfterMs);
     }
@@ -320,7 +297,7 @@ export class Pool implements PoolBackend {
     this.throttle = { until, reason: `${n} of ${this.records.length} keys reported 429 within ${CORRELATION_WINDOW_MS / 1000}s` };
     this.recent429.clear();
     this.emit({ type: 'pool_throttled', pool: this.name, until, keys: n });
-    this.dirty();
+    this.changes.dirty();
     return true;
   }
 
@@ -332,7 +309,7 @@ export class Pool implements PoolBackend {
     applyAdmin(rec, action, reason ?? null);
     if (action === 'reset') rec.windows = {};
     this.place(rec, now);
-    this.touch(rec);
+    this.changes.touch(rec);
     return true;
   }
 
@@ -361,16 +338,6 @@ export class Pool implements PoolBackend {
 
   // ---------------------------------------------------------------- persistence (written by state/format.ts)
 
-  /** True when the next save of this pool must be a full snapshot. */
-  get fullSaveNeeded(): boolean {
-    return this.needsFull;
-  }
-
-  /** After a failed save: what it carried is not on disk, so the next save must be full. */
-  requireFullSave(): void {
-    this.needsFull = true;
-  }
-
   /** The pool-wide fields as persisted. */
   header(): PoolHeader {
     return {
@@ -385,17 +352,8 @@ export class Pool implements PoolBackend {
 
   /** Everything, for a full save: from now on what changes goes to the next save. */
   takeAll(): { records: readonly KeyRecord[]; retired: ReadonlyMap<string, KeyState> } {
-    this.takeChanged();
-    this.needsFull = false;
+    this.changes.takeFull();
     return { records: this.records, retired: this.retired };
-  }
-
-  /** The records changed since the last save began (a journal entry), and a fresh list for what changes next. */
-  takeChanged(): KeyRecord[] {
-    const changed = this.changed;
-    this.changed = [];
-    for (const rec of changed) rec.changed = false;
-    return changed;
   }
 
   /** Serialisable state, keyed by keyId (a copy). */
@@ -408,7 +366,7 @@ export class Pool implements PoolBackend {
 
   /** Restores a saved state (validated by state/format.ts) onto the current keys. */
   restore(state: PoolState, now: number): void {
-    this.needsFull = true;
+    this.changes.requireFull();
     this.retired.clear();
     const restored = new Set<KeyRecord>();
     for (const [keyId, st] of Object.entries(state.keys)) {

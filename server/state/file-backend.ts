@@ -30,7 +30,7 @@ export class FileBackend implements StateBackend, SaveSource {
 
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {
     const pool = new Pool(name, policy, options);
-    pool.onDirty(() => {
+    pool.changes.onDirty(() => {
       this.dirtyFlag = true;
     });
     this.pools.set(name, pool);
@@ -111,18 +111,18 @@ export class FileBackend implements StateBackend, SaveSource {
         if (full) {
           const { records, retired } = pool.takeAll();
           yield* poolJsonChunks(pool.header(), records, retired, starts);
-        } else yield* poolJsonChunks(pool.header(), pool.takeChanged(), new Map(), starts);
+        } else yield* poolJsonChunks(pool.header(), pool.changes.takeChanged(), new Map(), starts);
       }
       yield '}}';
     }.bind(this);
     return {
       full: () => write(true),
-      delta: () => ([...this.pools.values()].some((p) => p.fullSaveNeeded) ? null : write(false)),
+      delta: () => ([...this.pools.values()].some((p) => p.changes.fullSaveNeeded) ? null : write(false)),
     };
   }
 
   requireFullSave(): void {
-    for (const p of this.pools.values()) p.requireFullSave();
+    for (const p of this.pools.values()) p.changes.requireFull();
     this.dirtyFlag = true;
   }
 }

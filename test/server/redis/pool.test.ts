@@ -9,7 +9,7 @@ import { redactUrl } from '../../../server/redis/backend.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
 import { getJson, makeLayout, spawnServer } from '../../helpers/server.js';
-import { until } from '../../helpers/wait.js';
+import { until, within } from '../../helpers/wait.js';
 
 const available = redisServerBinary() !== null;
 if (!available && process.env.CI) throw new Error(REDIS_MISSING);
@@ -71,7 +71,7 @@ describe('Redis state backend, real processes', { skip: available ? false : REDI
     await redis.start();
     // Both: the stats below ask servers[0], and the load can end on servers[1] alone.
     await until('healthy again', async () => (await Promise.all(servers.map((s) => getJson(`${s.url}/healthz`)))).every((h) => h.status === 200));
-    await Promise.race([Promise.all(workers), new Promise((_, rej) => setTimeout(() => rej(new Error('load did not finish')), 30_000))]);
+    await within('the load', Promise.all(workers), 30_000);
     assert.ok(slowest503 < 1500, `a 503 took ${slowest503} ms`);
     // Never over-issue: at most 5 keys x 200 reached callers. A handout whose reply was cut by the
     // kill counts in Redis but reached nobody (at most one per request in flight), so a few may be

@@ -1,0 +1,23 @@
+// Prints the test files for `npm test`, the slowest first: node:test runs files on a fixed number
+// of workers in the order given, so starting the long ones (real processes under load) first lets
+// the workers finish together instead of waiting on a long file started last.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const SLOWEST_FIRST = [
+  'test/server/index.test.ts',
+  'test/server/redis/pool.test.ts',
+  'test/bot/index.test.ts',
+  'test/ecosystem.test.ts',
+  'test/server/pools/pool.test.ts',
+  'test/server/pools/differential.test.ts',
+  'test/server/http/routes-health.test.ts',
+];
+
+function find(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? find(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []));
+}
+
+const all = find('test').sort();
+const first = SLOWEST_FIRST.filter((f) => all.includes(f));
+console.log([...first, ...all.filter((f) => !first.includes(f))].join('\n'));
