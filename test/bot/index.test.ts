@@ -12,10 +12,16 @@ import type { StatsResponse } from '../../shared/stats.js';
 import { ALERT_CHANNEL_ID, DiscordEmulator, TEXT_CHANNEL_ID } from '../helpers/discord.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT, spawnServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 
 const TOKEN = 'emulated-bot-token.abc.def';
 const TSX = import.meta.resolve('tsx');
 const withoutTimestamps = (embeds: any[]) => embeds.map(({ timestamp: _t, ...rest }) => rest);
+
+/** GET /api/stats requests answered 200, from the server's request histogram. */
+function statsRequests(metricsText: string): number {
+  return Number(/^keywarden_http_request_duration_seconds_count\{method="GET",route="\/api\/stats",status="200"\} (\d+)$/mu.exec(metricsText)?.[1] ?? 0);
+}
 
 describe('Discord bot end to end', () => {
   it('presence, !stats, /stats, one alert per change, and the server going away and back', async (t) => {
@@ -82,7 +88,10 @@ describe('Discord bot end to end', () => {
     assert.equal(alert.body.embeds[0].title, 'Pool plantid has no usable key');
     const idle = await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'idle');
     assert.equal(idle.activities[0].state, 'plantid 0/0 · healthid 2/2');
-    await new Promise((r) => setTimeout(r, 1500)); // several more polls
+    // Three more polls of the server (it counts the bot's GET /api/stats), and still one alert.
+    const polls = async () => statsRequests(await (await fetch(`${server.url}/metrics`)).text());
+    const seen = await polls();
+    await until('three more polls', async () => (await polls()) >= seen + 3);
     assert.equal(emu.messages.filter((m) => m.channelId === ALERT_CHANNEL_ID).length, 1);
 
     // Key server stops → dnd and the red embed, one "down" alert.

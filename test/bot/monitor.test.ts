@@ -70,16 +70,22 @@ describe('stats monitor', () => {
     assert.equal(m.lastSeenAt, 500);
   });
 
-  it('the schedule waits for each poll to finish before timing the next', async () => {
+  it('the schedule waits for each poll to finish before timing the next', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] }); // time moves only when ticked
+    const settle = () => new Promise((r) => setImmediate(r)); // let a finished poll's promise run on
     const clock = new FakeClock();
     const c = slowClient(clock);
     const m = createMonitor({ client: c.client, intervalMs: 20, clock: clock.now });
     m.start();
     assert.equal(c.calls, 1);
-    await new Promise((r) => setTimeout(r, 100)); // a slow poll: no second one meanwhile
+    t.mock.timers.tick(100); // a slow poll: no second one meanwhile
+    await settle();
     assert.equal(c.calls, 1);
     c.finish();
-    await new Promise((r) => setTimeout(r, 60));
+    await settle();
+    t.mock.timers.tick(19);
+    assert.equal(c.calls, 1); // the interval counts from the end of the poll
+    t.mock.timers.tick(1);
     assert.equal(c.calls, 2);
     m.stop();
     c.finish();

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { getJson, postJson, startInProcess } from '../../helpers/server.js';
+import { until } from '../../helpers/wait.js';
 import { createMetrics } from '../../../server/http/metrics.js';
 import type { PoolRegistry } from '../../../server/pools/registry.js';
 
@@ -23,7 +24,8 @@ describe('GET /metrics', () => {
     for (let i = 0; i < 8; i++) await getJson(`${s.url}/api/plantid`, { headers: h });
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(keys[0]!), outcome: 'invalid' }, h);
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(keys[1]!), status: 503 }, h);
-    await new Promise((r) => setTimeout(r, 150)); // a state save or two
+    // Until a timed state save has run (every 50 ms here).
+    await until('a state save', async () => metric(await (await fetch(`${s.url}/metrics`, { headers: h })).text(), 'keywarden_state_save_duration_seconds_count') >= 1);
     const res = await fetch(`${s.url}/metrics`, { headers: h });
     assert.match(res.headers.get('content-type') ?? '', /text\/plain/u);
     const text = await res.text();
