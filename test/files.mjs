@@ -9,6 +9,7 @@ const SLOWEST_FIRST = [
   'test/server/redis/pool.test.ts',
   'test/bot/index.test.ts',
   'test/ecosystem.test.ts',
+  'test/server/full-disk.test.ts',
   'test/server/pools/pool.test.ts',
   'test/server/pools/differential.test.ts',
   'test/server/http/routes-health.test.ts',

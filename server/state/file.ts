@@ -1,5 +1,5 @@
 import { readFile, rename, stat, unlink } from 'node:fs/promises';
-import { appendLine, atomicWrite, removeStaleTemps } from './atomic.js';
+import { appendLine, atomicWrite, NODE_FS, removeStaleTemps, type WriteFs } from './atomic.js';
 import { applyJournalEntry, CorruptStateError, deserializeState } from './format.js';
 import type { LoadResult, SavePlan, StateStore } from './store.js';
 
@@ -40,13 +40,15 @@ export class FileStore implements StateStore {
     readonly path: string,
     private readonly clock: () => number = Date.now,
     private readonly journalMinBytes = DEFAULT_JOURNAL_MIN_BYTES,
+    /** The file operations writes use (tests inject failing ones). */
+    private readonly fs: WriteFs = NODE_FS,
   ) {
     this.description = `file ${path}`;
     this.journalPath = `${path}.journal`;
   }
 
   async load(): Promise<LoadResult> {
-    await removeStaleTemps(this.path);
+    await removeStaleTemps(this.path, this.fs);
     return this.read((why) => this.quarantine(why));
   }
 
@@ -160,10 +162,10 @@ export class FileStore implements StateStore {
     const journal = this.snapshotBytes >= this.journalMinBytes && this.journalBytes < this.snapshotBytes * JOURNAL_MAX_RATIO;
     const delta = journal ? plan.delta() : null;
     if (delta) {
-      this.journalBytes += await appendLine(this.journalPath, delta);
+      this.journalBytes += await appendLine(this.journalPath, delta, this.fs);
       return;
     }
-    this.snapshotBytes = await atomicWrite(this.path, plan.full());
+    this.snapshotBytes = await atomicWrite(this.path, plan.full(), this.fs);
     // The new snapshot holds everything the journal did (its sequence number is higher).
     await unlink(this.journalPath).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;

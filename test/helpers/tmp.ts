@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
 
 const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
@@ -26,5 +27,22 @@ export function deferCleanup(t: TestContext, fn: () => unknown): void {
 export async function tempDir(t: TestContext, prefix = 'keywarden-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   deferCleanup(t, () => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * A real tmpfs of `kib` KiB mounted on a temp dir, unmounted after the test, or null (with the
+ * reason logged) where this machine does not allow mounting.
+ */
+export async function tinyTmpfs(t: TestContext, kib: number): Promise<string | null> {
+  const dir = await tempDir(t);
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k`, 'tmpfs', dir], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    const why = `cannot mount a tmpfs here (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()})`;
+    t.diagnostic(why);
+    console.log(`# skipped: ${why}`);
+    return null;
+  }
+  deferCleanup(t, () => spawnSync('umount', ['-l', dir]));
   return dir;
 }
