@@ -27,6 +27,7 @@ export const USAGE = `usage: npm run keys -- <command>
   remove <pool> <keyId>       remove a key from the pool's key file
   disable <pool> <keyId>      take a key out of rotation
   enable <pool> <keyId>       put it back (clears blocks and failures)
+  clear-throttle <pool>       lift a pool-wide throttle (after many keys reported 429 at once)
   status                      one line per pool`;
 
 const envSchema = z.object({
@@ -183,7 +184,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (command === undefined) throw new CliError('missing <command>; see the usage above', 2);
     return;
   }
-  if (!['list', 'add', 'remove', 'disable', 'enable', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
+  if (!['list', 'add', 'remove', 'disable', 'enable', 'clear-throttle', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
   let t: Target;
   try {
     t = targetOf(deps.env);
@@ -244,6 +245,19 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         }
       }
       deps.out(`removed ${keyId} from ${pool}`);
+      return;
+    }
+    case 'clear-throttle': {
+      const pool = poolArg(rest[0], names);
+      let cleared: boolean;
+      if (mode.kind === 'api') cleared = (await api(t, doFetch, 'POST', `/pools/${pool}/clear-throttle`)).cleared;
+      else {
+        if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to clear a throttle while it runs`);
+        const { registry, backend } = await offlineRegistry(t);
+        cleared = await registry.withPool(pool, (p, now) => p.clearThrottle(now));
+        await backend.close(); // the final, full save
+      }
+      deps.out(cleared ? `cleared the throttle of ${pool}` : `${pool} was not throttled`);
       return;
     }
     case 'disable':

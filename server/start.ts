@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { loadPools, type ServerConfig } from './config.js';
 import { createApp } from './http/app.js';
+import { answerClientErrorsAsJson } from './http/client-errors.js';
 import { createMetrics } from './http/metrics.js';
 import type { Logger } from '../shared/logger.js';
 import { PoolRegistry, type Clock } from './pools/registry.js';
@@ -63,6 +64,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     server.once('error', reject);
   });
   server.keepAliveTimeout = 65_000;
+  answerClientErrorsAsJson(server);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

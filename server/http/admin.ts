@@ -75,6 +75,13 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
     ctx.status = 204;
   });
 
+  router.post('/pools/:pool/clear-throttle', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    const inForce = await registry.withPool(pool, (p, now) => p.clearThrottle(now));
+    logger.log(inForce ? 'warn' : 'info', `admin: cleared the throttle of pool ${pool}${inForce ? '' : ' (none was in force)'}`, { pool });
+    ctx.body = { pool, cleared: inForce };
+  });
+
   /** A state change of one key: 204, or 404 when the pool has no such key. */
   const keyAction = (verb: string, level: 'info' | 'warn', apply: (p: PoolBackend, keyId: string, now: number, reason: string | undefined) => boolean | Promise<boolean>) =>
     async (ctx: Context) => {

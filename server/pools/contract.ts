@@ -45,6 +45,8 @@ export interface PoolBackend {
   setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
   handout(now: number, want?: number): Handout | Promise<Handout>;
   report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
+  /** Lifts a pool-wide throttle (and forgets the recent 429s behind it); true when one was in force. */
+  clearThrottle(now: number): boolean | Promise<boolean>;
   /** An operator's action on a key; false when the pool has no such key. */
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
   stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;

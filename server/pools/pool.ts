@@ -303,6 +303,14 @@ export class Pool implements PoolBackend {
 
   // ---------------------------------------------------------------- admin
 
+  clearThrottle(now: number): boolean {
+    const inForce = this.throttle !== null && now < this.throttle.until;
+    this.throttle = null;
+    this.recent429.clear();
+    this.changes.dirty();
+    return inForce;
+  }
+
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean {
     const rec = this.byId.get(keyId);
     if (!rec) return false;

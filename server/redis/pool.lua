@@ -308,8 +308,17 @@ local function admin()
   return { ok = true }
 end
 
+-- pool.ts clearThrottle: an operator lifts the pool-wide throttle.
+local function clearThrottle()
+  local thU = num(meta.thU)
+  setMeta('thU', nil); setMeta('thR', nil)
+  redis.call('DEL', P .. 'r429')
+  return { ok = true, inForce = thU ~= nil and now < thU }
+end
+
 local result
 if op == 'handout' then result = handout()
+elseif op == 'clear_throttle' then result = clearThrottle()
 elseif op == 'report' then result = report()
 elseif op == 'sync' then result = sync()
 elseif op == 'admin' then result = admin()

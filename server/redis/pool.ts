@@ -149,6 +149,10 @@ export class RedisPool implements PoolBackend {
     return { ok: true, outcome: report.outcome };
   }
 
+  async clearThrottle(now: number): Promise<boolean> {
+    return (await this.run<{ ok: true; inForce: boolean }>('clear_throttle', now, {})).inForce;
+  }
+
   async admin(action: AdminAction, keyId: string, now: number, reason?: string): Promise<boolean> {
     return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
   }

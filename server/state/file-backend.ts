@@ -44,7 +44,7 @@ export class FileBackend implements StateBackend, SaveSource {
     const { logger } = this.options;
     const loaded = await this.store.load();
     if (loaded.kind === 'loaded') {
-      for (const d of loaded.dropped) logger.warn(`state: dropped an unreadable entry (${d})`);
+      for (const d of loaded.dropped) logger.warn(`state: ${d}`);
       this.restore(loaded.state.pools, loaded.state.seq);
       logger.info(`state: resumed from ${this.store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`);
     } else if (loaded.kind === 'quarantined') {

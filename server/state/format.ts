@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { PoolHeader } from '../pools/pool.js';
 import type { KeyRecord, KeyState, PoolState, RuleRecord } from '../pools/records.js';
 import { StateRecord } from '../pools/records.js';
+import { clearImplausible } from './plausible.js';
 import { WINDOW_KINDS, type WindowClock, type WindowKind } from '../pools/windows.js';
 
 /**
@@ -31,7 +32,9 @@ export class CorruptStateError extends Error {
 }
 
 const ms = z.number().finite();
-const counter = z.object({ start: ms, count: z.number().int().nonnegative() });
+/** A count: a whole number a double holds exactly (1e300 is none). */
+const countSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const counter = z.object({ start: ms, count: countSchema });
 const keyIdSchema = z.string().regex(/^[0-9a-f]{12}$/u);
 const block = z.object({ until: ms, reason: z.string() });
 const disabled = z.object({ reason: z.string(), lineHash: z.string() });
@@ -39,7 +42,7 @@ const probe = z.union([z.literal('ready'), ms]);
 /** Format 1's key entry: every field, windows as {start, count}. */
 const keyState = z.object({
   windows: z.object({ minute: counter, hour: counter, day: counter, month: counter }).partial(),
-  total: z.number().int().nonnegative(),
+  total: countSchema,
   lastUsedAt: ms.nullable(),
   block: block.nullable(),
   exhausted: block.nullable(),
@@ -52,7 +55,7 @@ const keyState = z.object({
 });
 /** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
 const compactKeyState = keyState.omit({ windows: true }).extend({
-  counts: z.array(z.number().int().nonnegative()).length(4),
+  counts: z.array(countSchema).length(4),
   block: block.nullable().default(null),
   exhausted: block.nullable().default(null),
   disabled: disabled.nullable().default(null),
@@ -118,18 +121,18 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
   for (const [name, rawPool] of Object.entries(header.data.pools)) {
     const pool = poolHeader.safeParse(rawPool);
     if (!pool.success) {
-      dropped.push(`pool ${name}: ${issueText(pool.error)}`);
+      dropped.push(`pool ${name}: ${issueText(pool.error)}; its entry dropped`);
       continue;
     }
     const keys: Record<string, KeyState> = {};
     for (const [keyId, rawKey] of Object.entries(pool.data.keys)) {
       if (!keyIdSchema.safeParse(keyId).success) {
-        dropped.push(`pool ${name}, key entry ${JSON.stringify(keyId.slice(0, 16))}: not a keyId`);
+        dropped.push(`pool ${name}, key entry ${JSON.stringify(keyId.slice(0, 16))}: not a keyId; dropped`);
         continue;
       }
       const key = version === 1 ? keyState.safeParse(rawKey) : compactKeyState.safeParse(rawKey);
       if (!key.success) {
-        dropped.push(`pool ${name}, key ${keyId}: ${issueText(key.error)}`);
+        dropped.push(`pool ${name}, key ${keyId}: ${issueText(key.error)}; its entry dropped`);
         continue;
       }
       if (!('counts' in key.data)) {
@@ -138,7 +141,7 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
       }
       const starts = pool.data.windowStarts;
       if (!starts) {
-        dropped.push(`pool ${name}, key ${keyId}: counts without the pool's windowStarts`);
+        dropped.push(`pool ${name}, key ${keyId}: counts without the pool's windowStarts; its entry dropped`);
         continue;
       }
       const { counts, ...rest } = key.data;
@@ -151,6 +154,7 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
     const { windowStarts: _starts, ...poolFields } = pool.data;
     pools[name] = { ...poolFields, keys };
   }
+  dropped.push(...clearImplausible(pools, header.data.savedAt));
   return { state: { version, savedAt: header.data.savedAt, seq: header.data.seq, pools }, dropped };
 }
 

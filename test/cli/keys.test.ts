@@ -1,7 +1,7 @@
 /** The keys CLI against key files alone and against a running server's admin API (in process, and once as the real process). */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
@@ -80,6 +80,24 @@ describe('keys CLI on the files (no server answering)', () => {
     assert.match((await cli(layout, ['list'])).stdout, /disabled\s+day\s+0\s+total\s+0 \(disabled by admin \(cli\)\)/u);
     assert.equal((await cli(layout, ['enable', 'plantid', keyIdOf(a!)])).code, 0);
     assert.match((await cli(layout, ['list', 'plantid'])).stdout, /available/u);
+  });
+
+  it('clears a pool throttle in the state file when no server runs, and through a running server', async (t) => {
+    const keys = makeKeys(2);
+    const layout = await makeLayout(t, { plantid: keys });
+    const until = Date.now() + 3_600_000;
+    const header = { current: null, servedInTurn: 0, poolWindow: null, throttle: { until, reason: '2 of 2 keys reported 429' }, history: [], keys: {} };
+    await writeFile(layout.stateFile, JSON.stringify({ version: 2, savedAt: Date.now(), seq: 1, pools: { plantid: header } }));
+    const r = await cli(layout, ['clear-throttle', 'plantid']);
+    assert.deepEqual([r.code, r.stdout], [0, 'cleared the throttle of plantid\n']);
+    assert.equal(deserializeState(await readFile(layout.stateFile, 'utf8')).state.pools.plantid!.throttle, null);
+    assert.equal((await cli(layout, ['clear-throttle', 'plantid'])).stdout, 'plantid was not throttled\n');
+
+    const s = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
+    for (const k of keys) await getJson(`${s.url}/api/plantid/report`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId: keyIdOf(k), status: 429 }) });
+    const viaApi = await cli(s.layout, ['clear-throttle', 'plantid'], { env: { KEYWARDEN_URL: s.url, ADMIN_TOKEN: ADMIN } });
+    assert.deepEqual([viaApi.code, viaApi.stdout], [0, 'cleared the throttle of plantid\n']);
+    assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
   });
 
   it('every error is one line and a non-zero exit', async (t) => {

@@ -19,6 +19,19 @@ describe('admin API', () => {
     assert.equal((await getJson(`${on.url}/admin/pools`, { headers: auth })).status, 200);
   });
 
+  it('clears a pool throttle: handouts resume at once', async (t) => {
+    const keys = makeKeys(2);
+    const s = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
+    for (const k of keys) await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(k), status: 429, retryAfter: 3600 });
+    assert.equal((await getJson(`${s.url}/api/plantid`)).body.error, 'pool_throttled');
+    const cleared = await postJson(`${s.url}/admin/pools/plantid/clear-throttle`, '', auth);
+    assert.deepEqual([cleared.status, cleared.body], [200, { pool: 'plantid', cleared: true }]);
+    assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
+    assert.deepEqual((await postJson(`${s.url}/admin/pools/plantid/clear-throttle`, '', auth)).body, { pool: 'plantid', cleared: false });
+    assert.equal((await postJson(`${s.url}/admin/pools/nosuch/clear-throttle`, '', auth)).status, 404);
+    assert.ok(s.lines.some((l) => /admin: cleared the throttle of pool plantid/u.test(l)));
+  });
+
   it('adds keys through the key file, visible in stats at once; a duplicate is 409', async (t) => {
     const [a, b, c] = makeKeys(3);
     const s = await startInProcess(t, { keys: { plantid: `# ops keys\n${a}\n` }, env: { ADMIN_TOKEN: ADMIN } });

@@ -150,6 +150,21 @@ for (const store of [memoryStore, redisStore()]) {
         assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'pool_throttled', retryAfterMs: 7000 });
       });
 
+      it('an operator clears a pool throttle: handouts resume at once, and a second clear says none was in force', async () => {
+        const clock = new FakeClock();
+        const keys = makeKeys(3);
+        const p = await make(keys, {}, clock);
+        for (const k of keys.slice(0, 2)) await p.report({ keyId: keyIdOf(k), outcome: 'rate_limited', retryAfterSec: 600 }, clock.now());
+        assert.equal((await p.handout(clock.now())).ok, false);
+        assert.equal(await p.clearThrottle(clock.now()), true);
+        assert.equal((await p.stats(clock.now())).throttledUntil, null);
+        assert.equal((await p.handout(clock.now())).ok, true);
+        assert.equal(await p.clearThrottle(clock.now()), false);
+        // The 429s behind it are forgotten: one more does not throttle the pool again.
+        await p.report({ keyId: keyIdOf(keys[2]!), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now());
+        assert.equal((await p.stats(clock.now())).throttledUntil, null);
+      });
+
       it('reloads keep counters and blocks; removed keys leave; re-added keys resume', async () => {
         const clock = new FakeClock();
         const [a, b, c] = makeKeys(3);

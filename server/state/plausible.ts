@@ -1,0 +1,90 @@
+import type { KeyState, PoolState } from '../pools/records.js';
+import { WINDOW_KINDS } from '../pools/windows.js';
+
+/**
+ * How far past its save a state may say something ends: a Retry-After is capped at a year
+ * (the report schema), every other wait is shorter. Anything later was never written by a
+ * server: it is a corrupt or hand-edited file.
+ */
+export const STATE_HORIZON_MS = 366 * 86_400_000;
+/** Slack for clocks: an event a little after `savedAt` (another instance's clock) is still believable. */
+const CLOCK_SLACK_MS = 86_400_000;
+
+/**
+ * Checks a parsed state against what a server can have written by `savedAt`, and clears what it
+ * cannot: an end time past the horizon (a block, an exhaustion, a probe or a pool throttle
+ * "until 1e300" would keep a key or pool out forever), an event time in the future or before
+ * 1970, a window count above the key's total. Counts and totals are kept (dropping them would
+ * hand the uses out again). Each clearing is one warning naming the pool, key and field.
+ */
+export function clearImplausible(pools: Record<string, PoolState>, savedAt: number): string[] {
+  const warnings: string[] = [];
+  const latestEnd = savedAt + STATE_HORIZON_MS;
+  const latestEvent = savedAt + CLOCK_SLACK_MS;
+  const end = (t: number) => t >= 0 && t <= latestEnd;
+  const event = (t: number) => t >= 0 && t <= latestEvent;
+  for (const [name, pool] of Object.entries(pools)) {
+    const warn = (where: string, field: string, value: unknown, why: string) =>
+      warnings.push(`pool ${name}${where}: ${field} ${JSON.stringify(value)} ${why}; cleared`);
+    const pastHorizon = `is more than 366 days after the state was saved (${new Date(savedAt).toISOString()}), or before 1970`;
+    const notYet = `is after the state was saved (${new Date(savedAt).toISOString()}), or before 1970`;
+    if (pool.throttle && !end(pool.throttle.until)) {
+      warn('', 'throttle.until', pool.throttle.until, pastHorizon);
+      pool.throttle = null;
+    }
+    if (pool.poolWindow && !event(pool.poolWindow.start)) {
+      warn('', 'poolWindow.start', pool.poolWindow.start, notYet);
+      pool.poolWindow = null;
+    }
+    const history = pool.history.filter((c) => event(c.start));
+    if (history.length !== pool.history.length) {
+      warn('', 'history', pool.history.length - history.length, `minutes are after the state was saved`);
+      pool.history = history;
+    }
+    for (const [keyId, k] of Object.entries(pool.keys)) checkKey(k, (field, value, why) => warn(`, key ${keyId}`, field, value, why), { end, event, pastHorizon, notYet });
+  }
+  return warnings;
+}
+
+function checkKey(
+  k: KeyState,
+  warn: (field: string, value: unknown, why: string) => void,
+  c: { end: (t: number) => boolean; event: (t: number) => boolean; pastHorizon: string; notYet: string },
+): void {
+  if (k.block && !c.end(k.block.until)) {
+    warn('block.until', k.block.until, c.pastHorizon);
+    k.block = null;
+  }
+  if (k.exhausted && !c.end(k.exhausted.until)) {
+    warn('exhausted.until', k.exhausted.until, c.pastHorizon);
+    k.exhausted = null;
+  }
+  if (typeof k.probe === 'number' && !c.end(k.probe)) {
+    warn('probe', k.probe, c.pastHorizon);
+    k.probe = null;
+  }
+  if (k.lastUsedAt !== null && !c.event(k.lastUsedAt)) {
+    warn('lastUsedAt', k.lastUsedAt, c.notYet);
+    k.lastUsedAt = null;
+  }
+  const failures = k.failures.filter(c.event);
+  if (failures.length !== k.failures.length) {
+    warn('failures', k.failures.length - failures.length, 'are after the state was saved');
+    k.failures = failures;
+  }
+  if (k.removedAt !== undefined && !c.event(k.removedAt)) {
+    warn('removedAt', k.removedAt, c.notYet);
+    delete k.removedAt;
+  }
+  for (const kind of WINDOW_KINDS) {
+    const w = k.windows[kind];
+    if (!w) continue;
+    if (!c.event(w.start)) {
+      warn(`windows.${kind}.start`, w.start, c.notYet);
+      delete k.windows[kind];
+    } else if (w.count > k.total) {
+      warn(`windows.${kind}.count`, w.count, `is more than the key's total (${k.total})`);
+      delete k.windows[kind];
+    }
+  }
+}
