@@ -8,6 +8,7 @@ import { addKeys, KeyEditError, removeKey } from '../server/keys/keyedit.js';
 import { PoolRegistry } from '../server/pools/registry.js';
 import { FileBackend } from '../server/state/file-backend.js';
 import { FileStore, StateFileError } from '../server/state/file.js';
+import { StateLock, StateLockedError, type ProcessProbe } from '../server/state/lock.js';
 import type { StateStore } from '../server/state/store.js';
 
 /** A failure the CLI reports as one line and a non-zero exit. */
@@ -42,6 +43,8 @@ const envSchema = z.object({
 
 export interface CliDeps {
   env: Record<string, string | undefined>;
+  /** This process, to take the state file's lock while editing it offline. */
+  probe: ProcessProbe;
   /** Keys typed or piped in, for `add`. */
   readKeys: () => Promise<string[]>;
   out: (line: string) => void;
@@ -115,6 +118,25 @@ async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; bac
     throw err instanceof StateFileError ? new CliError(err.message) : err;
   });
   return { registry, backend };
+}
+
+/**
+ * Changes the saved state with no server running: under the state file's lock (a server that
+ * holds it is named), one change, then a full save.
+ */
+async function editStateOffline<T>(t: Target, probe: ProcessProbe, change: (registry: PoolRegistry) => Promise<T>): Promise<T> {
+  const lock = new StateLock(t.stateFile, probe);
+  await lock.acquire().catch((err: unknown) => {
+    throw err instanceof StateLockedError ? new CliError(err.message) : err;
+  });
+  try {
+    const { registry, backend } = await offlineRegistry(t);
+    const result = await change(registry);
+    await backend.close(); // the final, full save
+    return result;
+  } finally {
+    await lock.release();
+  }
 }
 
 function poolArg(pool: string | undefined, names: string[] | null): string {
@@ -253,9 +275,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       if (mode.kind === 'api') cleared = (await api(t, doFetch, 'POST', `/pools/${pool}/clear-throttle`)).cleared;
       else {
         if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to clear a throttle while it runs`);
-        const { registry, backend } = await offlineRegistry(t);
-        cleared = await registry.withPool(pool, (p, now) => p.clearThrottle(now));
-        await backend.close(); // the final, full save
+        cleared = await editStateOffline(t, deps.probe, (registry) => registry.withPool(pool, (p, now) => p.clearThrottle(now)));
       }
       deps.out(cleared ? `cleared the throttle of ${pool}` : `${pool} was not throttled`);
       return;
@@ -269,10 +289,8 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       } else {
         // The running server owns the state file and would overwrite an edit made behind its back.
         if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${command} keys while it runs`);
-        const { registry, backend } = await offlineRegistry(t);
-        const ok = await registry.withPool(pool, (p, now) => p.admin(command, keyId, now, 'disabled by admin (cli)'));
+        const ok = await editStateOffline(t, deps.probe, (registry) => registry.withPool(pool, (p, now) => p.admin(command, keyId, now, 'disabled by admin (cli)')));
         if (!ok) throw new CliError(`pool ${pool} has no key ${keyId}`);
-        await backend.close(); // the final, full save
       }
       deps.out(`${command}d ${keyId} in ${pool}`);
       return;

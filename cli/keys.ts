@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline';
 import dotenv from 'dotenv';
+import { processProbe } from '../server/state/lock.js';
 import { CliError, cliMain, keysFromLines } from './commands.js';
 
 /** Reads one key from the terminal without echoing it. */
@@ -41,6 +42,7 @@ async function readStdinKeys(): Promise<string[]> {
 dotenv.config({ quiet: true }); // ADMIN_TOKEN, HOST, PORT, KEYS_DIR, STATE_FILE from .env; the environment wins
 cliMain(process.argv.slice(2), {
   env: process.env,
+  probe: processProbe(process.pid, process.kill),
   readKeys: async () => (process.stdin.isTTY ? [await promptHidden('key (input hidden): ')].filter((k) => k !== '') : readStdinKeys()),
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),

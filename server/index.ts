@@ -5,9 +5,10 @@ import { ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
 import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
 import { RedisBackend } from './redis/backend.js';
-import { startKeywarden } from './start.js';
+import { startKeywarden, type RunningServer } from './start.js';
 import { FileBackend } from './state/file-backend.js';
 import { FileStore, StateFileError } from './state/file.js';
+import { processProbe, StateLock, StateLockedError } from './state/lock.js';
 
 function packageVersion(): string {
   // Works from both server/ (tsx) and dist/server/ (compiled).
@@ -43,11 +44,16 @@ async function main(): Promise<void> {
           config.redisPrefix,
           { logger, url: config.redisUrl },
         )
-      : new FileBackend(new FileStore(config.stateFile), { clock: Date.now, logger, intervalMs: config.stateSaveIntervalMs });
-  const running = await startKeywarden(config, { logger, backend, version: packageVersion() });
-  process.send?.('ready'); // pm2 wait_ready
-
+      : new FileBackend(new FileStore(config.stateFile), { clock: Date.now, logger, intervalMs: config.stateSaveIntervalMs, lock: new StateLock(config.stateFile, processProbe(process.pid, process.kill)) });
+  // Signals are handled from the start: one that arrives while the server starts stops it as soon
+  // as it is up (with the final save), instead of killing it the default way in between.
+  let running: RunningServer | null = null;
+  let stopAsked: string | null = null;
   const stop = (reason: string) => {
+    if (!running) {
+      stopAsked ??= reason;
+      return;
+    }
     running
       .stop(reason)
       .then(() => closeLogger(logger))
@@ -63,10 +69,14 @@ async function main(): Promise<void> {
   process.on('message', (msg) => {
     if (msg === 'shutdown') stop('pm2 shutdown message');
   });
+
+  running = await startKeywarden(config, { logger, backend, version: packageVersion() });
+  process.send?.('ready'); // pm2 wait_ready
+  if (stopAsked) stop(stopAsked);
 }
 
 main().catch((err: unknown) => {
-  const known = err instanceof ConfigError || err instanceof StateFileError;
+  const known = err instanceof ConfigError || err instanceof StateFileError || err instanceof StateLockedError;
   console.error(`keywarden: ${known ? '' : 'failed to start: '}${(err as Error).message}`);
   process.exit(1);
 });

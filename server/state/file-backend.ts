@@ -4,6 +4,7 @@ import type { PoolPolicy } from '../pools/policy.js';
 import { Pool } from '../pools/pool.js';
 import type { PoolState } from '../pools/records.js';
 import type { Health, StateBackend } from './backend.js';
+import type { StateLock } from './lock.js';
 import { poolJsonChunks, STATE_VERSION, windowStartsAt } from './format.js';
 import { createSaver, type SaveSource, type Saver } from './saver.js';
 import type { SavePlan, StateStore } from './store.js';
@@ -23,7 +24,13 @@ export class FileBackend implements StateBackend, SaveSource {
 
   constructor(
     private readonly store: StateStore,
-    private readonly options: { clock: () => number; logger: Logger; intervalMs: number },
+    private readonly options: {
+      clock: () => number;
+      logger: Logger;
+      intervalMs: number;
+      /** One writer per state file; none for a store that is not a file (tests' memory). */
+      lock?: StateLock;
+    },
   ) {
     this.description = store.description;
   }
@@ -37,7 +44,13 @@ export class FileBackend implements StateBackend, SaveSource {
     return pool;
   }
 
-  async open(): Promise<void> {}
+  /** Takes the state file's lock: a second server on the same file refuses to start. */
+  async open(): Promise<void> {
+    const lock = this.options.lock;
+    if (!lock) return;
+    const { tookOverFrom } = await lock.acquire();
+    if (tookOverFrom !== null) this.options.logger.warn(`state: took over ${lock.path}, left by pid ${tookOverFrom}, which is no longer running`);
+  }
 
   /** Loads the saved state into the pools (key files already applied) and starts the timed saves. */
   async resume(hooks: { onSave?: (seconds: number, ok: boolean) => void } = {}): Promise<void> {
@@ -80,9 +93,11 @@ export class FileBackend implements StateBackend, SaveSource {
     return this.saver.saveNow(force);
   }
 
+  /** The final save, then the lock goes (kept when the save failed: the file is not known good). */
   async close(): Promise<string> {
     this.saver?.stop();
     await this.saveNow(true);
+    await this.options.lock?.release();
     return 'state saved';
   }
 

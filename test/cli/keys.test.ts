@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import { cliMain, keysFromLines } from '../../cli/commands.js';
+import { processProbe } from '../../server/state/lock.js';
 import { deserializeState } from '../../server/state/format.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT, startInProcess, type Layout } from '../helpers/server.js';
@@ -24,6 +25,7 @@ async function cli(layout: Layout, args: string[], opts: CliOpts = {}): Promise<
   let stdout = '';
   let stderr = '';
   const code = await cliMain(args, {
+    probe: processProbe(process.pid, process.kill),
     env: { KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', ...opts.env },
     readKeys: async () => keysFromLines((opts.stdin ?? '').split('\n')),
     out: (line) => (stdout += `${line}\n`),

@@ -8,6 +8,7 @@ import { loadServerConfig } from '../../server/config.js';
 import { startKeywarden, type RunningServer } from '../../server/start.js';
 import { FileBackend } from '../../server/state/file-backend.js';
 import { FileStore } from '../../server/state/file.js';
+import { processProbe, StateLock } from '../../server/state/lock.js';
 import type { StateStore } from '../../server/state/store.js';
 import type { FakeClock } from './clock.js';
 import { memoryLogger } from './logs.js';
@@ -50,7 +51,12 @@ export async function startInProcess(
   const { logger, lines } = memoryLogger();
   const running = await startKeywarden(config, {
     logger,
-    backend: new FileBackend(opts.store ?? new FileStore(layout.stateFile), { clock: opts.clock?.now ?? Date.now, logger, intervalMs: config.stateSaveIntervalMs }),
+    backend: new FileBackend(opts.store ?? new FileStore(layout.stateFile), {
+      clock: opts.clock?.now ?? Date.now,
+      logger,
+      intervalMs: config.stateSaveIntervalMs,
+      lock: opts.store ? undefined : new StateLock(layout.stateFile, processProbe(process.pid, process.kill)),
+    }),
     clock: opts.clock?.now,
     keyFilePollMs: 100,
     version: 'test',
