@@ -6,7 +6,8 @@ import { createMetrics } from './http/metrics.js';
 import type { Logger } from '../shared/logger.js';
 import { PoolRegistry, type Clock } from './pools/registry.js';
 import { createShutdown } from './shutdown.js';
-import { StateUnavailableError, type StateBackend } from './state/backend.js';
+import { StateUnavailableError } from './pools/contract.js';
+import type { StateBackend } from './state/backend.js';
 
 /** How often key files are checked for edits. */
 export const KEY_FILE_POLL_MS = 500;
@@ -39,7 +40,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
   const policies = await loadPools(config.keysDir);
-  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend) });
+  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend) });
   await backend.open();
   try {
     await registry.loadAllKeyFiles();

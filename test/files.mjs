@@ -5,6 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SLOWEST_FIRST = [
+  'test/server/crash-limits.test.ts',
   'test/server/index.test.ts',
   'test/server/redis/pool.test.ts',
   'test/bot/index.test.ts',

@@ -1,7 +1,8 @@
 import Koa, { type Context } from 'koa';
 import type { Logger } from '../../shared/logger.js';
 import type { Clock, PoolRegistry } from '../pools/registry.js';
-import { StateUnavailableError, type Health } from '../state/backend.js';
+import { StateUnavailableError } from '../pools/contract.js';
+import type { Health } from '../state/backend.js';
 import { createAdminRouter } from './admin.js';
 import { createAuth } from './auth.js';
 import { HttpError, methodNotAllowed, notFound, notImplemented } from './errors.js';

@@ -8,10 +8,21 @@ export class ChangeTracker<R extends { changed: boolean }> {
   private changed: R[] = [];
   private needsFull = true;
   private readonly listeners: Array<() => void> = [];
+  private readonly reservationListeners: Array<() => void> = [];
 
   /** Called whenever persisted state changes. */
   onDirty(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called when a record asks for a higher reservation (see KeyState.reserved): it wants a save soon. */
+  onReservationWanted(listener: () => void): void {
+    this.reservationListeners.push(listener);
+  }
+
+  /** A record asked for a higher reservation (it is touched as well). */
+  wantReservation(): void {
+    for (const l of this.reservationListeners) l();
   }
 
   /** Pool-wide state changed. */

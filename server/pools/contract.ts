@@ -8,6 +8,13 @@ export type Handout =
   | { ok: true; key: string; keyId: string; remaining: number | null; granted: number }
   | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null };
 
+/**
+ * What a pool that keeps reservations (see records.ts KeyState.reserved) answers when the key it
+ * picked has no durable reservation covering the uses: the registry makes the pending
+ * reservations durable (`reserve`) and asks again. Never reaches a caller.
+ */
+export type HandoutAttempt = Handout | { ok: false; reason: 'reserving'; retryAfterMs: null };
+
 export type ReportResult = { ok: true; outcome: Outcome } | { ok: false; reason: 'unknown_key' };
 
 
@@ -43,11 +50,25 @@ export interface PoolBackend {
    */
   readonly local: boolean;
   setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
-  handout(now: number, want?: number): Handout | Promise<Handout>;
+  handout(now: number, want?: number): HandoutAttempt | Promise<HandoutAttempt>;
   report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
   /** Lifts a pool-wide throttle (and forgets the recent 429s behind it); true when one was in force. */
   clearThrottle(now: number): boolean | Promise<boolean>;
   /** An operator's action on a key; false when the pool has no such key. */
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
   stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;
+}
+
+/**
+ * The state backend cannot be reached (Redis down): callers answer 503 with a short Retry-After.
+ * `detail` (the driver's error) is for logs, never for clients.
+ */
+export class StateUnavailableError extends Error {
+  readonly detail: string;
+
+  constructor(cause: unknown) {
+    super('the state backend is unavailable; retry shortly');
+    this.name = 'StateUnavailableError';
+    this.detail = `state backend unavailable: ${(cause as Error)?.message ?? String(cause)}`;
+  }
 }

@@ -1,11 +1,11 @@
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
-import type { Handout, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult } from './contract.js';
+import type { Handout, HandoutAttempt, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult } from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { PositionSet } from './index/fenwick.js';
 import { IndexedHeap } from './index/heap.js';
-import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, NEVER_USED_SEQ_BASE, type PoolPolicy } from './policy.js';
+import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, NEVER_USED_SEQ_BASE, reservationBlock, type PoolPolicy } from './policy.js';
 import { emptyKeyState, KeyRecord, STRIDE, type Counter, type Hold, type KeyState, type PoolState } from './records.js';
 import {
   applyAdmin,
@@ -58,13 +58,20 @@ export class Pool implements PoolBackend {
   /** What the next save must carry (state/file-backend.ts reads it). */
   readonly changes = new ChangeTracker<KeyRecord>();
 
+  /** Uses reserved at a time (see KeyState.reserved); 0 when this pool keeps no reservations. */
+  readonly reserveBlock: number;
+
   constructor(
     readonly name: string,
     readonly policy: PoolPolicy,
-    private readonly options: PoolOptions = {},
+    private readonly options: PoolOptions & {
+      /** Keep durable reservations ahead of handouts (the file backend): no key over its limits even across a crash. */
+      reservations?: boolean;
+    } = {},
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
     this.limits = compileLimits(policy.limits);
+    this.reserveBlock = options.reservations ? reservationBlock(policy.limits) : 0;
   }
 
   get size(): number {
@@ -193,7 +200,7 @@ export class Pool implements PoolBackend {
    * lease of several uses of one key (for client-side caching): all count as handouts now, and
    * the grant is cut to what the key's limits, the pool cap and a probe allow.
    */
-  handout(now: number, want = 1): Handout {
+  handout(now: number, want = 1): HandoutAttempt {
     if (this.throttle) {
       if (now < this.throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
       this.throttle = null;
@@ -220,7 +227,24 @@ export class Pool implements PoolBackend {
     }
     const left = want > 1 ? limitsLeft(rec, this.limits, this.clock, now) : null;
     const granted = grant(want, left, cap === null ? null : cap - this.poolWindow.count, rec.probe === 'ready');
+    if (this.reserveBlock > 0 && rec.total + granted > rec.reserved) {
+      this.reserve(rec, rec.total + granted, granted);
+      return { ok: false, reason: 'reserving', retryAfterMs: null };
+    }
     return this.serve(rec, now, granted);
+  }
+
+  /**
+   * Asks for a durable reservation covering `uses` and a block beyond (the backend saves it, then
+   * sets `reserved`). Each request that waits adds what it wants, so one save covers every
+   * request waiting on the key. Never past the total limit: a crash would only overcount.
+   */
+  private reserve(rec: KeyRecord, uses: number, waiting = 0): void {
+    const target = Math.max(uses, Math.min(Math.max(uses + this.reserveBlock, rec.reserveTo + waiting), this.limits.total ?? Infinity));
+    if (target <= rec.reserveTo) return;
+    rec.reserveTo = target;
+    this.changes.touch(rec);
+    this.changes.wantReservation();
   }
 
   private serve(rec: KeyRecord, now: number, granted: number): Handout & { ok: true } {
@@ -243,6 +267,8 @@ export class Pool implements PoolBackend {
     this.servedInTurn += granted;
 
     if (rec.probe === 'ready') rec.probe = now + this.policy.probeTimeoutSec * 1000;
+    // Reserve the next block while half of this one is left, so handouts rarely wait for a save.
+    if (this.reserveBlock > 0 && (rec.reserved - rec.total) * 2 <= this.reserveBlock) this.reserve(rec, rec.total);
     const after = this.place(rec, now);
     if (!after.usable && after.status !== 'probing') this.keyOut(rec, after);
     this.changes.touch(rec);
@@ -315,7 +341,10 @@ export class Pool implements PoolBackend {
     const rec = this.byId.get(keyId);
     if (!rec) return false;
     applyAdmin(rec, action, reason ?? null);
-    if (action === 'reset') rec.windows = {};
+    if (action === 'reset') {
+      rec.windows = {};
+      rec.reserved = rec.reserveTo = 0; // the next handout reserves afresh
+    }
     this.place(rec, now);
     this.changes.touch(rec);
     return true;

@@ -29,6 +29,14 @@ export interface KeyState {
    * Absent in state written before it was kept (then it is derived from lastUsedAt).
    */
   useSeq?: number;
+  /**
+   * The uses of this key a durable save already counts as handed out: `total` plus reserved
+   * headroom. A pool that keeps reservations never serves past it without saving a higher one
+   * first, so after a crash (kill -9) the uses since the last save are at most this: loading
+   * counts them as used, and a crash wastes at most the headroom, never over-issues. Absent, or
+   * equal to `total`, after a clean stop.
+   */
+  reserved?: number;
   /** Set while the key is not in the key file; its record is kept so a re-added key resumes. */
   removedAt?: number;
 }
@@ -107,6 +115,10 @@ export class KeyRecord implements KeyState, RuleRecord {
   backoffLevel!: number;
   probe!: 'ready' | number | null;
   useSeq = 0;
+  /** Uses a durable save covers (see KeyState.reserved); a handout never takes total past it when the pool keeps reservations. */
+  reserved = 0;
+  /** The reservation the next save writes: at least `reserved`; above it while one is pending. */
+  reserveTo = 0;
   /** Listed in the pool's changed records (for the next journal entry). */
   changed = false;
   /** Where this key's numbers start in `nums`. */
@@ -189,6 +201,7 @@ export class KeyRecord implements KeyState, RuleRecord {
     this.backoffLevel = state.backoffLevel;
     this.probe = state.probe;
     if (state.useSeq !== undefined) this.useSeq = state.useSeq;
+    this.reserved = this.reserveTo = Math.max(state.total, state.reserved ?? 0);
   }
 
   /** The persisted state (a copy: it never shares counters or lists with the record). */
@@ -204,6 +217,7 @@ export class KeyRecord implements KeyState, RuleRecord {
       backoffLevel: this.backoffLevel,
       probe: this.probe,
       useSeq: this.useSeq,
+      ...(this.reserveTo > this.total ? { reserved: this.reserveTo } : {}),
     };
   }
 }

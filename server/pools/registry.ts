@@ -4,12 +4,15 @@ import { Mutex } from 'async-mutex';
 import type { KeyFileStats, StatsResponse } from '../../shared/stats.js';
 import { parseKeyFile } from '../keys/keyfile.js';
 import type { Logger } from '../../shared/logger.js';
-import type { Handout, PoolBackend, PoolEvent, PoolOptions, ReportResult } from './contract.js';
+import { StateUnavailableError, type Handout, type HandoutAttempt, type PoolBackend, type PoolEvent, type PoolOptions, type ReportResult } from './contract.js';
 import type { PoolPolicy } from './policy.js';
 import type { ReportInput } from './rules.js';
 import type { KeyRows } from './stats.js';
 
 export type Clock = () => number;
+
+/** How long a handout waits for reservations to be saved before it is a 503 state_unavailable. */
+const RESERVATION_WAIT_MS = 10_000;
 
 interface FileSignature {
   present: boolean;
@@ -34,6 +37,8 @@ export interface RegistryOptions {
   clock: Clock;
   logger: Logger;
   rng?: () => number;
+  /** Makes pending reservations durable (the state backend's `reserve`; rejects when it cannot save). */
+  reserve?: () => Promise<void>;
   /** Builds each pool: the state backend's `createPool`. */
   createPool: (name: string, policy: PoolPolicy, options: PoolOptions) => PoolBackend;
 }
@@ -137,9 +142,27 @@ export class PoolRegistry {
     return this.exclusive(e, fn);
   }
 
-  /** Hands out a key from `name` (synchronously when the pool is in memory and its mutex free). */
+  /**
+   * Hands out a key from `name` (synchronously when the pool is in memory, its mutex free and the
+   * key's reservation covers the use). A key that needs a reservation first waits for the backend
+   * to make it durable (`reserve`), outside the mutex, then the pool is asked again.
+   */
   handout(name: string, want = 1): Handout | Promise<Handout> {
-    return this.exclusiveSync(this.entry(name), (p, now) => p.handout(now, want));
+    const e = this.entry(name);
+    const first = this.exclusiveSync(e, (p, now) => p.handout(now, want));
+    if (first instanceof Promise) return first.then((h) => this.afterReservation(e, h, want, 0));
+    return first.ok || first.reason !== 'reserving' ? first : this.afterReservation(e, first, want, 0);
+  }
+
+  private async afterReservation(e: Entry, h: HandoutAttempt, want: number, since: number): Promise<Handout> {
+    if (h.ok || h.reason !== 'reserving') return h;
+    if (!this.options.reserve) throw new Error(`pool ${e.pool.name} keeps reservations, but the registry has no reserve()`);
+    // Every save makes the reservations asked for before it began durable, so each round serves
+    // the requests waiting then; a request can lose rounds to others only while they are served.
+    const startedAt = since || performance.now();
+    if (performance.now() - startedAt > RESERVATION_WAIT_MS) throw new StateUnavailableError(new Error(`no reservation could be saved within ${RESERVATION_WAIT_MS} ms`));
+    await this.options.reserve();
+    return this.afterReservation(e, await this.exclusive(e, (p, now) => p.handout(now, want)), want, startedAt);
   }
 
   report(name: string, input: ReportInput): ReportResult | Promise<ReportResult> {

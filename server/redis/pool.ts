@@ -2,13 +2,12 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
-import type { Handout, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult } from '../pools/contract.js';
+import { StateUnavailableError, type Handout, type PoolBackend, type PoolEvent, type PoolOptions, type ReloadSummary, type ReportResult } from '../pools/contract.js';
 import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
 import { StateRecord, type Counter, type KeyState, type PoolState } from '../pools/records.js';
 import { compileLimits, readReport, settle, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
 import { poolStats, type KeyRows } from '../pools/stats.js';
 import { WINDOW_KINDS, WindowClock, type WindowKind } from '../pools/windows.js';
-import { StateUnavailableError } from '../state/backend.js';
 
 /**
  * The script: `rules.lua` (the mirror of pools/rules.ts) followed by `pool.lua` (the operations),

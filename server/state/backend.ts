@@ -20,22 +20,13 @@ export interface StateBackend {
    * applies every key file again (Redis, once it is back from an outage).
    */
   resume(hooks: { reapplyKeyFiles: () => Promise<void>; onSave?: (seconds: number, ok: boolean) => void }): Promise<void>;
+  /**
+   * Makes the pools' pending reservations durable (see KeyState.reserved); only a backend whose
+   * pools keep reservations has it. Rejects when the state cannot be saved.
+   */
+  reserve?(): Promise<void>;
   /** Whether the server can serve; /healthz reports it. */
   health(): Health;
   /** At shutdown, after the last request: the final save, or the connection closed. Says what it did, for the log. */
   close(): Promise<string>;
-}
-
-/**
- * The state backend cannot be reached (Redis down): callers answer 503 with a short Retry-After.
- * `detail` (the driver's error) is for logs, never for clients.
- */
-export class StateUnavailableError extends Error {
-  readonly detail: string;
-
-  constructor(cause: unknown) {
-    super('the state backend is unavailable; retry shortly');
-    this.name = 'StateUnavailableError';
-    this.detail = `state backend unavailable: ${(cause as Error)?.message ?? String(cause)}`;
-  }
 }

@@ -2,11 +2,12 @@ import type { Logger } from '../../shared/logger.js';
 import type { PoolBackend, PoolOptions } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
 import { Pool } from '../pools/pool.js';
-import type { PoolState } from '../pools/records.js';
+import type { KeyRecord, PoolState } from '../pools/records.js';
 import type { Health, StateBackend } from './backend.js';
 import type { StateLock } from './lock.js';
 import { poolJsonChunks, STATE_VERSION, windowStartsAt } from './format.js';
-import { createSaver, type SaveSource, type Saver } from './saver.js';
+import { countReservedAsUsed } from './reservations.js';
+import { createSaver, type SaveOptions, type SaveSource, type Saver } from './saver.js';
 import type { SavePlan, StateStore } from './store.js';
 
 /**
@@ -21,6 +22,7 @@ export class FileBackend implements StateBackend, SaveSource {
   /** Sequence number of the last save begun (continues from the loaded state's). */
   private saveSeq = 0;
   private saver: Saver | null = null;
+  private reserving: Promise<void> | null = null;
 
   constructor(
     private readonly store: StateStore,
@@ -36,9 +38,13 @@ export class FileBackend implements StateBackend, SaveSource {
   }
 
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {
-    const pool = new Pool(name, policy, options);
+    const pool = new Pool(name, policy, { ...options, reservations: true });
     pool.changes.onDirty(() => {
       this.dirtyFlag = true;
+    });
+    // A key about to run through its reservation: save soon, without making a handout wait.
+    pool.changes.onReservationWanted(() => {
+      if (this.saver) void this.reserve().catch(() => {}); // a failure is logged by the saver; handouts that need it fail
     });
     this.pools.set(name, pool);
     return pool;
@@ -79,6 +85,10 @@ export class FileBackend implements StateBackend, SaveSource {
         this.options.logger.warn(`state: pool ${name} is no longer configured; its saved state is dropped`, { pool: name });
         continue;
       }
+      const unsure = countReservedAsUsed(st, pool.clock, now);
+      if (unsure.keys > 0) {
+        this.options.logger.warn(`state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ${unsure.keys} keys as used, so no limit is passed`, { pool: name });
+      }
       pool.restore(st, now);
     }
   }
@@ -87,16 +97,33 @@ export class FileBackend implements StateBackend, SaveSource {
     return { ok: true };
   }
 
-  /** Saves now if anything changed (or always, with force: a full snapshot) and waits for the write. */
-  saveNow(force = false): Promise<void> {
+  /** Saves now if anything changed (or always, when final) and waits for the write. */
+  saveNow(options: SaveOptions = {}): Promise<void> {
     if (!this.saver) throw new Error('FileBackend.saveNow before resume');
-    return this.saver.saveNow(force);
+    return this.saver.saveNow(options);
   }
 
-  /** The final save, then the lock goes (kept when the save failed: the file is not known good). */
+  /**
+   * Makes every pending reservation durable: a save now, then the wait for any save in flight.
+   * Callers arriving meanwhile share it. Rejects when the state cannot be saved.
+   */
+  reserve(): Promise<void> {
+    this.reserving ??= (async () => {
+      try {
+        await this.saveNow({ strict: true });
+        await this.store.flush();
+      } finally {
+        this.reserving = null;
+      }
+    })();
+    return this.reserving;
+  }
+
+  /** The final save (nothing reserved ahead), then the lock goes (kept when the save failed: the file is not known good). */
   async close(): Promise<string> {
     this.saver?.stop();
-    await this.saveNow(true);
+    await this.store.flush(); // a reservation in flight lands first, so the final save is the last write
+    await this.saveNow({ final: true });
     await this.options.lock?.release();
     return 'state saved';
   }
@@ -114,7 +141,14 @@ export class FileBackend implements StateBackend, SaveSource {
    * changed since the last save. Both are pulled lazily, when the store starts writing, and
    * numbered so a journal entry applies on top of the snapshot it follows.
    */
-  savePlan(): SavePlan {
+  savePlan(final = false): SavePlan {
+    // Reservations this plan writes, confirmed (the pools may serve up to them) once it is on disk.
+    const written: Array<[KeyRecord, number]> = [];
+    const reservedOf = (rec: KeyRecord): number | undefined => {
+      if (final || rec.reserveTo <= rec.total) return undefined; // a clean stop reserves nothing ahead
+      if (rec.reserveTo > rec.reserved) written.push([rec, rec.reserveTo]);
+      return rec.reserveTo;
+    };
     const write = function* (this: FileBackend, full: boolean) {
       const now = this.options.clock();
       yield `{"version":${STATE_VERSION},"savedAt":${now},"seq":${++this.saveSeq},"pools":{`;
@@ -125,14 +159,17 @@ export class FileBackend implements StateBackend, SaveSource {
         const starts = windowStartsAt(pool.clock, now);
         if (full) {
           const { records, retired } = pool.takeAll();
-          yield* poolJsonChunks(pool.header(), records, retired, starts);
-        } else yield* poolJsonChunks(pool.header(), pool.changes.takeChanged(), new Map(), starts);
+          yield* poolJsonChunks(pool.header(), records, retired, starts, reservedOf);
+        } else yield* poolJsonChunks(pool.header(), pool.changes.takeChanged(), new Map(), starts, reservedOf);
       }
       yield '}}';
     }.bind(this);
     return {
       full: () => write(true),
-      delta: () => ([...this.pools.values()].some((p) => p.changes.fullSaveNeeded) ? null : write(false)),
+      delta: () => (final || [...this.pools.values()].some((p) => p.changes.fullSaveNeeded) ? null : write(false)),
+      committed: () => {
+        for (const [rec, reserved] of written) if (reserved > rec.reserved) rec.reserved = reserved;
+      },
     };
   }
 

@@ -51,6 +51,7 @@ const keyState = z.object({
   backoffLevel: z.number().int().nonnegative(),
   probe: probe.nullable(),
   useSeq: z.number().int().optional(),
+  reserved: countSchema.optional(),
   removedAt: ms.optional(),
 });
 /** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
@@ -182,7 +183,7 @@ export function msText(ms: number): string {
  * fields that differ from a healthy key's. Built by hand because saves of large pools run it for
  * every key handed out since the last save; format 1 wrote ~330 bytes a key, this ~75.
  */
-function keyEntryJson(keyId: string, r: RuleRecord, useSeq: number | undefined, removedAt: number | undefined, starts: WindowStarts): string {
+function keyEntryJson(keyId: string, r: RuleRecord, useSeq: number | undefined, reserved: number | undefined, removedAt: number | undefined, starts: WindowStarts): string {
   // Indexes in WINDOW_KINDS order, the order of `counts` in the file.
   const counts = r.countIn(0, starts.minute) + ',' + r.countIn(1, starts.hour) + ',' + r.countIn(2, starts.day) + ',' + r.countIn(3, starts.month);
   const used = r.lastUsedAt === null ? 'null' : msText(r.lastUsedAt);
@@ -194,6 +195,7 @@ function keyEntryJson(keyId: string, r: RuleRecord, useSeq: number | undefined, 
   if (r.backoffLevel !== 0) out += ',"backoffLevel":' + r.backoffLevel;
   if (r.probe !== null) out += ',"probe":' + (r.probe === 'ready' ? '"ready"' : msText(r.probe));
   if (useSeq !== undefined) out += ',"useSeq":' + useSeq;
+  if (reserved !== undefined) out += ',"reserved":' + reserved;
   if (removedAt !== undefined) out += ',"removedAt":' + msText(removedAt);
   return out + '}';
 }
@@ -219,6 +221,8 @@ export function* poolJsonChunks(
   records: readonly KeyRecord[],
   retired: ReadonlyMap<string, KeyState>,
   starts: WindowStarts,
+  /** The reservation to write for a record (see KeyState.reserved), or undefined for none. */
+  reservedOf: (rec: KeyRecord) => number | undefined = () => undefined,
   batch = 200,
 ): Generator<string> {
   const head = JSON.stringify({ ...header, windowStarts: starts });
@@ -233,11 +237,11 @@ export function* poolJsonChunks(
     return out;
   };
   for (const [keyId, st] of retired) {
-    parts.push(keyEntryJson(keyId, new StateRecord(st, keyId, '', '', null), st.useSeq, st.removedAt, starts));
+    parts.push(keyEntryJson(keyId, new StateRecord(st, keyId, '', '', null), st.useSeq, st.reserved, st.removedAt, starts));
     if (parts.length >= batch) yield flush();
   }
   for (const rec of records) {
-    parts.push(keyEntryJson(rec.keyId, rec, rec.useSeq, undefined, starts));
+    parts.push(keyEntryJson(rec.keyId, rec, rec.useSeq, reservedOf(rec), undefined, starts));
     if (parts.length >= batch) yield flush();
   }
   yield `${flush()}}}`;

@@ -5,21 +5,30 @@ import type { SavePlan, StateStore } from './store.js';
 export interface SaveSource {
   /** True when state changed since the last call. */
   takeDirty(): boolean;
-  savePlan(): SavePlan;
+  /** What to write; `final` for the last save before a stop (full, with nothing reserved ahead). */
+  savePlan(final: boolean): SavePlan;
   /** After a failed save: make the next one a full snapshot. */
   requireFullSave(): void;
 }
 
+export interface SaveOptions {
+  /** Save even when nothing changed, as the final save: a full snapshot. */
+  final?: boolean;
+  /** Reject when the save fails (a final save, a reservation someone waits for) instead of only logging it. */
+  strict?: boolean;
+}
+
 export interface Saver {
   start(): void;
-  /** Saves now if anything changed (or always, with force) and waits for the write; a forced save that fails rejects. */
-  saveNow(force?: boolean): Promise<void>;
+  /** Saves now if anything changed (or always, when final) and waits for the write. */
+  saveNow(options?: SaveOptions): Promise<void>;
   stop(): void;
 }
 
 /**
  * Saves the source's state every `intervalMs` when it changed. A failed save is logged and
- * retried on the next tick; one slow write never stacks another (the store coalesces).
+ * retried on the next tick; one slow write never stacks another (the store coalesces). A plan
+ * hears when its write is on disk (`committed`).
  */
 export function createSaver(deps: {
   source: SaveSource;
@@ -32,26 +41,27 @@ export function createSaver(deps: {
   let timer: NodeJS.Timeout | null = null;
   let failing = false;
 
-  const saveNow = async (force = false): Promise<void> => {
-    if (!deps.source.takeDirty() && !force) return;
+  const saveNow = async ({ final = false, strict = final }: SaveOptions = {}): Promise<void> => {
+    if (!deps.source.takeDirty() && !final) return;
     const start = performance.now();
     try {
-      const plan = deps.source.savePlan();
-      // A forced save (shutdown) is always full: the next start reads one compact file.
-      await deps.store.save(force ? { full: plan.full, delta: () => null } : plan);
+      const plan = deps.source.savePlan(final);
+      await deps.store.save(plan);
+      plan.committed?.();
       deps.onSave?.((performance.now() - start) / 1000, true);
       if (failing) deps.logger.info(`state: saving to ${deps.store.description} works again`);
       failing = false;
     } catch (err) {
       deps.onSave?.((performance.now() - start) / 1000, false);
       deps.source.requireFullSave();
-      if (force) {
-        // A forced save is the last one (shutdown, the CLI): there is no retry, so it must not pass for done.
+      if (final) {
+        // The last save (shutdown, the CLI): there is no retry, so it must not pass for done.
         deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}`);
-        throw err;
+      } else if (!failing) {
+        deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
       }
-      if (!failing) deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
       failing = true;
+      if (strict) throw err;
     }
   };
 

@@ -9,6 +9,8 @@ export interface SavePlan {
   full(): Iterable<string>;
   /** A journal entry with only what changed since the last save, or null when only a full save will do. */
   delta(): Iterable<string> | null;
+  /** Called once what this plan wrote is on disk. */
+  committed?(): void;
 }
 
 export type LoadResult =

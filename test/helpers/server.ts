@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,9 +77,27 @@ export interface Spawned {
   exited: Promise<number | string>;
 }
 
-/** Runs `node server/index.ts` as a real child process (cwd = layout dir, so no repo .env leaks in). */
+/**
+ * How to start the real server: the compiled dist/server/index.js (what `npm start` runs, and
+ * half the start-up CPU of transpiling) when `npm test` has just built it, else server/index.ts
+ * through tsx, so a test run alone never runs stale code.
+ */
+const SERVER_ARGS: string[] = (() => {
+  const built = join(REPO_ROOT, 'dist', 'server', 'index.js');
+  const newestSource = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newestSource(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+  try {
+    const fresh = statSync(built).mtimeMs >= Math.max(newestSource(join(REPO_ROOT, 'server')), newestSource(join(REPO_ROOT, 'shared')));
+    if (fresh) return [built];
+  } catch {
+    // not built
+  }
+  return ['--import', TSX, join(REPO_ROOT, 'server', 'index.ts')];
+})();
+
+/** Runs the real server process (cwd = layout dir, so no repo .env leaks in). */
 export function runServerProcess(layout: Layout, env: Record<string, string> = {}, ipc = false): { proc: ChildProcess; output: () => string; exited: Promise<number | string> } {
-  const proc = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'server', 'index.ts')], {
+  const proc = spawn(process.execPath, SERVER_ARGS, {
     cwd: layout.dir,
     env: {
       PATH: process.env.PATH ?? '',

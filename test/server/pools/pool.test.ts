@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
-import type { Handout } from '../../../server/pools/contract.js';
+import type { Handout, HandoutAttempt } from '../../../server/pools/contract.js';
 import { DEFAULT_POLICY, type PoolPolicy } from '../../../server/pools/policy.js';
 import { Pool } from '../../../server/pools/pool.js';
 import type { PoolState } from '../../../server/pools/records.js';
@@ -24,7 +24,7 @@ function pool(keys: string[], policy: Partial<PoolPolicy> = {}, clock = new Fake
 /** A state file holding one pool, written as a full save writes it. */
 function saveText(p: Pool, now: number, name = 'test'): string {
   const { records, retired } = p.takeAll();
-  const chunks = poolJsonChunks(p.header(), records, retired, windowStartsAt(p.clock, now), 2);
+  const chunks = poolJsonChunks(p.header(), records, retired, windowStartsAt(p.clock, now), undefined, 2);
   return `{"version":${STATE_VERSION},"savedAt":${now},"seq":1,"pools":{"${name}":${[...chunks].join('')}}}`;
 }
 
@@ -42,7 +42,7 @@ function asOf(p: Pool, st: PoolState, now: number): PoolState {
   return { ...st, keys };
 }
 
-function served(h: Handout): string {
+function served(h: HandoutAttempt): string {
   assert.equal(h.ok, true, `expected a key, got ${JSON.stringify(h)}`);
   return (h as Handout & { ok: true }).key;
 }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
-import type { Handout, PoolBackend } from '../../../server/pools/contract.js';
+import type { Handout, HandoutAttempt, PoolBackend } from '../../../server/pools/contract.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
 import { memoryStore, redisStore, times, type MakePool } from '../../helpers/stores.js';
@@ -20,7 +20,7 @@ for (const store of [memoryStore, redisStore()]) {
     });
     after(() => store.teardown());
 
-    const served = (h: Handout): string => {
+    const served = (h: HandoutAttempt): string => {
       assert.equal(h.ok, true, `expected a key, got ${JSON.stringify(h)}`);
       return (h as Handout & { ok: true }).key;
     };

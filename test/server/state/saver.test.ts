@@ -67,7 +67,7 @@ describe('saver with the journal', () => {
     assert.deepEqual(await b.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
 
     // A forced (shutdown) save folds everything into one snapshot.
-    await b.saver.saveNow(true);
+    await b.saver.saveNow({ final: true });
     assert.deepEqual((await b.store.sizes()).journalBytes, 0);
     const c = await setup(dir, clock);
     assert.deepEqual(await c.registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all' }), live);
