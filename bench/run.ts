@@ -22,7 +22,7 @@ const MEMORY_HANDOUTS = Number(process.env.BENCH_MEMORY_HANDOUTS ?? 1_000_000);
  * Rounds of bare Koa / 3 keys / 100,000 keys, interleaved in short slices, so drift in the
  * machine's speed hits all three alike. On the VM this was tuned on, throughput swings by a
  * third over a few seconds (bare Koa alone, one 40 s run: 35k to 57k req/s from one second to
- * the next); slices shorter than those swings put the three targets on the same footing.
+ * the next); slices shorter than those swings put the targets on the same footing.
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 18);
 /**
@@ -74,9 +74,13 @@ function start(args: string[], env: Record<string, string>): Promise<Proc> {
 
 let serverSeq = 0;
 
-async function startServer(dir: string, keys: number, env: Record<string, string> = {}): Promise<Proc> {
-  const keysDir = join(dir, `keys-${keys}`);
+/** Limits no bench run reaches, so the pool keeps serving while it reserves uses ahead (blocks of 1000). */
+const LIMITS = { perDay: 1_000_000_000, total: 1_000_000_000_000 };
+
+async function startServer(dir: string, keys: number, env: Record<string, string> = {}, pools?: unknown): Promise<Proc> {
+  const keysDir = join(dir, `keys-${keys}${pools ? '-pools' : ''}`);
   await mkdir(keysDir, { recursive: true });
+  if (pools) await writeFile(join(keysDir, 'pools.json'), JSON.stringify(pools));
   const file = join(keysDir, 'plantid.txt');
   const exists = await readFile(file, 'utf8').then(() => true, () => false);
   if (!exists) {
@@ -186,7 +190,7 @@ async function main(): Promise<void> {
     redisDurationSec: DURATION_SEC,
   };
   try {
-    // The three targets run side by side: all their servers stay up (idle ones do nothing but
+    // The targets run side by side: all their servers stay up (idle ones do nothing but
     // finish their last save, which falls in the next target's lead-in), and each round measures
     // each target in turn (one at a time: 2 cores, one for autocannon, one for the server), in a
     // rotated order. On a VM whose speed drifts by a third within seconds, the median of the
@@ -200,12 +204,14 @@ async function main(): Promise<void> {
       ['bare koa', await spawnAll(() => start(['bench/baseline.ts'], {}))],
       ['3-key pool', await spawnAll(() => startServer(dir, 3))],
       ['100,000-key pool', await spawnAll(() => startServer(dir, 100_000))],
+      // Limits make the file backend reserve uses durably ahead of handouts (a save per block).
+      ['3-key pool with limits', await spawnAll(() => startServer(dir, 3, {}, { plantid: { limits: LIMITS } }))],
     ];
     for (const [, procs] of targetsInOrder) for (const proc of procs) await load(proc.url, { durationSec: 2 }); // warm-up: JIT, connections
-    const runs: Run[][] = [[], [], []];
+    const runs: Run[][] = targetsInOrder.map(() => []);
     for (let round = 0; round < ROUNDS; round++) {
-      for (let k = 0; k < 3; k++) {
-        const i = (round + k) % 3;
+      for (let k = 0; k < targetsInOrder.length; k++) {
+        const i = (round + k) % targetsInOrder.length;
         const [label, procs] = targetsInOrder[i]!;
         const proc = procs[Math.floor(round / 3) % procs.length]!;
         await load(proc.url, { durationSec: LEAD_IN_SEC });
@@ -215,10 +221,11 @@ async function main(): Promise<void> {
       }
     }
     await Promise.all(targetsInOrder.flatMap(([, procs]) => procs.map((p) => p.stop())));
-    const [baseRuns, pool3Runs, pool100kRuns] = runs as [Run[], Run[], Run[]];
+    const [baseRuns, pool3Runs, pool100kRuns, limitedRuns] = runs as [Run[], Run[], Run[], Run[]];
     const baseline1 = medianRun(baseRuns);
     const pool3 = medianRun(pool3Runs);
     const pool100k = medianRun(pool100kRuns);
+    const limited = medianRun(limitedRuns);
     const roundRatios = (a: Run[], b: Run[]) => a.map((r, i) => r.rps / b[i]!.rps);
     const perRound = (a: Run[], b: Run[]) => median(roundRatios(a, b));
 
@@ -259,6 +266,8 @@ async function main(): Promise<void> {
     results.pool100kRuns = pool100kRuns;
     results.pool3 = pool3;
     results.pool100k = pool100k;
+    results.limitedRuns = limitedRuns;
+    results.limited = limited;
     results.redis = redisRow;
     results.redis2Instances = twoRow;
     results.memory = { handouts: MEMORY_HANDOUTS, rssAfter10kMb: rssAfter10k, rssAfterAllMb: rssAfter1M, growthMb: rssAfter1M - rssAfter10k };
@@ -267,23 +276,27 @@ async function main(): Promise<void> {
       pool3VsBaseline: perRound(pool3Runs, baseRuns),
       pool100kVsBaseline: perRound(pool100kRuns, baseRuns),
       pool100kVsPool3: perRound(pool100kRuns, pool3Runs),
+      limitedVsBaseline: perRound(limitedRuns, baseRuns),
     };
     results.ratios = ratios;
     const intervals = {
       pool3VsBaseline: medianInterval(roundRatios(pool3Runs, baseRuns)),
       pool100kVsBaseline: medianInterval(roundRatios(pool100kRuns, baseRuns)),
       pool100kVsPool3: medianInterval(roundRatios(pool100kRuns, pool3Runs)),
+      limitedVsBaseline: medianInterval(roundRatios(limitedRuns, baseRuns)),
     };
     results.ratioIntervals95 = intervals;
     const ratioTargets: Array<[string, keyof typeof ratios, number]> = [
       ['throughput >= 0.85 x bare Koa (3 keys)', 'pool3VsBaseline', 0.85],
       ['throughput >= 0.85 x bare Koa (100k keys)', 'pool100kVsBaseline', 0.85],
       ['100k-key pool within 10% of 3-key pool', 'pool100kVsPool3', 0.9],
+      ['throughput >= 0.85 x bare Koa (3 keys with limits)', 'limitedVsBaseline', 0.85],
     ];
     const targets = {
       ...Object.fromEntries(ratioTargets.map(([name, key, line]) => [name, ratios[key] >= line])),
       'p99 < 5 ms at 50 connections (3 keys)': pool3.p99Ms < 5,
       'p99 < 5 ms at 50 connections (100k keys)': pool100k.p99Ms < 5,
+      'p99 < 5 ms at 50 connections (3 keys with limits)': limited.p99Ms < 5,
       [`RSS growth over ${MEMORY_HANDOUTS.toLocaleString('en')} handouts < 50 MB`]: rssAfter1M - rssAfter10k < 50,
     };
     results.targets = targets;
@@ -297,6 +310,7 @@ async function main(): Promise<void> {
     console.log(`| bare Koa | ${Math.round(baselineRps)} | ${baseline1.p50Ms} | ${baseline1.p99Ms} | 1.00 |`);
     console.log(`| 3-key pool | ${Math.round(pool3.rps)} | ${pool3.p50Ms} | ${pool3.p99Ms} | ${fi('pool3VsBaseline')} |`);
     console.log(`| 100,000-key pool | ${Math.round(pool100k.rps)} | ${pool100k.p50Ms} | ${pool100k.p99Ms} | ${fi('pool100kVsBaseline')} |`);
+    console.log(`| 3-key pool with limits (reservations) | ${Math.round(limited.rps)} | ${limited.p50Ms} | ${limited.p99Ms} | ${fi('limitedVsBaseline')} |`);
     if (redisRow) console.log(`| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`);
     if (twoRow) console.log(`| Redis backend, 2 instances (3 keys) | ${Math.round(twoRow.rps)} | ${twoRow.p50Ms} | ${twoRow.p99Ms} | ${f(twoRow.rps / baselineRps)} |`);
     console.log(`\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`);

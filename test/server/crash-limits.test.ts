@@ -52,6 +52,21 @@ async function crashCycles(t: TestContext, layout: Layout, env: Record<string, s
 }
 
 describe('limits across kill -9', { concurrency: true }, () => {
+  it('a clean stop keeps no reservation: a restart resumes the exact counts, nothing counted as wasted', async (t) => {
+    const layout = await makeLayout(t, { plantid: makeKeys(KEYS) }, { plantid: { limits: { total: LIMIT } } });
+    const s = await spawnServer(t, layout);
+    for (let i = 0; i < 50; i++) assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
+    assert.equal(await s.kill('SIGTERM'), 0);
+    const again = await spawnServer(t, layout);
+    const st = (await getJson(`${again.url}/api/stats`)).body as StatsResponse;
+    assert.equal(st.pools[0]!.keys.reduce((n, k) => n + k.served.total, 0), 50);
+    assert.doesNotMatch(again.output(), /not stopped cleanly/u);
+    for (let i = 0; i < 5; i++) assert.equal((await getJson(`${again.url}/api/plantid`)).status, 200); // reserves ahead
+    assert.equal(await again.kill('SIGKILL'), 'SIGKILL');
+    const third = await spawnServer(t, layout); // after a kill -9, the reserved uses count
+    assert.match(third.output(), /pool plantid was not stopped cleanly; counted the \d+ reserved uses of \d+ keys as used/u);
+  });
+
   it(`file backend: ${CYCLES} crash cycles under load, no key past limits.total`, async (t) => {
     const layout = await makeLayout(t, { plantid: makeKeys(KEYS) }, { plantid: { limits: { total: LIMIT } } });
     // Timed saves every 2 s, as by default: without reservations a crash forgets the handouts since the last one.
