@@ -1,6 +1,8 @@
 // pm2 process file: npx pm2 start ecosystem.config.cjs
 // Both apps run from the TypeScript sources through tsx (a runtime dependency), so there is no
 // build step to forget after an update: `git pull && npx pm2 reload ecosystem.config.cjs`.
+// The scripts are the plain modules in bin/, which import the sources (pm2 would look for
+// ts-node for a .ts script).
 // Both read .env from this folder (cwd); real environment variables win.
 // PM2_LOG_DIR moves pm2's own stdout/stderr files (default logs/).
 const logDir = process.env.PM2_LOG_DIR || 'logs';
@@ -21,13 +23,16 @@ const common = (name) => ({
   merge_logs: true,
   autorestart: true,
   max_restarts: 20,
+  // A configuration error (a missing token, a bad variable, a state file in use) exits 78: restarting
+  // cannot fix it, so pm2 stops the app and `pm2 logs` shows the one line naming the problem.
+  stop_exit_codes: [78],
 });
 
 module.exports = {
   apps: [
     {
       ...common('keywarden-server'),
-      script: 'server/index.ts',
+      script: 'bin/server.mjs',
       listen_timeout: 15000,
       // SIGINT, then this long for the final state save before pm2 kills the process.
       kill_timeout: 10000,
@@ -35,7 +40,7 @@ module.exports = {
     },
     {
       ...common('keywarden-bot'),
-      script: 'bot/index.ts',
+      script: 'bin/bot.mjs',
       // Ready once logged in to Discord.
       listen_timeout: 30000,
       kill_timeout: 5000,
@@ -51,7 +56,7 @@ module.exports = {
 //
 //   {
 //     ...common('keywarden-server'),
-//     script: 'server/index.ts',
+//     script: 'bin/server.mjs',
 //     exec_mode: 'cluster',
 //     instances: 2,               // or 'max': one per core
 //     env: { STATE_BACKEND: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' },

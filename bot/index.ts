@@ -1,5 +1,5 @@
 import dotenv from 'dotenv';
-import { ConfigError } from '../shared/env.js';
+import { CONFIG_EXIT_CODE, ConfigError } from '../shared/env.js';
 import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
 import { createBot } from './bot.js';
 import { loadBotConfig } from './config.js';
@@ -34,7 +34,8 @@ async function main(): Promise<void> {
     // discord.js errors never carry the token; keep the line short and clear.
     logger.error(`bot: could not log in to Discord at ${config.discordApiUrl}: ${(err as Error).message}`);
     await closeLogger(logger);
-    process.exit(1);
+    // A token Discord refuses will be refused again: stop (pm2 too) until it is changed.
+    process.exit((err as { code?: string }).code === 'TokenInvalid' ? CONFIG_EXIT_CODE : 1);
   }
   process.send?.('ready');
 }
@@ -42,5 +43,5 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   const known = err instanceof ConfigError;
   console.error(`keywarden-bot: ${known ? '' : 'failed to start: '}${(err as Error).message}`);
-  process.exit(1);
+  process.exit(known ? CONFIG_EXIT_CODE : 1);
 });

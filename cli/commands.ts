@@ -1,3 +1,4 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, intVar, parseEnv } from '../shared/env.js';
@@ -8,6 +9,8 @@ import { addKeys, KeyEditError, removeKey } from '../server/keys/keyedit.js';
 import { PoolRegistry } from '../server/pools/registry.js';
 import { FileBackend } from '../server/state/file-backend.js';
 import { FileStore, StateFileError } from '../server/state/file.js';
+import { deserializeState, type StateFile } from '../server/state/format.js';
+import type { PoolState } from '../server/pools/records.js';
 import { StateLock, StateLockedError, type ProcessProbe } from '../server/state/lock.js';
 import type { StateStore } from '../server/state/store.js';
 
@@ -29,6 +32,8 @@ export const USAGE = `usage: npm run keys -- <command>
   disable <pool> <keyId>      take a key out of rotation
   enable <pool> <keyId>       put it back (clears blocks and failures)
   clear-throttle <pool>       lift a pool-wide throttle (after many keys reported 429 at once)
+  state export <file>         write the rotation state (counts, blocks; keyIds, never keys) to a file
+  state import <file>         replace the rotation state with a file's (another backend's, another machine's)
   status                      one line per pool`;
 
 const envSchema = z.object({
@@ -120,6 +125,13 @@ async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; bac
   return { registry, backend };
 }
 
+/** Every pool's state as the offline registry holds it. */
+async function exportOffline({ registry }: { registry: PoolRegistry }): Promise<Record<string, PoolState>> {
+  const pools: Record<string, PoolState> = {};
+  for (const name of registry.names()) pools[name] = await registry.withPool(name, (p, now) => p.exportState(now));
+  return pools;
+}
+
 /**
  * Changes the saved state with no server running: under the state file's lock (a server that
  * holds it is named), one change, then a full save.
@@ -206,7 +218,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (command === undefined) throw new CliError('missing <command>; see the usage above', 2);
     return;
   }
-  if (!['list', 'add', 'remove', 'disable', 'enable', 'clear-throttle', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
+  if (!['list', 'add', 'remove', 'disable', 'enable', 'clear-throttle', 'state', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
   let t: Target;
   try {
     t = targetOf(deps.env);
@@ -267,6 +279,48 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         }
       }
       deps.out(`removed ${keyId} from ${pool}`);
+      return;
+    }
+    case 'state': {
+      const [action, file] = rest;
+      if ((action !== 'export' && action !== 'import') || file === undefined) throw new CliError('usage: state export <file> | state import <file>', 2);
+      if (action === 'export') {
+        const state: StateFile =
+          mode.kind === 'api'
+            ? await api(t, doFetch, 'GET', '/state')
+            : { version: 1, savedAt: Date.now(), seq: 0, pools: await exportOffline(await offlineRegistry(t)) };
+        await writeFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+        deps.out(`exported the state of ${Object.keys(state.pools).join(', ')} to ${file}`);
+        return;
+      }
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (err) {
+        throw new CliError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+      let parsed: ReturnType<typeof deserializeState>;
+      try {
+        parsed = deserializeState(text);
+      } catch (err) {
+        throw new CliError(`${file}: ${(err as Error).message}`);
+      }
+      for (const d of parsed.dropped) deps.out(`warning: ${d}`);
+      let imported: string[];
+      if (mode.kind === 'api') imported = (await api(t, doFetch, 'POST', '/state', parsed.state)).imported;
+      else {
+        if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to import state while it runs`);
+        imported = await editStateOffline(t, deps.probe, async (registry) => {
+          const done: string[] = [];
+          for (const [name, st] of Object.entries(parsed.state.pools)) {
+            if (!registry.has(name)) continue;
+            await registry.withPool(name, (p, now) => p.replaceState(st, now));
+            done.push(name);
+          }
+          return done;
+        });
+      }
+      deps.out(`imported the state of ${imported.join(', ') || 'no pool'} from ${file}`);
       return;
     }
     case 'clear-throttle': {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, intVar, listVar, logLevelVar, parseEnv } from '../shared/env.js';
+import { boolVar, ConfigError, intVar, listVar, logLevelVar, parseEnv } from '../shared/env.js';
 import { DEFAULT_POLICY, type PoolPolicy } from './pools/policy.js';
 import { isValidTimeZone } from './pools/windows.js';
 
@@ -32,6 +32,7 @@ const envSchema = z.object({
     .regex(/^rediss?:\/\/\S+$/u, 'must be a redis:// or rediss:// URL')
     .default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/u, 'must be 1-64 letters, digits or _ : . -').default('keywarden:'),
+  REDIS_ALLOW_VOLATILE: boolVar(),
 });
 
 export interface ServerConfig {
@@ -51,6 +52,8 @@ export interface ServerConfig {
   stateBackend: 'file' | 'redis';
   redisUrl: string;
   redisPrefix: string;
+  /** Start on a Redis that keeps nothing across its own restart (no AOF, no snapshots). */
+  redisAllowVolatile: boolean;
 }
 
 export function isLoopback(host: string): boolean {
@@ -85,6 +88,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     stateBackend: e.STATE_BACKEND,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    redisAllowVolatile: e.REDIS_ALLOW_VOLATILE,
     open,
   };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import dotenv from 'dotenv';
 import { Redis } from 'ioredis';
-import { ConfigError } from '../shared/env.js';
+import { CONFIG_EXIT_CODE, ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
 import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
 import { RedisBackend } from './redis/backend.js';
@@ -23,6 +23,12 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
+/** The state file as the Redis backend reads it to import (never moved aside or cleaned up). */
+function readOnlyStateFile(path: string) {
+  const file = new FileStore(path);
+  return { description: file.description, load: () => file.loadReadOnly() };
+}
+
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadServerConfig(process.env);
@@ -42,7 +48,7 @@ async function main(): Promise<void> {
             retryStrategy: (times) => Math.min(100 * times, 2000),
           }),
           config.redisPrefix,
-          { logger, url: config.redisUrl },
+          { logger, url: config.redisUrl, clock: Date.now, allowVolatile: config.redisAllowVolatile, importFrom: readOnlyStateFile(config.stateFile) },
         )
       : new FileBackend(new FileStore(config.stateFile), { clock: Date.now, logger, intervalMs: config.stateSaveIntervalMs, lock: new StateLock(config.stateFile, processProbe(process.pid, process.kill)) });
   // Signals are handled from the start: one that arrives while the server starts stops it as soon
@@ -76,7 +82,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // Known: a start that only a change of configuration can fix (pm2 then stops instead of restarting).
   const known = err instanceof ConfigError || err instanceof StateFileError || err instanceof StateLockedError;
   console.error(`keywarden: ${known ? '' : 'failed to start: '}${(err as Error).message}`);
-  process.exit(1);
+  process.exit(known ? CONFIG_EXIT_CODE : 1);
 });

@@ -1,5 +1,12 @@
 import { z } from 'zod';
 
+/**
+ * The exit code of a start that cannot succeed until someone changes the configuration (EX_CONFIG
+ * of sysexits.h): a missing token, a bad variable, a state file another server holds. pm2 lists it
+ * in `stop_exit_codes` (ecosystem.config.cjs), so such an app stops instead of restarting forever.
+ */
+export const CONFIG_EXIT_CODE = 78;
+
 /** A configuration problem found at startup: one line naming the variable, file or field. */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -43,3 +50,11 @@ export function listVar() {
 }
 
 export const logLevelVar = z.enum(['error', 'warn', 'info', 'debug'], 'must be one of error, warn, info, debug').default('info');
+
+/** A yes/no variable: true or false (also 1/0, yes/no), default false. */
+export function boolVar() {
+  return z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''], 'must be true or false')
+    .default('false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+}

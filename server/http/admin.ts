@@ -8,9 +8,13 @@ import { badRequest, HttpError, unknownPool } from './errors.js';
 import { addKeys, KeyEditError, removeKey } from '../keys/keyedit.js';
 import type { PoolBackend } from '../pools/contract.js';
 import type { PoolRegistry } from '../pools/registry.js';
+import type { PoolState } from '../pools/records.js';
+import { deserializeState, type StateFile } from '../state/format.js';
 
 /** Admin bodies may carry many keys at once. */
 const ADMIN_BODY_LIMIT = 1024 * 1024;
+/** An imported state file: 100,000 keys take about 10 MB. */
+const STATE_BODY_LIMIT = 64 * 1024 * 1024;
 const KEY_ID = /^[0-9a-f]{12}$/u;
 
 const addSchema = z.union([
@@ -33,7 +37,7 @@ function mapKeyEdit(err: unknown): never {
  * pool's key file atomically (other lines untouched) and reloads it at once; disable, enable and
  * reset change the key's state. Plaintext keys arrive in request bodies and go only to the file.
  */
-export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger }): Router {
+export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger; clock: () => number }): Router {
   const { registry, logger } = deps;
   const router = new Router({ prefix: '/admin', sensitive: true });
 
@@ -73,6 +77,36 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
     await registry.editKeyFile(pool, (path) => removeKey(path, keyId)).catch(mapKeyEdit);
     logger.info(`admin: removed key ${keyId} from pool ${pool}`, { pool, keyId });
     ctx.status = 204;
+  });
+
+  // State moves between backends and machines as a state file (keyIds only, never a key).
+  router.get('/state', async (ctx) => {
+    const pools: Record<string, PoolState> = {};
+    for (const name of registry.names()) pools[name] = await registry.withPool(name, (p, now) => p.exportState(now));
+    ctx.body = { version: 1, savedAt: deps.clock(), seq: 0, pools } satisfies StateFile;
+  });
+
+  router.post('/state', async (ctx) => {
+    const text = JSON.stringify(await readJson(ctx, STATE_BODY_LIMIT));
+    let parsed: ReturnType<typeof deserializeState>;
+    try {
+      parsed = deserializeState(text);
+    } catch (err) {
+      throw badRequest('invalid_state', `not a Keywarden state file: ${(err as Error).message}`);
+    }
+    const imported: string[] = [];
+    const skipped: string[] = [];
+    for (const [name, st] of Object.entries(parsed.state.pools)) {
+      if (!registry.has(name)) {
+        skipped.push(name);
+        continue;
+      }
+      await registry.withPool(name, (p, now) => p.replaceState(st, now));
+      await registry.loadKeyFile(name, true); // membership stays the key file's
+      imported.push(name);
+    }
+    logger.warn(`admin: replaced the state of ${imported.join(', ') || 'no pool'} from an import${skipped.length ? ` (not configured here: ${skipped.join(', ')})` : ''}`);
+    ctx.body = { imported, skipped, dropped: parsed.dropped };
   });
 
   router.post('/pools/:pool/clear-throttle', async (ctx) => {

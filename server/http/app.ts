@@ -94,7 +94,7 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   if (deps.adminToken) {
-    const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger });
+    const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger, clock: deps.clock });
     app.use(admin.routes());
     app.use(admin.allowedMethods());
   }

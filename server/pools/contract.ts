@@ -1,6 +1,7 @@
 import type { KeyStatus, PoolStats } from '../../shared/stats.js';
 import type { KeyLine } from '../keys/keyfile.js';
 import type { PoolPolicy } from './policy.js';
+import type { PoolState } from './records.js';
 import type { AdminAction, Outcome, ReportInput } from './rules.js';
 import type { KeyRows } from './stats.js';
 
@@ -57,6 +58,10 @@ export interface PoolBackend {
   /** An operator's action on a key; false when the pool has no such key. */
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
   stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;
+  /** The pool's state in the state file's shape (an export; keyIds only, never a key). */
+  exportState(now: number): PoolState | Promise<PoolState>;
+  /** Puts a saved state (an export, a state file) in the place of the pool's; membership stays the key file's. */
+  replaceState(state: PoolState, now: number): void | Promise<void>;
 }
 
 /**

@@ -393,6 +393,15 @@ export class Pool implements PoolBackend {
     return { records: this.records, retired: this.retired };
   }
 
+  exportState(): PoolState {
+    return this.snapshot();
+  }
+
+  replaceState(state: PoolState, now: number): void {
+    this.restore(state, now);
+    this.changes.dirty();
+  }
+
   /** Serialisable state, keyed by keyId (a copy). */
   snapshot(): PoolState {
     const keys: Record<string, KeyState> = {};

@@ -2,7 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger.js';
 import type { PoolBackend, PoolOptions } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
+import { ConfigError } from '../../shared/env.js';
 import type { Health, StateBackend } from '../state/backend.js';
+import { countReservedAsUsed } from '../state/reservations.js';
+import type { LoadResult } from '../state/store.js';
 import { RedisPool, withPoolScript } from './pool.js';
 
 /** A Redis URL without its password, for logs. */
@@ -21,32 +24,93 @@ export class RedisBackend implements StateBackend {
   private readonly client: ReturnType<typeof withPoolScript>;
   private closing = false;
 
+  private readonly pools = new Map<string, RedisPool>();
+
   constructor(
     client: Redis,
     private readonly prefix: string,
-    private readonly options: { logger: Logger; url: string },
+    private readonly options: {
+      logger: Logger;
+      url: string;
+      clock: () => number;
+      /** Start even on a Redis that keeps nothing across its own restart. */
+      allowVolatile: boolean;
+      /** The file backend's state, imported for each pool Redis holds nothing of (moving from file to Redis). */
+      importFrom?: { description: string; load(): Promise<LoadResult> };
+    },
   ) {
     this.client = withPoolScript(client);
     this.description = `Redis (${redactUrl(options.url)}, prefix ${prefix})`;
   }
 
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {
-    return new RedisPool(name, policy, this.client, this.prefix, options);
+    const pool = new RedisPool(name, policy, this.client, this.prefix, options);
+    this.pools.set(name, pool);
+    return pool;
   }
 
-  /** Gives a starting connection a moment, so a healthy start does not log a failed first sync. */
+  /**
+   * Gives a starting connection a moment (so a healthy start does not log a failed first sync),
+   * refuses a Redis that would forget every count when it restarts, and brings over the state
+   * file for pools Redis holds nothing of yet.
+   */
   async open(): Promise<void> {
     const client = this.client;
-    if (client.status === 'ready') return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        client.off('ready', done);
-        resolve();
-      };
-      const timer = setTimeout(done, 3000);
-      client.once('ready', done);
+    if (client.status !== 'ready') {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          client.off('ready', done);
+          resolve();
+        };
+        const timer = setTimeout(done, 3000);
+        client.once('ready', done);
+      });
+    }
+    if (client.status !== 'ready') return; // down at start: served as 503s until it answers
+    await this.checkPersistence();
+    await this.importStateFile();
+  }
+
+  /** A Redis with neither an append-only file nor snapshots loses every count when it restarts. */
+  private async checkPersistence(): Promise<void> {
+    let appendonly: string | undefined;
+    let save: string | undefined;
+    try {
+      appendonly = ((await this.client.config('GET', 'appendonly')) as string[])[1];
+      save = ((await this.client.config('GET', 'save')) as string[])[1];
+    } catch (err) {
+      // Managed Redis services often refuse CONFIG; they persist by their own means.
+      this.options.logger.warn(`state: cannot ask Redis whether it persists (${(err as Error).message}); make sure it keeps an append-only file`);
+      return;
+    }
+    if (appendonly === 'yes' || (save !== undefined && save.trim() !== '')) return;
+    if (this.options.allowVolatile) {
+      this.options.logger.warn('state: Redis keeps no append-only file and no snapshots: a Redis restart forgets every count (REDIS_ALLOW_VOLATILE=true)');
+      return;
+    }
+    throw new ConfigError(
+      `REDIS_URL: ${redactUrl(this.options.url)} keeps no append-only file and no snapshots (appendonly no, save ""), so a Redis restart would forget every count and keys would be handed out past their limits; turn on appendonly (appendonly yes, appendfsync everysec) or set REDIS_ALLOW_VOLATILE=true`,
+    );
+  }
+
+  private async importStateFile(): Promise<void> {
+    const from = this.options.importFrom;
+    if (!from) return;
+    const loaded = await from.load().catch((err: Error) => {
+      this.options.logger.warn(`state: ${from.description} cannot be read to import (${err.message}); starting from what Redis holds`);
+      return null;
     });
+    if (loaded?.kind !== 'loaded') return;
+    const now = this.options.clock();
+    for (const [name, st] of Object.entries(loaded.state.pools)) {
+      const pool = this.pools.get(name);
+      if (!pool) continue;
+      const { uses } = countReservedAsUsed(st, pool.clock, now);
+      if (await pool.importState(st, now)) {
+        this.options.logger.info(`state: pool ${name}: Redis held nothing; imported ${Object.keys(st.keys).length} keys' state from ${from.description}${uses ? ` (${uses} reserved uses counted as used)` : ''}`, { pool: name });
+      }
+    }
   }
 
   async resume(hooks: { reapplyKeyFiles: () => Promise<void> }): Promise<void> {

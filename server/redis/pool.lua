@@ -316,8 +316,32 @@ local function clearThrottle()
   return { ok = true, inForce = thU ~= nil and now < thU }
 end
 
+-- A saved state written in as this pool's: A.meta, A.keys = {keyId = hash}, A.hist. Without
+-- A.replace only into a pool Redis holds nothing of (the first start after the file backend).
+local function import()
+  local held = redis.call('EXISTS', P .. 'meta') == 1 or redis.call('ZCARD', P .. 'pos') > 0
+  if held and not A.replace then return { ok = false } end
+  if held then
+    for _, id in ipairs(redis.call('ZRANGE', P .. 'pos', 0, -1)) do redis.call('DEL', P .. 'k:' .. id) end
+    redis.call('DEL', P .. 'meta', P .. 'pos', P .. 'av', P .. 'lru', P .. 'wk', P .. 'r429', P .. 'hist')
+  end
+  local function hset(key, map)
+    local flat = {}
+    for k, v in pairs(map) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+    if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
+  end
+  hset(P .. 'meta', A.meta)
+  hset(P .. 'hist', A.hist)
+  for id, h in pairs(A.keys) do
+    redis.call('DEL', P .. 'k:' .. id)
+    hset(P .. 'k:' .. id, h)
+  end
+  return { ok = true }
+end
+
 local result
 if op == 'handout' then result = handout()
+elseif op == 'import' then result = import()
 elseif op == 'clear_throttle' then result = clearThrottle()
 elseif op == 'report' then result = report()
 elseif op == 'sync' then result = sync()

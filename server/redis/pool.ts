@@ -50,6 +50,27 @@ export function keyStateOf(h: Record<string, string>): KeyState {
   };
 }
 
+/** A key's persisted state as its Redis hash (the inverse of keyStateOf); retired keys keep their hash too. */
+export function hashOf(k: KeyState): Record<string, string> {
+  const h: Record<string, string> = { t: String(k.total) };
+  for (const kind of WINDOW_KINDS) {
+    const w = k.windows[kind];
+    if (w) {
+      h[`${FIELD[kind]}S`] = String(w.start);
+      h[`${FIELD[kind]}C`] = String(w.count);
+    }
+  }
+  if (k.lastUsedAt !== null) h.lu = String(k.lastUsedAt);
+  if (k.block) Object.assign(h, { bU: String(k.block.until), bR: k.block.reason });
+  if (k.exhausted) Object.assign(h, { eU: String(k.exhausted.until), eR: k.exhausted.reason });
+  if (k.disabled) Object.assign(h, { xR: k.disabled.reason, xL: k.disabled.lineHash });
+  if (k.failures.length > 0) h.f = k.failures.join(',');
+  if (k.backoffLevel !== 0) h.bl = String(k.backoffLevel);
+  if (k.probe !== null) h.pr = String(k.probe);
+  if (k.useSeq !== undefined) h.us = String(k.useSeq);
+  return h;
+}
+
 /**
  * A pool whose state lives in Redis, shared by every server instance: each handout, report,
  * membership sync and admin action is one atomic run of the script, which applies the rules of
@@ -154,6 +175,31 @@ export class RedisPool implements PoolBackend {
 
   async admin(action: AdminAction, keyId: string, now: number, reason?: string): Promise<boolean> {
     return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
+  }
+
+  /**
+   * Writes a saved state (a state file's, or an export's) into Redis as this pool's. With
+   * `replace` false it is written only when Redis holds nothing for the pool yet (the first start
+   * after moving from the file backend) and says whether it was; with `replace` it takes the
+   * place of what Redis holds. Membership follows at the next key-file sync.
+   */
+  async importState(state: PoolState, now: number, replace = false): Promise<boolean> {
+    const meta: Record<string, string> = { turn: String(state.servedInTurn), seq: String(state.seq?.used ?? 0), nseq: String(state.seq?.seen ?? 0) };
+    if (state.current !== null) meta.cur = state.current;
+    if (state.poolWindow) Object.assign(meta, { pwS: String(state.poolWindow.start), pwC: String(state.poolWindow.count) });
+    if (state.throttle) Object.assign(meta, { thU: String(state.throttle.until), thR: state.throttle.reason });
+    const keys = Object.fromEntries(Object.entries(state.keys).map(([id, k]) => [id, hashOf(k)]));
+    const hist = Object.fromEntries(state.history.map((c) => [String(c.start), String(c.count)]));
+    return (await this.run<{ ok: boolean }>('import', now, { meta, keys, hist, replace })).ok;
+  }
+
+  async exportState(): Promise<PoolState> {
+    return (await this.readState()).state;
+  }
+
+  /** Replaces what Redis holds; the registry applies the key file again right after (membership). */
+  async replaceState(state: PoolState, now: number): Promise<void> {
+    await this.importState(state, now, true);
   }
 
   /** The pool as Redis holds it, in the state file's shape. */

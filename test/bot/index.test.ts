@@ -130,14 +130,14 @@ describe('Discord bot end to end', () => {
 });
 
 describe('bot startup', () => {
-  it('exits 1 with one clear line when DISCORD_BOT_TOKEN is missing', async (t) => {
+  it('exits 78 (a configuration error: pm2 stops it) with one clear line when DISCORD_BOT_TOKEN is missing', async (t) => {
     const layout = await makeLayout(t);
     const p = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'bot', 'index.ts')], { cwd: layout.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise((resolve) => p.once('exit', resolve));
-    assert.equal(code, 1);
+    assert.equal(code, 78);
     assert.equal(out, 'keywarden-bot: DISCORD_BOT_TOKEN: is required: the bot token from the Discord developer portal\n');
   });
 });

@@ -102,6 +102,35 @@ describe('keys CLI on the files (no server answering)', () => {
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
   });
 
+  it('state export and import move the rotation state: offline from the files, and through a running server', async (t) => {
+    const keys = makeKeys(2);
+    const from = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
+    for (let i = 0; i < 5; i++) await getJson(`${from.url}/api/plantid`);
+    const file = join(from.layout.dir, 'export.json');
+    const env = { KEYWARDEN_URL: from.url, ADMIN_TOKEN: ADMIN };
+    const exported = await cli(from.layout, ['state', 'export', file], { env });
+    assert.deepEqual([exported.code, exported.stdout], [0, `exported the state of plantid, healthid to ${file}\n`]);
+    const text = await readFile(file, 'utf8');
+    for (const k of keys) assert.ok(!text.includes(k), 'an export holds a plaintext key');
+
+    // Into a fresh layout with no server running: the state file now holds the counts.
+    const layout = await makeLayout(t, { plantid: keys });
+    const imported = await cli(layout, ['state', 'import', file]);
+    assert.deepEqual([imported.code, imported.stdout], [0, `imported the state of plantid, healthid from ${file}\n`]);
+    const saved = deserializeState(await readFile(layout.stateFile, 'utf8')).state.pools.plantid!;
+    assert.deepEqual(Object.values(saved.keys).map((k) => k.total).sort(), [2, 3]);
+
+    // And back through a running server (its admin API), replacing what it counted meanwhile.
+    const to = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
+    await getJson(`${to.url}/api/plantid`);
+    assert.equal((await cli(to.layout, ['state', 'import', file], { env: { KEYWARDEN_URL: to.url, ADMIN_TOKEN: ADMIN } })).code, 0);
+    const st = (await getJson(`${to.url}/api/stats`)).body;
+    assert.deepEqual(st.pools[0].keys.map((k: { served: { total: number } }) => k.served.total).sort(), [2, 3]);
+
+    const bad = await cli(layout, ['state', 'import', join(layout.dir, 'nope.json')]);
+    assert.deepEqual([bad.code, bad.stderr], [1, `keywarden-keys: ${join(layout.dir, 'nope.json')}: cannot be read (ENOENT)\n`]);
+  });
+
   it('every error is one line and a non-zero exit', async (t) => {
     const [a] = makeKeys(1);
     const layout = await makeLayout(t, { plantid: [a!] });

@@ -20,6 +20,9 @@ export const REDIS_MISSING = 'redis-server is not installed: apt-get install red
  * port and data.
  */
 export class TestRedis {
+  /** With `volatile`, no append-only file and no snapshots: a restart forgets everything. */
+  constructor(private readonly opts: { volatile?: boolean } = {}) {}
+
   proc: ChildProcess | null = null;
   port = 0;
   dir = '';
@@ -33,7 +36,8 @@ export class TestRedis {
     if (!bin) throw new Error(REDIS_MISSING);
     if (!this.dir) this.dir = await mkdtemp(join(tmpdir(), 'keywarden-redis-'));
     if (!this.port) this.port = await freePort();
-    this.proc = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir, '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    const persistence = this.opts.volatile ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always'];
+    this.proc = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', this.dir, '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     for (;;) {
       const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });

@@ -197,12 +197,12 @@ describe('server startup errors', () => {
     ['a LOG_FILE whose folder cannot be created', { LOG_FILE: '/dev/null/logs/server.log' }, undefined, /^keywarden: LOG_FILE: cannot create the folder for \/dev\/null\/logs\/server\.log \(ENOTDIR\)\n$/u],
   ];
   for (const [what, env, pools, message] of cases) {
-    it(`${what} exits 1 with one line naming it`, async (t) => {
+    it(`${what} exits 78 (a configuration error) with one line naming it`, async (t) => {
       const layout = await makeLayout(t, {}, pools);
       const p = runServerProcess(layout, env);
       const guard = setTimeout(() => p.proc.kill('SIGKILL'), 20_000); // a hang fails the test instead of stalling the suite
       t.after(() => clearTimeout(guard));
-      assert.equal(await p.exited, 1);
+      assert.equal(await p.exited, 78);
       assert.match(p.output(), message);
       assert.equal(p.output().trim().split('\n').length, 1);
     });

@@ -9,13 +9,13 @@ import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, runServerProcess, spawnServer } from '../helpers/server.js';
 
 describe('the state file lock', () => {
-  it('a second server on the same STATE_FILE exits 1 naming the file and pid; after a kill -9 the next one takes over', async (t) => {
+  it('a second server on the same STATE_FILE exits 78 naming the file and pid; after a kill -9 the next one takes over', async (t) => {
     const layout = await makeLayout(t, { plantid: makeKeys(2) });
     const first = await spawnServer(t, layout);
     await getJson(`${first.url}/api/plantid`);
 
     const second = runServerProcess(layout);
-    assert.equal(await second.exited, 1);
+    assert.equal(await second.exited, 78);
     assert.equal(second.output(), `keywarden: STATE_FILE ${layout.stateFile} is in use by another Keywarden server (pid ${first.proc.pid}); stop it, or give this one its own STATE_FILE\n`);
     assert.equal((await getJson(`${first.url}/api/plantid`)).status, 200, 'the first server is untouched');
 
