@@ -23,7 +23,7 @@ const BOT_TOKEN = 'pm2-emulated-bot-token.x.y';
 
 
 
-describe('pm2 with ecosystem.config.cjs', () => {
+describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
   it('runs server and bot; handout counts survive stop, restart and reload', async (t) => {
     const emu = new DiscordEmulator(BOT_TOKEN);
     await emu.start();
@@ -74,13 +74,54 @@ describe('pm2 with ecosystem.config.cjs', () => {
     assert.equal(await total(), 7);
     await served(5);
 
-    await pm2('reload', 'keywarden-server');
+    const reload = await pm2('reload', 'keywarden-server');
+    assert.doesNotMatch(`${reload.stdout}${reload.stderr}`, /error|pid/iu);
     await until('server reloaded', async () => (await getJson(`${url}/healthz`)).status === 200);
     assert.equal(await total(), 12);
 
     const list = JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: { status: string; restart_time: number } }>;
     assert.deepEqual(list.map((p) => [p.name, p.pm2_env.status]).sort(), [['keywarden-bot', 'online'], ['keywarden-server', 'online']]);
     const serverLog = await readFile(join(layout.dir, 'pm2-logs', 'keywarden-server.out.log'), 'utf8');
+    // The apps start from bin/*.mjs: pm2 does not go looking for ts-node.
+    for (const f of ['keywarden-server.err.log', 'keywarden-bot.err.log']) assert.equal(await readFile(join(layout.dir, 'pm2-logs', f), 'utf8').catch(() => ''), '', f);
     assert.equal(serverLog.match(/state saved; bye/gu)?.length, 2); // stop and reload stopped a running server; restart started a stopped one
+  });
+
+  it('a configuration error (no DISCORD_BOT_TOKEN) stops the bot instead of restarting it forever; the server runs on and reloads cleanly', async (t) => {
+    const layout = await makeLayout(t, { plantid: makeKeys(2) }, undefined, { keep: true });
+    const port = await freePort();
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: layout.dir,
+      PM2_HOME: join(layout.dir, 'pm2'),
+      PM2_LOG_DIR: join(layout.dir, 'pm2-logs'),
+      PORT: String(port),
+      KEYS_DIR: layout.keysDir,
+      STATE_FILE: layout.stateFile,
+      LOG_FILE: layout.logFile,
+      STATS_API: `http://127.0.0.1:${port}/api/stats`,
+      BOT_LOG_FILE: join(layout.dir, 'logs', 'bot.log'),
+    };
+    const pm2 = (...args: string[]) => run(process.execPath, [PM2, ...args], { cwd: REPO_ROOT, env, timeout: 60_000 });
+    t.after(async () => {
+      await pm2('kill').catch(() => {});
+      await rm(layout.dir, { recursive: true, force: true });
+    });
+    await pm2('start', 'ecosystem.config.cjs').catch(() => {}); // pm2 may report the bot's failed start
+    type Env = { status: string; restart_time: number; exit_code?: number };
+    const apps = async () => Object.fromEntries((JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: Env }>).map((p) => [p.name, p.pm2_env]));
+    await until('the bot to exit 78', async () => (await apps())['keywarden-bot']?.exit_code === 78);
+    // Longer than the bot's restart back-off (2 s): a restarting app would have been started again by now.
+    // (pm2 labels an app with a back-off "waiting restart" even when its exit code stops it.)
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = await apps();
+    assert.equal(after['keywarden-bot']!.restart_time, 0);
+    assert.notEqual(after['keywarden-bot']!.status, 'online');
+    assert.equal(after['keywarden-server']!.status, 'online');
+    const botErr = await readFile(join(layout.dir, 'pm2-logs', 'keywarden-bot.err.log'), 'utf8');
+    assert.equal(botErr, 'keywarden-bot: DISCORD_BOT_TOKEN: is required: the bot token from the Discord developer portal\n');
+    const reload = await pm2('reload', 'keywarden-server');
+    assert.doesNotMatch(`${reload.stdout}${reload.stderr}`, /error|pid/iu);
+    await until('server reloaded', async () => (await getJson(`http://127.0.0.1:${port}/healthz`)).status === 200);
   });
 });

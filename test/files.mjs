@@ -5,14 +5,16 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SLOWEST_FIRST = [
-  'test/server/crash-limits.test.ts',
   'test/server/index.test.ts',
-  'test/server/redis/pool.test.ts',
-  'test/bot/index.test.ts',
   'test/ecosystem.test.ts',
+  'test/server/redis/pool.test.ts',
+  'test/server/crash-limits.test.ts',
+  'test/server/redis/backend.test.ts',
   'test/server/full-disk.test.ts',
-  'test/server/pools/pool.test.ts',
+  'test/bot/index.test.ts',
   'test/server/pools/differential.test.ts',
+  'test/server/pools/pool.test.ts',
+  'test/server/lock.test.ts',
   'test/server/http/routes-health.test.ts',
 ];
 

@@ -11,11 +11,10 @@ import { statsEmbeds } from '../../bot/embeds.js';
 import type { StatsResponse } from '../../shared/stats.js';
 import { ALERT_CHANNEL_ID, DiscordEmulator, TEXT_CHANNEL_ID } from '../helpers/discord.js';
 import { makeKeys } from '../helpers/keys.js';
-import { getJson, makeLayout, REPO_ROOT, spawnServer } from '../helpers/server.js';
+import { entryArgs, getJson, makeLayout, spawnServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
 const TOKEN = 'emulated-bot-token.abc.def';
-const TSX = import.meta.resolve('tsx');
 const withoutTimestamps = (embeds: any[]) => embeds.map(({ timestamp: _t, ...rest }) => rest);
 
 /** GET /api/stats requests answered 200, from the server's request histogram. */
@@ -34,7 +33,7 @@ describe('Discord bot end to end', () => {
     const port = new URL(server.url).port;
     await getJson(`${server.url}/api/plantid`); // a current key to show
 
-    const bot = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'bot', 'index.ts')], {
+    const bot = spawn(process.execPath, entryArgs('bot/index.ts'), {
       cwd: layout.dir,
       env: {
         PATH: process.env.PATH ?? '',
@@ -132,7 +131,7 @@ describe('Discord bot end to end', () => {
 describe('bot startup', () => {
   it('exits 78 (a configuration error: pm2 stops it) with one clear line when DISCORD_BOT_TOKEN is missing', async (t) => {
     const layout = await makeLayout(t);
-    const p = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'bot', 'index.ts')], { cwd: layout.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, entryArgs('bot/index.ts'), { cwd: layout.dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -78,22 +78,24 @@ export interface Spawned {
 }
 
 /**
- * How to start the real server: the compiled dist/server/index.js (what `npm start` runs, and
- * half the start-up CPU of transpiling) when `npm test` has just built it, else server/index.ts
- * through tsx, so a test run alone never runs stale code.
+ * How to run an entry point (`server/index.ts`, `bot/index.ts`) as a real process: the compiled
+ * dist/ file (what `npm start` runs, at half the start-up CPU of transpiling) when `npm test`
+ * has just built it, else the source through tsx, so a test run alone never runs stale code.
  */
-const SERVER_ARGS: string[] = (() => {
-  const built = join(REPO_ROOT, 'dist', 'server', 'index.js');
+export function entryArgs(entry: string): string[] {
+  const built = join(REPO_ROOT, 'dist', entry.replace(/\.ts$/u, '.js'));
   const newestSource = (dir: string): number =>
     Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newestSource(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
   try {
-    const fresh = statSync(built).mtimeMs >= Math.max(newestSource(join(REPO_ROOT, 'server')), newestSource(join(REPO_ROOT, 'shared')));
-    if (fresh) return [built];
+    const sources = ['server', 'shared', 'bot'].map((d) => newestSource(join(REPO_ROOT, d)));
+    if (statSync(built).mtimeMs >= Math.max(...sources)) return [built];
   } catch {
     // not built
   }
-  return ['--import', TSX, join(REPO_ROOT, 'server', 'index.ts')];
-})();
+  return ['--import', TSX, join(REPO_ROOT, entry)];
+}
+
+const SERVER_ARGS = entryArgs('server/index.ts');
 
 /** Runs the real server process (cwd = layout dir, so no repo .env leaks in). */
 export function runServerProcess(layout: Layout, env: Record<string, string> = {}, ipc = false): { proc: ChildProcess; output: () => string; exited: Promise<number | string> } {

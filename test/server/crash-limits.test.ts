@@ -3,7 +3,7 @@
  * against the real server process, counting every use the clients received. With the file
  * backend, the server reserves uses durably before serving them; with Redis (append-only file),
  * Redis holds the counts, and Redis itself is killed too now and then.
- * CRASH_CYCLES sets the number of cycles: 8 in `npm test`, 20 for the full check
+ * CRASH_CYCLES sets the number of cycles: 6 in `npm test`, 20 for the full check
  * (`CRASH_CYCLES=20 node --import tsx --test test/server/crash-limits.test.ts`).
  */
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { REDIS_MISSING, redisServerBinary, TestRedis } from '../helpers/redis.js
 import { getJson, makeLayout, spawnServer, type Layout } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
-const CYCLES = Number(process.env.CRASH_CYCLES ?? 8);
+const CYCLES = Number(process.env.CRASH_CYCLES ?? 6);
 /** Small enough that the keys run out within the cycles (about 55 handouts a cycle over 3 keys). */
 const LIMIT = CYCLES * 15;
 const KEYS = 3;

@@ -15,7 +15,7 @@ import { FakeClock } from '../../helpers/clock.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
 import { memoryStore, redisStore, type MakePool } from '../../helpers/stores.js';
 
-const RUNS = Number(process.env.DIFF_RUNS ?? 12);
+const RUNS = Number(process.env.DIFF_RUNS ?? 8);
 const FIRST_SEED = Number(process.env.DIFF_SEED ?? 1);
 const STEPS = Number(process.env.DIFF_STEPS ?? 120);
 
