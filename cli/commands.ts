@@ -5,7 +5,8 @@ import { ConfigError, intVar, parseEnv } from '../shared/env.js';
 import { createLogger } from '../shared/logger.js';
 import type { KeyStats, PoolStats } from '../shared/stats.js';
 import { loadPools, POOL_NAME } from '../server/config.js';
-import { addKeys, KeyEditError, removeKey } from '../server/keys/keyedit.js';
+import { cipherFromEnv, type KeyCipher } from '../server/keys/cipher.js';
+import { addKeys, KeyEditError, recryptKeyFile, removeKey, type Recrypt } from '../server/keys/keyedit.js';
 import { PoolRegistry } from '../server/pools/registry.js';
 import { FileBackend } from '../server/state/file-backend.js';
 import { FileStore, StateFileError } from '../server/state/file.js';
@@ -32,6 +33,9 @@ export const USAGE = `usage: npm run keys -- <command>
   disable <pool> <keyId>      take a key out of rotation
   enable <pool> <keyId>       put it back (clears blocks and failures)
   clear-throttle <pool>       lift a pool-wide throttle (after many keys reported 429 at once)
+  encrypt <pool>              rewrite the pool's key file with every key encrypted (KEYS_SECRET)
+  decrypt <pool>              rewrite it with every key in plaintext
+  rotate-secret <pool>        re-encrypt its keys under KEYS_SECRET_NEW (every line must decrypt with KEYS_SECRET)
   state export <file>         write the rotation state (counts, blocks; keyIds, never keys) to a file
   state import <file>         replace the rotation state with a file's (another backend's, another machine's)
   status                      one line per pool`;
@@ -63,6 +67,8 @@ interface Target {
   stateFile: string;
   /** With Redis, state is only reachable through a running server's admin API. */
   redis: boolean;
+  /** KEYS_SECRET: encrypted key-file lines, and keys added to the files, go through it. */
+  cipher: KeyCipher | null;
 }
 
 type Mode = { kind: 'api' } | { kind: 'files'; serverRunning: boolean };
@@ -76,6 +82,7 @@ function targetOf(env: Record<string, string | undefined>): Target {
     keysDir: resolve(e.KEYS_DIR),
     stateFile: resolve(e.STATE_FILE),
     redis: e.STATE_BACKEND === 'redis',
+    cipher: cipherFromEnv(env),
   };
 }
 
@@ -117,12 +124,42 @@ async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; bac
   const readOnly: StateStore = { description: file.description, load: () => file.loadReadOnly(), save: (plan) => file.save(plan), flush: () => file.flush() };
   const logger = createLogger({ level: 'error', file: null, console: false });
   const backend = new FileBackend(readOnly, { clock: Date.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({ keysDir: t.keysDir, policies: await loadPools(t.keysDir), clock: Date.now, logger, createPool: backend.createPool.bind(backend) });
+  const registry = new PoolRegistry({ keysDir: t.keysDir, policies: await loadPools(t.keysDir), clock: Date.now, logger, createPool: backend.createPool.bind(backend), keyCipher: t.cipher });
   await registry.loadAllKeyFiles();
   await backend.resume().catch((err: unknown) => {
     throw err instanceof StateFileError ? new CliError(err.message) : err;
   });
   return { registry, backend };
+}
+
+/**
+ * encrypt, decrypt, rotate-secret: rewrite a key file in place (atomically; a running server
+ * picks it up like any edit, and after rotate-secret needs the new KEYS_SECRET to read it).
+ */
+async function recrypt(command: 'encrypt' | 'decrypt' | 'rotate-secret', rest: string[], t: Target, deps: CliDeps): Promise<void> {
+  const pool = poolArg(rest[0], [...(await loadPools(t.keysDir)).keys()]);
+  const path = join(t.keysDir, `${pool}.txt`);
+  const cipher = t.cipher;
+  if (!cipher) throw new CliError(`KEYS_SECRET: set it (or KEYS_SECRET_FILE) to ${command} ${path}`);
+  let how: Recrypt;
+  if (command === 'rotate-secret') {
+    let next: KeyCipher | null;
+    try {
+      next = cipherFromEnv(deps.env, 'KEYS_SECRET_NEW');
+    } catch (err) {
+      throw err instanceof ConfigError ? new CliError(err.message) : err;
+    }
+    if (!next) throw new CliError('KEYS_SECRET_NEW: set the new secret (or KEYS_SECRET_NEW_FILE) to rotate to');
+    how = { to: 're-encrypted', cipher, next };
+  } else how = command === 'encrypt' ? { to: 'encrypted', cipher } : { to: 'plaintext', cipher };
+  let changed: number;
+  try {
+    changed = await recryptKeyFile(path, how);
+  } catch (err) {
+    if (err instanceof KeyEditError) throw new CliError(err.message);
+    throw err;
+  }
+  deps.out(`${how.to} ${changed} key${changed === 1 ? '' : 's'} in ${path}${command === 'rotate-secret' ? '; now set KEYS_SECRET to the new secret where the server runs, and restart it' : ''}`);
 }
 
 /** Every pool's state as the offline registry holds it. */
@@ -218,7 +255,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (command === undefined) throw new CliError('missing <command>; see the usage above', 2);
     return;
   }
-  if (!['list', 'add', 'remove', 'disable', 'enable', 'clear-throttle', 'state', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
+  if (!['list', 'add', 'remove', 'disable', 'enable', 'clear-throttle', 'state', 'encrypt', 'decrypt', 'rotate-secret', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
   let t: Target;
   try {
     t = targetOf(deps.env);
@@ -226,6 +263,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (err instanceof ConfigError) throw new CliError(err.message);
     throw err;
   }
+  if (command === 'encrypt' || command === 'decrypt' || command === 'rotate-secret') return recrypt(command, rest, t, deps);
   const mode = await detectMode(t, doFetch);
   if (mode.kind === 'files' && t.redis && command !== 'add' && command !== 'remove') {
     throw new CliError(`with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} with ADMIN_TOKEN set (add and remove work on the key files alone)`);
@@ -257,7 +295,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         added = (await api(t, doFetch, 'POST', `/pools/${pool}/keys`, { keys })).added;
       } else {
         try {
-          added = await addKeys(join(t.keysDir, `${pool}.txt`), keys);
+          added = await addKeys(join(t.keysDir, `${pool}.txt`), keys, t.cipher);
         } catch (err) {
           if (err instanceof KeyEditError) throw new CliError(err.message);
           throw err;
@@ -272,7 +310,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       if (mode.kind === 'api') await api(t, doFetch, 'DELETE', `/pools/${pool}/keys/${keyId}`);
       else {
         try {
-          await removeKey(join(t.keysDir, `${pool}.txt`), keyId);
+          await removeKey(join(t.keysDir, `${pool}.txt`), keyId, t.cipher);
         } catch (err) {
           if (err instanceof KeyEditError) throw new CliError(err.message);
           throw err;

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { boolVar, ConfigError, intVar, listVar, logLevelVar, parseEnv } from '../shared/env.js';
+import { cipherFromEnv, type KeyCipher } from './keys/cipher.js';
 import { DEFAULT_POLICY, type PoolPolicy } from './pools/policy.js';
 import { isValidTimeZone } from './pools/windows.js';
 
@@ -54,6 +55,8 @@ export interface ServerConfig {
   redisPrefix: string;
   /** Start on a Redis that keeps nothing across its own restart (no AOF, no snapshots). */
   redisAllowVolatile: boolean;
+  /** Decrypts `enc:v1:` key-file lines and encrypts keys added through the admin API (KEYS_SECRET or KEYS_SECRET_FILE). */
+  keyCipher: KeyCipher | null;
 }
 
 export function isLoopback(host: string): boolean {
@@ -89,6 +92,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     redisAllowVolatile: e.REDIS_ALLOW_VOLATILE,
+    keyCipher: cipherFromEnv(env),
     open,
   };
 }

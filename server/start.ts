@@ -40,21 +40,25 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
   const policies = await loadPools(config.keysDir);
-  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend) });
+  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend), keyCipher: config.keyCipher });
   await backend.open();
-  try {
-    await registry.loadAllKeyFiles();
-  } catch (err) {
-    if (!(err instanceof StateUnavailableError)) throw err;
-    // The backend is down at start: serve 503s and apply the key files once it answers.
-    logger.error(`state: ${err.detail}; key files apply once the state backend answers`);
-  }
-
   const metrics = createMetrics(registry);
-  const reapplyKeyFiles = async () => {
-    for (const name of registry.names()) await registry.loadKeyFile(name, true).catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
-  };
-  await backend.resume({ reapplyKeyFiles, onSave: metrics.stateSave });
+  try {
+    try {
+      await registry.loadAllKeyFiles();
+    } catch (err) {
+      if (!(err instanceof StateUnavailableError)) throw err;
+      // The backend is down at start: serve 503s and apply the key files once it answers.
+      logger.error(`state: ${err.detail}; key files apply once the state backend answers`);
+    }
+    const reapplyKeyFiles = async () => {
+      for (const name of registry.names()) await registry.loadKeyFile(name, true).catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
+    };
+    await backend.resume({ reapplyKeyFiles, onSave: metrics.stateSave });
+  } catch (err) {
+    await backend.release?.(); // a start that failed leaves no lock behind
+    throw err;
+  }
 
   const app = createApp({ registry, logger, clock, metrics, health: () => backend.health(), apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);

@@ -11,6 +11,7 @@ const SLOWEST_FIRST = [
   'test/server/crash-limits.test.ts',
   'test/server/redis/backend.test.ts',
   'test/server/full-disk.test.ts',
+  'test/cli/encryption.test.ts',
   'test/bot/index.test.ts',
   'test/server/pools/differential.test.ts',
   'test/server/pools/pool.test.ts',

@@ -65,7 +65,7 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
     const parsed = addSchema.safeParse(await readJson(ctx, ADMIN_BODY_LIMIT));
     if (!parsed.success) throw badRequest('invalid_body', 'send {"key": "..."} or {"keys": ["...", ...]}');
     const keys = 'key' in parsed.data ? [parsed.data.key] : parsed.data.keys;
-    const added = await registry.editKeyFile(pool, (path) => addKeys(path, keys)).catch(mapKeyEdit);
+    const added = await registry.editKeyFile(pool, (path) => addKeys(path, keys, registry.keyCipher)).catch(mapKeyEdit);
     logger.info(`admin: added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, { pool });
     ctx.status = 201;
     ctx.body = { pool, added };
@@ -74,7 +74,7 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
   router.delete('/pools/:pool/keys/:keyId', async (ctx) => {
     const pool = poolName(ctx.params.pool!);
     const keyId = keyIdParam(ctx.params.keyId!);
-    await registry.editKeyFile(pool, (path) => removeKey(path, keyId)).catch(mapKeyEdit);
+    await registry.editKeyFile(pool, (path) => removeKey(path, keyId, registry.keyCipher)).catch(mapKeyEdit);
     logger.info(`admin: removed key ${keyId} from pool ${pool}`, { pool, keyId });
     ctx.status = 204;
   });

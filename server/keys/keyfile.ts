@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ENCRYPTED_PREFIX, type KeyCipher } from './cipher.js';
 
 /** One usable line of a key file. `key` is plaintext: it never leaves the pool except in a handout. */
 export interface KeyLine {
@@ -19,6 +20,8 @@ export interface KeyFileWarning {
 export interface ParsedKeyFile {
   keys: KeyLine[];
   warnings: KeyFileWarning[];
+  /** Encrypted lines that cannot be read (no secret, or not this secret): the file must not be applied. */
+  errors: KeyFileWarning[];
   /** Lines that looked like keys but were not used (invalid or duplicate). */
   skippedLines: number;
 }
@@ -41,17 +44,23 @@ function parseExpiry(raw: string): number | null | 'bad' {
 /** What one line of a key file holds. */
 export type LineContent =
   | { kind: 'blank' }
-  | { kind: 'key'; key: string; lineHash: string; expiresAt: number | null }
-  | { kind: 'bad'; message: string };
+  | { kind: 'key'; key: string; lineHash: string; expiresAt: number | null; encrypted: boolean }
+  | { kind: 'bad'; message: string }
+  /** An encrypted key that cannot be read: never skipped quietly, since the pool would lose it. */
+  | { kind: 'locked'; message: string };
 
 /** True when `key` could stand alone on a key-file line: non-empty, no whitespace or control characters, not a comment. */
 export function isValidKey(key: string): boolean {
   return key.length > 0 && !key.startsWith('#') && !BAD_CHAR.test(key);
 }
 
-/** Reads one line (without its line end). Messages never contain the key. */
-export function parseLine(raw: string): LineContent {
-  const trimmed = raw.trim();
+/**
+ * Reads one line (without its line end); an `enc:v1:` token is decrypted with `cipher`. Messages
+ * never contain the key. The line hash is of the line as its plaintext reads, so encrypting or
+ * re-encrypting a file does not count as a changed line.
+ */
+export function parseLine(raw: string, cipher: KeyCipher | null = null): LineContent {
+  let trimmed = raw.trim();
   if (trimmed === '' || trimmed.startsWith('#')) return { kind: 'blank' };
   let key = trimmed;
   let comment = '';
@@ -60,11 +69,19 @@ export function parseLine(raw: string): LineContent {
     key = inline[1]!;
     comment = inline[2]!;
   }
+  const encrypted = key.startsWith(ENCRYPTED_PREFIX);
+  if (encrypted) {
+    if (!cipher) return { kind: 'locked', message: 'holds an encrypted key (enc:v1) but no KEYS_SECRET is set' };
+    const plain = cipher.decrypt(key);
+    if (plain === null) return { kind: 'locked', message: 'holds an encrypted key (enc:v1) that does not decrypt with KEYS_SECRET' };
+    trimmed = `${plain}${trimmed.slice(key.length)}`;
+    key = plain;
+  }
   if (BAD_CHAR.test(key) || (!inline && BAD_CHAR.test(trimmed))) return { kind: 'bad', message: 'skipped: contains whitespace or control characters' };
   const expiresAt = parseExpiry(comment);
   if (expiresAt === 'bad') return { kind: 'bad', message: 'skipped: expires= is not a valid date (use YYYY-MM-DD or an ISO 8601 time)' };
   const lineHash = createHash('sha256').update(trimmed, 'utf8').digest('hex').slice(0, 16);
-  return { kind: 'key', key, lineHash, expiresAt };
+  return { kind: 'key', key, lineHash, expiresAt, encrypted };
 }
 
 /** Splits file text into lines: BOM dropped, CRLF, LF and CR all end a line. */
@@ -79,16 +96,21 @@ export function splitLines(text: string): string[] {
  * (`KEY  # expires=2027-01-31`). Duplicates count once; lines with inner whitespace or control
  * characters are skipped. Warnings name line numbers and never contain a key.
  */
-export function parseKeyFile(text: string): ParsedKeyFile {
+export function parseKeyFile(text: string, cipher: KeyCipher | null = null): ParsedKeyFile {
   const keys: KeyLine[] = [];
   const warnings: KeyFileWarning[] = [];
+  const errors: KeyFileWarning[] = [];
   const firstLineOf = new Map<string, number>();
   let skippedLines = 0;
   const lines = splitLines(text);
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
-    const content = parseLine(lines[i]!);
+    const content = parseLine(lines[i]!, cipher);
     if (content.kind === 'blank') continue;
+    if (content.kind === 'locked') {
+      errors.push({ line: lineNo, message: content.message });
+      continue;
+    }
     if (content.kind === 'bad') {
       skippedLines++;
       warnings.push({ line: lineNo, message: content.message });
@@ -103,5 +125,5 @@ export function parseKeyFile(text: string): ParsedKeyFile {
     firstLineOf.set(content.key, lineNo);
     keys.push({ key: content.key, line: lineNo, lineHash: content.lineHash, expiresAt: content.expiresAt });
   }
-  return { keys, warnings, skippedLines };
+  return { keys, warnings, errors, skippedLines };
 }

@@ -2,6 +2,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Mutex } from 'async-mutex';
 import type { KeyFileStats, StatsResponse } from '../../shared/stats.js';
+import { ConfigError } from '../../shared/env.js';
+import type { KeyCipher } from '../keys/cipher.js';
 import { parseKeyFile } from '../keys/keyfile.js';
 import type { Logger } from '../../shared/logger.js';
 import { StateUnavailableError, type Handout, type HandoutAttempt, type PoolBackend, type PoolEvent, type PoolOptions, type ReportResult } from './contract.js';
@@ -10,6 +12,14 @@ import type { ReportInput } from './rules.js';
 import type { KeyRows } from './stats.js';
 
 export type Clock = () => number;
+
+/** A key file at start-up with encrypted lines that cannot be read: names the file and line, never a key. */
+export class KeyFileError extends ConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyFileError';
+  }
+}
 
 /** How long a handout waits for reservations to be saved before it is a 503 state_unavailable. */
 const RESERVATION_WAIT_MS = 10_000;
@@ -37,6 +47,8 @@ export interface RegistryOptions {
   clock: Clock;
   logger: Logger;
   rng?: () => number;
+  /** Decrypts `enc:v1:` key-file lines (KEYS_SECRET); null when none is set. */
+  keyCipher?: KeyCipher | null;
   /** Makes pending reservations durable (the state backend's `reserve`; rejects when it cannot save). */
   reserve?: () => Promise<void>;
   /** Builds each pool: the state backend's `createPool`. */
@@ -60,7 +72,11 @@ export class PoolRegistry {
   /** Whether turn-taking rotations are logged (debug level, read once: winston's check costs on every handout). */
   private readonly traceRotations: boolean;
 
+  /** The key-file cipher (KEYS_SECRET), for whoever edits the key files (admin API). */
+  readonly keyCipher: KeyCipher | null;
+
   constructor(private readonly options: RegistryOptions) {
+    this.keyCipher = options.keyCipher ?? null;
     this.traceRotations = options.logger.isDebugEnabled();
     for (const [name, policy] of options.policies) {
       const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e) };
@@ -206,9 +222,18 @@ export class PoolRegistry {
       e.file = { ...e.file, error: `cannot be read (${code})` };
       return;
     }
-    const parsed = parseKeyFile(text);
+    const parsed = parseKeyFile(text, this.keyCipher);
     for (const w of parsed.warnings) log.warn(`pool ${name}: ${path} line ${w.line}: ${w.message}`, { pool: name, line: w.line });
     const first = e.signature === null;
+    if (parsed.errors.length > 0) {
+      const problem = `${path} line ${parsed.errors[0]!.line} ${parsed.errors[0]!.message}${parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more lines)` : ''}`;
+      // At start-up the pool would silently lack keys: stop, naming file and line. Later, keep the keys loaded.
+      if (first) throw new KeyFileError(`KEYS_SECRET: ${problem}`);
+      if (e.file.error !== problem) log.error(`pool ${name}: ${problem}; keeping the ${e.pool.size} keys already loaded`, { pool: name });
+      e.signature = signature;
+      e.file = { ...e.file, error: problem };
+      return;
+    }
     e.signature = signature;
     e.file = {
       path,

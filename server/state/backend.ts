@@ -25,6 +25,8 @@ export interface StateBackend {
    * pools keep reservations has it. Rejects when the state cannot be saved.
    */
   reserve?(): Promise<void>;
+  /** After a start that failed past `open`: lets go of what open took (the state file's lock). */
+  release?(): Promise<void>;
   /** Whether the server can serve; /healthz reports it. */
   health(): Health;
   /** At shutdown, after the last request: the final save, or the connection closed. Says what it did, for the log. */

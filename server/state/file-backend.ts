@@ -58,6 +58,10 @@ export class FileBackend implements StateBackend, SaveSource {
     if (tookOverFrom !== null) this.options.logger.warn(`state: took over ${lock.path}, left by pid ${tookOverFrom}, which is no longer running`);
   }
 
+  async release(): Promise<void> {
+    await this.options.lock?.release();
+  }
+
   /** Loads the saved state into the pools (key files already applied) and starts the timed saves. */
   async resume(hooks: { onSave?: (seconds: number, ok: boolean) => void } = {}): Promise<void> {
     const { logger } = this.options;
