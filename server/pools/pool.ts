@@ -3,9 +3,7 @@ import type { KeyLine } from '../keys/keyfile.js';
 import type { Handout, HandoutAttempt, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult } from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
-import { PositionSet } from './index/fenwick.js';
-import { IndexedHeap } from './index/heap.js';
-import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, NEVER_USED_SEQ_BASE, reservationBlock, type PoolPolicy } from './policy.js';
+import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
 import { emptyKeyState, KeyRecord, STRIDE, type Counter, type Hold, type KeyState, type PoolState } from './records.js';
 import {
   applyAdmin,
@@ -23,6 +21,8 @@ import {
   type Evaluation,
   type ReportInput,
 } from './rules.js';
+import { Selection } from './selection.js';
+import { UseOrder } from './use-order.js';
 import { poolStats, type KeyRows } from './stats.js';
 import { WINDOW_KINDS, WindowClock } from './windows.js';
 
@@ -30,12 +30,11 @@ import { WINDOW_KINDS, WindowClock } from './windows.js';
 export type PoolHeader = Omit<PoolState, 'keys'>;
 
 /**
- * One pool of keys held in memory (the file backend): membership, the selection indexes and
- * change tracking around the rules of rules.ts. Synchronous: every method takes `now`; callers
- * serialise access with the pool's mutex. Usable keys live in a Fenwick-backed set (and a heap
- * for LRU), keys that are out with a known return time in a wake heap, so a handout is
- * O(log n) amortised in the pool size. What it persists it hands out as records and a header
- * (state/format.ts writes them); it never touches a file.
+ * One pool of keys held in memory (the file backend): membership, handouts, reports and
+ * reservations around the rules of rules.ts, with its selection indexes in selection.ts (so a
+ * handout is O(log n) amortised in the pool size). Synchronous: every method takes `now`;
+ * callers serialise access with the pool's mutex. What it persists it hands out as records and
+ * a header (state/format.ts writes them); it never touches a file.
  */
 export class Pool implements PoolBackend {
   readonly local = true;
@@ -44,17 +43,14 @@ export class Pool implements PoolBackend {
   private records: KeyRecord[] = [];
   private byId = new Map<string, KeyRecord>();
   private retired = new Map<string, KeyState>();
-  private usable = new PositionSet(0);
-  private readonly lru = new IndexedHeap();
-  private readonly wake = new IndexedHeap();
+  private readonly selection: Selection;
   private current = -1;
   private servedInTurn = 0;
   private poolWindow: Counter | null = null;
   private throttle: Hold | null = null;
   private history: Counter[] = [];
   private recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
-  /** The last handout sequence number and first-seen number (see KeyState.useSeq). */
-  private seq = { used: 0, seen: 0 };
+  private readonly useOrder = new UseOrder();
   /** What the next save must carry (state/file-backend.ts reads it). */
   readonly changes = new ChangeTracker<KeyRecord>();
 
@@ -72,6 +68,7 @@ export class Pool implements PoolBackend {
     this.clock = new WindowClock(policy.resetTimezone);
     this.limits = compileLimits(policy.limits);
     this.reserveBlock = options.reservations ? reservationBlock(policy.limits) : 0;
+    this.selection = new Selection(policy.strategy, policy.rotateEvery, () => (options.rng ?? Math.random)());
   }
 
   get size(): number {
@@ -108,7 +105,7 @@ export class Pool implements PoolBackend {
       const base: KeyState = prior ?? retired ?? emptyKeyState();
       const rec = new KeyRecord(base, next.length, keyId, line.key, maskKey(line.key), line.lineHash, line.expiresAt, nums);
       if (prior) rec.useSeq = prior.useSeq;
-      else if (base.useSeq === undefined) rec.useSeq = this.freshSeq(base);
+      else if (base.useSeq === undefined) rec.useSeq = this.useOrder.fresh(base);
       if (retired) this.retired.delete(keyId);
       if (rec.disabled && rec.disabled.lineHash !== line.lineHash) {
         rec.disabled = null;
@@ -133,15 +130,8 @@ export class Pool implements PoolBackend {
     return summary;
   }
 
-  /** A useSeq for a key that has none: first seen now, or (state from before useSeq was kept) just used. */
-  private freshSeq(state: KeyState): number {
-    return state.lastUsedAt === null ? NEVER_USED_SEQ_BASE + ++this.seq.seen : ++this.seq.used;
-  }
-
   private rebuildIndexes(now: number): void {
-    this.usable = new PositionSet(this.records.length);
-    this.lru.clear();
-    this.wake.clear();
+    this.selection.reset(this.records.length);
     for (const rec of this.records) this.place(rec, now);
   }
 
@@ -152,48 +142,20 @@ export class Pool implements PoolBackend {
     if (settle(rec, now)) this.changes.touch(rec);
   }
 
-  /** Puts a record in the usable set or, when out, in the wake heap (if it returns on its own). */
+  /** Evaluates a record and records the verdict in the selection indexes. */
   private place(rec: KeyRecord, now: number): Evaluation {
     this.settle(rec, now);
     const ev = evaluate(rec, this.limits, this.clock, now);
-    if (ev.usable) {
-      this.wake.delete(rec.slot);
-      this.usable.add(rec.slot);
-      if (this.policy.strategy === 'least-recently-used') this.lru.set(rec.slot, rec.useSeq);
-    } else {
-      this.usable.delete(rec.slot);
-      this.lru.delete(rec.slot);
-      if (ev.until !== null) this.wake.set(rec.slot, ev.until);
-      else this.wake.delete(rec.slot);
-    }
+    if (ev.usable) this.selection.markUsable(rec.slot, rec.useSeq);
+    else this.selection.markOut(rec.slot, ev.until);
     return ev;
   }
 
   private wakeDue(now: number): void {
-    for (let at = this.wake.peekPriority(); at !== undefined && at <= now; at = this.wake.peekPriority()) {
-      const slot = this.wake.pop()!;
-      this.place(this.records[slot]!, now);
-    }
+    for (let slot = this.selection.popDue(now); slot !== undefined; slot = this.selection.popDue(now)) this.place(this.records[slot]!, now);
   }
 
-  // ---------------------------------------------------------------- selection
-
-  private pick(): number {
-    if (this.usable.length === 0) return -1;
-    switch (this.policy.strategy) {
-      case 'round-robin':
-        if (this.current >= 0 && this.usable.has(this.current) && this.servedInTurn < this.policy.rotateEvery) return this.current;
-        // The usual case, the next slot is usable, needs no walk of the tree.
-        if (this.current + 1 < this.records.length && this.usable.has(this.current + 1)) return this.current + 1;
-        return this.usable.nextAfter(this.current);
-      case 'fill-first':
-        return this.usable.kth(0);
-      case 'random':
-        return this.usable.kth(Math.floor((this.options.rng ?? Math.random)() * this.usable.length));
-      case 'least-recently-used':
-        return this.lru.peek() ?? -1;
-    }
-  }
+  // ---------------------------------------------------------------- handouts
 
   /**
    * Hands out the next usable key, or says why none is and when to retry. `want` > 1 asks for a
@@ -215,10 +177,10 @@ export class Pool implements PoolBackend {
     this.wakeDue(now);
     let rec: KeyRecord | undefined;
     for (;;) {
-      const slot = this.pick();
+      const slot = this.selection.pick(this.current, this.servedInTurn, this.records.length);
       if (slot < 0) {
-        const at = this.wake.peekPriority();
-        return { ok: false, reason: 'no_key_available', retryAfterMs: at === undefined ? null : Math.max(0, at - now) };
+        const at = this.selection.nextWake();
+        return { ok: false, reason: 'no_key_available', retryAfterMs: at === null ? null : Math.max(0, at - now) };
       }
       rec = this.records[slot]!;
       const ev = this.place(rec, now);
@@ -251,13 +213,13 @@ export class Pool implements PoolBackend {
     for (let k = 0; k < WINDOW_KINDS.length; k++) rec.addTo(k, this.clock.bounds(WINDOW_KINDS[k]!, now).startMs, granted);
     rec.total += granted;
     rec.lastUsedAt = now;
-    rec.useSeq = ++this.seq.used;
+    rec.useSeq = this.useOrder.next();
     this.poolWindow!.count += granted;
     recordHandout(this.history, this.clock, now, granted);
 
     if (rec.slot !== this.current) {
       const from = this.records[this.current]?.keyId ?? null;
-      const wasUsable = this.current >= 0 && this.usable.has(this.current);
+      const wasUsable = this.current >= 0 && this.selection.isUsable(this.current);
       this.emit({ type: 'rotate', pool: this.name, from, to: rec.keyId, why: wasUsable || from === null ? 'turn' : 'unavailable' });
       this.current = rec.slot;
       this.servedInTurn = 0;
@@ -383,7 +345,7 @@ export class Pool implements PoolBackend {
       poolWindow: this.poolWindow,
       throttle: this.throttle,
       history: this.history,
-      seq: { ...this.seq },
+      seq: this.useOrder.save(),
     };
   }
 
@@ -425,23 +387,12 @@ export class Pool implements PoolBackend {
         this.retired.set(keyId, { ...st, failures: [...st.failures], removedAt: st.removedAt ?? now });
       }
     }
-    if (state.seq) {
-      this.seq = { ...state.seq };
-      // Keys the state does not know are first seen now, after every key it does.
-      for (const rec of this.records) if (!restored.has(rec)) rec.useSeq = NEVER_USED_SEQ_BASE + ++this.seq.seen;
-    } else this.deriveUseOrder();
+    this.useOrder.restore(state.seq, this.records, restored);
     this.current = state.current === null ? -1 : (this.byId.get(state.current)?.slot ?? -1);
     this.servedInTurn = this.current === -1 ? 0 : state.servedInTurn;
     this.poolWindow = state.poolWindow;
     this.throttle = state.throttle;
     this.history = state.history.map((c) => ({ ...c }));
     this.rebuildIndexes(now);
-  }
-
-  /** State saved before useSeq was kept: least-recently-used order from lastUsedAt, ties in file order. */
-  private deriveUseOrder(): void {
-    this.seq = { used: 0, seen: 0 };
-    const order = [...this.records].sort((a, b) => (a.lastUsedAt ?? -1) - (b.lastUsedAt ?? -1) || a.slot - b.slot);
-    for (const rec of order) rec.useSeq = rec.lastUsedAt === null ? NEVER_USED_SEQ_BASE + ++this.seq.seen : ++this.seq.used;
   }
 }
