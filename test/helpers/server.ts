@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadServerConfig } from '../../server/config.js';
@@ -15,7 +15,17 @@ import type { FakeClock } from './clock.js';
 import { memoryLogger } from './logs.js';
 import { deferCleanup, tempDir } from './tmp.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The repository: the nearest folder up with Keywarden's package.json (tests run from test/ through tsx, or compiled from dist/test/). */
+export const REPO_ROOT = ((): string => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    try {
+      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'keywarden') return `${dir}/`;
+    } catch {
+      // not here
+    }
+    if (dirname(dir) === dir) throw new Error('test helpers: the keywarden repository was not found above them');
+  }
+})();
 const TSX = import.meta.resolve('tsx');
 
 export interface Layout {

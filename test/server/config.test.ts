@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPools, loadServerConfig, parsePoolsFile } from '../../server/config.js';
 import { ConfigError } from '../../shared/env.js';
+import { REPO_ROOT } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('server environment', () => {
@@ -83,7 +84,7 @@ describe('pools.json', () => {
 describe('shipped examples', () => {
   it('keys/examples/pools.json is a valid pools.json', async () => {
     const { readFile } = await import('node:fs/promises');
-    const raw: unknown = JSON.parse(await readFile(new URL('../../keys/examples/pools.json', import.meta.url), 'utf8'));
+    const raw: unknown = JSON.parse(await readFile(join(REPO_ROOT, 'keys', 'examples', 'pools.json'), 'utf8'));
     assert.deepEqual([...parsePoolsFile(raw, 'keys/examples/pools.json').keys()], ['plantid', 'healthid', 'weather']);
   });
 });

@@ -6,11 +6,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { join } from 'node:path';
 import { RULE_CONSTANTS } from '../../../server/pools/policy.js';
+import { REPO_ROOT } from '../../helpers/server.js';
 
-const rulesTs = readFileSync(new URL('../../../server/pools/rules.ts', import.meta.url), 'utf8');
-const rulesLua = readFileSync(new URL('../../../server/redis/rules.lua', import.meta.url), 'utf8');
-const poolLua = readFileSync(new URL('../../../server/redis/pool.lua', import.meta.url), 'utf8');
+const rulesTs = readFileSync(join(REPO_ROOT, 'server', 'pools', 'rules.ts'), 'utf8');
+const rulesLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'rules.lua'), 'utf8');
+const poolLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'pool.lua'), 'utf8');
 
 describe('the Redis script mirrors the rulebook', () => {
   it('every rule marked Mirrored in rules.ts is a function of the same name in rules.lua', () => {
