@@ -174,6 +174,10 @@ async function exportOffline({ registry }: { registry: PoolRegistry }): Promise<
  * holds it is named), one change, then a full save.
  */
 async function editStateOffline<T>(t: Target, probe: ProcessProbe, change: (registry: PoolRegistry) => Promise<T>): Promise<T> {
+  const moved = await new FileStore(t.stateFile).moved();
+  if (moved) {
+    throw new CliError(`STATE_FILE ${t.stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so edit through it (run it with ADMIN_TOKEN, and set KEYWARDEN_URL, STATE_BACKEND=redis and ADMIN_TOKEN here)`);
+  }
   const lock = new StateLock(t.stateFile, probe);
   await lock.acquire().catch((err: unknown) => {
     throw err instanceof StateLockedError ? new CliError(err.message) : err;

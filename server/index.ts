@@ -26,7 +26,7 @@ function packageVersion(): string {
 /** The state file as the Redis backend reads it to import (never moved aside or cleaned up). */
 function readOnlyStateFile(path: string) {
   const file = new FileStore(path);
-  return { description: file.description, load: () => file.loadReadOnly() };
+  return { description: file.description, load: () => file.loadReadOnly(), markMoved: (where: string, at: number) => file.markMoved(where, at) };
 }
 
 async function main(): Promise<void> {

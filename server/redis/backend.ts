@@ -35,8 +35,11 @@ export class RedisBackend implements StateBackend {
       clock: () => number;
       /** Start even on a Redis that keeps nothing across its own restart. */
       allowVolatile: boolean;
-      /** The file backend's state, imported for each pool Redis holds nothing of (moving from file to Redis). */
-      importFrom?: { description: string; load(): Promise<LoadResult> };
+      /**
+       * The file backend's state, imported for each pool Redis holds nothing of (moving from file
+       * to Redis), then marked as moved so nobody edits it believing it is in use.
+       */
+      importFrom?: { description: string; load(): Promise<LoadResult>; markMoved(where: string, at: number): Promise<void> };
     },
   ) {
     this.client = withPoolScript(client);
@@ -111,6 +114,8 @@ export class RedisBackend implements StateBackend {
         this.options.logger.info(`state: pool ${name}: Redis held nothing; imported ${Object.keys(st.keys).length} keys' state from ${from.description}${uses ? ` (${uses} reserved uses counted as used)` : ''}`, { pool: name });
       }
     }
+    // State lives in Redis now: the file is left as it was, marked, so the CLI will not edit it.
+    await from.markMoved(this.description, now).catch((err: Error) => this.options.logger.warn(`state: could not mark ${from.description} as moved to Redis (${err.message})`));
   }
 
   async resume(hooks: { reapplyKeyFiles: () => Promise<void> }): Promise<void> {

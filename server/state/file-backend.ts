@@ -58,6 +58,7 @@ export class FileBackend implements StateBackend, SaveSource {
     if (tookOverFrom !== null) this.options.logger.warn(`state: took over ${lock.path}, left by pid ${tookOverFrom}, which is no longer running`);
   }
 
+  /** After a start that failed past `open`: the lock goes. */
   async release(): Promise<void> {
     await this.options.lock?.release();
   }
@@ -65,6 +66,11 @@ export class FileBackend implements StateBackend, SaveSource {
   /** Loads the saved state into the pools (key files already applied) and starts the timed saves. */
   async resume(hooks: { onSave?: (seconds: number, ok: boolean) => void } = {}): Promise<void> {
     const { logger } = this.options;
+    const moved = await this.store.moved?.();
+    if (moved) {
+      logger.warn(`state: ${this.store.description} was moved to ${moved.movedTo} on ${moved.at}: it holds the state as of then; to bring Redis's back, run npm run keys -- state export there and state import here`);
+      await this.store.clearMoved?.();
+    }
     const loaded = await this.store.load();
     if (loaded.kind === 'loaded') {
       for (const d of loaded.dropped) logger.warn(`state: ${d}`);

@@ -173,6 +173,32 @@ export class FileStore implements StateStore {
     this.journalBytes = 0;
   }
 
+  /**
+   * Marks this state file as moved to another backend (Redis): `<path>.moved`, saying where and
+   * when. The CLI then refuses to edit the stale file, and a file backend started on it warns.
+   */
+  async markMoved(where: string, at: number): Promise<void> {
+    await atomicWrite(this.movedPath, `${JSON.stringify({ movedTo: where, at: new Date(at).toISOString() })}\n`, this.fs);
+  }
+
+  /** Where and when this state file was moved, or null. */
+  async moved(): Promise<{ movedTo: string; at: string } | null> {
+    try {
+      return JSON.parse(await readFile(this.movedPath, 'utf8')) as { movedTo: string; at: string };
+    } catch {
+      return null;
+    }
+  }
+
+  /** The file is in use again (a file backend started on it): it is no longer moved. */
+  async clearMoved(): Promise<void> {
+    await unlink(this.movedPath).catch(() => {});
+  }
+
+  private get movedPath(): string {
+    return `${this.path}.moved`;
+  }
+
   /** Sizes on disk now, for tests and logs. */
   async sizes(): Promise<{ snapshotBytes: number; journalBytes: number }> {
     const size = (p: string) => stat(p).then((s) => s.size, () => 0);

@@ -27,4 +27,8 @@ export interface StateStore {
   save(plan: SavePlan): Promise<void>;
   /** Resolves once every save requested so far is on disk (or failed). */
   flush(): Promise<void>;
+  /** Where and when the state was moved to another backend (FileStore's `.moved` marker), or null. */
+  moved?(): Promise<{ movedTo: string; at: string } | null>;
+  /** Forgets that mark: this store is in use again. */
+  clearMoved?(): Promise<void>;
 }

@@ -8,9 +8,24 @@ import { after, before, describe, it } from 'node:test';
 import type { StatsResponse } from '../../../shared/stats.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
-import { getJson, makeLayout, postJson, runServerProcess, spawnServer } from '../../helpers/server.js';
+import { cliMain, keysFromLines } from '../../../cli/commands.js';
+import { processProbe } from '../../../server/state/lock.js';
+import { getJson, makeLayout, postJson, runServerProcess, spawnServer, type Layout } from '../../helpers/server.js';
 
 const ADMIN = 'redis-move-admin-token-0123456789';
+
+/** The keys CLI in this process, configured for the file backend, with no server answering it. */
+async function cli(layout: Layout, args: string[]) {
+  let stderr = '';
+  const code = await cliMain(args, {
+    probe: processProbe(process.pid, process.kill),
+    env: { KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1' },
+    readKeys: async () => keysFromLines([]),
+    out: () => {},
+    err: (line) => (stderr += `${line}\n`),
+  });
+  return { code, stderr };
+}
 const available = redisServerBinary() !== null;
 if (!available && process.env.CI) throw new Error(REDIS_MISSING);
 
@@ -57,10 +72,23 @@ describe('Redis backend at start-up', { skip: available ? false : REDIS_MISSING 
     for (let i = 0; i < 4; i++) assert.notEqual((await getJson(`${redis.url}/api/plantid`)).body.keyId, victim);
     assert.equal(await redis.kill('SIGTERM'), 0);
 
+    // The state file stays as it was, marked: the CLI, configured for the file backend and with no
+    // server answering it, refuses to edit a file the server no longer reads.
+    const offline = await cli(layout, ['enable', 'plantid', victim]);
+    assert.equal(offline.code, 1);
+    assert.match(offline.stderr, new RegExp(`^keywarden-keys: STATE_FILE ${layout.stateFile} was moved to Redis \\(${durable.url.replaceAll('/', '\\/')}, prefix kw-move:\\) on .*; the server uses that now, so edit through it`, 'u'));
+
     // A second start does not import again over what Redis now holds.
     const again = await spawnServer(t, layout, env);
     assert.doesNotMatch(again.output(), /imported/u);
     const total = ((await getJson(`${again.url}/api/stats`)).body as StatsResponse).pools[0]!.keys.reduce((n, k) => n + k.served.total, 0);
     assert.equal(total, 7 + 4);
+    assert.equal(await again.kill('SIGTERM'), 0);
+
+    // Back to the file backend: it warns that the file is as of the move, and the file is in use again.
+    const back = await spawnServer(t, layout);
+    assert.match(back.output(), /WARN.*state: file .* was moved to Redis .* it holds the state as of then; to bring Redis's back, run npm run keys -- state export there and state import here/u);
+    assert.equal(await back.kill('SIGTERM'), 0);
+    assert.equal((await cli(layout, ['enable', 'plantid', victim])).code, 0);
   });
 });
