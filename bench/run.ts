@@ -74,7 +74,7 @@ function start(args: string[], env: Record<string, string>): Promise<Proc> {
 
 let serverSeq = 0;
 
-/** Limits no bench run reaches, so the pool keeps serving while it reserves uses ahead (blocks of 1000). */
+/** Limits no bench run reaches, so the pool keeps serving while it reserves uses ahead (blocks of 10,000). */
 const LIMITS = { perDay: 1_000_000_000, total: 1_000_000_000_000 };
 
 async function startServer(dir: string, keys: number, env: Record<string, string> = {}, pools?: unknown): Promise<Proc> {

@@ -72,12 +72,13 @@ export const LIMIT_WINDOWS: ReadonlyArray<[keyof Limits, WindowKind]> = [
 
 /**
  * How many uses a pool that keeps reservations reserves ahead at a time: 1/50 of the smallest
- * limit (at least 1, at most 1000), so a crash wastes at most about 3% of any limit (a block and
- * the half block reserved before it runs out, plus what requests were waiting for); 0 for a
- * pool without limits, where over-issue cannot happen.
+ * limit (at least 1, at most 10,000), so a crash wastes at most about 3% of any limit (a block and
+ * the half block reserved before it runs out, plus what requests were waiting for), and a busy
+ * key with large limits saves a reservation every few thousand handouts, not every few hundred;
+ * 0 for a pool without limits, where over-issue cannot happen.
  */
 export function reservationBlock(limits: Limits): number {
   const values = [limits.total, limits.perMinute, limits.perHour, limits.perDay, limits.perMonth].filter((v): v is number => v !== undefined);
   if (values.length === 0) return 0;
-  return Math.max(1, Math.min(1000, Math.floor(Math.min(...values) / 50)));
+  return Math.max(1, Math.min(10_000, Math.floor(Math.min(...values) / 50)));
 }
