@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import type { StatsResponse } from '../shared/stats.js';
 import { deserializeState } from '../server/state/format.js';
 import { DiscordEmulator } from './helpers/discord.js';
 import { makeKeys } from './helpers/keys.js';
-import { getJson, makeLayout, REPO_ROOT } from './helpers/server.js';
+import { getJson, makeLayout, REPO_ROOT, type Layout } from './helpers/server.js';
 import { until } from './helpers/wait.js';
 import { freePort } from './helpers/net.js';
 
@@ -22,6 +22,32 @@ const PM2 = join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const BOT_TOKEN = 'pm2-emulated-bot-token.x.y';
 
 
+
+/**
+ * The real pm2 with its own PM2_HOME in `layout`, the apps configured for `layout` and `port`
+ * (plus `extra`), killed and removed after the test (pm2 kill must run while PM2_HOME exists).
+ */
+async function pm2For(t: TestContext, layout: Layout, port: number, extra: Record<string, string>) {
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: layout.dir,
+    PM2_HOME: join(layout.dir, 'pm2'),
+    PM2_LOG_DIR: join(layout.dir, 'pm2-logs'),
+    PORT: String(port),
+    KEYS_DIR: layout.keysDir,
+    STATE_FILE: layout.stateFile,
+    LOG_FILE: layout.logFile,
+    STATS_API: `http://127.0.0.1:${port}/api/stats`,
+    BOT_LOG_FILE: join(layout.dir, 'logs', 'bot.log'),
+    ...extra,
+  };
+  const pm2 = (...args: string[]) => run(process.execPath, [PM2, ...args], { cwd: REPO_ROOT, env, timeout: 60_000 });
+  t.after(async () => {
+    await pm2('kill').catch(() => {});
+    await rm(layout.dir, { recursive: true, force: true });
+  });
+  return pm2;
+}
 
 describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
   it('runs server and bot; handout counts survive stop, restart and reload', async (t) => {
@@ -32,26 +58,11 @@ describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
     const layout = await makeLayout(t, { plantid: makeKeys(4), healthid: makeKeys(2) }, undefined, { keep: true });
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const env = {
-      PATH: process.env.PATH ?? '',
-      HOME: layout.dir,
-      PM2_HOME: join(layout.dir, 'pm2'),
-      PM2_LOG_DIR: join(layout.dir, 'pm2-logs'),
-      PORT: String(port),
-      KEYS_DIR: layout.keysDir,
-      STATE_FILE: layout.stateFile,
-      LOG_FILE: layout.logFile,
+    const pm2 = await pm2For(t, layout, port, {
       STATE_SAVE_INTERVAL_MS: '600000', // only shutdown saves, so the test proves them
       DISCORD_BOT_TOKEN: BOT_TOKEN,
       DISCORD_API_URL: emu.apiUrl,
-      STATS_API: `${url}/api/stats`,
       STATS_POLL_INTERVAL_MS: '500',
-      BOT_LOG_FILE: join(layout.dir, 'logs', 'bot.log'),
-    };
-    const pm2 = (...args: string[]) => run(process.execPath, [PM2, ...args], { cwd: REPO_ROOT, env, timeout: 60_000 });
-    t.after(async () => {
-      await pm2('kill').catch(() => {});
-      await rm(layout.dir, { recursive: true, force: true });
     });
 
     await pm2('start', 'ecosystem.config.cjs'); // wait_ready: returns once the server said ready
@@ -90,23 +101,7 @@ describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
   it('a configuration error (no DISCORD_BOT_TOKEN) stops the bot instead of restarting it forever; the server runs on and reloads cleanly', async (t) => {
     const layout = await makeLayout(t, { plantid: makeKeys(2) }, undefined, { keep: true });
     const port = await freePort();
-    const env = {
-      PATH: process.env.PATH ?? '',
-      HOME: layout.dir,
-      PM2_HOME: join(layout.dir, 'pm2'),
-      PM2_LOG_DIR: join(layout.dir, 'pm2-logs'),
-      PORT: String(port),
-      KEYS_DIR: layout.keysDir,
-      STATE_FILE: layout.stateFile,
-      LOG_FILE: layout.logFile,
-      STATS_API: `http://127.0.0.1:${port}/api/stats`,
-      BOT_LOG_FILE: join(layout.dir, 'logs', 'bot.log'),
-    };
-    const pm2 = (...args: string[]) => run(process.execPath, [PM2, ...args], { cwd: REPO_ROOT, env, timeout: 60_000 });
-    t.after(async () => {
-      await pm2('kill').catch(() => {});
-      await rm(layout.dir, { recursive: true, force: true });
-    });
+    const pm2 = await pm2For(t, layout, port, {}); // no DISCORD_BOT_TOKEN
     await pm2('start', 'ecosystem.config.cjs').catch(() => {}); // pm2 may report the bot's failed start
     type Env = { status: string; restart_time: number; exit_code?: number };
     const apps = async () => Object.fromEntries((JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: Env }>).map((p) => [p.name, p.pm2_env]));
