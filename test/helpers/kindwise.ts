@@ -1,0 +1,232 @@
+/**
+ * A fake Kindwise upstream (plant.id v3, crop.health v1) for the upstream-sync and proxy tests:
+ * a real HTTP server on 127.0.0.1 that keeps per-key credits with day, week, month and total
+ * limits, answers usage_info (free), identification and health_assessment (spending credits)
+ * like Kindwise does, can be told to fail (503, hang, reset), and records every request it got.
+ *
+ * As Kindwise: the key comes in the `Api-Key` header; an unknown or inactive key is 401 with a
+ * sentence; out of credits, a credit-spending call is 429 with a sentence naming the limit. An
+ * identification spends 1 credit, 1 more when it asks for a health assessment (`health` in the
+ * body or query); a health_assessment call spends 1; usage_info and retrieval spend nothing.
+ * Windows are UTC: days from midnight, weeks from Monday, months from the 1st.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type CreditWindow = 'day' | 'week' | 'month' | 'total';
+export const CREDIT_WINDOWS: readonly CreditWindow[] = ['day', 'week', 'month', 'total'];
+type PerWindow = Record<CreditWindow, number | null>;
+
+interface FakeKey {
+  active: boolean;
+  limits: PerWindow;
+  /** Credits spent, per window, in the window that started at `starts[window]`. */
+  used: Record<CreditWindow, number>;
+  starts: Record<CreditWindow, number>;
+}
+
+export interface ReceivedRequest {
+  method: string;
+  /** Path without the query. */
+  path: string;
+  query: string;
+  /** The Api-Key header as received (the fake sees real keys: that is what it is for). */
+  apiKey: string | null;
+  authorization: string | null;
+  bodyBytes: number;
+  at: number;
+}
+
+export type FailureMode = 'none' | '503' | 'hang' | 'reset';
+
+const DAY_MS = 86_400_000;
+
+/** Start of the UTC window of `kind` that holds `now` (total: 0). */
+export function windowStart(kind: CreditWindow, now: number): number {
+  const d = new Date(now);
+  switch (kind) {
+    case 'day':
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    case 'week': {
+      const day = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+      return day - ((d.getUTCDay() + 6) % 7) * DAY_MS; // Monday
+    }
+    case 'month':
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+    case 'total':
+      return 0;
+  }
+}
+
+export class FakeKindwise {
+  readonly requests: ReceivedRequest[] = [];
+  private readonly keys = new Map<string, FakeKey>();
+  private readonly identifications = new Map<string, { apiKey: string; result: unknown }>();
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  private failure: { mode: FailureMode; remaining: number } = { mode: 'none', remaining: 0 };
+  url = '';
+
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  /** Adds a key; limits default to none (null), usage to zero. */
+  addKey(key: string, opts: { active?: boolean; limits?: Partial<PerWindow>; used?: Partial<Record<CreditWindow, number>> } = {}): void {
+    const now = this.clock();
+    const starts = Object.fromEntries(CREDIT_WINDOWS.map((w) => [w, windowStart(w, now)])) as Record<CreditWindow, number>;
+    this.keys.set(key, {
+      active: opts.active ?? true,
+      limits: { day: null, week: null, month: null, total: null, ...opts.limits },
+      used: { day: 0, week: 0, month: 0, total: 0, ...opts.used },
+      starts,
+    });
+  }
+
+  setActive(key: string, active: boolean): void {
+    this.key(key).active = active;
+  }
+
+  /** Sets the credits spent in the current `window` (and in no other). */
+  setUsed(key: string, window: CreditWindow, used: number): void {
+    const k = this.roll(this.key(key));
+    k.used[window] = used;
+  }
+
+  /** The next `times` requests (all, when omitted) fail as `mode`: 503, never answered, or connection reset. */
+  fail(mode: FailureMode, times = Number.POSITIVE_INFINITY): void {
+    this.failure = { mode, remaining: mode === 'none' ? 0 : times };
+  }
+
+  /** Requests that reached the fake for `path` (any method), e.g. '/api/v3/usage_info'. */
+  received(path: string): ReceivedRequest[] {
+    return this.requests.filter((r) => r.path === path);
+  }
+
+  /** Credits left in each window, null where unlimited. */
+  remaining(key: string): PerWindow {
+    const k = this.roll(this.key(key));
+    return Object.fromEntries(CREDIT_WINDOWS.map((w) => [w, k.limits[w] === null ? null : Math.max(0, k.limits[w]! - k.used[w])])) as PerWindow;
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server = null;
+  }
+
+  private key(key: string): FakeKey {
+    const k = this.keys.get(key);
+    if (!k) throw new Error('FakeKindwise: no such key');
+    return k;
+  }
+
+  /** Starts windows over that have ended (the clock moved on). */
+  private roll(k: FakeKey): FakeKey {
+    const now = this.clock();
+    for (const w of CREDIT_WINDOWS) {
+      const start = windowStart(w, now);
+      if (start !== k.starts[w]) {
+        k.starts[w] = start;
+        k.used[w] = 0;
+      }
+    }
+    return k;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    const [path = '', query = ''] = (req.url ?? '').split('?');
+    this.requests.push({
+      method: req.method ?? '',
+      path,
+      query,
+      apiKey: req.headers['api-key'] === undefined ? null : String(req.headers['api-key']),
+      authorization: req.headers.authorization ?? null,
+      bodyBytes: body.length,
+      at: this.clock(),
+    });
+    if (this.failure.remaining > 0) {
+      this.failure.remaining--;
+      if (this.failure.mode === 'hang') return; // never answered: the caller's timeout ends it
+      if (this.failure.mode === 'reset') {
+        req.socket.destroy();
+        return;
+      }
+      return send(res, 503, { detail: 'Service temporarily unavailable.' });
+    }
+    const apiKey = req.headers['api-key'] === undefined ? null : String(req.headers['api-key']);
+    const k = apiKey === null ? undefined : this.keys.get(apiKey);
+    const version = /^\/api\/(v1|v3)\//u.exec(path)?.[1];
+    if (!version) return send(res, 404, { detail: 'Not found.' });
+    if (!k) return send(res, 401, 'The specified api key not found.');
+    if (!k.active) return send(res, 401, 'The specified api key is not active.');
+    this.roll(k);
+    const route = path.slice(`/api/${version}`.length);
+
+    if (req.method === 'GET' && route === '/usage_info') return send(res, 200, this.usageInfo(k));
+    const retrieval = /^\/identification\/([A-Za-z0-9]+)$/u.exec(route);
+    if (req.method === 'GET' && retrieval) {
+      const found = this.identifications.get(retrieval[1]!);
+      return found && found.apiKey === apiKey ? send(res, 200, found.result) : send(res, 404, 'Identification not found.');
+    }
+    if (req.method === 'POST' && (route === '/identification' || route === '/health_assessment')) {
+      let parsed: { images?: unknown; health?: unknown } = {};
+      try {
+        parsed = JSON.parse(body.toString('utf8') || '{}') as typeof parsed;
+      } catch {
+        return send(res, 400, 'Invalid JSON.');
+      }
+      if (!Array.isArray(parsed.images) || parsed.images.length === 0) return send(res, 400, 'Invalid image data.');
+      const cost = route === '/health_assessment' ? 1 : 1 + (parsed.health !== undefined || /(?:^|&)health=/u.test(query) ? 1 : 0);
+      const out = this.outOfCredits(k, cost);
+      if (out) return send(res, 429, out);
+      for (const w of CREDIT_WINDOWS) k.used[w] += cost;
+      const token = randomBytes(8).toString('hex');
+      const result = { access_token: token, model_version: 'fake_1.0', status: 'COMPLETED', result: { is_plant: { probability: 0.99, binary: true } } };
+      this.identifications.set(token, { apiKey: apiKey!, result });
+      return send(res, 201, result);
+    }
+    return send(res, 404, { detail: 'Not found.' });
+  }
+
+  /** The sentence a credit-spending call gets when `cost` credits do not fit, or null. */
+  private outOfCredits(k: FakeKey, cost: number): string | null {
+    for (const w of ['day', 'week', 'month'] as const) {
+      const limit = k.limits[w];
+      if (limit !== null && k.used[w] + cost > limit) return `Your api key reached its ${w} credit limit (${limit}).`;
+    }
+    const total = k.limits.total;
+    if (total !== null && k.used.total + cost > total) return 'Your api key does not have sufficient number of available credits.';
+    return null;
+  }
+
+  private usageInfo(k: FakeKey): unknown {
+    const remaining = Object.fromEntries(CREDIT_WINDOWS.map((w) => [w, k.limits[w] === null ? null : Math.max(0, k.limits[w]! - k.used[w])]));
+    const out = this.outOfCredits(k, 1);
+    return {
+      active: k.active,
+      credit_limits: { ...k.limits },
+      used: { ...k.used },
+      remaining,
+      can_use_credits: { value: out === null, reason: out },
+    };
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
