@@ -104,7 +104,7 @@ const poolSchema = z
     strategy: z.enum(['round-robin', 'fill-first', 'least-recently-used', 'random']),
     rotateEvery: positiveInt,
     limits: z
-      .object({ perMinute: positiveInt, perHour: positiveInt, perDay: positiveInt, perMonth: positiveInt, total: positiveInt })
+      .object({ perMinute: positiveInt, perHour: positiveInt, perDay: positiveInt, perWeek: positiveInt, perMonth: positiveInt, total: positiveInt })
       .partial()
       .strict(),
     poolPerMinute: positiveInt,

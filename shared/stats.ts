@@ -11,6 +11,8 @@ export interface ServedCounts {
   minute: number;
   hour: number;
   day: number;
+  /** Since Monday 00:00 in the pool's reset time zone. */
+  week: number;
   month: number;
   total: number;
 }

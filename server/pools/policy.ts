@@ -6,6 +6,8 @@ export interface Limits {
   perMinute?: number;
   perHour?: number;
   perDay?: number;
+  /** From Monday 00:00 in the pool's resetTimezone. */
+  perWeek?: number;
   perMonth?: number;
   total?: number;
 }
@@ -68,6 +70,7 @@ export const LIMIT_WINDOWS: ReadonlyArray<[keyof Limits, WindowKind]> = [
   ['perHour', 'hour'],
   ['perDay', 'day'],
   ['perMonth', 'month'],
+  ['perWeek', 'week'],
 ];
 
 /**
@@ -78,7 +81,7 @@ export const LIMIT_WINDOWS: ReadonlyArray<[keyof Limits, WindowKind]> = [
  * 0 for a pool without limits, where over-issue cannot happen.
  */
 export function reservationBlock(limits: Limits): number {
-  const values = [limits.total, limits.perMinute, limits.perHour, limits.perDay, limits.perMonth].filter((v): v is number => v !== undefined);
+  const values = [limits.total, limits.perMinute, limits.perHour, limits.perDay, limits.perWeek, limits.perMonth].filter((v): v is number => v !== undefined);
   if (values.length === 0) return 0;
   return Math.max(1, Math.min(10_000, Math.floor(Math.min(...values) / 50)));
 }

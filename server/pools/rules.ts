@@ -77,7 +77,8 @@ export function classifyStatus(status: number): Outcome {
 /** When a key reported exhausted returns: its longest configured window's reset, else the next day's. */
 export function exhaustedUntil(policy: PoolPolicy, clock: WindowClock, now: number): number {
   const l = policy.limits;
-  const kind: WindowKind = l.perMonth !== undefined ? 'month' : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined) ? 'day' : l.perHour !== undefined ? 'hour' : 'minute';
+  const kind: WindowKind =
+    l.perMonth !== undefined ? 'month' : l.perWeek !== undefined ? 'week' : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined) ? 'day' : l.perHour !== undefined ? 'hour' : 'minute';
   return clock.bounds(kind, now).endMs;
 }
 

@@ -31,6 +31,7 @@ function served(rec: RuleRecord, clock: WindowClock, now: number): ServedCounts 
     hour: count(rec, 1, clock, now),
     day: count(rec, 2, clock, now),
     month: count(rec, 3, clock, now),
+    week: count(rec, 4, clock, now),
     total: rec.total,
   };
 }

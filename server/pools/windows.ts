@@ -1,11 +1,12 @@
 /**
- * Fixed limit windows. `minute` and `hour` are fixed UTC windows; `day` and `month` start at
- * local midnight in the pool's reset time zone (IANA name, default UTC), because providers
- * reset daily and monthly quotas at their own midnight.
+ * Fixed limit windows. `minute` and `hour` are fixed UTC windows; `day`, `month` and `week`
+ * (from Monday) start at local midnight in the pool's reset time zone (IANA name, default UTC),
+ * because providers reset daily, weekly and monthly quotas at their own midnight.
  */
 
-export type WindowKind = 'minute' | 'hour' | 'day' | 'month';
-export const WINDOW_KINDS: readonly WindowKind[] = ['minute', 'hour', 'day', 'month'];
+export type WindowKind = 'minute' | 'hour' | 'day' | 'month' | 'week';
+/** In the order state files list window counts (`week` came last, so older files still read). */
+export const WINDOW_KINDS: readonly WindowKind[] = ['minute', 'hour', 'day', 'month', 'week'];
 
 export interface WindowBounds {
   startMs: number;
@@ -87,6 +88,11 @@ export function windowBounds(kind: WindowKind, nowMs: number, timeZone = 'UTC'):
     case 'month': {
       const { year, month } = localParts(nowMs, timeZone);
       return { startMs: zonedMidnight(year, month, 1, timeZone), endMs: zonedMidnight(year, month + 1, 1, timeZone) };
+    }
+    case 'week': {
+      const { year, month, day } = localParts(nowMs, timeZone);
+      const sinceMonday = (new Date(Date.UTC(year, month - 1, day)).getUTCDay() + 6) % 7;
+      return { startMs: zonedMidnight(year, month, day - sinceMonday, timeZone), endMs: zonedMidnight(year, month, day - sinceMonday + 7, timeZone) };
     }
   }
 }

@@ -14,7 +14,7 @@ import { WINDOW_KINDS, WindowClock, type WindowKind } from '../pools/windows.js'
  * run as one. Kept in two files so the rules read side by side with their TS twin.
  */
 const LUA = ['rules.lua', 'pool.lua'].map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8')).join('\n');
-const FIELD: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o' };
+const FIELD: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o', week: 'w' };
 
 type KeywardenRedis = Redis & { keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string> };
 

@@ -15,10 +15,10 @@ local pol = cjson.decode(ARGV[3])
 local B = cjson.decode(ARGV[4])
 local A = cjson.decode(ARGV[5])
 local C = pol.constants
-local KINDS = { 'minute', 'hour', 'day', 'month' }
-local LIMIT_OF = { minute = 'perMinute', hour = 'perHour', day = 'perDay', month = 'perMonth' }
--- hash fields of a window's start and count: mS/mC, hS/hC, dS/dC, oS/oC
-local F = { minute = 'm', hour = 'h', day = 'd', month = 'o' }
+local KINDS = { 'minute', 'hour', 'day', 'month', 'week' }
+local LIMIT_OF = { minute = 'perMinute', hour = 'perHour', day = 'perDay', month = 'perMonth', week = 'perWeek' }
+-- hash fields of a window's start and count: mS/mC, hS/hC, dS/dC, oS/oC, wS/wC
+local F = { minute = 'm', hour = 'h', day = 'd', month = 'o', week = 'w' }
 
 local function isNull(v) return v == nil or v == cjson.null end
 

@@ -41,7 +41,7 @@ const disabled = z.object({ reason: z.string(), lineHash: z.string() });
 const probe = z.union([z.literal('ready'), ms]);
 /** Format 1's key entry: every field, windows as {start, count}. */
 const keyState = z.object({
-  windows: z.object({ minute: counter, hour: counter, day: counter, month: counter }).partial(),
+  windows: z.object({ minute: counter, hour: counter, day: counter, month: counter, week: counter }).partial(),
   total: countSchema,
   lastUsedAt: ms.nullable(),
   block: block.nullable(),
@@ -56,7 +56,7 @@ const keyState = z.object({
 });
 /** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
 const compactKeyState = keyState.omit({ windows: true }).extend({
-  counts: z.array(countSchema).length(4),
+  counts: z.array(countSchema).min(4).max(5),
   block: block.nullable().default(null),
   exhausted: block.nullable().default(null),
   disabled: disabled.nullable().default(null),
@@ -64,7 +64,8 @@ const compactKeyState = keyState.omit({ windows: true }).extend({
   backoffLevel: z.number().int().nonnegative().default(0),
   probe: probe.nullable().default(null),
 });
-const windowStartsSchema = z.object({ minute: ms, hour: ms, day: ms, month: ms });
+/** `week` is absent in files written before perWeek existed (their counts have four entries). */
+const windowStartsSchema = z.object({ minute: ms, hour: ms, day: ms, month: ms, week: ms.optional() });
 const poolHeader = z.object({
   current: keyIdSchema.nullable(),
   servedInTurn: z.number().int().nonnegative(),
@@ -148,7 +149,8 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
       const { counts, ...rest } = key.data;
       const windows: KeyState['windows'] = {};
       WINDOW_KINDS.forEach((kind, i) => {
-        if (counts[i]! > 0) windows[kind] = { start: starts[kind], count: counts[i]! };
+        const start = starts[kind];
+        if ((counts[i] ?? 0) > 0 && start !== undefined) windows[kind] = { start, count: counts[i]! };
       });
       keys[keyId] = { windows, ...rest } as KeyState;
     }
@@ -185,7 +187,7 @@ export function msText(ms: number): string {
  */
 function keyEntryJson(keyId: string, r: RuleRecord, useSeq: number | undefined, reserved: number | undefined, removedAt: number | undefined, starts: WindowStarts): string {
   // Indexes in WINDOW_KINDS order, the order of `counts` in the file.
-  const counts = r.countIn(0, starts.minute) + ',' + r.countIn(1, starts.hour) + ',' + r.countIn(2, starts.day) + ',' + r.countIn(3, starts.month);
+  const counts = r.countIn(0, starts.minute) + ',' + r.countIn(1, starts.hour) + ',' + r.countIn(2, starts.day) + ',' + r.countIn(3, starts.month) + ',' + r.countIn(4, starts.week);
   const used = r.lastUsedAt === null ? 'null' : msText(r.lastUsedAt);
   let out = '"' + keyId + '":{"total":' + r.total + ',"lastUsedAt":' + used + ',"counts":[' + counts + ']';
   if (r.block !== null) out += ',"block":' + JSON.stringify(r.block);
@@ -207,6 +209,7 @@ export function windowStartsAt(clock: WindowClock, now: number): WindowStarts {
     hour: clock.bounds('hour', now).startMs,
     day: clock.bounds('day', now).startMs,
     month: clock.bounds('month', now).startMs,
+    week: clock.bounds('week', now).startMs,
   };
 }
 

@@ -63,7 +63,7 @@ describe('pools.json', () => {
       [{ plantid: { strategy: 'fastest' } }, /^pools\.json: pool plantid: strategy: /u],
       [{ plantid: { rotateEvery: 0 } }, /^pools\.json: pool plantid: rotateEvery: /u],
       [{ plantid: { limits: { perDay: 1.5 } } }, /^pools\.json: pool plantid: limits\.perDay: /u],
-      [{ plantid: { limits: { perWeek: 3 } } }, /^pools\.json: pool plantid: limits\.perWeek: unknown field$/u],
+      [{ plantid: { limits: { perYear: 3 } } }, /^pools\.json: pool plantid: limits\.perYear: unknown field$/u],
       [{ plantid: { rotateevery: 2 } }, /^pools\.json: pool plantid: rotateevery: unknown field$/u],
       [{ x: { resetTimezone: 'Mars/Olympus' } }, /^pools\.json: pool x: resetTimezone: must be an IANA time zone/u],
       [{ 'Bad Name': {} }, /^pools\.json: pool "Bad Name": name must match/u],

@@ -37,6 +37,7 @@ function randomPolicy(r: ReturnType<typeof prng>): Partial<PoolPolicy> {
   if (r.int(2)) limits.perMinute = 1 + r.int(6);
   if (r.int(3) === 0) limits.perHour = 3 + r.int(20);
   if (r.int(3) === 0) limits.perDay = 5 + r.int(40);
+  if (r.int(4) === 0) limits.perWeek = 8 + r.int(60);
   if (r.int(4) === 0) limits.perMonth = 10 + r.int(80);
   if (r.int(3) === 0) limits.total = 5 + r.int(60);
   return {

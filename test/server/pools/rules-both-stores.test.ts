@@ -150,6 +150,22 @@ for (const store of [memoryStore, redisStore()]) {
         assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'pool_throttled', retryAfterMs: 7000 });
       });
 
+      it('perWeek counts from Monday 00:00 in resetTimezone and resets then; a key reported exhausted waits for the week', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-29T07:00:00Z')); // Sunday 23:00 in Los Angeles
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first', limits: { perWeek: 2 }, resetTimezone: 'America/Los_Angeles' }, clock);
+        assert.deepEqual(await take(p, clock, 3), [a, a, b]);
+        const out = await row(p, clock, a!);
+        assert.deepEqual([out.status, out.reason, out.until, out.served.week], ['exhausted', 'quota: perWeek 2/2', Date.parse('2026-11-30T08:00:00Z'), 2]);
+        clock.set('2026-11-30T07:59:59.999Z');
+        assert.deepEqual(await take(p, clock, 1), [b]);
+        clock.set('2026-11-30T08:00:00Z'); // Monday 00:00 in Los Angeles: a new week there (UTC's began 8 hours ago)
+        assert.deepEqual(await take(p, clock, 1), [a]);
+        assert.equal((await row(p, clock, a!)).served.week, 1);
+        await p.report({ keyId: keyIdOf(b!), outcome: 'exhausted' }, clock.now());
+        assert.equal((await row(p, clock, b!)).until, Date.parse('2026-12-07T08:00:00Z'));
+      });
+
       it('an operator clears a pool throttle: handouts resume at once, and a second clear says none was in force', async () => {
         const clock = new FakeClock();
         const keys = makeKeys(3);
