@@ -9,7 +9,7 @@ import { addKeys, KeyEditError, removeKey } from '../keys/keyedit.js';
 import type { PoolBackend } from '../pools/contract.js';
 import type { PoolRegistry } from '../pools/registry.js';
 import type { PoolState } from '../pools/records.js';
-import { deserializeState, type StateFile } from '../state/format.js';
+import { readState, type StateFile } from '../state/format.js';
 
 /** Admin bodies may carry many keys at once. */
 const ADMIN_BODY_LIMIT = 1024 * 1024;
@@ -87,10 +87,10 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
   });
 
   router.post('/state', async (ctx) => {
-    const text = JSON.stringify(await readJson(ctx, STATE_BODY_LIMIT));
-    let parsed: ReturnType<typeof deserializeState>;
+    const body = await readJson(ctx, STATE_BODY_LIMIT);
+    let parsed: ReturnType<typeof readState>;
     try {
-      parsed = deserializeState(text);
+      parsed = readState(body);
     } catch (err) {
       throw badRequest('invalid_state', `not a Keywarden state file: ${(err as Error).message}`);
     }

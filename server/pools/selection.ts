@@ -26,10 +26,6 @@ export class Selection {
     this.wake.clear();
   }
 
-  get usableCount(): number {
-    return this.usable.length;
-  }
-
   isUsable(slot: number): boolean {
     return this.usable.has(slot);
   }

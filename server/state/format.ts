@@ -112,6 +112,11 @@ export function deserializeState(text: string): { state: StateFile; dropped: str
   } catch (err) {
     throw new CorruptStateError(`not valid JSON (${(err as Error).message})`);
   }
+  return readState(raw);
+}
+
+/** deserializeState for a value already parsed from JSON (an imported state in a request body). */
+export function readState(raw: unknown): { state: StateFile; dropped: string[] } {
   const header = fileHeader.safeParse(raw);
   if (!header.success) throw new CorruptStateError(`not a Keywarden state file (${issueText(header.error)})`);
   const version = header.data.version;

@@ -8,28 +8,16 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { cliMain, keysFromLines } from '../../cli/commands.js';
 import { loadServerConfig } from '../../server/config.js';
-import { processProbe } from '../../server/state/lock.js';
 import { keyIdOf } from '../../shared/keys.js';
+import { runCli } from '../helpers/cli.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, postJson, runServerProcess, spawnServer, type Layout } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
 const ADMIN = 'encryption-admin-token-0123456789';
 
-async function cli(layout: Layout, args: string[], env: Record<string, string> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await cliMain(args, {
-    probe: processProbe(process.pid, process.kill),
-    env: { KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', ...env },
-    readKeys: async () => keysFromLines([]),
-    out: (line) => (stdout += `${line}\n`),
-    err: (line) => (stderr += `${line}\n`),
-  });
-  return { code, stdout, stderr };
-}
+const cli = (layout: Layout, args: string[], env: Record<string, string> = {}) => runCli(layout, args, { env });
 
 describe('key files encrypted at rest', () => {
   it('encrypt, serve, add through the admin API, rotate the secret, decrypt', async (t) => {

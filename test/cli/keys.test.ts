@@ -5,34 +5,18 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
-import { cliMain, keysFromLines } from '../../cli/commands.js';
-import { processProbe } from '../../server/state/lock.js';
 import { deserializeState } from '../../server/state/format.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT, startInProcess, type Layout } from '../helpers/server.js';
 
 const TSX = import.meta.resolve('tsx');
 const ADMIN = 'cli-admin-token-0123456789';
 
-type CliRun = { code: number | null; stdout: string; stderr: string };
 type CliOpts = { env?: Record<string, string>; stdin?: string };
 
-/**
- * The CLI in this process, as keys.ts runs it (cliMain), minus the process: fast enough to run
- * every case. `cliProcess` below is the real process, run once to show the two agree.
- */
-async function cli(layout: Layout, args: string[], opts: CliOpts = {}): Promise<CliRun> {
-  let stdout = '';
-  let stderr = '';
-  const code = await cliMain(args, {
-    probe: processProbe(process.pid, process.kill),
-    env: { KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', ...opts.env },
-    readKeys: async () => keysFromLines((opts.stdin ?? '').split('\n')),
-    out: (line) => (stdout += `${line}\n`),
-    err: (line) => (stderr += `${line}\n`),
-  });
-  return { code, stdout, stderr };
-}
+/** In this process (fast enough to run every case); `cliProcess` is the real process, run once to show the two agree. */
+const cli = runCli;
 
 /** The real CLI process (cli/keys.ts). */
 function cliProcess(layout: Layout, args: string[], opts: CliOpts = {}): Promise<CliRun> {

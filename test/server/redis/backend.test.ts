@@ -8,24 +8,14 @@ import { after, before, describe, it } from 'node:test';
 import type { StatsResponse } from '../../../shared/stats.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
-import { cliMain, keysFromLines } from '../../../cli/commands.js';
-import { processProbe } from '../../../server/state/lock.js';
+import { runCli } from '../../helpers/cli.js';
 import { getJson, makeLayout, postJson, runServerProcess, spawnServer, type Layout } from '../../helpers/server.js';
 
 const ADMIN = 'redis-move-admin-token-0123456789';
 
 /** The keys CLI in this process, configured for the file backend, with no server answering it. */
-async function cli(layout: Layout, args: string[]) {
-  let stderr = '';
-  const code = await cliMain(args, {
-    probe: processProbe(process.pid, process.kill),
-    env: { KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1' },
-    readKeys: async () => keysFromLines([]),
-    out: () => {},
-    err: (line) => (stderr += `${line}\n`),
-  });
-  return { code, stderr };
-}
+const cli = (layout: Layout, args: string[]) => runCli(layout, args);
+
 const available = redisServerBinary() !== null;
 if (!available && process.env.CI) throw new Error(REDIS_MISSING);
 
