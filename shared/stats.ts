@@ -3,7 +3,36 @@
  * and the Discord bot (which reads them). Times are epoch milliseconds unless named otherwise.
  */
 
-export type KeyStatus = 'available' | 'probing' | 'exhausted' | 'blocked' | 'disabled' | 'expired';
+/**
+ * `invalid`: the upstream refuses the key (a sync found it unknown or inactive); it comes back by
+ * itself when a later sync finds it fine. `disabled`: out until an operator enables it or its
+ * key-file line changes (an admin action, an `invalid` report).
+ */
+export type KeyStatus = 'available' | 'probing' | 'exhausted' | 'blocked' | 'invalid' | 'disabled' | 'expired';
+
+/** Credit counts per upstream window; null where the upstream sets no limit. */
+export interface CreditWindows {
+  day: number | null;
+  week: number | null;
+  month: number | null;
+  total: number | null;
+}
+
+/** What the upstream last said of a key's credits (Kindwise usage_info). */
+export interface Credits {
+  remaining: CreditWindows;
+  used: CreditWindows;
+  limits: CreditWindows;
+  /** When the upstream said it (epoch ms). */
+  syncedAt: number;
+}
+
+/** How the pool's last upstream check went: `ok` false while the upstream cannot be reached. */
+export interface UpstreamSyncStats {
+  ok: boolean;
+  at: number;
+  error: string | null;
+}
 
 export type Strategy = 'round-robin' | 'fill-first' | 'least-recently-used' | 'random';
 
@@ -32,6 +61,8 @@ export interface KeyStats {
   failures: number;
   lastUsedAt: number | null;
   expiresAt: number | null;
+  /** The upstream's last word on the key's credits; null before the first sync or without an upstream. */
+  credits: Credits | null;
 }
 
 export interface KeyFileStats {
@@ -57,6 +88,7 @@ export interface PoolStats {
   probing: number;
   exhausted: number;
   blocked: number;
+  invalid: number;
   disabled: number;
   expired: number;
   current: CurrentKeyStats | null;
@@ -64,6 +96,13 @@ export interface PoolStats {
   throttledUntil: number | null;
   /** Forecast of when the pool runs dry at the last hour's rate, or null if not before the next reset. */
   exhaustsAt: number | null;
+  /** The last upstream check (null: none yet, or the pool has no upstream). */
+  upstreamSync: UpstreamSyncStats | null;
+  /**
+   * Credits left over the usable keys: the sum of each one's smallest non-null remaining window,
+   * as of its last sync; null when no usable key's credits are known.
+   */
+  creditsRemaining: number | null;
   keyFile: KeyFileStats;
   keys: KeyStats[];
 }

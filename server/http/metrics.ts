@@ -12,7 +12,7 @@ export interface Metrics {
   stateSave(seconds: number, ok: boolean): void;
 }
 
-const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'blocked', 'disabled', 'expired'];
+const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'blocked', 'invalid', 'disabled', 'expired'];
 
 /**
  * Prometheus metrics on a registry of their own (so several servers can share a process in
@@ -47,10 +47,11 @@ export function createMetrics(pools: PoolRegistry): Metrics {
       for (const p of stats?.pools ?? []) {
         // Per-status counts; 'available' here is the plain status (a key waiting for its probe counts as probing).
         const byStatus: Record<KeyStatus, number> = {
-          available: p.total - p.probing - p.exhausted - p.blocked - p.disabled - p.expired,
+          available: p.total - p.probing - p.exhausted - p.blocked - p.invalid - p.disabled - p.expired,
           probing: p.probing,
           exhausted: p.exhausted,
           blocked: p.blocked,
+          invalid: p.invalid,
           disabled: p.disabled,
           expired: p.expired,
         };

@@ -1,8 +1,8 @@
-import type { KeyStatus, PoolStats } from '../../shared/stats.js';
+import type { Credits, KeyStatus, PoolStats } from '../../shared/stats.js';
 import type { KeyLine } from '../keys/keyfile.js';
 import type { PoolPolicy } from './policy.js';
 import type { PoolState } from './records.js';
-import type { AdminAction, Outcome, ReportInput } from './rules.js';
+import type { AdminAction, Outcome, ReportInput, UpstreamFinding } from './rules.js';
 import type { KeyRows } from './stats.js';
 
 export type Handout =
@@ -17,6 +17,20 @@ export type Handout =
 export type HandoutAttempt = Handout | { ok: false; reason: 'reserving'; retryAfterMs: null };
 
 export type ReportResult = { ok: true; outcome: Outcome } | { ok: false; reason: 'unknown_key' };
+
+/**
+ * One upstream check of a key as a pool records it: what the upstream said (`reached`), or why
+ * it could not be asked, which changes no key and only shows in the pool's `upstreamSync`.
+ */
+export type UpstreamCheck =
+  | { reached: true; keyId: string; finding: UpstreamFinding; credits: Credits | null }
+  | { reached: false; error: string };
+
+/** What recording a check did: `found` false for a key the pool no longer has; `revived` when it lifted the key's upstream hold. */
+export interface UpstreamRecorded {
+  found: boolean;
+  revived: boolean;
+}
 
 
 export interface ReloadSummary {
@@ -55,6 +69,8 @@ export interface PoolBackend {
   report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
   /** Lifts a pool-wide throttle (and forgets the recent 429s behind it); true when one was in force. */
   clearThrottle(now: number): boolean | Promise<boolean>;
+  /** Records an upstream check: the key's verdict and credits, and the pool's `upstreamSync`. */
+  recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded | Promise<UpstreamRecorded>;
   /** An operator's action on a key; false when the pool has no such key. */
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
   stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;

@@ -1,6 +1,7 @@
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
-import type { Handout, HandoutAttempt, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult } from './contract.js';
+import type { UpstreamSyncStats } from '../../shared/stats.js';
+import type { Handout, HandoutAttempt, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
@@ -8,6 +9,7 @@ import { emptyKeyState, KeyRecord, STRIDE, type Counter, type Hold, type KeyStat
 import {
   applyAdmin,
   applyReport,
+  applyUpstream,
   compileLimits,
   evaluate,
   grant,
@@ -16,6 +18,7 @@ import {
   readReport,
   remainingAfter,
   settle,
+  upstreamHoldFor,
   type AdminAction,
   type CompiledLimits,
   type Evaluation,
@@ -49,6 +52,7 @@ export class Pool implements PoolBackend {
   private poolWindow: Counter | null = null;
   private throttle: Hold | null = null;
   private history: Counter[] = [];
+  private upstreamSync: UpstreamSyncStats | null = null;
   private recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
   private readonly useOrder = new UseOrder();
   /** What the next save must carry (state/file-backend.ts reads it). */
@@ -289,6 +293,26 @@ export class Pool implements PoolBackend {
     return true;
   }
 
+  // ---------------------------------------------------------------- upstream
+
+  recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded {
+    this.upstreamSync = check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error };
+    this.changes.dirty();
+    if (!check.reached) return { found: true, revived: false };
+    const rec = this.byId.get(check.keyId);
+    if (!rec) return { found: false, revived: false };
+    this.settle(rec, now);
+    const prior = rec.upstreamHold;
+    const hold = upstreamHoldFor(check.finding, this.clock, now);
+    applyUpstream(rec, hold);
+    if (check.credits) rec.credits = check.credits;
+    const ev = this.place(rec, now);
+    // A verdict repeated at every sync is news once.
+    if (hold && !ev.usable && (prior?.status !== hold.status || prior.reason !== hold.reason)) this.keyOut(rec, ev);
+    this.changes.touch(rec);
+    return { found: true, revived: prior !== null && hold === null };
+  }
+
   // ---------------------------------------------------------------- admin
 
   clearThrottle(now: number): boolean {
@@ -329,6 +353,7 @@ export class Pool implements PoolBackend {
         current: cur ? { rec: cur, servedInTurn: this.servedInTurn } : null,
         throttle: this.throttle,
         history: this.history,
+        upstreamSync: this.upstreamSync,
       },
       now,
       options.keys,
@@ -346,6 +371,7 @@ export class Pool implements PoolBackend {
       throttle: this.throttle,
       history: this.history,
       seq: this.useOrder.save(),
+      ...(this.upstreamSync ? { upstreamSync: this.upstreamSync } : {}),
     };
   }
 
@@ -393,6 +419,7 @@ export class Pool implements PoolBackend {
     this.poolWindow = state.poolWindow;
     this.throttle = state.throttle;
     this.history = state.history.map((c) => ({ ...c }));
+    this.upstreamSync = state.upstreamSync ?? null;
     this.rebuildIndexes(now);
   }
 }

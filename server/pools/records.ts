@@ -1,3 +1,4 @@
+import type { Credits, UpstreamSyncStats } from '../../shared/stats.js';
 import { WINDOW_KINDS, type WindowKind } from './windows.js';
 
 export interface Counter {
@@ -9,6 +10,17 @@ export interface Counter {
 export interface Hold {
   until: number;
   reason: string;
+}
+
+/**
+ * The upstream's verdict on a key (an upstream sync): out as `invalid` or `exhausted` until
+ * `until` (null: until a sync finds it fine). Kept apart from the holds that reports and
+ * operators make, so a sync that finds the key fine lifts only its own.
+ */
+export interface UpstreamHold {
+  status: 'invalid' | 'exhausted';
+  reason: string;
+  until: number | null;
 }
 
 /** What is persisted per key (keyed by keyId); no plaintext key. */
@@ -39,6 +51,10 @@ export interface KeyState {
   reserved?: number;
   /** Set while the key is not in the key file; its record is kept so a re-added key resumes. */
   removedAt?: number;
+  /** The upstream's verdict (absent: none). */
+  upstreamHold?: UpstreamHold | null;
+  /** The upstream's last word on the key's credits (absent: never synced). */
+  credits?: Credits | null;
 }
 
 export interface PoolState {
@@ -50,6 +66,8 @@ export interface PoolState {
   history: Counter[];
   /** The last handout sequence number and the last first-seen number (see KeyState.useSeq). */
   seq?: { used: number; seen: number };
+  /** The pool's last upstream check (absent: none yet). */
+  upstreamSync?: UpstreamSyncStats | null;
   keys: Record<string, KeyState>;
 }
 
@@ -64,6 +82,7 @@ export interface RuleRecord {
   failures: number[];
   backoffLevel: number;
   probe: 'ready' | number | null;
+  upstreamHold: UpstreamHold | null;
   total: number;
   lastUsedAt: number | null;
   readonly lineHash: string;
@@ -114,6 +133,8 @@ export class KeyRecord implements KeyState, RuleRecord {
   failures!: number[];
   backoffLevel!: number;
   probe!: 'ready' | number | null;
+  upstreamHold!: UpstreamHold | null;
+  credits!: Credits | null;
   useSeq = 0;
   /** Uses a durable save covers (see KeyState.reserved); a handout never takes total past it when the pool keeps reservations. */
   reserved = 0;
@@ -200,6 +221,8 @@ export class KeyRecord implements KeyState, RuleRecord {
     this.failures = [...state.failures];
     this.backoffLevel = state.backoffLevel;
     this.probe = state.probe;
+    this.upstreamHold = state.upstreamHold ?? null;
+    this.credits = state.credits ?? null;
     if (state.useSeq !== undefined) this.useSeq = state.useSeq;
     this.reserved = this.reserveTo = Math.max(state.total, state.reserved ?? 0);
   }
@@ -218,6 +241,8 @@ export class KeyRecord implements KeyState, RuleRecord {
       probe: this.probe,
       useSeq: this.useSeq,
       ...(this.reserveTo > this.total ? { reserved: this.reserveTo } : {}),
+      ...(this.upstreamHold ? { upstreamHold: this.upstreamHold } : {}),
+      ...(this.credits ? { credits: this.credits } : {}),
     };
   }
 }
@@ -233,6 +258,8 @@ export class StateRecord implements RuleRecord {
   failures: number[];
   backoffLevel: number;
   probe: 'ready' | number | null;
+  upstreamHold: UpstreamHold | null;
+  credits: Credits | null;
   total: number;
   lastUsedAt: number | null;
   private readonly starts: number[];
@@ -251,6 +278,8 @@ export class StateRecord implements RuleRecord {
     this.failures = [...state.failures];
     this.backoffLevel = state.backoffLevel;
     this.probe = state.probe;
+    this.upstreamHold = state.upstreamHold ?? null;
+    this.credits = state.credits ?? null;
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
     this.starts = WINDOW_KINDS.map((kind) => state.windows[kind]?.start ?? NaN);

@@ -11,7 +11,7 @@
  */
 import type { KeyStatus } from '../../shared/stats.js';
 import { BASE_BACKOFF_MS, LIMIT_WINDOWS, type Limits, type PoolPolicy } from './policy.js';
-import type { RuleRecord } from './records.js';
+import type { RuleRecord, UpstreamHold } from './records.js';
 import { WINDOW_KINDS, type WindowClock, type WindowKind } from './windows.js';
 
 export type Outcome = 'ok' | 'rate_limited' | 'exhausted' | 'invalid' | 'error';
@@ -94,6 +94,24 @@ export function readReport(input: ReportInput, policy: PoolPolicy, clock: Window
   };
 }
 
+/** The windows an upstream counts credits in; `total` never resets. */
+export type CreditWindow = 'day' | 'week' | 'month' | 'total';
+
+/** What an upstream check found wrong with a key (null: nothing). */
+export type UpstreamFinding = { status: 'invalid'; reason: string } | { status: 'exhausted'; reason: string; window: CreditWindow } | null;
+
+/**
+ * The hold an upstream finding puts on a key: an exhaustion lasts until the named window resets
+ * in the pool's zone (day: next midnight; week: next Monday; month: the 1st), a `total` one and
+ * an invalid key until a sync finds the key fine.
+ */
+export function upstreamHoldFor(finding: UpstreamFinding, clock: WindowClock, now: number): UpstreamHold | null {
+  if (finding === null) return null;
+  const reason = `upstream: ${finding.reason}`;
+  if (finding.status === 'invalid') return { status: 'invalid', reason, until: null };
+  return { status: 'exhausted', reason, until: finding.window === 'total' ? null : clock.bounds(finding.window, now).endMs };
+}
+
 // ---------------------------------------------------------------- mirrored in redis/rules.lua
 
 /** Mirrored. Length of the block on rung `level` (0-based) of the backoff ladder. */
@@ -108,7 +126,7 @@ export function recentFailures(failures: readonly number[], nowMs: number, windo
 
 /**
  * Mirrored. Time-based transitions: a block that ended starts a probe; a probe that ran its time
- * out is healthy; an exhaustion that ended is over. True when anything changed.
+ * out is healthy; an exhaustion that ended is over, the upstream's too. True when anything changed.
  */
 export function settle(rec: RuleRecord, now: number): boolean {
   let changed = false;
@@ -124,6 +142,10 @@ export function settle(rec: RuleRecord, now: number): boolean {
   }
   if (rec.exhausted && now >= rec.exhausted.until) {
     rec.exhausted = null;
+    changed = true;
+  }
+  if (rec.upstreamHold && rec.upstreamHold.until !== null && now >= rec.upstreamHold.until) {
+    rec.upstreamHold = null;
     changed = true;
   }
   return changed;
@@ -166,6 +188,7 @@ export function limitsLeft(rec: RuleRecord, limits: CompiledLimits, clock: Windo
 export function evaluate(rec: RuleRecord, limits: CompiledLimits, clock: WindowClock, now: number): Evaluation {
   if (rec.disabled) return { status: 'disabled', reason: rec.disabled.reason, until: null, usable: false };
   if (rec.expiresAt !== null && now >= rec.expiresAt) return { status: 'expired', reason: 'expired', until: null, usable: false };
+  if (rec.upstreamHold) return { status: rec.upstreamHold.status, reason: rec.upstreamHold.reason, until: rec.upstreamHold.until, usable: false };
   if (rec.block) return { status: 'blocked', reason: rec.block.reason, until: rec.block.until, usable: false };
   if (rec.exhausted) return { status: 'exhausted', reason: rec.exhausted.reason, until: rec.exhausted.until, usable: false };
   const quota = quotaHit(rec, limits, clock, now);
@@ -251,11 +274,21 @@ export function isCorrelated(recent: number, size: number): boolean {
   return recent >= 2 && recent * 2 > size;
 }
 
+/**
+ * Mirrored. Puts the upstream's verdict on a key: a hold takes it out (ending a probe, as a
+ * report does), null lifts the hold an earlier sync put on it and nothing else.
+ */
+export function applyUpstream(rec: RuleRecord, hold: UpstreamHold | null): void {
+  if (hold) rec.probe = null;
+  rec.upstreamHold = hold;
+}
+
 export type AdminAction = 'disable' | 'enable' | 'reset';
 
 /**
  * Mirrored. An operator's action on a key: disable (out until enabled or its line changes),
- * enable (clears disable, block, exhaustion, probation and failures), reset (zeroes the served
+ * enable (clears disable, block, exhaustion, the upstream's hold until its next sync, probation
+ * and failures), reset (zeroes the served
  * counters and clears an exhaustion). The counters' part of reset is the caller's, which knows
  * where they live.
  */
@@ -268,6 +301,7 @@ export function applyAdmin(rec: RuleRecord, action: AdminAction, reason: string 
       rec.disabled = null;
       rec.block = null;
       rec.exhausted = null;
+      rec.upstreamHold = null;
       rec.probe = null;
       rec.failures = [];
       rec.backoffLevel = 0;

@@ -1,4 +1,4 @@
-import type { CurrentKeyStats, KeyStats, KeyStatus, PoolStats, ServedCounts } from '../../shared/stats.js';
+import type { Credits, CurrentKeyStats, KeyStats, KeyStatus, PoolStats, ServedCounts, UpstreamSyncStats } from '../../shared/stats.js';
 import { forecastDryAt } from './forecast.js';
 import type { PoolPolicy } from './policy.js';
 import type { Counter, Hold, RuleRecord } from './records.js';
@@ -9,7 +9,7 @@ import type { WindowClock } from './windows.js';
 export type KeyRows = 'all' | 'none' | 'out';
 
 /** A record as stats show it: the rules' view plus its names. */
-export type StatsRecord = RuleRecord & { readonly keyId: string; readonly masked: string };
+export type StatsRecord = RuleRecord & { readonly keyId: string; readonly masked: string; readonly credits: Credits | null };
 
 /** A pool as stats read it, from memory (Pool) or from what Redis holds (RedisPool). */
 export interface PoolView {
@@ -23,6 +23,15 @@ export interface PoolView {
   current: { rec: StatsRecord; servedInTurn: number } | null;
   throttle: Hold | null;
   history: readonly Counter[];
+  upstreamSync: UpstreamSyncStats | null;
+}
+
+/** A key's credits left: its smallest non-null remaining window, or null when none is known. */
+export function creditsLeft(credits: Credits | null): number | null {
+  if (!credits) return null;
+  let left: number | null = null;
+  for (const v of Object.values(credits.remaining)) if (v !== null && (left === null || v < left)) left = v;
+  return left === null ? null : Math.max(0, left);
 }
 
 function served(rec: RuleRecord, clock: WindowClock, now: number): ServedCounts {
@@ -39,13 +48,18 @@ function served(rec: RuleRecord, clock: WindowClock, now: number): ServedCounts 
 /** Stats for `/api/stats`, masked; `keyFile` is the registry's to add. One function for both backends. */
 export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<PoolStats, 'keyFile'> {
   const { limits, clock, policy } = view;
-  const counts: Record<KeyStatus, number> = { available: 0, probing: 0, exhausted: 0, blocked: 0, disabled: 0, expired: 0 };
+  const counts: Record<KeyStatus, number> = { available: 0, probing: 0, exhausted: 0, blocked: 0, invalid: 0, disabled: 0, expired: 0 };
   let usable = 0;
+  let creditsRemaining: number | null = null;
   const keys: KeyStats[] = [];
   for (const rec of view.records) {
     const ev = evaluate(rec, limits, clock, now);
     counts[ev.status]++;
-    if (ev.usable) usable++;
+    if (ev.usable) {
+      usable++;
+      const left = creditsLeft(rec.credits);
+      if (left !== null) creditsRemaining = (creditsRemaining ?? 0) + left;
+    }
     if (rows === 'all' || (rows === 'out' && ev.status !== 'available')) {
       keys.push({
         keyId: rec.keyId,
@@ -59,6 +73,7 @@ export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<Pool
         failures: recentFailures(rec.failures, now, policy.failureWindowSec * 1000).length,
         lastUsedAt: rec.lastUsedAt,
         expiresAt: rec.expiresAt,
+        credits: rec.credits,
       });
     }
   }
@@ -74,11 +89,14 @@ export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<Pool
     probing: counts.probing,
     exhausted: counts.exhausted,
     blocked: counts.blocked,
+    invalid: counts.invalid,
     disabled: counts.disabled,
     expired: counts.expired,
     current,
     throttledUntil: view.throttle && now < view.throttle.until ? view.throttle.until : null,
     exhaustsAt: forecastDryAt(view.records, view.history, policy.limits, clock, now),
+    upstreamSync: view.upstreamSync,
+    creditsRemaining,
     keys,
   };
 }

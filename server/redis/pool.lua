@@ -3,7 +3,7 @@
 -- It follows server/pools/pool.ts operation for operation, applying the rules of rules.lua.
 -- Returns a JSON string.
 --
--- Layout: P.."meta" hash (cur, turn, pwS, pwC, thU, thR, seq, nseq); P.."pos" zset keyId -> file
+-- Layout: P.."meta" hash (cur, turn, pwS, pwC, thU, thR, seq, nseq, usync); P.."pos" zset keyId -> file
 -- position (membership); P.."av" zset of usable keys by position; P.."lru" zset of usable keys
 -- by use sequence; P.."wk" zset of keys out with a known return time; P.."k:"..keyId hash per
 -- key; P.."r429" hash of recent 429s; P.."hist" hash minute start -> handouts.
@@ -308,6 +308,26 @@ local function admin()
   return { ok = true }
 end
 
+-- pool.ts recordUpstream: A.sync (the pool's upstreamSync, JSON); for a check that reached the
+-- upstream also A.keyId, A.hold (rules.ts upstreamHoldFor, or null) and A.credits (JSON, or null).
+local function upstream()
+  setMeta('usync', A.sync)
+  if isNull(A.keyId) then return { ok = true, revived = false, events = {} } end
+  if not redis.call('ZSCORE', P .. 'pos', A.keyId) then return { ok = false, revived = false, events = {} } end
+  local r = load(A.keyId)
+  settle(r)
+  local priorS, priorR = get(r, 'uS'), get(r, 'uR')
+  local hold = nil
+  if not isNull(A.hold) then hold = A.hold end
+  applyUpstream(r, hold)
+  if not isNull(A.credits) then set(r, 'uc', A.credits) end
+  local events = {}
+  local status, reason, untilMs, usable = place(r)
+  -- A verdict repeated at every sync is news once.
+  if hold and not usable and (priorS ~= hold.status or priorR ~= hold.reason) then events[#events + 1] = keyOut(r, status, reason, untilMs) end
+  return { ok = true, revived = priorS ~= nil and hold == nil, events = events }
+end
+
 -- pool.ts clearThrottle: an operator lifts the pool-wide throttle.
 local function clearThrottle()
   local thU = num(meta.thU)
@@ -346,5 +366,6 @@ elseif op == 'clear_throttle' then result = clearThrottle()
 elseif op == 'report' then result = report()
 elseif op == 'sync' then result = sync()
 elseif op == 'admin' then result = admin()
+elseif op == 'upstream' then result = upstream()
 else return redis.error_reply('unknown op ' .. tostring(op)) end
 return cjson.encode(result)

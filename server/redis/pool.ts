@@ -2,10 +2,20 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
-import { StateUnavailableError, type Handout, type PoolBackend, type PoolEvent, type PoolOptions, type ReloadSummary, type ReportResult } from '../pools/contract.js';
+import {
+  StateUnavailableError,
+  type Handout,
+  type PoolBackend,
+  type PoolEvent,
+  type PoolOptions,
+  type ReloadSummary,
+  type ReportResult,
+  type UpstreamCheck,
+  type UpstreamRecorded,
+} from '../pools/contract.js';
 import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
 import { StateRecord, type Counter, type KeyState, type PoolState } from '../pools/records.js';
-import { compileLimits, readReport, settle, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
+import { compileLimits, readReport, settle, upstreamHoldFor, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
 import { poolStats, type KeyRows } from '../pools/stats.js';
 import { WINDOW_KINDS, WindowClock, type WindowKind } from '../pools/windows.js';
 
@@ -47,6 +57,8 @@ export function keyStateOf(h: Record<string, string>): KeyState {
     backoffLevel: Number(h.bl ?? 0),
     probe: h.pr === undefined ? null : h.pr === 'ready' ? 'ready' : Number(h.pr),
     useSeq: h.us === undefined ? undefined : Number(h.us),
+    upstreamHold: h.uS === undefined ? null : { status: h.uS as 'invalid' | 'exhausted', reason: h.uR ?? '', until: h.uU === undefined ? null : Number(h.uU) },
+    credits: h.uc === undefined ? null : (JSON.parse(h.uc) as KeyState['credits']),
   };
 }
 
@@ -68,6 +80,11 @@ export function hashOf(k: KeyState): Record<string, string> {
   if (k.backoffLevel !== 0) h.bl = String(k.backoffLevel);
   if (k.probe !== null) h.pr = String(k.probe);
   if (k.useSeq !== undefined) h.us = String(k.useSeq);
+  if (k.upstreamHold) {
+    Object.assign(h, { uS: k.upstreamHold.status, uR: k.upstreamHold.reason });
+    if (k.upstreamHold.until !== null) h.uU = String(k.upstreamHold.until);
+  }
+  if (k.credits) h.uc = JSON.stringify(k.credits);
   return h;
 }
 
@@ -173,6 +190,16 @@ export class RedisPool implements PoolBackend {
     return (await this.run<{ ok: true; inForce: boolean }>('clear_throttle', now, {})).inForce;
   }
 
+  async recordUpstream(check: UpstreamCheck, now: number): Promise<UpstreamRecorded> {
+    const sync = JSON.stringify(check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error });
+    const args = check.reached
+      ? { sync, keyId: check.keyId, hold: upstreamHoldFor(check.finding, this.clock, now), credits: check.credits ? JSON.stringify(check.credits) : null }
+      : { sync, keyId: null };
+    const r = await this.run<{ ok: boolean; revived: boolean; events: ScriptEvent[] }>('upstream', now, args);
+    this.emit(r.events);
+    return { found: r.ok, revived: r.revived };
+  }
+
   async admin(action: AdminAction, keyId: string, now: number, reason?: string): Promise<boolean> {
     return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
   }
@@ -188,6 +215,7 @@ export class RedisPool implements PoolBackend {
     if (state.current !== null) meta.cur = state.current;
     if (state.poolWindow) Object.assign(meta, { pwS: String(state.poolWindow.start), pwC: String(state.poolWindow.count) });
     if (state.throttle) Object.assign(meta, { thU: String(state.throttle.until), thR: state.throttle.reason });
+    if (state.upstreamSync) meta.usync = JSON.stringify(state.upstreamSync);
     const keys = Object.fromEntries(Object.entries(state.keys).map(([id, k]) => [id, hashOf(k)]));
     const hist = Object.fromEntries(state.history.map((c) => [String(c.start), String(c.count)]));
     return (await this.run<{ ok: boolean }>('import', now, { meta, keys, hist, replace })).ok;
@@ -229,6 +257,7 @@ export class RedisPool implements PoolBackend {
           .map(([start, count]) => ({ start: Number(start), count: Number(count) }))
           .sort((a, b) => a.start - b.start),
         seq: { used: Number(meta.seq ?? 0), seen: Number(meta.nseq ?? 0) },
+        upstreamSync: meta.usync === undefined ? null : (JSON.parse(meta.usync) as PoolState['upstreamSync']),
         keys,
       };
       return { ids, state };
@@ -258,6 +287,7 @@ export class RedisPool implements PoolBackend {
         current: cur ? { rec: cur, servedInTurn: state.servedInTurn } : null,
         throttle: state.throttle,
         history: state.history,
+        upstreamSync: state.upstreamSync ?? null,
       },
       now,
       options.keys,

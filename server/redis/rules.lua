@@ -91,6 +91,11 @@ local function settle(r)
     set(r, 'eU', nil); set(r, 'eR', nil)
     changed = true
   end
+  local uU = num(get(r, 'uU'))
+  if uU and now >= uU then
+    set(r, 'uS', nil); set(r, 'uR', nil); set(r, 'uU', nil)
+    changed = true
+  end
   return changed
 end
 
@@ -132,6 +137,7 @@ local function evaluate(r)
   if get(r, 'xR') then return 'disabled', get(r, 'xR'), nil, false end
   local exp = num(get(r, 'exp'))
   if exp and now >= exp then return 'expired', 'expired', nil, false end
+  if get(r, 'uS') then return get(r, 'uS'), get(r, 'uR'), num(get(r, 'uU')), false end
   if get(r, 'bU') then return 'blocked', get(r, 'bR'), num(get(r, 'bU')), false end
   if get(r, 'eU') then return 'exhausted', get(r, 'eR'), num(get(r, 'eU')), false end
   local qr, qu = quotaHit(r)
@@ -205,12 +211,23 @@ local function isCorrelated(recent, size)
   return recent >= 2 and recent * 2 > size
 end
 
+-- hold: { status, reason, until (or null) } (rules.ts upstreamHoldFor), or nil to lift it.
+local function applyUpstream(r, hold)
+  if hold then
+    set(r, 'pr', nil)
+    set(r, 'uS', hold.status); set(r, 'uR', hold.reason)
+    if isNull(hold['until']) then set(r, 'uU', nil) else set(r, 'uU', hold['until']) end
+  else
+    set(r, 'uS', nil); set(r, 'uR', nil); set(r, 'uU', nil)
+  end
+end
+
 -- The counters' part of reset is the caller's (pool.lua's admin), as in rules.ts.
 local function applyAdmin(r, action, reason)
   if action == 'disable' then
     set(r, 'xR', reason or 'disabled'); set(r, 'xL', get(r, 'lh') or '')
   elseif action == 'enable' then
-    for _, k in ipairs({ 'xR', 'xL', 'bU', 'bR', 'eU', 'eR', 'pr', 'f' }) do set(r, k, nil) end
+    for _, k in ipairs({ 'xR', 'xL', 'bU', 'bR', 'eU', 'eR', 'uS', 'uR', 'uU', 'pr', 'f' }) do set(r, k, nil) end
     set(r, 'bl', 0)
   elseif action == 'reset' then
     set(r, 't', 0); set(r, 'eU', nil); set(r, 'eR', nil)

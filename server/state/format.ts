@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PoolHeader } from '../pools/pool.js';
+import type { Credits } from '../../shared/stats.js';
 import type { KeyRecord, KeyState, PoolState, RuleRecord } from '../pools/records.js';
 import { StateRecord } from '../pools/records.js';
 import { clearImplausible } from './plausible.js';
@@ -10,7 +11,8 @@ import { WINDOW_KINDS, type WindowClock, type WindowKind } from '../pools/window
  * 1: each key a full object, windows as {start, count}. 2: each pool carries the window starts
  * current at the save and each key bare counts for them, plus only the health fields that are
  * set (a quarter of the bytes). Both are read; 2 is written. Format 2 later gained the optional
- * pool `seq` and key `useSeq` (least-recently-used order); files without them still read.
+ * pool `seq` and key `useSeq` (least-recently-used order), and the upstream's pool `upstreamSync`
+ * and key `upstreamHold` and `credits`; files without them still read.
  */
 export const STATE_VERSION = 2;
 const READABLE_VERSIONS = [1, 2];
@@ -39,6 +41,11 @@ const keyIdSchema = z.string().regex(/^[0-9a-f]{12}$/u);
 const block = z.object({ until: ms, reason: z.string() });
 const disabled = z.object({ reason: z.string(), lineHash: z.string() });
 const probe = z.union([z.literal('ready'), ms]);
+const upstreamHold = z.object({ status: z.enum(['invalid', 'exhausted']), reason: z.string(), until: ms.nullable() });
+const creditCount = z.number().finite().nullable();
+const creditWindows = z.object({ day: creditCount, week: creditCount, month: creditCount, total: creditCount });
+const credits = z.object({ remaining: creditWindows, used: creditWindows, limits: creditWindows, syncedAt: ms });
+const upstreamSync = z.object({ ok: z.boolean(), at: ms, error: z.string().nullable() });
 /** Format 1's key entry: every field, windows as {start, count}. */
 const keyState = z.object({
   windows: z.object({ minute: counter, hour: counter, day: counter, month: counter, week: counter }).partial(),
@@ -53,6 +60,8 @@ const keyState = z.object({
   useSeq: z.number().int().optional(),
   reserved: countSchema.optional(),
   removedAt: ms.optional(),
+  upstreamHold: upstreamHold.nullable().optional(),
+  credits: credits.nullable().optional(),
 });
 /** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
 const compactKeyState = keyState.omit({ windows: true }).extend({
@@ -74,6 +83,7 @@ const poolHeader = z.object({
   history: z.array(counter).default([]),
   windowStarts: windowStartsSchema.optional(),
   seq: z.object({ used: z.number().int().nonnegative(), seen: z.number().int().nonnegative() }).optional(),
+  upstreamSync: upstreamSync.nullable().optional(),
   keys: z.record(z.string(), z.unknown()),
 });
 const fileHeader = z.object({
@@ -190,7 +200,7 @@ export function msText(ms: number): string {
  * fields that differ from a healthy key's. Built by hand because saves of large pools run it for
  * every key handed out since the last save; format 1 wrote ~330 bytes a key, this ~75.
  */
-function keyEntryJson(keyId: string, r: RuleRecord, useSeq: number | undefined, reserved: number | undefined, removedAt: number | undefined, starts: WindowStarts): string {
+function keyEntryJson(keyId: string, r: RuleRecord & { credits: Credits | null }, useSeq: number | undefined, reserved: number | undefined, removedAt: number | undefined, starts: WindowStarts): string {
   // Indexes in WINDOW_KINDS order, the order of `counts` in the file.
   const counts = r.countIn(0, starts.minute) + ',' + r.countIn(1, starts.hour) + ',' + r.countIn(2, starts.day) + ',' + r.countIn(3, starts.month) + ',' + r.countIn(4, starts.week);
   const used = r.lastUsedAt === null ? 'null' : msText(r.lastUsedAt);
@@ -204,6 +214,8 @@ function keyEntryJson(keyId: string, r: RuleRecord, useSeq: number | undefined, 
   if (useSeq !== undefined) out += ',"useSeq":' + useSeq;
   if (reserved !== undefined) out += ',"reserved":' + reserved;
   if (removedAt !== undefined) out += ',"removedAt":' + msText(removedAt);
+  if (r.upstreamHold !== null) out += ',"upstreamHold":' + JSON.stringify(r.upstreamHold);
+  if (r.credits !== null) out += ',"credits":' + JSON.stringify(r.credits);
   return out + '}';
 }
 

@@ -32,6 +32,10 @@ export function clearImplausible(pools: Record<string, PoolState>, savedAt: numb
       warn('', 'throttle.until', pool.throttle.until, pastHorizon);
       pool.throttle = null;
     }
+    if (pool.upstreamSync && !event(pool.upstreamSync.at)) {
+      warn('', 'upstreamSync.at', pool.upstreamSync.at, notYet);
+      pool.upstreamSync = null;
+    }
     if (pool.poolWindow && !event(pool.poolWindow.start)) {
       warn('', 'poolWindow.start', pool.poolWindow.start, notYet);
       pool.poolWindow = null;
@@ -58,6 +62,14 @@ function checkKey(
   if (k.exhausted && !c.end(k.exhausted.until)) {
     warn('exhausted.until', k.exhausted.until, c.pastHorizon);
     k.exhausted = null;
+  }
+  if (k.upstreamHold && k.upstreamHold.until !== null && !c.end(k.upstreamHold.until)) {
+    warn('upstreamHold.until', k.upstreamHold.until, c.pastHorizon);
+    k.upstreamHold = null;
+  }
+  if (k.credits && !c.event(k.credits.syncedAt)) {
+    warn('credits.syncedAt', k.credits.syncedAt, c.notYet);
+    k.credits = null;
   }
   if (typeof k.probe === 'number' && !c.end(k.probe)) {
     warn('probe', k.probe, c.pastHorizon);

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
-import type { PoolBackend } from '../../../server/pools/contract.js';
+import type { PoolBackend, UpstreamCheck } from '../../../server/pools/contract.js';
 import type { PoolPolicy } from '../../../server/pools/policy.js';
 import { OUTCOMES, type ReportInput } from '../../../server/pools/rules.js';
 import { FakeClock } from '../../helpers/clock.js';
@@ -99,6 +99,22 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
       case 7: {
         const action = r.pick(['disable', 'enable', 'reset'] as const);
         await both(`admin ${action}`, step, (p) => p.admin(action, keyIdOf(key), clock.now(), 'by the test'));
+        break;
+      }
+      case 8: {
+        // An upstream check: unreachable, fine, invalid or exhausted in one of its windows.
+        const kind = r.int(4);
+        const credits = r.int(2) ? null : { remaining: { day: r.int(50), week: null, month: r.int(500), total: null }, used: { day: 1, week: null, month: 2, total: null }, limits: { day: 50, week: null, month: 500, total: null }, syncedAt: clock.now() };
+        const check: UpstreamCheck =
+          kind === 0
+            ? { reached: false, error: 'timeout' }
+            : {
+                reached: true,
+                keyId: keyIdOf(key),
+                credits,
+                finding: kind === 1 ? null : kind === 2 ? { status: 'invalid', reason: 'not active' } : { status: 'exhausted', reason: 'limit', window: r.pick(['day', 'week', 'month', 'total'] as const) },
+              };
+        await both(`upstream ${JSON.stringify(check)}`, step, (p) => p.recordUpstream(check, clock.now()));
         break;
       }
       default:

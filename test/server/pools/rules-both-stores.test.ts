@@ -618,6 +618,92 @@ for (const store of [memoryStore, redisStore()]) {
       });
     });
 
+    describe('the upstream\'s verdicts (sync)', () => {
+      const credits = (remainingDay: number | null, at: number) => ({
+        remaining: { day: remainingDay, week: null, month: 900, total: null },
+        used: { day: 3, week: null, month: 100, total: null },
+        limits: { day: 100, week: null, month: 1000, total: null },
+        syncedAt: at,
+      });
+
+      it('invalid takes the key out until a sync finds it fine; credits and upstreamSync show in stats', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], {}, clock);
+        const r = await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'invalid', reason: 'The specified api key is not active.' }, credits: null }, clock.now());
+        assert.deepEqual(r, { found: true, revived: false });
+        let s = await p.stats(clock.now());
+        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.invalid, s.available], ['invalid', 'upstream: The specified api key is not active.', null, 1, 1]);
+        assert.deepEqual(await take(p, clock, 2), [b, b]);
+        clock.advance(86_400_000 * 40); // an invalid key does not come back with time
+        assert.deepEqual(await take(p, clock, 1), [b]);
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(b!), finding: null, credits: credits(97, clock.now()) }, clock.now());
+        assert.deepEqual(await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: credits(40, clock.now()) }, clock.now()), { found: true, revived: true });
+        s = await p.stats(clock.now());
+        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.credits, s.creditsRemaining, s.upstreamSync], ['available', credits(40, clock.now()), 137, { ok: true, at: clock.now(), error: null }]);
+        assert.deepEqual(await p.recordUpstream({ reached: true, keyId: '0123456789ab', finding: null, credits: null }, clock.now()), { found: false, revived: false });
+      });
+
+      it('an exhaustion lasts until the window named resets in the pool\'s zone; total until a sync', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z')); // a Saturday; 04:00 in Los Angeles
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { resetTimezone: 'America/Los_Angeles' }, clock);
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'exhausted', reason: 'day credit limit reached', window: 'day' }, credits: credits(0, clock.now()) }, clock.now());
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(b!), finding: { status: 'exhausted', reason: 'week credit limit reached', window: 'week' }, credits: null }, clock.now());
+        let s = await p.stats(clock.now());
+        assert.deepEqual(s.keys.map((k) => [k.status, k.reason, k.until]), [
+          ['exhausted', 'upstream: day credit limit reached', Date.parse('2026-11-22T08:00:00Z')],
+          ['exhausted', 'upstream: week credit limit reached', Date.parse('2026-11-23T08:00:00Z')],
+        ]);
+        assert.deepEqual([s.creditsRemaining, (await p.handout(clock.now())).ok], [null, false]);
+        clock.set('2026-11-22T08:00:00Z');
+        assert.deepEqual(await take(p, clock, 2), [a, a]);
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'exhausted', reason: 'no credits left', window: 'total' }, credits: null }, clock.now());
+        s = await p.stats(clock.now());
+        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.until], ['exhausted', null]);
+        clock.set('2026-12-31T00:00:00Z');
+        assert.deepEqual(await take(p, clock, 1), [b]);
+      });
+
+      it('a sync that finds a key fine lifts only the upstream\'s hold, not a report\'s or an operator\'s', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const p = await make([a!, b!, c!], {}, clock);
+        await p.report({ keyId: keyIdOf(a!), outcome: 'exhausted' }, clock.now());
+        await p.admin('disable', keyIdOf(b!), clock.now(), 'by hand');
+        for (const k of [a!, b!]) assert.deepEqual(await p.recordUpstream({ reached: true, keyId: keyIdOf(k), finding: null, credits: null }, clock.now()), { found: true, revived: false });
+        const s = await p.stats(clock.now());
+        assert.deepEqual(s.keys.map((k) => k.status), ['exhausted', 'disabled', 'available']);
+      });
+
+      it('an unreachable upstream changes no key and shows in upstreamSync; enable lifts a hold until the next sync', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], {}, clock);
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'invalid', reason: 'The specified api key not found.' }, credits: null }, clock.now());
+        clock.advance(1000);
+        assert.deepEqual(await p.recordUpstream({ reached: false, error: 'timeout after 10000 ms' }, clock.now()), { found: true, revived: false });
+        let s = await p.stats(clock.now());
+        assert.deepEqual([s.keys[0]!.status, s.keys[1]!.status, s.upstreamSync], ['invalid', 'available', { ok: false, at: clock.now(), error: 'timeout after 10000 ms' }]);
+        await p.admin('enable', keyIdOf(a!), clock.now());
+        s = await p.stats(clock.now());
+        assert.equal(s.keys[0]!.status, 'available');
+      });
+
+      it('the verdict and credits survive an export and a replace', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], {}, clock);
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'invalid', reason: 'gone' }, credits: credits(5, clock.now()) }, clock.now());
+        const exported = await p.exportState(clock.now());
+        const q = await make([a!, b!], {}, clock);
+        await q.replaceState(exported, clock.now());
+        await q.setKeys(lines([a!, b!]), clock.now());
+        const s = await q.stats(clock.now());
+        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.credits, s.upstreamSync?.ok], ['invalid', credits(5, clock.now()), true]);
+      });
+    });
+
     it('least-recently-used keeps its order across a reload of an unchanged key file (regression: the two engines diverged)', async () => {
       const clock = new FakeClock(); // one fixed clock: every handout in the same millisecond
       const [a, b, c] = makeKeys(3);

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CorruptStateError, deserializeState, STATE_VERSION } from '../../../server/state/format.js';
+import { keyIdOf } from '../../../shared/keys.js';
+import { DEFAULT_POLICY } from '../../../server/pools/policy.js';
+import { Pool } from '../../../server/pools/pool.js';
+import { CorruptStateError, deserializeState, poolJsonChunks, STATE_VERSION, windowStartsAt } from '../../../server/state/format.js';
+import { lines, makeKeys } from '../../helpers/keys.js';
 
 const goodKey = { windows: { day: { start: 0, count: 3 } }, total: 3, lastUsedAt: 5, block: null, exhausted: null, disabled: null, failures: [], backoffLevel: 0, probe: null };
 
@@ -69,5 +73,26 @@ describe('state (de)serialisation', () => {
       'pool plantid, key cccccccccccc: counts: Too small: expected array to have >=4 items; its entry dropped',
       "pool healthid, key dddddddddddd: counts without the pool's windowStarts; its entry dropped",
     ]);
+  });
+
+  it('writes and reads the upstream\'s verdict, credits and the pool\'s upstreamSync (a file written before them still reads)', () => {
+    const now = Date.parse('2026-11-21T12:00:00Z');
+    const [a, b] = makeKeys(2);
+    const pool = new Pool('plantid', DEFAULT_POLICY);
+    pool.setKeys(lines([a!, b!]), now);
+    const credits = { remaining: { day: 0, week: null, month: 40, total: null }, used: { day: 100, week: null, month: 60, total: null }, limits: { day: 100, week: null, month: 100, total: null }, syncedAt: now };
+    pool.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'exhausted', reason: 'day limit', window: 'day' }, credits }, now);
+    pool.recordUpstream({ reached: false, error: 'connect ECONNREFUSED 127.0.0.1:9' }, now + 1);
+    const { records, retired } = pool.takeAll();
+    const text = `{"version":${STATE_VERSION},"savedAt":${now + 1},"seq":1,"pools":{"plantid":${[...poolJsonChunks(pool.header(), records, retired, windowStartsAt(pool.clock, now))].join('')}}}`;
+    assert.equal(text.includes(a!), false);
+    const { state, dropped } = deserializeState(text);
+    assert.deepEqual(dropped, []);
+    const back = new Pool('plantid', DEFAULT_POLICY);
+    back.setKeys(lines([a!, b!]), now);
+    back.restore(state.pools.plantid!, now + 1);
+    const s = back.stats(now + 1);
+    assert.deepEqual([s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.keys[0]!.credits], ['exhausted', 'upstream: day limit', Date.parse('2026-11-22T00:00:00Z'), credits]);
+    assert.deepEqual(s.upstreamSync, { ok: false, at: now + 1, error: 'connect ECONNREFUSED 127.0.0.1:9' });
   });
 });
