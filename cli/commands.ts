@@ -124,7 +124,7 @@ async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; bac
   const readOnly: StateStore = { description: file.description, load: () => file.loadReadOnly(), save: (plan) => file.save(plan), flush: () => file.flush() };
   const logger = createLogger({ level: 'error', file: null, console: false });
   const backend = new FileBackend(readOnly, { clock: Date.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({ keysDir: t.keysDir, policies: await loadPools(t.keysDir), clock: Date.now, logger, createPool: backend.createPool.bind(backend), keyCipher: t.cipher });
+  const registry = new PoolRegistry({ keysDir: t.keysDir, policies: (await loadPools(t.keysDir)).policies, clock: Date.now, logger, createPool: backend.createPool.bind(backend), keyCipher: t.cipher });
   await registry.loadAllKeyFiles();
   await backend.resume().catch((err: unknown) => {
     throw err instanceof StateFileError ? new CliError(err.message) : err;
@@ -137,7 +137,7 @@ async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; bac
  * picks it up like any edit, and after rotate-secret needs the new KEYS_SECRET to read it).
  */
 async function recrypt(command: 'encrypt' | 'decrypt' | 'rotate-secret', rest: string[], t: Target, deps: CliDeps): Promise<void> {
-  const pool = poolArg(rest[0], [...(await loadPools(t.keysDir)).keys()]);
+  const pool = poolArg(rest[0], [...(await loadPools(t.keysDir)).policies.keys()]);
   const path = join(t.keysDir, `${pool}.txt`);
   const cipher = t.cipher;
   if (!cipher) throw new CliError(`KEYS_SECRET: set it (or KEYS_SECRET_FILE) to ${command} ${path}`);
@@ -272,7 +272,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
   if (mode.kind === 'files' && t.redis && command !== 'add' && command !== 'remove') {
     throw new CliError(`with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} with ADMIN_TOKEN set (add and remove work on the key files alone)`);
   }
-  const names = mode.kind === 'api' ? ((await api(t, doFetch, 'GET', '/pools')).pools as Array<{ name: string }>).map((p) => p.name) : [...(await loadPools(t.keysDir)).keys()];
+  const names = mode.kind === 'api' ? ((await api(t, doFetch, 'GET', '/pools')).pools as Array<{ name: string }>).map((p) => p.name) : [...(await loadPools(t.keysDir)).policies.keys()];
 
   switch (command) {
     case 'status': {

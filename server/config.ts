@@ -5,6 +5,7 @@ import { boolVar, ConfigError, intVar, listVar, logLevelVar, parseEnv } from '..
 import { cipherFromEnv, type KeyCipher } from './keys/cipher.js';
 import { DEFAULT_POLICY, type PoolPolicy } from './pools/policy.js';
 import { isValidTimeZone } from './pools/windows.js';
+import { resolveUpstream, upstreamSchema, type UpstreamConfig } from './upstream/config.js';
 
 /** Pools that always exist, whether or not pools.json names them. */
 export const BUILTIN_POOLS = ['plantid', 'healthid'] as const;
@@ -34,6 +35,8 @@ const envSchema = z.object({
     .default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/u, 'must be 1-64 letters, digits or _ : . -').default('keywarden:'),
   REDIS_ALLOW_VOLATILE: boolVar(),
+  UPSTREAM_SYNC_INTERVAL_MS: intVar(300_000, 0, 86_400_000),
+  UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
 });
 
 export interface ServerConfig {
@@ -57,6 +60,10 @@ export interface ServerConfig {
   redisAllowVolatile: boolean;
   /** Decrypts `enc:v1:` key-file lines and encrypts keys added through the admin API (KEYS_SECRET or KEYS_SECRET_FILE). */
   keyCipher: KeyCipher | null;
+  /** How often every key of a pool with an upstream is checked there; 0: never (not even at start). */
+  upstreamSyncIntervalMs: number;
+  /** How long one upstream request may take. */
+  upstreamTimeoutMs: number;
 }
 
 export function isLoopback(host: string): boolean {
@@ -93,6 +100,8 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     redisPrefix: e.REDIS_PREFIX,
     redisAllowVolatile: e.REDIS_ALLOW_VOLATILE,
     keyCipher: cipherFromEnv(env),
+    upstreamSyncIntervalMs: e.UPSTREAM_SYNC_INTERVAL_MS,
+    upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     open,
   };
 }
@@ -113,6 +122,7 @@ const poolSchema = z
     maxBackoff: seconds,
     probeTimeout: seconds,
     resetTimezone: z.string().refine(isValidTimeZone, 'must be an IANA time zone name, e.g. America/Los_Angeles'),
+    upstream: upstreamSchema,
   })
   .partial()
   .strict();
@@ -133,13 +143,20 @@ function toPolicy(entry: PoolsFileEntry): PoolPolicy {
   };
 }
 
+/** What pools.json configures: each pool's policy, and the upstream of each pool that has one. */
+export interface PoolsConfig {
+  policies: Map<string, PoolPolicy>;
+  upstreams: Map<string, UpstreamConfig>;
+}
+
 /** Validates the parsed contents of pools.json; errors name the file, the pool and the field. */
-export function parsePoolsFile(raw: unknown, file: string): Map<string, PoolPolicy> {
+export function parsePoolsFile(raw: unknown, file: string): PoolsConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${file}: must be a JSON object mapping pool names to settings`);
   }
   const policies = new Map<string, PoolPolicy>();
-  for (const name of BUILTIN_POOLS) policies.set(name, { ...DEFAULT_POLICY });
+  const entries = new Map<string, PoolsFileEntry>();
+  for (const name of BUILTIN_POOLS) entries.set(name, {});
   for (const [name, entry] of Object.entries(raw)) {
     if (!POOL_NAME.test(name)) throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name must match [a-z0-9_-]{1,64}`);
     if (RESERVED_POOL_NAMES.includes(name)) throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name is reserved (GET /api/${name} is not a pool)`);
@@ -150,13 +167,20 @@ export function parsePoolsFile(raw: unknown, file: string): Map<string, PoolPoli
       const where = issue.code === 'unrecognized_keys' ? `${[...issue.path, ...issue.keys].join('.')}: unknown field` : `${field}: ${issue.message}`;
       throw new ConfigError(`${file}: pool ${name}: ${where}`);
     }
-    policies.set(name, toPolicy(parsed.data));
+    entries.set(name, parsed.data);
   }
-  return policies;
+  const upstreams = new Map<string, UpstreamConfig>();
+  for (const [name, entry] of entries) {
+    policies.set(name, toPolicy(entry));
+    const upstream = resolveUpstream(name, entry.upstream);
+    if (upstream !== null && 'error' in upstream) throw new ConfigError(`${file}: pool ${name}: ${upstream.error}`);
+    if (upstream !== null) upstreams.set(name, upstream);
+  }
+  return { policies, upstreams };
 }
 
 /** Reads KEYS_DIR/pools.json if present; without it only the built-in pools exist, with default policy. */
-export async function loadPools(keysDir: string): Promise<Map<string, PoolPolicy>> {
+export async function loadPools(keysDir: string): Promise<PoolsConfig> {
   const file = join(keysDir, 'pools.json');
   let text: string;
   try {

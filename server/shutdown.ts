@@ -4,11 +4,12 @@ import type { PoolRegistry } from './pools/registry.js';
 import type { StateBackend } from './state/backend.js';
 
 /**
- * Graceful stop: stop accepting connections, stop watching key files, let in-flight requests
+ * Graceful stop: stop accepting connections, stop watching key files and syncing with the
+ * upstreams, let in-flight requests
  * finish, then close the state backend (the file backend's final save), and let the composition
  * root exit. Idempotent: a second signal waits for the first stop.
  */
-export function createShutdown(deps: { server: Server; registry: PoolRegistry; backend: StateBackend; logger: Logger }): (reason: string) => Promise<void> {
+export function createShutdown(deps: { server: Server; registry: PoolRegistry; backend: StateBackend; logger: Logger; upstream?: { stop(): Promise<void> } }): (reason: string) => Promise<void> {
   let stopping: Promise<void> | null = null;
   return (reason: string) => {
     stopping ??= (async () => {
@@ -16,6 +17,7 @@ export function createShutdown(deps: { server: Server; registry: PoolRegistry; b
       const closed = new Promise<void>((resolve) => deps.server.close(() => resolve()));
       deps.server.closeIdleConnections();
       await deps.registry.stopWatching();
+      await deps.upstream?.stop(); // no check is recorded after the final save
       // In-flight requests finish their synchronous handout before close; give them a moment, then cut.
       const timeout = setTimeout(() => deps.server.closeAllConnections(), 1000);
       await closed;

@@ -8,6 +8,9 @@ import { PoolRegistry, type Clock } from './pools/registry.js';
 import { createShutdown } from './shutdown.js';
 import { StateUnavailableError } from './pools/contract.js';
 import type { StateBackend } from './state/backend.js';
+import { UpstreamAgents } from './upstream/agents.js';
+import { UpstreamSync } from './upstream/sync.js';
+import { createUsageFetcher, type UsageFetcher } from './upstream/usage-client.js';
 
 /** How often key files are checked for edits. */
 export const KEY_FILE_POLL_MS = 500;
@@ -29,6 +32,8 @@ export interface StartDeps {
   rng?: () => number;
   version?: string;
   keyFilePollMs?: number;
+  /** Asks an upstream about a key (default: usage_info over undici, UPSTREAM_TIMEOUT_MS). */
+  fetchUsage?: UsageFetcher;
 }
 
 /**
@@ -39,10 +44,21 @@ export interface StartDeps {
 export async function startKeywarden(config: ServerConfig, deps: StartDeps): Promise<RunningServer> {
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
-  const policies = await loadPools(config.keysDir);
+  const { policies, upstreams } = await loadPools(config.keysDir);
   const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend), keyCipher: config.keyCipher });
   await backend.open();
-  const metrics = createMetrics(registry);
+  const metrics = createMetrics(registry, { upstreamPools: [...upstreams.keys()] });
+  const agents = new UpstreamAgents();
+  const sync = new UpstreamSync({
+    registry,
+    upstreams,
+    fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs),
+    clock,
+    logger,
+    intervalMs: config.upstreamSyncIntervalMs,
+    claim: (job, ttlMs) => backend.claim(job, ttlMs),
+    onCheck: metrics.upstreamCheck,
+  });
   try {
     try {
       await registry.loadAllKeyFiles();
@@ -60,7 +76,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     throw err;
   }
 
-  const app = createApp({ registry, logger, clock, metrics, health: () => backend.health(), apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock() });
+  const app = createApp({ registry, logger, clock, metrics, health: () => backend.health(), apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock(), upstream: sync });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 
   const server = app.listen(config.port, config.host);
@@ -75,7 +91,18 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   registry.watchKeyFiles(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
+  if (upstreams.size > 0) {
+    const where = [...upstreams].map(([name, u]) => `${name} -> ${u.origin}`).join(', ');
+    logger.info(config.upstreamSyncIntervalMs > 0 ? `upstream sync every ${config.upstreamSyncIntervalMs / 1000}s: ${where}` : `upstream sync off (UPSTREAM_SYNC_INTERVAL_MS=0); checks on demand: ${where}`);
+  }
+  sync.start();
 
-  const shutdown = createShutdown({ server, registry, backend, logger });
+  const upstream = {
+    async stop() {
+      await sync.stop();
+      await agents.close();
+    },
+  };
+  const shutdown = createShutdown({ server, registry, backend, logger, upstream });
   return { server, port, url, registry, stop: (reason = 'stop') => shutdown(reason) };
 }

@@ -5,11 +5,12 @@ import type { Logger } from '../../shared/logger.js';
 import { readJson } from './body.js';
 import { POOL_NAME } from '../config.js';
 import { badRequest, HttpError, unknownPool } from './errors.js';
-import { addKeys, KeyEditError, removeKey } from '../keys/keyedit.js';
+import { addKeys, KeyEditError, removeKey, validateNewKeys } from '../keys/keyedit.js';
 import type { PoolBackend } from '../pools/contract.js';
 import type { PoolRegistry } from '../pools/registry.js';
 import type { PoolState } from '../pools/records.js';
 import { readState, type StateFile } from '../state/format.js';
+import { checkRow, screenKeys, type KeyChecker } from '../upstream/screen.js';
 
 /** Admin bodies may carry many keys at once. */
 const ADMIN_BODY_LIMIT = 1024 * 1024;
@@ -37,8 +38,8 @@ function mapKeyEdit(err: unknown): never {
  * pool's key file atomically (other lines untouched) and reloads it at once; disable, enable and
  * reset change the key's state. Plaintext keys arrive in request bodies and go only to the file.
  */
-export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger; clock: () => number }): Router {
-  const { registry, logger } = deps;
+export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger; clock: () => number; upstream: KeyChecker | null }): Router {
+  const { registry, logger, upstream } = deps;
   const router = new Router({ prefix: '/admin', sensitive: true });
 
   const poolName = (raw: string): string => {
@@ -65,10 +66,37 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
     const parsed = addSchema.safeParse(await readJson(ctx, ADMIN_BODY_LIMIT));
     if (!parsed.success) throw badRequest('invalid_body', 'send {"key": "..."} or {"keys": ["...", ...]}');
     const keys = 'key' in parsed.data ? [parsed.data.key] : parsed.data.keys;
+    const force = ctx.query.force === 'true' || ctx.query.force === '1';
+    try {
+      validateNewKeys(keys); // before anything is sent upstream
+    } catch (err) {
+      mapKeyEdit(err);
+    }
+    // A pool with an upstream asks it first: a key it does not know or has deactivated stays out.
+    const screening = upstream ? await screenKeys(upstream, pool, keys) : null;
+    if (screening && screening.refused.length > 0 && !force) {
+      const ids = screening.refused.map((r) => r.keyId);
+      logger.warn(`admin: refused to add ${ids.length} key(s) to pool ${pool} that the upstream rejects: ${ids.join(', ')}`, { pool });
+      throw new HttpError(422, 'invalid_key', `the upstream rejects ${ids.length} of the keys (${screening.refused.map((r) => `${r.keyId}: ${r.reason}`).join('; ')}); nothing was added (add ?force=true to add them anyway)`, { keys: screening.refused });
+    }
     const added = await registry.editKeyFile(pool, (path) => addKeys(path, keys, registry.keyCipher)).catch(mapKeyEdit);
+    const warnings: string[] = [];
+    if (screening) {
+      for (const { check } of screening.checks) await registry.recordUpstream(pool, check); // stats know the new keys' credits at once
+      if (screening.unreachable.length > 0) warnings.push(`the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`);
+      if (force && screening.refused.length > 0) warnings.push(`added ${screening.refused.length} key(s) the upstream rejects, as forced: ${screening.refused.map((r) => r.keyId).join(', ')}`);
+    }
     logger.info(`admin: added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, { pool });
+    for (const w of warnings) logger.warn(`admin: pool ${pool}: ${w}`, { pool });
     ctx.status = 201;
-    ctx.body = { pool, added };
+    ctx.body = { pool, added, checked: screening?.rows ?? null, warnings };
+  });
+
+  router.post('/pools/:pool/check', async (ctx) => {
+    const pool = poolName(ctx.params.pool!);
+    if (!upstream?.has(pool)) throw new HttpError(409, 'no_upstream', `pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
+    const checks = await upstream.checkPool(pool);
+    ctx.body = { pool, keys: checks.map((c) => checkRow(c.keyId, c.masked, c.check)) };
   });
 
   router.delete('/pools/:pool/keys/:keyId', async (ctx) => {

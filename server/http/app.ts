@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Clock, PoolRegistry } from '../pools/registry.js';
 import { StateUnavailableError } from '../pools/contract.js';
 import type { Health } from '../state/backend.js';
+import type { KeyChecker } from '../upstream/screen.js';
 import { createAdminRouter } from './admin.js';
 import { createAuth } from './auth.js';
 import { HttpError, methodNotAllowed, notFound, notImplemented } from './errors.js';
@@ -23,6 +24,8 @@ export interface AppDeps {
   health?: () => Health;
   version: string;
   startedAt: number;
+  /** Asks the pools' upstreams about keys (check before add, `keys check`); null: none configured. */
+  upstream?: KeyChecker | null;
 }
 
 /** Builds the Koa app (never listens): JSON errors, bearer auth, the handout, the routes. */
@@ -94,7 +97,7 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   if (deps.adminToken) {
-    const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger, clock: deps.clock });
+    const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger, clock: deps.clock, upstream: deps.upstream ?? null });
     app.use(admin.routes());
     app.use(admin.allowedMethods());
   }

@@ -10,6 +10,8 @@ export interface Metrics {
   report(pool: string, outcome: string): void;
   request(method: string, route: string, status: number, seconds: number): void;
   stateSave(seconds: number, ok: boolean): void;
+  /** One upstream usage check of a key: how long it took and whether it reached the upstream. */
+  upstreamCheck(pool: string, seconds: number, reached: boolean): void;
 }
 
 const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'blocked', 'invalid', 'disabled', 'expired'];
@@ -19,7 +21,7 @@ const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'bl
  * tests): handouts, reports, keys by status (read from the pools at scrape time), request
  * latency, state saves, and prom-client's default process metrics.
  */
-export function createMetrics(pools: PoolRegistry): Metrics {
+export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: readonly string[] } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keywarden_' });
   const handouts = new Counter({
@@ -59,6 +61,30 @@ export function createMetrics(pools: PoolRegistry): Metrics {
       }
     },
   });
+  const upstreamPools = options.upstreamPools ?? [];
+  new Gauge({
+    name: 'keywarden_key_credits_remaining',
+    help: "Credits the upstream last said a key has left, by window (keys of pools with an upstream, once synced)",
+    labelNames: ['pool', 'key_id', 'window'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const pool of upstreamPools) {
+        const stats = await pools.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool }).catch(() => null);
+        for (const k of stats?.pools[0]?.keys ?? []) {
+          for (const [window, left] of Object.entries(k.credits?.remaining ?? {})) if (left !== null) this.set({ pool, key_id: k.keyId, window }, left);
+        }
+      }
+    },
+  });
+  const syncDuration = new Histogram({
+    name: 'keywarden_upstream_sync_duration_seconds',
+    help: 'Duration of one upstream usage check of a key',
+    labelNames: ['pool'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const syncFailures = new Counter({ name: 'keywarden_upstream_sync_failures_total', help: 'Upstream usage checks that did not reach the upstream (timeout, connection, 5xx)', labelNames: ['pool'], registers: [registry] });
   const latency = new RequestHistogram(
     'keywarden_http_request_duration_seconds',
     'HTTP request latency',
@@ -80,6 +106,10 @@ export function createMetrics(pools: PoolRegistry): Metrics {
     stateSave(seconds, ok) {
       saveDuration.observe(seconds);
       if (!ok) saveFailures.inc();
+    },
+    upstreamCheck(pool, seconds, reached) {
+      syncDuration.observe({ pool }, seconds);
+      if (!reached) syncFailures.inc({ pool });
     },
   };
 }

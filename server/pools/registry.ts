@@ -6,7 +6,19 @@ import { ConfigError } from '../../shared/env.js';
 import type { KeyCipher } from '../keys/cipher.js';
 import { parseKeyFile } from '../keys/keyfile.js';
 import type { Logger } from '../../shared/logger.js';
-import { StateUnavailableError, type Handout, type HandoutAttempt, type PoolBackend, type PoolEvent, type PoolOptions, type ReportResult } from './contract.js';
+import { keyIdOf, maskKey } from '../../shared/keys.js';
+import type { KeyLine } from '../keys/keyfile.js';
+import {
+  StateUnavailableError,
+  type Handout,
+  type HandoutAttempt,
+  type PoolBackend,
+  type PoolEvent,
+  type PoolOptions,
+  type ReportResult,
+  type UpstreamCheck,
+  type UpstreamRecorded,
+} from './contract.js';
 import type { PoolPolicy } from './policy.js';
 import type { ReportInput } from './rules.js';
 import type { KeyRows } from './stats.js';
@@ -39,6 +51,15 @@ interface Entry {
   fileMutex: Mutex;
   file: KeyFileStats;
   signature: FileSignature | null;
+  /** The key-file lines last applied. */
+  lines: readonly KeyLine[];
+}
+
+/** A key of a pool as whoever uses it upstream needs it (the usage sync): the key itself, and its names for logs. */
+export interface PoolKey {
+  keyId: string;
+  key: string;
+  masked: string;
 }
 
 export interface RegistryOptions {
@@ -87,6 +108,7 @@ export class PoolRegistry {
         fileMutex: new Mutex(),
         file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
         signature: null,
+        lines: [],
       });
     }
   }
@@ -185,6 +207,16 @@ export class PoolRegistry {
     return this.exclusiveSync(this.entry(name), (p, now) => p.report(input, now));
   }
 
+  /** Records an upstream check (the usage sync's) in the pool. */
+  recordUpstream(name: string, check: UpstreamCheck): Promise<UpstreamRecorded> {
+    return this.exclusive(this.entry(name), (p, now) => p.recordUpstream(check, now));
+  }
+
+  /** The keys of a pool as its key file last applied lists them. */
+  keysOf(name: string): PoolKey[] {
+    return this.entry(name).lines.map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
+  }
+
   /** Runs `fn` on a pool as one state change (admin actions). */
   withPool<T>(name: string, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
     return this.exclusive(this.entry(name), fn);
@@ -246,6 +278,7 @@ export class PoolRegistry {
     let summary;
     try {
       summary = await this.exclusive(e, (p, now) => p.setKeys(parsed.keys, now));
+      e.lines = parsed.keys;
     } catch (err) {
       e.signature = null; // not applied: the next watch tick tries again
       throw err;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger.js';
 import type { PoolBackend, PoolOptions } from '../pools/contract.js';
@@ -25,6 +26,8 @@ export class RedisBackend implements StateBackend {
   private closing = false;
 
   private readonly pools = new Map<string, RedisPool>();
+  /** Names this instance in the leases it holds (claim). */
+  private readonly instanceId = randomBytes(8).toString('hex');
 
   constructor(
     client: Redis,
@@ -44,6 +47,15 @@ export class RedisBackend implements StateBackend {
   ) {
     this.client = withPoolScript(client);
     this.description = `Redis (${redactUrl(options.url)}, prefix ${prefix})`;
+  }
+
+  /** A lease in Redis (SET NX PX): the first instance to ask runs the job; the lease lapses with its ttl. */
+  async claim(job: string, ttlMs: number): Promise<boolean> {
+    try {
+      return (await this.client.set(`${this.prefix}lease:${job}`, this.instanceId, 'PX', Math.max(1, Math.round(ttlMs)), 'NX')) === 'OK';
+    } catch {
+      return false; // Redis down: nobody can record a result anyway
+    }
   }
 
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {

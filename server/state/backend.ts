@@ -27,6 +27,12 @@ export interface StateBackend {
   reserve?(): Promise<void>;
   /** After a start that failed past `open`: lets go of what open took (the state file's lock). */
   release?(): Promise<void>;
+  /**
+   * Takes the turn for a periodic job (`job`, e.g. the upstream sync of a pool) for `ttlMs`: true
+   * when this instance is to run it now. Instances sharing state take turns (Redis: a lease that
+   * lapses if its holder dies); a backend with one instance always answers true.
+   */
+  claim(job: string, ttlMs: number): Promise<boolean>;
   /** Whether the server can serve; /healthz reports it. */
   health(): Health;
   /** At shutdown, after the last request: the final save, or the connection closed. Says what it did, for the log. */

@@ -37,6 +37,11 @@ export class FileBackend implements StateBackend, SaveSource {
     this.description = store.description;
   }
 
+  /** One instance owns the state file (its lock): every job is this instance's. */
+  async claim(): Promise<boolean> {
+    return true;
+  }
+
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {
     const pool = new Pool(name, policy, { ...options, reservations: true });
     pool.changes.onDirty(() => {

@@ -35,7 +35,21 @@ export interface Layout {
   logFile: string;
 }
 
-/** A temp dir with keys/, optional key files and pools.json. */
+/**
+ * pools.json for a test: the built-in pools' default upstreams (plant.id, crop.kindwise.com)
+ * turned off unless the test names one, so no test ever sends anything off 127.0.0.1.
+ */
+export function offlinePools(pools: unknown = {}): unknown {
+  if (typeof pools !== 'object' || pools === null || Array.isArray(pools)) return pools;
+  const out: Record<string, unknown> = { ...(pools as Record<string, unknown>) };
+  for (const name of ['plantid', 'healthid']) {
+    const entry = out[name] ?? {};
+    if (typeof entry === 'object' && entry !== null && !('upstream' in entry)) out[name] = { ...entry, upstream: null };
+  }
+  return out;
+}
+
+/** A temp dir with keys/, optional key files and pools.json (see offlinePools). */
 export async function makeLayout(t: TestContext, keys: Record<string, string[] | string> = {}, pools?: unknown, opts: { keep?: boolean } = {}): Promise<Layout> {
   const dir = opts.keep ? await mkdtemp(join(tmpdir(), 'keywarden-')) : await tempDir(t);
   const keysDir = join(dir, 'keys');
@@ -43,7 +57,7 @@ export async function makeLayout(t: TestContext, keys: Record<string, string[] |
   for (const [pool, content] of Object.entries(keys)) {
     await writeFile(join(keysDir, `${pool}.txt`), Array.isArray(content) ? `${content.join('\n')}\n` : content);
   }
-  if (pools !== undefined) await writeFile(join(keysDir, 'pools.json'), JSON.stringify(pools));
+  await writeFile(join(keysDir, 'pools.json'), JSON.stringify(offlinePools(pools)));
   return { dir, keysDir, stateFile: join(dir, 'api_state.json'), logFile: join(dir, 'logs', 'server.log') };
 }
 

@@ -49,7 +49,7 @@ describe('server environment', () => {
 
 describe('pools.json', () => {
   it('adds pools and policies on top of the built-in plantid and healthid', () => {
-    const p = parsePoolsFile({ plantid: { strategy: 'fill-first', limits: { perMonth: 100 } }, weather: { rotateEvery: 5, poolPerMinute: 60, resetTimezone: 'America/Los_Angeles', maxBackoff: 600 } }, 'pools.json');
+    const p = parsePoolsFile({ plantid: { strategy: 'fill-first', limits: { perMonth: 100 } }, weather: { rotateEvery: 5, poolPerMinute: 60, resetTimezone: 'America/Los_Angeles', maxBackoff: 600 } }, 'pools.json').policies;
     assert.deepEqual([...p.keys()], ['plantid', 'healthid', 'weather']);
     assert.equal(p.get('plantid')!.strategy, 'fill-first');
     assert.deepEqual(p.get('plantid')!.limits, { perMonth: 100 });
@@ -75,7 +75,7 @@ describe('pools.json', () => {
 
   it('a missing pools.json gives the built-in pools; invalid JSON names the file', async (t) => {
     const dir = await tempDir(t);
-    assert.deepEqual([...(await loadPools(dir)).keys()], ['plantid', 'healthid']);
+    assert.deepEqual([...(await loadPools(dir)).policies.keys()], ['plantid', 'healthid']);
     await writeFile(join(dir, 'pools.json'), '{ "plantid": ');
     await assert.rejects(loadPools(dir), (e: unknown) => e instanceof ConfigError && e.message.startsWith(`${join(dir, 'pools.json')}: not valid JSON`));
   });
@@ -85,6 +85,6 @@ describe('shipped examples', () => {
   it('keys/examples/pools.json is a valid pools.json', async () => {
     const { readFile } = await import('node:fs/promises');
     const raw: unknown = JSON.parse(await readFile(join(REPO_ROOT, 'keys', 'examples', 'pools.json'), 'utf8'));
-    assert.deepEqual([...parsePoolsFile(raw, 'keys/examples/pools.json').keys()], ['plantid', 'healthid', 'weather']);
+    assert.deepEqual([...parsePoolsFile(raw, 'keys/examples/pools.json').policies.keys()], ['plantid', 'healthid', 'weather']);
   });
 });

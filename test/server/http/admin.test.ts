@@ -37,7 +37,7 @@ describe('admin API', () => {
     const s = await startInProcess(t, { keys: { plantid: `# ops keys\n${a}\n` }, env: { ADMIN_TOKEN: ADMIN } });
     const r = await postJson(`${s.url}/admin/pools/plantid/keys`, { keys: [b, c] }, auth);
     assert.equal(r.status, 201);
-    assert.deepEqual(r.body, { pool: 'plantid', added: [{ keyId: keyIdOf(b!), masked: maskKey(b!) }, { keyId: keyIdOf(c!), masked: maskKey(c!) }] });
+    assert.deepEqual(r.body, { pool: 'plantid', added: [{ keyId: keyIdOf(b!), masked: maskKey(b!) }, { keyId: keyIdOf(c!), masked: maskKey(c!) }], checked: null, warnings: [] });
     assert.equal((await getJson(`${s.url}/api/stats`)).body.pools[0].total, 3);
     assert.equal(await readFile(join(s.layout.keysDir, 'plantid.txt'), 'utf8'), `# ops keys\n${a}\n${b}\n${c}\n`);
     const dup = await postJson(`${s.url}/admin/pools/plantid/keys`, { key: a }, auth);

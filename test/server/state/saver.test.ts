@@ -19,7 +19,7 @@ async function setup(dir: string, clock: FakeClock) {
   const keysDir = join(dir, 'keys');
   const store = new FileStore(join(dir, 'state.json'), clock.now, 1); // journal from the first byte of snapshot
   const backend = new FileBackend(store, { clock: clock.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({ keysDir, policies: await loadPools(keysDir), clock: clock.now, logger, createPool: backend.createPool.bind(backend) });
+  const registry = new PoolRegistry({ keysDir, policies: (await loadPools(keysDir)).policies, clock: clock.now, logger, createPool: backend.createPool.bind(backend) });
   await registry.loadAllKeyFiles();
   await backend.resume();
   return { registry, store, saver: backend };

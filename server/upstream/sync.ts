@@ -1,0 +1,168 @@
+import { Semaphore } from 'async-mutex';
+import type { Logger } from '../../shared/logger.js';
+import type { UpstreamCheck } from '../pools/contract.js';
+import type { Clock, PoolKey, PoolRegistry } from '../pools/registry.js';
+import type { UpstreamConfig } from './config.js';
+import { readUsageAnswer } from './kindwise.js';
+import type { UsageFetcher } from './usage-client.js';
+
+/** Checks of one pool in flight at a time: a few, so a big pool never floods the upstream. */
+const CONCURRENCY = 4;
+
+export interface SyncDeps {
+  registry: PoolRegistry;
+  /** The pools with an upstream, and where it is. */
+  upstreams: ReadonlyMap<string, UpstreamConfig>;
+  fetchUsage: UsageFetcher;
+  clock: Clock;
+  logger: Logger;
+  /** Between rounds; 0: no rounds (checks on demand still work). */
+  intervalMs: number;
+  /** Takes this instance's turn at a pool's round (the state backend's claim): instances sharing state sync one at a time. */
+  claim: (job: string, ttlMs: number) => Promise<boolean>;
+  /** Each check's duration and whether it reached the upstream (metrics). */
+  onCheck?: (pool: string, seconds: number, reached: boolean) => void;
+}
+
+/** One key's check as `check` reports it: the key's names and what the upstream said. */
+export interface KeyCheck {
+  keyId: string;
+  masked: string;
+  check: UpstreamCheck;
+}
+
+/**
+ * Whether a check's outcome is news for the log: the first failure after success (or at start)
+ * and the first success after a failure; a failure repeated is not.
+ */
+export function syncLogLine(pool: string, wasReachable: boolean | null, check: UpstreamCheck): { level: 'warn' | 'info'; message: string } | null {
+  if (!check.reached && wasReachable !== false) return { level: 'warn', message: `pool ${pool}: upstream sync failed (${check.error}); keys keep their state until it answers` };
+  if (check.reached && wasReachable === false) return { level: 'info', message: `pool ${pool}: upstream answers again; sync resumed` };
+  return null;
+}
+
+/**
+ * The usage sync: every key of every pool with an upstream is checked once at start and then
+ * every `intervalMs`, a few at a time, the checks of a round spread over the interval; each
+ * answer goes to the pool (a verdict, credits, the pool's upstreamSync). On demand it checks a
+ * pool now (`npm run keys -- check`) or a key before it is added.
+ */
+export class UpstreamSync {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private readonly reachable = new Map<string, boolean>();
+  private readonly wakers = new Set<() => void>();
+
+  constructor(private readonly deps: SyncDeps) {}
+
+  /** Whether pool `name` has an upstream to ask. */
+  has(name: string): boolean {
+    return this.deps.upstreams.has(name);
+  }
+
+  /** Starts the rounds: one now, each key as soon as it can be, then one every interval, spread. */
+  start(): void {
+    if (this.deps.intervalMs === 0 || this.deps.upstreams.size === 0) return;
+    this.running = this.round(false).finally(() => this.schedule());
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.round(true).finally(() => this.schedule());
+    }, this.deps.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Ends the rounds; a round under way stops before its next key. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const wake of this.wakers) wake();
+    await this.running;
+  }
+
+  private async round(spread: boolean): Promise<void> {
+    await Promise.all(
+      [...this.deps.upstreams.keys()].map(async (name) => {
+        // The lease outlasts the round a little less than the interval, so the next round finds it lapsed.
+        if (!(await this.deps.claim(`upstream-sync:${name}`, Math.max(1000, this.deps.intervalMs - 1000)))) return;
+        await this.checkKeys(name, this.deps.registry.keysOf(name), spread ? this.deps.intervalMs : 0).catch((err: Error) => {
+          this.deps.logger.error(`pool ${name}: upstream sync round failed: ${err.message}`, { pool: name });
+        });
+      }),
+    );
+  }
+
+  /** Checks every key of pool `name` now and records the answers; what each key's check said. */
+  async checkPool(name: string): Promise<KeyCheck[]> {
+    return this.checkKeys(name, this.deps.registry.keysOf(name), 0);
+  }
+
+  /** Asks the upstream about a key not (yet) in the pool; records nothing. Null when the pool has no upstream. */
+  async checkKey(name: string, key: string, keyId: string): Promise<UpstreamCheck | null> {
+    const upstream = this.deps.upstreams.get(name);
+    if (!upstream) return null;
+    return this.ask(name, upstream, { keyId, key, masked: '' });
+  }
+
+  private async ask(name: string, upstream: UpstreamConfig, k: PoolKey): Promise<UpstreamCheck> {
+    const started = performance.now();
+    const answer = await this.deps.fetchUsage(upstream, k.key);
+    const check = readUsageAnswer(k.keyId, answer, this.deps.clock());
+    this.deps.onCheck?.(name, (performance.now() - started) / 1000, check.reached);
+    return check;
+  }
+
+  private async checkKeys(name: string, keys: readonly PoolKey[], spreadMs: number): Promise<KeyCheck[]> {
+    const upstream = this.deps.upstreams.get(name);
+    if (!upstream) throw new Error(`pool ${name} has no upstream`);
+    const gate = new Semaphore(CONCURRENCY);
+    const gapMs = keys.length > 0 ? spreadMs / keys.length : 0;
+    const startedAt = performance.now();
+    const results: KeyCheck[] = [];
+    const all: Array<Promise<void>> = [];
+    for (let i = 0; i < keys.length; i++) {
+      if (gapMs > 0) await this.sleep(startedAt + i * gapMs - performance.now());
+      if (this.stopped) break;
+      const [, release] = await gate.acquire();
+      all.push(
+        (async () => {
+          try {
+            const check = await this.ask(name, upstream, keys[i]!);
+            await this.record(name, keys[i]!, check);
+            results[i] = { keyId: keys[i]!.keyId, masked: keys[i]!.masked, check };
+          } finally {
+            release();
+          }
+        })(),
+      );
+    }
+    await Promise.all(all);
+    return results.filter((r) => r !== undefined);
+  }
+
+  private async record(name: string, k: PoolKey, check: UpstreamCheck): Promise<void> {
+    const line = syncLogLine(name, this.reachable.get(name) ?? null, check);
+    if (line) this.deps.logger.log(line.level, line.message, { pool: name });
+    this.reachable.set(name, check.reached);
+    const recorded = await this.deps.registry.recordUpstream(name, check);
+    if (recorded.revived) this.deps.logger.info(`pool ${name}: key ${k.keyId} back in rotation: the upstream finds it fine`, { pool: name, keyId: k.keyId });
+  }
+
+  /** Waits `ms` (a round's spacing), or less if the sync stops. */
+  private sleep(ms: number): Promise<void> {
+    if (ms <= 0 || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      t.unref();
+      this.wakers.add(wake);
+    });
+  }
+}
