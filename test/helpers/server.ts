@@ -11,6 +11,8 @@ import { FileBackend } from '../../server/state/file-backend.js';
 import { FileStore } from '../../server/state/file.js';
 import { processProbe, StateLock } from '../../server/state/lock.js';
 import type { StateStore } from '../../server/state/store.js';
+import type { StateBackend } from '../../server/state/backend.js';
+import type { Logger } from '../../shared/logger.js';
 import type { FakeClock } from './clock.js';
 import { memoryLogger } from './logs.js';
 import { deferCleanup, tempDir } from './tmp.js';
@@ -69,19 +71,30 @@ export interface InProcess extends RunningServer {
 /** The real server in this process, on an ephemeral loopback port, stopped after the test. */
 export async function startInProcess(
   t: TestContext,
-  opts: { keys?: Record<string, string[] | string>; pools?: unknown; env?: Record<string, string>; clock?: FakeClock; store?: StateStore; layout?: Layout } = {},
+  opts: {
+    keys?: Record<string, string[] | string>;
+    pools?: unknown;
+    env?: Record<string, string>;
+    clock?: FakeClock;
+    store?: StateStore;
+    layout?: Layout;
+    /** Another state backend than the layout's state file (Redis). */
+    backend?: (logger: Logger) => StateBackend;
+  } = {},
 ): Promise<InProcess> {
   const layout = opts.layout ?? (await makeLayout(t, opts.keys, opts.pools));
   const config = loadServerConfig({ PORT: '0', KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, LOG_FILE: layout.logFile, ...opts.env });
   const { logger, lines } = memoryLogger();
   const running = await startKeywarden(config, {
     logger,
-    backend: new FileBackend(opts.store ?? new FileStore(layout.stateFile), {
-      clock: opts.clock?.now ?? Date.now,
-      logger,
-      intervalMs: config.stateSaveIntervalMs,
-      lock: opts.store ? undefined : new StateLock(layout.stateFile, processProbe(process.pid, process.kill)),
-    }),
+    backend:
+      opts.backend?.(logger) ??
+      new FileBackend(opts.store ?? new FileStore(layout.stateFile), {
+        clock: opts.clock?.now ?? Date.now,
+        logger,
+        intervalMs: config.stateSaveIntervalMs,
+        lock: opts.store ? undefined : new StateLock(layout.stateFile, processProbe(process.pid, process.kill)),
+      }),
     clock: opts.clock?.now,
     keyFilePollMs: 100,
     version: 'test',

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPools, loadServerConfig, parsePoolsFile } from '../../server/config.js';
+import { upstreamUrl } from '../../server/upstream/config.js';
 import { ConfigError } from '../../shared/env.js';
 import { REPO_ROOT } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -71,6 +72,43 @@ describe('pools.json', () => {
       [[], /^pools\.json: must be a JSON object/u],
     ];
     for (const [raw, message] of cases) assert.throws(() => parsePoolsFile(raw, 'pools.json'), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(raw));
+  });
+
+  it('upstreams: plantid and healthid default to Kindwise, null turns one off, other pools have none unless configured', () => {
+    const d = parsePoolsFile({}, 'pools.json').upstreams;
+    assert.deepEqual(Object.fromEntries(d), {
+      plantid: { type: 'kindwise', origin: 'https://plant.id', usagePath: '/api/v3/usage_info' },
+      healthid: { type: 'kindwise', origin: 'https://crop.kindwise.com', usagePath: '/api/v1/usage_info' },
+    });
+    const u = parsePoolsFile(
+      { plantid: { upstream: null }, healthid: { upstream: { origin: 'http://127.0.0.1:8123' } }, crops: { upstream: { type: 'kindwise', origin: 'https://crop.kindwise.com/', usagePath: '/api/v1/usage_info' } }, weather: {} },
+      'pools.json',
+    ).upstreams;
+    assert.deepEqual(Object.fromEntries(u), {
+      healthid: { type: 'kindwise', origin: 'http://127.0.0.1:8123', usagePath: '/api/v1/usage_info' },
+      crops: { type: 'kindwise', origin: 'https://crop.kindwise.com', usagePath: '/api/v1/usage_info' },
+    });
+  });
+
+  it('an upstream a key could leak to stops startup, naming the pool and field', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ plantid: { upstream: { origin: 'http://plant.id' } } }, /^pools\.json: pool plantid: upstream\.origin: must be https:\/\/ \(http:\/\/ only on a loopback host/u],
+      [{ plantid: { upstream: { origin: 'ftp://127.0.0.1' } } }, /^pools\.json: pool plantid: upstream\.origin: must be https:\/\//u],
+      [{ plantid: { upstream: { origin: 'plant.id' } } }, /^pools\.json: pool plantid: upstream\.origin: must be a URL/u],
+      [{ plantid: { upstream: { origin: 'https://user:pw@plant.id' } } }, /^pools\.json: pool plantid: upstream\.origin: must be scheme, host and port only/u],
+      [{ plantid: { upstream: { origin: 'https://plant.id/api' } } }, /^pools\.json: pool plantid: upstream\.origin: must be scheme, host and port only/u],
+      [{ plantid: { upstream: { usagePath: '//evil.example/usage' } } }, /^pools\.json: pool plantid: upstream\.usagePath: must be a path on the origin/u],
+      [{ plantid: { upstream: { type: 'openai' } } }, /^pools\.json: pool plantid: upstream\.type: /u],
+      [{ plantid: { upstream: { origin: 'https://plant.id', key: 'x' } } }, /^pools\.json: pool plantid: upstream\.key: unknown field$/u],
+      [{ weather: { upstream: { type: 'kindwise' } } }, /^pools\.json: pool weather: upstream\.origin: required \(no default for this pool\)$/u],
+    ];
+    for (const [raw, message] of cases) assert.throws(() => parsePoolsFile(raw, 'pools.json'), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(raw));
+  });
+
+  it('the one place a URL that carries a key is made keeps it on the origin', () => {
+    const u = { type: 'kindwise' as const, origin: 'https://plant.id', usagePath: '/api/v3/usage_info' };
+    assert.equal(upstreamUrl(u, '/api/v3/usage_info').href, 'https://plant.id/api/v3/usage_info');
+    for (const bad of ['//evil.example/x', 'https://evil.example/x', 'http://plant.id/x']) assert.throws(() => upstreamUrl(u, bad), /refusing to send a key off https:\/\/plant\.id/u, bad);
   });
 
   it('a missing pools.json gives the built-in pools; invalid JSON names the file', async (t) => {
