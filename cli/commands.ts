@@ -7,6 +7,9 @@ import type { KeyStats, PoolStats } from '../shared/stats.js';
 import { loadPools, POOL_NAME } from '../server/config.js';
 import { cipherFromEnv, type KeyCipher } from '../server/keys/cipher.js';
 import { addKeys, KeyEditError, recryptKeyFile, removeKey, type Recrypt } from '../server/keys/keyedit.js';
+import type { UsageFetcher } from '../server/upstream/usage-client.js';
+import { addOffline, checkPoolOffline, offlineChecker, printChecks } from './check.js';
+import { CliError } from './errors.js';
 import { PoolRegistry } from '../server/pools/registry.js';
 import { FileBackend } from '../server/state/file-backend.js';
 import { FileStore, StateFileError } from '../server/state/file.js';
@@ -15,20 +18,14 @@ import type { PoolState } from '../server/pools/records.js';
 import { StateLock, StateLockedError, type ProcessProbe } from '../server/state/lock.js';
 import type { StateStore } from '../server/state/store.js';
 
-/** A failure the CLI reports as one line and a non-zero exit. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
+export { CliError };
 
 export const USAGE = `usage: npm run keys -- <command>
   list [pool]                 keys (masked) with status
-  add <pool>                  add keys: hidden prompt on a terminal, else one per line on stdin
+  add <pool> [--force]        add keys: hidden prompt on a terminal, else one per line on stdin;
+                              a pool with an upstream (Kindwise) checks them first and refuses
+                              keys it rejects, unless --force
+  check <pool>                ask the pool's upstream about every key now: status and credits left
   remove <pool> <keyId>       remove a key from the pool's key file
   disable <pool> <keyId>      take a key out of rotation
   enable <pool> <keyId>       put it back (clears blocks and failures)
@@ -48,6 +45,7 @@ const envSchema = z.object({
   KEYS_DIR: z.string().default('./keys'),
   STATE_FILE: z.string().default('./api_state.json'),
   STATE_BACKEND: z.enum(['file', 'redis']).default('file'),
+  UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
 });
 
 export interface CliDeps {
@@ -58,6 +56,8 @@ export interface CliDeps {
   readKeys: () => Promise<string[]>;
   out: (line: string) => void;
   fetch?: typeof fetch;
+  /** Asks an upstream about a key with no server running (default: usage_info over undici). */
+  fetchUsage?: UsageFetcher;
 }
 
 interface Target {
@@ -69,6 +69,7 @@ interface Target {
   redis: boolean;
   /** KEYS_SECRET: encrypted key-file lines, and keys added to the files, go through it. */
   cipher: KeyCipher | null;
+  upstreamTimeoutMs: number;
 }
 
 type Mode = { kind: 'api' } | { kind: 'files'; serverRunning: boolean };
@@ -83,6 +84,7 @@ function targetOf(env: Record<string, string | undefined>): Target {
     stateFile: resolve(e.STATE_FILE),
     redis: e.STATE_BACKEND === 'redis',
     cipher: cipherFromEnv(env),
+    upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
   };
 }
 
@@ -219,7 +221,9 @@ function printKeys(out: (l: string) => void, pool: string, keys: KeyStats[]): vo
 function printStatus(out: (l: string) => void, pools: Array<Omit<PoolStats, 'keys'>>): void {
   for (const p of pools) {
     const parts = [`${p.available}/${p.total} available`];
-    for (const [n, v] of [['blocked', p.blocked], ['exhausted', p.exhausted], ['disabled', p.disabled], ['expired', p.expired], ['probing', p.probing]] as const) if (v) parts.push(`${v} ${n}`);
+    for (const [n, v] of [['blocked', p.blocked], ['exhausted', p.exhausted], ['invalid', p.invalid], ['disabled', p.disabled], ['expired', p.expired], ['probing', p.probing]] as const) if (v) parts.push(`${v} ${n}`);
+    if (p.creditsRemaining !== null) parts.push(`${p.creditsRemaining} credits left`);
+    if (p.upstreamSync && !p.upstreamSync.ok) parts.push(`upstream unreachable at ${when(p.upstreamSync.at)} (${p.upstreamSync.error})`);
     if (!p.keyFile.present) parts.push(`no key file at ${p.keyFile.path}`);
     out(`${p.name.padEnd(12)} ${parts.join(', ')}`);
   }
@@ -259,7 +263,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (command === undefined) throw new CliError('missing <command>; see the usage above', 2);
     return;
   }
-  if (!['list', 'add', 'remove', 'disable', 'enable', 'clear-throttle', 'state', 'encrypt', 'decrypt', 'rotate-secret', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
+  if (!['list', 'add', 'check', 'remove', 'disable', 'enable', 'clear-throttle', 'state', 'encrypt', 'decrypt', 'rotate-secret', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
   let t: Target;
   try {
     t = targetOf(deps.env);
@@ -291,21 +295,36 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       return;
     }
     case 'add': {
-      const pool = poolArg(rest[0], names);
+      const force = rest.includes('--force');
+      const pool = poolArg(rest.filter((a) => a !== '--force')[0], names);
       const keys = await deps.readKeys();
       if (keys.length === 0) throw new CliError('no keys given (type one at the prompt, or pipe one per line on stdin)');
       let added: Array<{ keyId: string; masked: string }>;
+      let warnings: string[] = [];
       if (mode.kind === 'api') {
-        added = (await api(t, doFetch, 'POST', `/pools/${pool}/keys`, { keys })).added;
+        ({ added, warnings } = await api(t, doFetch, 'POST', `/pools/${pool}/keys${force ? '?force=true' : ''}`, { keys }));
       } else {
-        try {
-          added = await addKeys(join(t.keysDir, `${pool}.txt`), keys, t.cipher);
-        } catch (err) {
-          if (err instanceof KeyEditError) throw new CliError(err.message);
-          throw err;
-        }
+        ({ added, warnings } = await addOffline({ path: join(t.keysDir, `${pool}.txt`), upstreams: (await loadPools(t.keysDir)).upstreams, timeoutMs: t.upstreamTimeoutMs, cipher: t.cipher, fetchUsage: deps.fetchUsage }, pool, keys, force));
       }
       for (const a of added) deps.out(`added ${a.keyId} ${a.masked} to ${pool}`);
+      for (const w of warnings) deps.out(`warning: ${w}`);
+      return;
+    }
+    case 'check': {
+      const pool = poolArg(rest[0], names);
+      if (mode.kind === 'api') {
+        printChecks(deps.out, pool, (await api(t, doFetch, 'POST', `/pools/${pool}/check`)).keys);
+        return;
+      }
+      const { upstreams } = await loadPools(t.keysDir);
+      if (!upstreams.has(pool)) throw new CliError(`pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
+      if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to check keys while it runs`);
+      const asker = offlineChecker(upstreams, t.upstreamTimeoutMs, deps.fetchUsage);
+      try {
+        printChecks(deps.out, pool, await editStateOffline(t, deps.probe, (registry) => checkPoolOffline(registry, asker.checker, pool)));
+      } finally {
+        await asker.close();
+      }
       return;
     }
     case 'remove': {

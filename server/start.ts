@@ -9,6 +9,7 @@ import { createShutdown } from './shutdown.js';
 import { StateUnavailableError } from './pools/contract.js';
 import type { StateBackend } from './state/backend.js';
 import { UpstreamAgents } from './upstream/agents.js';
+import { UsageChecker } from './upstream/checker.js';
 import { UpstreamSync } from './upstream/sync.js';
 import { createUsageFetcher, type UsageFetcher } from './upstream/usage-client.js';
 
@@ -49,16 +50,8 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   await backend.open();
   const metrics = createMetrics(registry, { upstreamPools: [...upstreams.keys()] });
   const agents = new UpstreamAgents();
-  const sync = new UpstreamSync({
-    registry,
-    upstreams,
-    fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs),
-    clock,
-    logger,
-    intervalMs: config.upstreamSyncIntervalMs,
-    claim: (job, ttlMs) => backend.claim(job, ttlMs),
-    onCheck: metrics.upstreamCheck,
-  });
+  const checker = new UsageChecker({ upstreams, fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs), clock, onCheck: metrics.upstreamCheck });
+  const sync = new UpstreamSync({ registry, checker, logger, intervalMs: config.upstreamSyncIntervalMs, claim: (job, ttlMs) => backend.claim(job, ttlMs) });
   try {
     try {
       await registry.loadAllKeyFiles();

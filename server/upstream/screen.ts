@@ -47,7 +47,7 @@ const SCREEN_CONCURRENCY = 8;
  * adds it with a warning); one out of credits is a real key and is added. Null when the pool has
  * no upstream.
  */
-export async function screenKeys(checker: KeyChecker, pool: string, keys: readonly string[]): Promise<Screening | null> {
+export async function screenKeys(checker: Pick<KeyChecker, 'has' | 'checkKey'>, pool: string, keys: readonly string[]): Promise<Screening | null> {
   if (!checker.has(pool)) return null;
   const gate = new Semaphore(SCREEN_CONCURRENCY);
   const checks = await Promise.all(

@@ -1,27 +1,21 @@
 import { Semaphore } from 'async-mutex';
 import type { Logger } from '../../shared/logger.js';
 import type { UpstreamCheck } from '../pools/contract.js';
-import type { Clock, PoolKey, PoolRegistry } from '../pools/registry.js';
-import type { UpstreamConfig } from './config.js';
-import { readUsageAnswer } from './kindwise.js';
-import type { UsageFetcher } from './usage-client.js';
+import type { PoolKey, PoolRegistry } from '../pools/registry.js';
+import type { UsageChecker } from './checker.js';
 
 /** Checks of one pool in flight at a time: a few, so a big pool never floods the upstream. */
 const CONCURRENCY = 4;
 
 export interface SyncDeps {
   registry: PoolRegistry;
-  /** The pools with an upstream, and where it is. */
-  upstreams: ReadonlyMap<string, UpstreamConfig>;
-  fetchUsage: UsageFetcher;
-  clock: Clock;
+  /** Asks the pools' upstreams. */
+  checker: UsageChecker;
   logger: Logger;
   /** Between rounds; 0: no rounds (checks on demand still work). */
   intervalMs: number;
   /** Takes this instance's turn at a pool's round (the state backend's claim): instances sharing state sync one at a time. */
   claim: (job: string, ttlMs: number) => Promise<boolean>;
-  /** Each check's duration and whether it reached the upstream (metrics). */
-  onCheck?: (pool: string, seconds: number, reached: boolean) => void;
 }
 
 /** One key's check as `check` reports it: the key's names and what the upstream said. */
@@ -58,12 +52,12 @@ export class UpstreamSync {
 
   /** Whether pool `name` has an upstream to ask. */
   has(name: string): boolean {
-    return this.deps.upstreams.has(name);
+    return this.deps.checker.has(name);
   }
 
   /** Starts the rounds: one now, each key as soon as it can be, then one every interval, spread. */
   start(): void {
-    if (this.deps.intervalMs === 0 || this.deps.upstreams.size === 0) return;
+    if (this.deps.intervalMs === 0 || this.deps.checker.pools().length === 0) return;
     this.running = this.round(false).finally(() => this.schedule());
   }
 
@@ -85,7 +79,7 @@ export class UpstreamSync {
 
   private async round(spread: boolean): Promise<void> {
     await Promise.all(
-      [...this.deps.upstreams.keys()].map(async (name) => {
+      this.deps.checker.pools().map(async (name) => {
         // The lease outlasts the round a little less than the interval, so the next round finds it lapsed.
         if (!(await this.deps.claim(`upstream-sync:${name}`, Math.max(1000, this.deps.intervalMs - 1000)))) return;
         await this.checkKeys(name, this.deps.registry.keysOf(name), spread ? this.deps.intervalMs : 0).catch((err: Error) => {
@@ -101,23 +95,12 @@ export class UpstreamSync {
   }
 
   /** Asks the upstream about a key not (yet) in the pool; records nothing. Null when the pool has no upstream. */
-  async checkKey(name: string, key: string, keyId: string): Promise<UpstreamCheck | null> {
-    const upstream = this.deps.upstreams.get(name);
-    if (!upstream) return null;
-    return this.ask(name, upstream, { keyId, key, masked: '' });
-  }
-
-  private async ask(name: string, upstream: UpstreamConfig, k: PoolKey): Promise<UpstreamCheck> {
-    const started = performance.now();
-    const answer = await this.deps.fetchUsage(upstream, k.key);
-    const check = readUsageAnswer(k.keyId, answer, this.deps.clock());
-    this.deps.onCheck?.(name, (performance.now() - started) / 1000, check.reached);
-    return check;
+  checkKey(name: string, key: string, keyId: string): Promise<UpstreamCheck | null> {
+    return this.deps.checker.checkKey(name, key, keyId);
   }
 
   private async checkKeys(name: string, keys: readonly PoolKey[], spreadMs: number): Promise<KeyCheck[]> {
-    const upstream = this.deps.upstreams.get(name);
-    if (!upstream) throw new Error(`pool ${name} has no upstream`);
+    if (!this.has(name)) throw new Error(`pool ${name} has no upstream`);
     const gate = new Semaphore(CONCURRENCY);
     const gapMs = keys.length > 0 ? spreadMs / keys.length : 0;
     const startedAt = performance.now();
@@ -130,7 +113,7 @@ export class UpstreamSync {
       all.push(
         (async () => {
           try {
-            const check = await this.ask(name, upstream, keys[i]!);
+            const check = (await this.deps.checker.checkKey(name, keys[i]!.key, keys[i]!.keyId))!;
             await this.record(name, keys[i]!, check);
             results[i] = { keyId: keys[i]!.keyId, masked: keys[i]!.masked, check };
           } finally {
