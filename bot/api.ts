@@ -12,13 +12,15 @@ export interface StatsClient {
 }
 
 /**
- * Client for `GET /api/stats` over undici with a hard timeout. Asks only for rows of keys out of
- * rotation (`keys=out`), which is all the bot shows. Never throws: failures are results.
+ * Client for `GET /api/stats` over undici with a hard timeout. Asks for every key's row
+ * (`keys=all`: the embeds list credits per key, the alerts watch for invalid keys) unless the
+ * URL says otherwise (`?keys=out` keeps polls of pools with thousands of keys small). Never
+ * throws: failures are results.
  */
 export function createStatsClient(url: string, token: string | null, options: { timeoutMs: number; clock?: () => number }): StatsClient {
   const clock = options.clock ?? Date.now;
   const target = new URL(url);
-  if (!target.searchParams.has('keys')) target.searchParams.set('keys', 'out');
+  if (!target.searchParams.has('keys')) target.searchParams.set('keys', 'all');
   return {
     async fetchStats() {
       try {

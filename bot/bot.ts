@@ -40,7 +40,7 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
     if (client.isReady()) client.user.setPresence(presenceFor(r, config.lowKeysThreshold));
     if (r.ok) logger.debug(`stats: ${r.stats.pools.map((p) => `${p.name} ${p.available}/${p.total}`).join(', ')}`);
     else logger.warn(`stats: key server unreachable (${r.error})`);
-    const { state, alerts } = stepAlerts(alertState, r, config.lowKeysThreshold, seenBeforeThisPoll);
+    const { state, alerts } = stepAlerts(alertState, r, { keys: config.lowKeysThreshold, credits: config.lowCreditsThreshold }, seenBeforeThisPoll);
     alertState = state;
     seenBeforeThisPoll = monitor.lastSeenAt;
     for (const alert of alerts) {

@@ -12,6 +12,7 @@ const envSchema = z.object({
   BOT_PREFIX: z.string().max(10, 'must be at most 10 characters').default('!'),
   ALERT_CHANNEL_ID: snowflake.optional(),
   LOW_KEYS_THRESHOLD: intVar(1, 0, 1_000_000),
+  LOW_CREDITS_THRESHOLD: intVar(50, 0, 1_000_000_000),
   DISCORD_API_URL: z.url({ protocol: /^https?$/u, error: 'must be an http(s) URL' }).default('https://discord.com/api'),
   LOG_LEVEL: logLevelVar,
   BOT_LOG_FILE: z.string().default('logs/bot.log'),
@@ -26,6 +27,8 @@ export interface BotConfig {
   prefix: string;
   alertChannelId: string | null;
   lowKeysThreshold: number;
+  /** An alert when a pool's credits left (upstream sync) fall under this. */
+  lowCreditsThreshold: number;
   discordApiUrl: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFile: string;
@@ -44,6 +47,7 @@ export function loadBotConfig(env: Record<string, string | undefined>): BotConfi
     prefix: e.BOT_PREFIX,
     alertChannelId: e.ALERT_CHANNEL_ID ?? null,
     lowKeysThreshold: e.LOW_KEYS_THRESHOLD,
+    lowCreditsThreshold: e.LOW_CREDITS_THRESHOLD,
     discordApiUrl: e.DISCORD_API_URL.replace(/\/+$/u, ''),
     logLevel: e.LOG_LEVEL,
     logFile: e.BOT_LOG_FILE,

@@ -6,8 +6,9 @@ import { COLORS, poolLevel } from './levels.js';
 /** Discord limits: 10 embeds a message, 1024 chars a field value, 6000 chars a message. */
 const MAX_EMBEDS = 10;
 const MAX_FIELD = 1024;
-/** Keys listed per pool under "Out of rotation" before "… and N more". */
+/** Keys listed per pool under "Out of rotation" (and "Credits left") before "… and N more". */
 const MAX_OUT_LINES = 8;
+const CREDIT_WINDOWS = ['day', 'week', 'month', 'total'] as const;
 
 /** Discord timestamp markup: renders in each reader's time zone. */
 export function discordTime(ms: number, style: 'R' | 'f' | 't' = 'R'): string {
@@ -20,7 +21,8 @@ function clip(text: string, max = MAX_FIELD): string {
 
 function keyLine(k: KeyStats): string {
   const why = k.reason ? `: ${k.reason}` : '';
-  const back = k.until !== null ? `, back ${discordTime(k.until)}` : k.status === 'disabled' || k.status === 'expired' ? ', until fixed' : '';
+  const back =
+    k.until !== null ? `, back ${discordTime(k.until)}` : k.status === 'disabled' || k.status === 'expired' ? ', until fixed' : k.status === 'invalid' ? ', until the upstream accepts it' : '';
   return `\`${k.masked}\` ${k.status}${why}${back}`;
 }
 
@@ -29,6 +31,7 @@ function outOfRotation(pool: PoolStats): APIEmbedField {
   const counts = [
     pool.blocked && `${pool.blocked} blocked`,
     pool.exhausted && `${pool.exhausted} exhausted`,
+    pool.invalid && `${pool.invalid} invalid`,
     pool.disabled && `${pool.disabled} disabled`,
     pool.expired && `${pool.expired} expired`,
     pool.probing && `${pool.probing} probing`,
@@ -37,6 +40,27 @@ function outOfRotation(pool: PoolStats): APIEmbedField {
   const lines = out.slice(0, MAX_OUT_LINES).map(keyLine);
   if (out.length > MAX_OUT_LINES) lines.push(`… and ${out.length - MAX_OUT_LINES} more`);
   return { name: `Out of rotation (${counts.join(', ')})`, value: clip(lines.join('\n') || counts.join(', ')) };
+}
+
+/** A key's credits left per window, e.g. `day 88 · total 4960`; null before its first sync. */
+function creditsText(k: KeyStats): string | null {
+  if (!k.credits) return null;
+  const parts = CREDIT_WINDOWS.filter((w) => k.credits!.remaining[w] !== null).map((w) => `${w} ${k.credits!.remaining[w]}`);
+  return parts.length > 0 ? parts.join(' · ') : 'no limit';
+}
+
+/** Credits left per key (fewest first), for a pool whose upstream is synced; null for a pool without. */
+function creditsField(pool: PoolStats): APIEmbedField | null {
+  if (pool.upstreamSync === null && pool.creditsRemaining === null) return null;
+  const least = (k: KeyStats) => Math.min(...CREDIT_WINDOWS.map((w) => k.credits?.remaining[w] ?? Infinity));
+  const synced = pool.keys.filter((k) => k.credits !== null).sort((a, b) => least(a) - least(b));
+  const lines = synced.slice(0, MAX_OUT_LINES).map((k) => `\`${k.masked}\` ${creditsText(k)}`);
+  if (synced.length > MAX_OUT_LINES) lines.push(`… and ${synced.length - MAX_OUT_LINES} more`);
+  const sync = pool.upstreamSync;
+  if (sync && !sync.ok) lines.unshift(`Upstream unreachable (${clip(sync.error ?? 'unknown error', 200)}), last tried ${discordTime(sync.at)}`);
+  else if (sync) lines.push(`synced ${discordTime(sync.at)}`);
+  const total = pool.creditsRemaining === null ? '' : ` (${pool.creditsRemaining} on usable keys)`;
+  return { name: `Credits left${total}`, value: clip(lines.join('\n') || 'not synced yet') };
 }
 
 function keyFileField(pool: PoolStats): APIEmbedField {
@@ -55,7 +79,8 @@ function keyFileField(pool: PoolStats): APIEmbedField {
 /** One embed for one pool: availability, current key, keys out and when they return, forecast, key file. */
 export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' | 'generatedAt'>, threshold: number): APIEmbed {
   const level = poolLevel(pool, threshold);
-  const lines = [`**${pool.available}/${pool.total}** keys available · ${pool.strategy}`];
+  const credits = pool.creditsRemaining !== null ? ` · ${pool.creditsRemaining} credits left` : '';
+  const lines = [`**${pool.available}/${pool.total}** keys available · ${pool.strategy}${credits}`];
   if (pool.throttledUntil !== null) lines.push(`Throttled upstream, serving again ${discordTime(pool.throttledUntil)}`);
   const current = pool.current
     ? `\`${pool.current.masked}\` (${pool.current.keyId})${pool.current.remaining !== null ? ` · ${pool.current.remaining} request${pool.current.remaining === 1 ? '' : 's'} before rotation` : ''}`
@@ -67,6 +92,7 @@ export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' 
     fields: [
       { name: 'Current key', value: clip(current) },
       outOfRotation(pool),
+      ...[creditsField(pool)].filter((f): f is APIEmbedField => f !== null),
       { name: 'Forecast', value: pool.exhaustsAt !== null ? `runs dry ${discordTime(pool.exhaustsAt)} at the last hour's rate` : 'not running dry before the next reset' },
       keyFileField(pool),
     ],
@@ -125,5 +151,19 @@ export function alertEmbed(alert: Alert, at: number): APIEmbed {
       };
     case 'server_up':
       return { title: 'Key server is back', description: 'The stats API answers again.', color: COLORS.ok, timestamp };
+    case 'credits_low':
+      return {
+        title: `Pool ${alert.pool} is running out of credits`,
+        description: `${alert.creditsRemaining} credits left on its usable keys (alert under ${alert.threshold}).`,
+        color: COLORS.low,
+        timestamp,
+      };
+    case 'key_invalid':
+      return {
+        title: `A key of pool ${alert.pool} is invalid`,
+        description: `\`${alert.masked}\` (${alert.keyId}): ${clip(alert.reason ?? 'refused by the upstream', 300)}\nOut of rotation until the upstream accepts it.`,
+        color: COLORS.empty,
+        timestamp,
+      };
   }
 }

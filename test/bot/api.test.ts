@@ -15,7 +15,7 @@ async function serve(t: TestContext, handler: Parameters<typeof createServer>[1]
 }
 
 describe('stats client', () => {
-  it('sends the bearer token, asks for keys out of rotation only, and returns the stats', async (t) => {
+  it('sends the bearer token, asks for every key (credits, invalid keys), and returns the stats', async (t) => {
     let seen: { auth?: string; url?: string } = {};
     const url = await serve(t, (req, res) => {
       seen = { auth: req.headers.authorization, url: req.url };
@@ -24,7 +24,7 @@ describe('stats client', () => {
     });
     const r = await createStatsClient(url, 'secret-token-1234567', { timeoutMs: 1000, clock: () => 42 }).fetchStats();
     assert.deepEqual(r, { ok: true, stats: { version: '1', uptimeSec: 1, generatedAt: 5, pools: [] }, at: 42 });
-    assert.deepEqual(seen, { auth: 'Bearer secret-token-1234567', url: '/api/stats?keys=out' });
+    assert.deepEqual(seen, { auth: 'Bearer secret-token-1234567', url: '/api/stats?keys=all' });
   });
 
   it('turns HTTP errors, refused connections and timeouts into results', async (t) => {

@@ -17,6 +17,7 @@ describe('bot environment', () => {
         prefix: '!',
         alertChannelId: null,
         lowKeysThreshold: 1,
+      lowCreditsThreshold: 50,
         discordApiUrl: 'https://discord.com/api',
         logLevel: 'info',
         logFile: undefined,

@@ -80,6 +80,23 @@ describe('stats embeds', () => {
     assert.equal(lines[8], '… and 4 more');
   });
 
+  it('a synced pool: credits left in the description and per key (fewest first), an invalid key out until the upstream accepts it', () => {
+    const credits = (day: number | null, total: number | null) => ({ remaining: { day, week: null, month: null, total }, used: { day: 0, week: null, month: null, total: 0 }, limits: { day: 100, week: null, month: null, total: null }, syncedAt: T - 60_000 });
+    const base = pool().keys[0]!;
+    const keys = [
+      { ...base, keyId: 'cccccccccccc', masked: 'cccc…3333', status: 'available' as const, reason: null, until: null, credits: credits(80, 4000) },
+      { ...base, keyId: 'dddddddddddd', masked: 'dddd…4444', status: 'available' as const, reason: null, until: null, credits: credits(12, null) },
+      { ...base, keyId: 'eeeeeeeeeeee', masked: 'eeee…5555', status: 'invalid' as const, reason: 'upstream: The specified api key is not active.', until: null, credits: null },
+    ];
+    const e = poolEmbed(pool({ available: 2, total: 3, blocked: 0, exhausted: 0, invalid: 1, keys, creditsRemaining: 92, upstreamSync: { ok: true, at: T - 60_000, error: null } }), stats([]), 1);
+    assert.equal(e.description, '**2/3** keys available · round-robin · 92 credits left');
+    assert.deepEqual(e.fields![1], { name: 'Out of rotation (1 invalid)', value: '`eeee…5555` invalid: upstream: The specified api key is not active., until the upstream accepts it' });
+    assert.deepEqual(e.fields![2], { name: 'Credits left (92 on usable keys)', value: `\`dddd…4444\` day 12\n\`cccc…3333\` day 80 · total 4000\nsynced <t:${S - 60}:R>` });
+    const down = poolEmbed(pool({ keys: [], creditsRemaining: null, upstreamSync: { ok: false, at: T - 5000, error: 'timed out after 10000 ms' } }), stats([]), 1);
+    assert.deepEqual(down.fields![2], { name: 'Credits left', value: `Upstream unreachable (timed out after 10000 ms), last tried <t:${S - 5}:R>` });
+    assert.equal(poolEmbed(pool(), stats([]), 1).fields!.some((f) => f.name.startsWith('Credits')), false); // no upstream: no field
+  });
+
   it('one embed per pool, and past ten pools a summary of the rest', () => {
     assert.equal(statsEmbeds(stats([pool(), pool({ name: 'healthid' })]), 1).length, 2);
     const many = Array.from({ length: 12 }, (_, i) => pool({ name: `p${i}`, available: i === 11 ? 0 : 2 }));
@@ -114,6 +131,21 @@ describe('unreachable and alert embeds', () => {
     assert.equal(alertEmbed({ kind: 'server_up' }, T).title, 'Key server is back');
     assert.equal(alertEmbed({ kind: 'server_down', error: 'HTTP 503 state_unavailable', lastSeenAt: null, degraded: true }, T).title, 'Key server is degraded (state store down)');
     assert.equal(alertEmbed({ kind: 'server_down', error: 'timed out after 10000 ms', lastSeenAt: T - 1000 }, T).description, `Polling the stats API failed (timed out after 10000 ms). Last seen <t:${S - 1}:R>.`);
+  });
+
+  it('credit alerts: a pool running out, a key the upstream refuses', () => {
+    assert.deepEqual(alertEmbed({ kind: 'credits_low', pool: 'plantid', creditsRemaining: 12, threshold: 50 }, T), {
+      title: 'Pool plantid is running out of credits',
+      description: '12 credits left on its usable keys (alert under 50).',
+      color: 0xf1c40f,
+      timestamp: '2026-11-21T12:00:00.000Z',
+    });
+    assert.deepEqual(alertEmbed({ kind: 'key_invalid', pool: 'plantid', keyId: 'eeeeeeeeeeee', masked: 'eeee…5555', reason: 'upstream: The specified api key is not active.' }, T), {
+      title: 'A key of pool plantid is invalid',
+      description: '`eeee…5555` (eeeeeeeeeeee): upstream: The specified api key is not active.\nOut of rotation until the upstream accepts it.',
+      color: 0xe74c3c,
+      timestamp: '2026-11-21T12:00:00.000Z',
+    });
   });
 
   it('formats Discord timestamps in whole seconds', () => {

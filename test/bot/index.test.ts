@@ -11,7 +11,9 @@ import { statsEmbeds } from '../../bot/embeds.js';
 import type { StatsResponse } from '../../shared/stats.js';
 import { ALERT_CHANNEL_ID, DiscordEmulator, TEXT_CHANNEL_ID } from '../helpers/discord.js';
 import { makeKeys } from '../helpers/keys.js';
-import { entryArgs, getJson, makeLayout, spawnServer } from '../helpers/server.js';
+import { keyIdOf, maskKey } from '../../shared/keys.js';
+import { FakeKindwise } from '../helpers/kindwise.js';
+import { entryArgs, getJson, makeLayout, spawnServer, startInProcess } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
 const TOKEN = 'emulated-bot-token.abc.def';
@@ -66,7 +68,7 @@ describe('Discord bot end to end', () => {
     // !stats → an embed reply whose fields match the server's stats.
     emu.userMessage('!stats');
     const reply = await emu.waitFor('message', emu.messages, (m) => m.channelId === TEXT_CHANNEL_ID);
-    const live = (await getJson(`${server.url}/api/stats?keys=out`)).body as StatsResponse;
+    const live = (await getJson(`${server.url}/api/stats?keys=all`)).body as StatsResponse;
     assert.deepEqual(withoutTimestamps(reply.body.embeds), withoutTimestamps(statsEmbeds(live, 1)));
     assert.equal(reply.body.embeds.length, 2);
     assert.equal(reply.body.embeds[0].description, '**3/3** keys available · round-robin');
@@ -125,6 +127,69 @@ describe('Discord bot end to end', () => {
     assert.ok(!botOut.includes(TOKEN), 'bot output contains the token');
     const { readFile } = await import('node:fs/promises');
     assert.ok(!(await readFile(join(layout.dir, 'logs', 'bot.log'), 'utf8')).includes(TOKEN), 'bot log contains the token');
+  });
+});
+
+describe('Discord bot and the upstream sync', () => {
+  it('!stats shows credits per pool and per key; alerts when the upstream turns a key invalid and when credits run low', async (t) => {
+    const emu = new DiscordEmulator(TOKEN);
+    await emu.start();
+    t.after(() => emu.stop());
+    const fake = new FakeKindwise();
+    await fake.start();
+    t.after(() => fake.stop());
+    const [a, b] = makeKeys(2);
+    fake.addKey(a!, { limits: { day: 100 }, used: { day: 30 } });
+    fake.addKey(b!, { limits: { day: 100, total: 1000 }, used: { day: 1, total: 10 } });
+    const server = await startInProcess(t, { keys: { plantid: [a!, b!], healthid: makeKeys(1) }, pools: { plantid: { upstream: { origin: fake.url } } }, env: { UPSTREAM_SYNC_INTERVAL_MS: '300' } });
+    await until('the first sync', async () => ((await getJson(`${server.url}/api/stats`)).body as StatsResponse).pools[0]!.creditsRemaining === 169);
+
+    const bot = spawn(process.execPath, entryArgs('bot/index.ts'), {
+      cwd: server.layout.dir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        DISCORD_BOT_TOKEN: TOKEN,
+        DISCORD_API_URL: emu.apiUrl,
+        STATS_API: `${server.url}/api/stats`,
+        STATS_POLL_INTERVAL_MS: '300',
+        ALERT_CHANNEL_ID,
+        LOW_KEYS_THRESHOLD: '0', // only the credit alerts are of interest here
+        LOW_CREDITS_THRESHOLD: '50',
+        BOT_LOG_FILE: join(server.layout.dir, 'logs', 'bot.log'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let botOut = '';
+    bot.stdout.on('data', (d: Buffer) => (botOut += d.toString()));
+    bot.stderr.on('data', (d: Buffer) => (botOut += d.toString()));
+    t.after(() => {
+      if (bot.exitCode === null) bot.kill('SIGKILL');
+    });
+    await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'online').catch((e: Error) => {
+      throw new Error(`${e.message}\nbot output:\n${botOut}`);
+    });
+
+    emu.userMessage('!stats');
+    const reply = await emu.waitFor('message', emu.messages, (m) => m.channelId === TEXT_CHANNEL_ID);
+    const plant = reply.body.embeds[0];
+    assert.equal(plant.description, '**2/2** keys available · round-robin · 169 credits left');
+    const credits = plant.fields.find((f: { name: string }) => f.name.startsWith('Credits left'));
+    assert.equal(credits.name, 'Credits left (169 on usable keys)');
+    assert.match(credits.value, new RegExp(`^\`${maskKey(a!)}\` day 70\n\`${maskKey(b!)}\` day 99 · total 990\nsynced <t:\\d+:R>$`, 'u'));
+
+    // The upstream deactivates b: an alert names it (and its credits leave the sum, 70 left); then a spends down to 20.
+    fake.setActive(b!, false);
+    const invalid = await emu.waitFor('message', emu.messages, (m) => m.channelId === ALERT_CHANNEL_ID && m.body.embeds[0].title === 'A key of pool plantid is invalid');
+    assert.equal(invalid.body.embeds[0].description, `\`${maskKey(b!)}\` (${keyIdOf(b!)}): upstream: The specified api key is not active.\nOut of rotation until the upstream accepts it.`);
+    fake.setUsed(a!, 'day', 80);
+    const low = await emu.waitFor('message', emu.messages, (m) => m.channelId === ALERT_CHANNEL_ID && m.body.embeds[0].title === 'Pool plantid is running out of credits');
+    assert.equal(low.body.embeds[0].description, '20 credits left on its usable keys (alert under 50).');
+    await new Promise((r) => setTimeout(r, 700)); // a few more polls: no alert twice
+    assert.deepEqual(
+      emu.messages.filter((m) => m.channelId === ALERT_CHANNEL_ID).map((m) => m.body.embeds[0].title),
+      ['A key of pool plantid is invalid', 'Pool plantid is running out of credits'],
+    );
+    assert.ok(!botOut.includes(a!) && !botOut.includes(b!));
   });
 });
 
