@@ -80,7 +80,8 @@ const LIMITS = { perDay: 1_000_000_000, total: 1_000_000_000_000 };
 async function startServer(dir: string, keys: number, env: Record<string, string> = {}, pools?: unknown): Promise<Proc> {
   const keysDir = join(dir, `keys-${keys}${pools ? '-pools' : ''}`);
   await mkdir(keysDir, { recursive: true });
-  if (pools) await writeFile(join(keysDir, 'pools.json'), JSON.stringify(pools));
+  // The bench keys are made up: no upstream to sync them with (and nothing leaves 127.0.0.1).
+  await writeFile(join(keysDir, 'pools.json'), JSON.stringify({ healthid: { upstream: null }, ...(pools as object), plantid: { ...(pools as { plantid?: object })?.plantid, upstream: null } }));
   const file = join(keysDir, 'plantid.txt');
   const exists = await readFile(file, 'utf8').then(() => true, () => false);
   if (!exists) {
