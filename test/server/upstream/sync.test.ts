@@ -147,11 +147,29 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
       assert.match(p.upstreamSync!.error!, mode === '503' ? /usage_info answered 503/u : mode === 'hang' ? /timed out after 300 ms/u : /GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/usage_info: /u, mode);
     }
     assert.equal(s.lines.filter((l) => l.includes('upstream sync failed')).length, 1);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    assert.match(metrics, /^keywarden_upstream_sync_failures_total\{pool="plantid"\} 6$/mu);
+    assert.match(metrics, /^keywarden_upstream_sync_duration_seconds_count\{pool="plantid"\} 8$/mu);
     fake.fail('none');
     await postJson(`${s.url}/admin/pools/plantid/check`, '', auth);
     const after = await poolStats(s.url);
     assert.deepEqual([after.upstreamSync?.ok, after.upstreamSync?.error, keyRow(after, a!).status], [true, null, 'available']);
     assert.equal(s.lines.filter((l) => l.includes('upstream answers again')).length, 1);
+  });
+
+  it('a round at start checks every key at once; later rounds spread the keys over the interval', async (t) => {
+    const fake = new FakeKindwise(); // real time: when each request came is what is measured
+    await fake.start();
+    t.after(() => fake.stop());
+    const keys = makeKeys(5);
+    for (const k of keys) fake.addKey(k);
+    await startInProcess(t, { keys: { plantid: keys }, pools: { plantid: { upstream: { origin: fake.url } } }, env: { UPSTREAM_SYNC_INTERVAL_MS: '1000' } });
+    await until('two rounds', async () => fake.requests.length >= 10, 20_000);
+    const span = (from: number) => fake.requests[from + 4]!.at - fake.requests[from]!.at;
+    assert.deepEqual(new Set(fake.requests.slice(5, 10).map((r) => r.apiKey)), new Set(keys));
+    // Five keys over 1000 ms: a check every 200 ms, so the second round spans at least 800 ms (a slow machine only widens it).
+    assert.ok(span(5) >= 790, `second round spanned ${span(5)} ms`);
+    assert.ok(span(0) < span(5), `the start-up round (${span(0)} ms) is not spread`);
   });
 
   it('adding a key the upstream rejects is refused with the key file unchanged; ?force adds it; an unreachable upstream adds with a warning', async (t) => {
