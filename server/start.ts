@@ -92,8 +92,9 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
 
   const upstream = {
     async stop() {
-      await sync.stop();
-      await agents.close();
+      const stopped = sync.stop();
+      await agents.destroy();
+      await stopped;
     },
   };
   const shutdown = createShutdown({ server, registry, backend, logger, upstream });

@@ -17,10 +17,17 @@ export class UpstreamAgents {
     return agent;
   }
 
-  /** Closes every connection (at shutdown). */
+  /** Closes every connection once its requests are done. */
   async close(): Promise<void> {
     const all = [...this.agents.values()];
     this.agents.clear();
     await Promise.all(all.map((a) => a.close().catch(() => undefined)));
+  }
+
+  /** Cuts every connection now, failing requests under way (at shutdown: nothing waits for a slow upstream). */
+  async destroy(): Promise<void> {
+    const all = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.all(all.map((a) => a.destroy().catch(() => undefined)));
   }
 }

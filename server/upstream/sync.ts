@@ -69,7 +69,10 @@ export class UpstreamSync {
     this.timer.unref();
   }
 
-  /** Ends the rounds; a round under way stops before its next key. */
+  /**
+   * Ends the rounds: a round under way starts no further key, and answers still on their way are
+   * not recorded (the caller may cut their connections: see UpstreamAgents.destroy).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
@@ -80,8 +83,8 @@ export class UpstreamSync {
   private async round(spread: boolean): Promise<void> {
     await Promise.all(
       this.deps.checker.pools().map(async (name) => {
-        // The lease outlasts the round a little less than the interval, so the next round finds it lapsed.
-        if (!(await this.deps.claim(`upstream-sync:${name}`, Math.max(1000, this.deps.intervalMs - 1000)))) return;
+        // The lease lasts a little less than the interval, so the next round finds it lapsed.
+        if (!(await this.deps.claim(`upstream-sync:${name}`, Math.ceil(this.deps.intervalMs * 0.9)))) return;
         await this.checkKeys(name, this.deps.registry.keysOf(name), spread ? this.deps.intervalMs : 0).catch((err: Error) => {
           this.deps.logger.error(`pool ${name}: upstream sync round failed: ${err.message}`, { pool: name });
         });
@@ -127,6 +130,7 @@ export class UpstreamSync {
   }
 
   private async record(name: string, k: PoolKey, check: UpstreamCheck): Promise<void> {
+    if (this.stopped) return; // shutting down: a cut connection is no outage
     const line = syncLogLine(name, this.reachable.get(name) ?? null, check);
     if (line) this.deps.logger.log(line.level, line.message, { pool: name });
     this.reachable.set(name, check.reached);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { statsEmbeds } from '../../bot/embeds.js';
 import type { StatsResponse } from '../../shared/stats.js';
 import { ALERT_CHANNEL_ID, DiscordEmulator, TEXT_CHANNEL_ID } from '../helpers/discord.js';
@@ -24,6 +24,23 @@ function statsRequests(metricsText: string): number {
   return Number(/^keywarden_http_request_duration_seconds_count\{method="GET",route="\/api\/stats",status="200"\} (\d+)$/mu.exec(metricsText)?.[1] ?? 0);
 }
 
+/** The real bot process against the emulator, alerting to ALERT_CHANNEL_ID; killed after the test if still running. */
+function spawnBot(t: TestContext, dir: string, emu: DiscordEmulator, env: Record<string, string>) {
+  const bot = spawn(process.execPath, entryArgs('bot/index.ts'), {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', DISCORD_BOT_TOKEN: TOKEN, DISCORD_API_URL: emu.apiUrl, ALERT_CHANNEL_ID, BOT_LOG_FILE: join(dir, 'logs', 'bot.log'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  bot.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  bot.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => bot.once('exit', (code) => resolve(code)));
+  t.after(() => {
+    if (bot.exitCode === null) bot.kill('SIGKILL');
+  });
+  return { bot, output: () => out, exited };
+}
+
 describe('Discord bot end to end', () => {
   it('presence, !stats, /stats, one alert per change, and the server going away and back', async (t) => {
     const emu = new DiscordEmulator(TOKEN);
@@ -35,32 +52,11 @@ describe('Discord bot end to end', () => {
     const port = new URL(server.url).port;
     await getJson(`${server.url}/api/plantid`); // a current key to show
 
-    const bot = spawn(process.execPath, entryArgs('bot/index.ts'), {
-      cwd: layout.dir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        DISCORD_BOT_TOKEN: TOKEN,
-        DISCORD_API_URL: emu.apiUrl,
-        STATS_API: `${server.url}/api/stats`,
-        STATS_POLL_INTERVAL_MS: '400',
-        STATS_TIMEOUT_MS: '2000',
-        ALERT_CHANNEL_ID,
-        LOW_KEYS_THRESHOLD: '1',
-        BOT_LOG_FILE: join(layout.dir, 'logs', 'bot.log'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let botOut = '';
-    bot.stdout.on('data', (d: Buffer) => (botOut += d.toString()));
-    bot.stderr.on('data', (d: Buffer) => (botOut += d.toString()));
-    const botExit = new Promise<number | null>((resolve) => bot.once('exit', (code) => resolve(code)));
-    t.after(() => {
-      if (bot.exitCode === null) bot.kill('SIGKILL');
-    });
+    const { bot, output, exited: botExit } = spawnBot(t, layout.dir, emu, { STATS_API: `${server.url}/api/stats`, STATS_POLL_INTERVAL_MS: '400', STATS_TIMEOUT_MS: '2000', LOW_KEYS_THRESHOLD: '1' });
 
     // Identified with the intents the prefix command needs; presence shows the counts.
     const online = await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'online' && p.activities.length > 0).catch((e: Error) => {
-      throw new Error(`${e.message}\nbot output:\n${botOut}`);
+      throw new Error(`${e.message}\nbot output:\n${output()}`);
     });
     assert.equal(emu.identifies[0].intents & (1 | 512 | 32768), 1 | 512 | 32768);
     assert.deepEqual(online.activities, [{ type: 4, name: 'Custom Status', state: 'plantid 3/3 · healthid 2/2' }]);
@@ -124,7 +120,7 @@ describe('Discord bot end to end', () => {
     // Graceful stop; the token never reached the logs.
     bot.kill('SIGTERM');
     assert.equal(await botExit, 0);
-    assert.ok(!botOut.includes(TOKEN), 'bot output contains the token');
+    assert.ok(!output().includes(TOKEN), 'bot output contains the token');
     const { readFile } = await import('node:fs/promises');
     assert.ok(!(await readFile(join(layout.dir, 'logs', 'bot.log'), 'utf8')).includes(TOKEN), 'bot log contains the token');
   });
@@ -144,29 +140,14 @@ describe('Discord bot and the upstream sync', () => {
     const server = await startInProcess(t, { keys: { plantid: [a!, b!], healthid: makeKeys(1) }, pools: { plantid: { upstream: { origin: fake.url } } }, env: { UPSTREAM_SYNC_INTERVAL_MS: '300' } });
     await until('the first sync', async () => ((await getJson(`${server.url}/api/stats`)).body as StatsResponse).pools[0]!.creditsRemaining === 169);
 
-    const bot = spawn(process.execPath, entryArgs('bot/index.ts'), {
-      cwd: server.layout.dir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        DISCORD_BOT_TOKEN: TOKEN,
-        DISCORD_API_URL: emu.apiUrl,
-        STATS_API: `${server.url}/api/stats`,
-        STATS_POLL_INTERVAL_MS: '300',
-        ALERT_CHANNEL_ID,
-        LOW_KEYS_THRESHOLD: '0', // only the credit alerts are of interest here
-        LOW_CREDITS_THRESHOLD: '50',
-        BOT_LOG_FILE: join(server.layout.dir, 'logs', 'bot.log'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let botOut = '';
-    bot.stdout.on('data', (d: Buffer) => (botOut += d.toString()));
-    bot.stderr.on('data', (d: Buffer) => (botOut += d.toString()));
-    t.after(() => {
-      if (bot.exitCode === null) bot.kill('SIGKILL');
+    const { output } = spawnBot(t, server.layout.dir, emu, {
+      STATS_API: `${server.url}/api/stats`,
+      STATS_POLL_INTERVAL_MS: '300',
+      LOW_KEYS_THRESHOLD: '0', // only the credit alerts are of interest here
+      LOW_CREDITS_THRESHOLD: '50',
     });
     await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'online').catch((e: Error) => {
-      throw new Error(`${e.message}\nbot output:\n${botOut}`);
+      throw new Error(`${e.message}\nbot output:\n${output()}`);
     });
 
     emu.userMessage('!stats');
@@ -189,7 +170,7 @@ describe('Discord bot and the upstream sync', () => {
       emu.messages.filter((m) => m.channelId === ALERT_CHANNEL_ID).map((m) => m.body.embeds[0].title),
       ['A key of pool plantid is invalid', 'Pool plantid is running out of credits'],
     );
-    assert.ok(!botOut.includes(a!) && !botOut.includes(b!));
+    assert.ok(!output().includes(a!) && !output().includes(b!));
   });
 });
 

@@ -12,7 +12,7 @@ import { FakeClock } from '../../helpers/clock.js';
 import { FakeKindwise } from '../../helpers/kindwise.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { getJson, postJson, startInProcess } from '../../helpers/server.js';
-import { until } from '../../helpers/wait.js';
+import { until, within } from '../../helpers/wait.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${ADMIN}` };
@@ -170,6 +170,19 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     // Five keys over 1000 ms: a check every 200 ms, so the second round spans at least 800 ms (a slow machine only widens it).
     assert.ok(span(5) >= 790, `second round spanned ${span(5)} ms`);
     assert.ok(span(0) < span(5), `the start-up round (${span(0)} ms) is not spread`);
+  });
+
+  it('a stop does not wait for an upstream that hangs, and records no outage for the connections it cut', async (t) => {
+    const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+    const fake = await fakeUpstream(t, clock);
+    const keys = makeKeys(2);
+    for (const k of keys) fake.addKey(k);
+    fake.fail('hang');
+    const s = await startInProcess(t, { clock, keys: { plantid: keys }, pools: { plantid: { upstream: { origin: fake.url } } }, env: { UPSTREAM_TIMEOUT_MS: '60000' } });
+    await until('the checks to hang', async () => fake.requests.length === 2);
+    await within('the stop', s.stop(), 5000);
+    const saved = JSON.parse(await readFile(s.layout.stateFile, 'utf8'));
+    assert.equal(saved.pools.plantid.upstreamSync, undefined);
   });
 
   it('adding a key the upstream rejects is refused with the key file unchanged; ?force adds it; an unreachable upstream adds with a warning', async (t) => {
