@@ -5,7 +5,7 @@ import { addKeys, KeyEditError, validateNewKeys } from '../server/keys/keyedit.j
 import type { PoolRegistry } from '../server/pools/registry.js';
 import { UpstreamAgents } from '../server/upstream/agents.js';
 import { UsageChecker } from '../server/upstream/checker.js';
-import type { UpstreamConfig } from '../server/upstream/config.js';
+import { usageUpstreams, type UpstreamConfig } from '../server/upstream/config.js';
 import { checkRow, screenKeys, type CheckRow, type Screening } from '../server/upstream/screen.js';
 import { UpstreamSync } from '../server/upstream/sync.js';
 import { createUsageFetcher, type UsageFetcher } from '../server/upstream/usage-client.js';
@@ -34,7 +34,7 @@ export function printChecks(out: (l: string) => void, pool: string, rows: readon
  */
 export function offlineChecker(upstreams: ReadonlyMap<string, UpstreamConfig>, timeoutMs: number, fetchUsage?: UsageFetcher): { checker: UsageChecker; close(): Promise<void> } {
   const agents = new UpstreamAgents();
-  return { checker: new UsageChecker({ upstreams, fetchUsage: fetchUsage ?? createUsageFetcher(agents, timeoutMs), clock: Date.now }), close: () => agents.close() };
+  return { checker: new UsageChecker({ upstreams: usageUpstreams(upstreams), fetchUsage: fetchUsage ?? createUsageFetcher(agents, timeoutMs), clock: Date.now }), close: () => agents.close() };
 }
 
 /** Checks every key of `pool`, recording the answers in the registry's state; the rows to print. */

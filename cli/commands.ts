@@ -317,7 +317,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         return;
       }
       const { upstreams } = await loadPools(t.keysDir);
-      if (!upstreams.has(pool)) throw new CliError(`pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
+      if (upstreams.get(pool)?.type !== 'kindwise') throw new CliError(`pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
       if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to check keys while it runs`);
       const asker = offlineChecker(upstreams, t.upstreamTimeoutMs, deps.fetchUsage);
       try {

@@ -37,6 +37,9 @@ const envSchema = z.object({
   REDIS_ALLOW_VOLATILE: boolVar(),
   UPSTREAM_SYNC_INTERVAL_MS: intVar(300_000, 0, 86_400_000),
   UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
+  PROXY_MAX_ATTEMPTS: intVar(3, 1, 20),
+  PROXY_MAX_BODY_BYTES: intVar(25 * 1024 * 1024, 0, 1024 * 1024 * 1024),
+  PROXY_TIMEOUT_MS: intVar(60_000, 100, 3_600_000),
 });
 
 export interface ServerConfig {
@@ -64,6 +67,8 @@ export interface ServerConfig {
   upstreamSyncIntervalMs: number;
   /** How long one upstream request may take. */
   upstreamTimeoutMs: number;
+  /** The proxy (/proxy/<pool>/…): keys tried per request, the largest request body, one attempt's time to answer (and longest pause in its body). */
+  proxy: { maxAttempts: number; maxBodyBytes: number; timeoutMs: number };
 }
 
 export function isLoopback(host: string): boolean {
@@ -102,6 +107,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     keyCipher: cipherFromEnv(env),
     upstreamSyncIntervalMs: e.UPSTREAM_SYNC_INTERVAL_MS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    proxy: { maxAttempts: e.PROXY_MAX_ATTEMPTS, maxBodyBytes: e.PROXY_MAX_BODY_BYTES, timeoutMs: e.PROXY_TIMEOUT_MS },
     open,
   };
 }
@@ -123,6 +129,7 @@ const poolSchema = z
     probeTimeout: seconds,
     resetTimezone: z.string().refine(isValidTimeZone, 'must be an IANA time zone name, e.g. America/Los_Angeles'),
     upstream: upstreamSchema,
+    proxyRetryPost: z.boolean(),
   })
   .partial()
   .strict();
@@ -143,10 +150,11 @@ function toPolicy(entry: PoolsFileEntry): PoolPolicy {
   };
 }
 
-/** What pools.json configures: each pool's policy, and the upstream of each pool that has one. */
+/** What pools.json configures: each pool's policy, the upstream of each pool that has one, and the pools whose proxied POSTs may be sent again after a 5xx or timeout. */
 export interface PoolsConfig {
   policies: Map<string, PoolPolicy>;
   upstreams: Map<string, UpstreamConfig>;
+  proxyRetryPost: Set<string>;
 }
 
 /** Validates the parsed contents of pools.json; errors name the file, the pool and the field. */
@@ -170,13 +178,15 @@ export function parsePoolsFile(raw: unknown, file: string): PoolsConfig {
     entries.set(name, parsed.data);
   }
   const upstreams = new Map<string, UpstreamConfig>();
+  const proxyRetryPost = new Set<string>();
   for (const [name, entry] of entries) {
+    if (entry.proxyRetryPost) proxyRetryPost.add(name);
     policies.set(name, toPolicy(entry));
     const upstream = resolveUpstream(name, entry.upstream);
     if (upstream !== null && 'error' in upstream) throw new ConfigError(`${file}: pool ${name}: ${upstream.error}`);
     if (upstream !== null) upstreams.set(name, upstream);
   }
-  return { policies, upstreams };
+  return { policies, upstreams, proxyRetryPost };
 }
 
 /** Reads KEYS_DIR/pools.json if present; without it only the built-in pools exist, with default policy. */

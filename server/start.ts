@@ -10,6 +10,7 @@ import { StateUnavailableError } from './pools/contract.js';
 import type { StateBackend } from './state/backend.js';
 import { UpstreamAgents } from './upstream/agents.js';
 import { UsageChecker } from './upstream/checker.js';
+import { usageUpstreams } from './upstream/config.js';
 import { UpstreamSync } from './upstream/sync.js';
 import { createUsageFetcher, type UsageFetcher } from './upstream/usage-client.js';
 
@@ -45,12 +46,13 @@ export interface StartDeps {
 export async function startKeywarden(config: ServerConfig, deps: StartDeps): Promise<RunningServer> {
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
-  const { policies, upstreams } = await loadPools(config.keysDir);
+  const { policies, upstreams, proxyRetryPost } = await loadPools(config.keysDir);
   const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend), keyCipher: config.keyCipher });
   await backend.open();
-  const metrics = createMetrics(registry, { upstreamPools: [...upstreams.keys()] });
+  const synced = usageUpstreams(upstreams);
+  const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()] });
   const agents = new UpstreamAgents();
-  const checker = new UsageChecker({ upstreams, fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs), clock, onCheck: metrics.upstreamCheck });
+  const checker = new UsageChecker({ upstreams: synced, fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs), clock, onCheck: metrics.upstreamCheck });
   const sync = new UpstreamSync({ registry, checker, logger, intervalMs: config.upstreamSyncIntervalMs, claim: (job, ttlMs) => backend.claim(job, ttlMs) });
   try {
     try {
@@ -69,7 +71,19 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     throw err;
   }
 
-  const app = createApp({ registry, logger, clock, metrics, health: () => backend.health(), apiTokens: config.apiTokens, adminToken: config.adminToken, version: deps.version ?? '0.0.0', startedAt: clock(), upstream: sync });
+  const app = createApp({
+    registry,
+    logger,
+    clock,
+    metrics,
+    health: () => backend.health(),
+    apiTokens: config.apiTokens,
+    adminToken: config.adminToken,
+    version: deps.version ?? '0.0.0',
+    startedAt: clock(),
+    upstream: sync,
+    proxy: { upstreams, retryPost: proxyRetryPost, synced: new Set(synced.keys()), agents, ...config.proxy },
+  });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 
   const server = app.listen(config.port, config.host);
@@ -84,8 +98,8 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   registry.watchKeyFiles(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
-  if (upstreams.size > 0) {
-    const where = [...upstreams].map(([name, u]) => `${name} -> ${u.origin}`).join(', ');
+  if (synced.size > 0) {
+    const where = [...synced].map(([name, u]) => `${name} -> ${u.origin}`).join(', ');
     logger.info(config.upstreamSyncIntervalMs > 0 ? `upstream sync every ${config.upstreamSyncIntervalMs / 1000}s: ${where}` : `upstream sync off (UPSTREAM_SYNC_INTERVAL_MS=0); checks on demand: ${where}`);
   }
   sync.start();

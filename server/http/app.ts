@@ -8,6 +8,7 @@ import { createAdminRouter } from './admin.js';
 import { createAuth } from './auth.js';
 import { HttpError, methodNotAllowed, notFound, notImplemented } from './errors.js';
 import { createHandout, HANDOUT_ROUTE, handoutTarget } from './handout.js';
+import { createProxy, PROXY_ROUTE, proxyTarget, type ProxyDeps } from './proxy.js';
 import type { Metrics } from './metrics.js';
 import { createRoutes } from './routes.js';
 
@@ -26,6 +27,8 @@ export interface AppDeps {
   startedAt: number;
   /** Asks the pools' upstreams about keys (check before add, `keys check`); null: none configured. */
   upstream?: KeyChecker | null;
+  /** The proxy's settings (`/proxy/<pool>/…`). */
+  proxy: Omit<ProxyDeps, 'registry' | 'auth' | 'logger' | 'metrics'>;
 }
 
 /** Builds the Koa app (never listens): JSON errors, bearer auth, the handout, the routes. */
@@ -34,6 +37,7 @@ export function createApp(deps: AppDeps): Koa {
   app.proxy = false;
   const auth = createAuth(deps.apiTokens, deps.adminToken);
   const handout = createHandout(deps);
+  const proxy = createProxy({ ...deps.proxy, registry: deps.registry, auth, logger: deps.logger, metrics: deps.metrics });
 
   /** The single place errors become JSON. */
   const fail = (ctx: Context, err: unknown): void => {
@@ -58,18 +62,21 @@ export function createApp(deps: AppDeps): Koa {
   /** The route @koa/router matched (its documented `_matchedRoute`), read after the routers ran. */
   const routerRoute = (ctx: Context): string | undefined => (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
 
-  // One middleware in front of everything: request latency, auth, JSON errors, and the handout
-  // (handout.ts), matched here on the raw URL ahead of any router. Not an async function: a
+  // One middleware in front of everything: request latency, auth, JSON errors, the handout
+  // (handout.ts) and the proxy (proxy.ts), matched here on the raw URL ahead of any router. Not an async function: a
   // handout from an in-memory pool completes synchronously, and then nothing here makes a promise.
   app.use((ctx, next) => {
     const start = performance.now();
     const pool = handoutTarget(ctx.url);
-    const route = pool !== null ? HANDOUT_ROUTE : undefined;
+    const proxied = pool === null ? proxyTarget(ctx.url) : null;
+    const route = pool !== null ? HANDOUT_ROUTE : proxied !== null ? PROXY_ROUTE : undefined;
     let pending: void | Promise<void>;
     try {
       if (pool !== null) {
         auth.authorizeApi(ctx);
         pending = handout(ctx, pool);
+      } else if (proxied !== null) {
+        pending = proxy(ctx, proxied); // its own auth: the token may come in the upstream's key header
       } else {
         const path = ctx.path;
         auth.authorize(ctx, path);

@@ -14,13 +14,16 @@ export function tokenMatches(presented: string, tokens: readonly Buffer[]): bool
   return ok;
 }
 
-const bearer = (header: string) => /^Bearer\s+(\S+)\s*$/iu.exec(header)?.[1] ?? null;
+/** The token of an `Authorization: Bearer <token>` header, or null. */
+export const bearer = (header: string) => /^Bearer\s+(\S+)\s*$/iu.exec(header)?.[1] ?? null;
 
 export interface Auth {
   /** Default deny: everything but /healthz needs an API token; /admin takes ADMIN_TOKEN. Throws 401/404. */
   authorize(ctx: Context, path: string): void;
   /** The API token check alone (the handout route, matched before any path parsing). */
   authorizeApi(ctx: Context): void;
+  /** Whether a token presented some other way (the proxy: in the upstream's key header) is an API token; true when the API is open. */
+  isApiToken(presented: string | null): boolean;
 }
 
 /**
@@ -37,6 +40,7 @@ export function createAuth(apiTokens: readonly string[], adminToken: string | nu
   };
   return {
     authorizeApi,
+    isApiToken: (presented) => tokenDigests.length === 0 || (presented !== null && tokenMatches(presented, tokenDigests)),
     authorize(ctx, path) {
       // Compared case-insensitively, so no spelling of a path (/API/…, /Metrics) can reach a
       // route without the check.

@@ -28,15 +28,20 @@ function readRaw(ctx: Context, limitBytes: number): Promise<Buffer> {
   });
 }
 
-/** Reads a JSON request body of at most `limitBytes`: 413 past the limit, 400 when it is not JSON. */
-export async function readJson(ctx: Context, limitBytes = MAX_BODY_BYTES): Promise<unknown> {
+/** Reads a request body of at most `limitBytes` whole: 413 past the limit (at once when Content-Length says so). */
+export function readBody(ctx: Context, limitBytes: number): Promise<Buffer> {
   const declared = Number(ctx.get('content-length') || NaN);
   if (Number.isFinite(declared) && declared > limitBytes) {
     ctx.set('Connection', 'close');
     ctx.req.resume();
-    throw payloadTooLarge(limitBytes);
+    return Promise.reject(payloadTooLarge(limitBytes));
   }
-  const text = (await readRaw(ctx, limitBytes)).toString('utf8');
+  return readRaw(ctx, limitBytes);
+}
+
+/** Reads a JSON request body of at most `limitBytes`: 413 past the limit, 400 when it is not JSON. */
+export async function readJson(ctx: Context, limitBytes = MAX_BODY_BYTES): Promise<unknown> {
+  const text = (await readBody(ctx, limitBytes)).toString('utf8');
   if (text.trim() === '') throw badRequest('invalid_json', 'request body is empty; send a JSON object');
   try {
     return JSON.parse(text);

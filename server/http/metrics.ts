@@ -12,6 +12,10 @@ export interface Metrics {
   stateSave(seconds: number, ok: boolean): void;
   /** One upstream usage check of a key: how long it took and whether it reached the upstream. */
   upstreamCheck(pool: string, seconds: number, reached: boolean): void;
+  /** A proxied request, by the status its caller got. */
+  proxyRequest(pool: string, status: number): void;
+  /** One attempt of a proxied request (one key tried): what came of it, and how long the upstream took to answer. */
+  proxyAttempt(pool: string, outcome: 'ok' | 'invalid' | 'refused' | 'error', seconds: number): void;
 }
 
 const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'blocked', 'invalid', 'disabled', 'expired'];
@@ -29,14 +33,14 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     help: 'Key requests by pool and outcome',
     labelNames: ['pool', 'outcome'],
     registers: [registry],
-    collect: () => handoutTally.flush(),
+    collect: (): void => handoutTally.flush(),
   });
   const reports = new Counter({
     name: 'keywarden_reports_total',
     help: 'Upstream reports by pool and outcome',
     labelNames: ['pool', 'outcome'],
     registers: [registry],
-    collect: () => reportTally.flush(),
+    collect: (): void => reportTally.flush(),
   });
   new Gauge({
     name: 'keywarden_keys',
@@ -85,6 +89,21 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     registers: [registry],
   });
   const syncFailures = new Counter({ name: 'keywarden_upstream_sync_failures_total', help: 'Upstream usage checks that did not reach the upstream (timeout, connection, 5xx)', labelNames: ['pool'], registers: [registry] });
+  const proxyRequests = new Counter({ name: 'keywarden_proxy_requests_total', help: 'Proxied requests by pool and the status the caller got', labelNames: ['pool', 'status'], registers: [registry], collect: (): void => proxyRequestTally.flush() });
+  const proxyAttempts = new Counter({
+    name: 'keywarden_proxy_attempts_total',
+    help: 'Upstream attempts of proxied requests by pool and outcome (ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
+    labelNames: ['pool', 'outcome'],
+    registers: [registry],
+    collect: (): void => proxyAttemptTally.flush(),
+  });
+  const proxyDuration = new Histogram({
+    name: 'keywarden_proxy_upstream_duration_seconds',
+    help: 'Time from sending a proxied request upstream to its answer headers',
+    labelNames: ['pool'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
   const latency = new RequestHistogram(
     'keywarden_http_request_duration_seconds',
     'HTTP request latency',
@@ -93,8 +112,10 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
   registry.registerMetric(latency as unknown as Parameters<Registry['registerMetric']>[0]);
   // Handouts and reports are tallied in plain maps and added to the prom-client counters when
   // scraped (their collect hook): a prom-client child hashes its labels on every inc().
-  const handoutTally = tally(handouts);
-  const reportTally = tally(reports);
+  const handoutTally = tally(handouts, 'outcome');
+  const reportTally = tally(reports, 'outcome');
+  const proxyRequestTally = tally(proxyRequests, 'status');
+  const proxyAttemptTally = tally(proxyAttempts, 'outcome');
   const saveDuration = new Histogram({ name: 'keywarden_state_save_duration_seconds', help: 'State save duration', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
   const saveFailures = new Counter({ name: 'keywarden_state_save_failures_total', help: 'Failed state saves', registers: [registry] });
 
@@ -107,6 +128,11 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
       saveDuration.observe(seconds);
       if (!ok) saveFailures.inc();
     },
+    proxyRequest: (pool, status) => proxyRequestTally.add(pool, String(status)),
+    proxyAttempt(pool, outcome, seconds) {
+      proxyAttemptTally.add(pool, outcome);
+      proxyDuration.observe({ pool }, seconds);
+    },
     upstreamCheck(pool, seconds, reached) {
       syncDuration.observe({ pool }, seconds);
       if (!reached) syncFailures.inc({ pool });
@@ -114,8 +140,8 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
   };
 }
 
-/** Counts by a pair of label values, added to a prom-client counter on flush. */
-function tally(counter: Counter<'pool' | 'outcome'>): { add(pool: string, outcome: string): void; flush(): void } {
+/** Counts by a pair of label values (pool and `label`), added to a prom-client counter on flush. */
+function tally<L extends string>(counter: Counter<'pool' | L>, label: L): { add(pool: string, value: string): void; flush(): void } {
   // Nested maps, not a joined key: no string is built per count.
   const pending = new Map<string, Map<string, number>>();
   return {
@@ -126,7 +152,7 @@ function tally(counter: Counter<'pool' | 'outcome'>): { add(pool: string, outcom
     },
     flush() {
       for (const [pool, byOutcome] of pending) {
-        for (const [outcome, n] of byOutcome) if (n > 0) counter.inc({ pool, outcome }, n);
+        for (const [value, n] of byOutcome) if (n > 0) counter.inc({ pool, [label]: value } as Partial<Record<'pool' | L, string>>, n);
         byOutcome.clear();
       }
     },

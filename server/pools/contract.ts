@@ -21,9 +21,11 @@ export type ReportResult = { ok: true; outcome: Outcome } | { ok: false; reason:
 /**
  * One upstream check of a key as a pool records it: what the upstream said (`reached`), or why
  * it could not be asked, which changes no key and only shows in the pool's `upstreamSync`.
+ * `viaProxy`: read off an answer the proxy passed on, not a sync (the pool's `upstreamSync`,
+ * which tells how the syncs go, stays as it was).
  */
 export type UpstreamCheck =
-  | { reached: true; keyId: string; finding: UpstreamFinding; credits: Credits | null }
+  | { reached: true; keyId: string; finding: UpstreamFinding; credits: Credits | null; viaProxy?: boolean }
   | { reached: false; error: string };
 
 /** What recording a check did: `found` false for a key the pool no longer has; `revived` when it lifted the key's upstream hold. */

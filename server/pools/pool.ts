@@ -296,8 +296,10 @@ export class Pool implements PoolBackend {
   // ---------------------------------------------------------------- upstream
 
   recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded {
-    this.upstreamSync = check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error };
-    this.changes.dirty();
+    if (!check.reached || !check.viaProxy) {
+      this.upstreamSync = check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error };
+      this.changes.dirty();
+    }
     if (!check.reached) return { found: true, revived: false };
     const rec = this.byId.get(check.keyId);
     if (!rec) return { found: false, revived: false };

@@ -308,10 +308,11 @@ local function admin()
   return { ok = true }
 end
 
--- pool.ts recordUpstream: A.sync (the pool's upstreamSync, JSON); for a check that reached the
--- upstream also A.keyId, A.hold (rules.ts upstreamHoldFor, or null) and A.credits (JSON, or null).
+-- pool.ts recordUpstream: A.sync (the pool's upstreamSync, JSON; null for what the proxy read);
+-- for a check that reached the upstream also A.keyId, A.hold (rules.ts upstreamHoldFor, or null)
+-- and A.credits (JSON, or null).
 local function upstream()
-  setMeta('usync', A.sync)
+  if not isNull(A.sync) then setMeta('usync', A.sync) end
   if isNull(A.keyId) then return { ok = true, revived = false, events = {} } end
   if not redis.call('ZSCORE', P .. 'pos', A.keyId) then return { ok = false, revived = false, events = {} } end
   local r = load(A.keyId)

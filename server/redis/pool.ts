@@ -191,7 +191,7 @@ export class RedisPool implements PoolBackend {
   }
 
   async recordUpstream(check: UpstreamCheck, now: number): Promise<UpstreamRecorded> {
-    const sync = JSON.stringify(check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error });
+    const sync = check.reached && check.viaProxy ? null : JSON.stringify(check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error });
     const args = check.reached
       ? { sync, keyId: check.keyId, hold: upstreamHoldFor(check.finding, this.clock, now), credits: check.credits ? JSON.stringify(check.credits) : null }
       : { sync, keyId: null };

@@ -1,6 +1,6 @@
 import type { UpstreamCheck } from '../pools/contract.js';
 import type { Clock } from '../pools/registry.js';
-import type { UpstreamConfig } from './config.js';
+import type { KindwiseUpstream } from './config.js';
 import { readUsageAnswer } from './kindwise.js';
 import type { UsageFetcher } from './usage-client.js';
 
@@ -8,8 +8,8 @@ import type { UsageFetcher } from './usage-client.js';
 export class UsageChecker {
   constructor(
     private readonly deps: {
-      /** The pools with an upstream, and where it is. */
-      upstreams: ReadonlyMap<string, UpstreamConfig>;
+      /** The pools whose upstream tells each key's usage (Kindwise), and where it is. */
+      upstreams: ReadonlyMap<string, KindwiseUpstream>;
       fetchUsage: UsageFetcher;
       clock: Clock;
       /** Each check's duration and whether it reached the upstream (metrics). */

@@ -13,7 +13,22 @@ export interface KindwiseUpstream {
   usagePath: string;
 }
 
-export type UpstreamConfig = KindwiseUpstream;
+/** Any other API that takes its key in a header: `header` set to `format` with `{key}` replaced (e.g. Authorization: Bearer {key}). */
+export interface HeaderUpstream {
+  type: 'header';
+  origin: string;
+  header: string;
+  format: string;
+}
+
+/** An API that takes its key in a query parameter (e.g. ?key=…). */
+export interface QueryUpstream {
+  type: 'query';
+  origin: string;
+  param: string;
+}
+
+export type UpstreamConfig = KindwiseUpstream | HeaderUpstream | QueryUpstream;
 
 /** The upstreams the built-in pools have unless pools.json says otherwise (`"upstream": null` turns one off). */
 export const DEFAULT_UPSTREAMS: Readonly<Record<string, UpstreamConfig>> = {
@@ -51,14 +66,46 @@ const path = z.string().regex(/^\/(?!\/)[^?#\s]*$/u, 'must be a path on the orig
 
 const kindwiseSchema = z
   .object({
-    type: z.literal('kindwise').default('kindwise'),
+    type: z.literal('kindwise'),
     origin: origin.optional(),
     usagePath: path.optional(),
   })
   .strict();
 
-/** pools.json's `upstream` field (absent: the pool's default; null: none). */
-export const upstreamSchema = kindwiseSchema.nullable();
+/** An HTTP header name (RFC 9110 token). */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/u, 'must be an HTTP header name such as Authorization');
+
+const headerSchema = z
+  .object({
+    type: z.literal('header'),
+    origin,
+    header: headerName.refine((h) => !['host', 'content-length', 'transfer-encoding', 'connection'].includes(h.toLowerCase()), 'cannot carry a key'),
+    format: z
+      .string()
+      .regex(/^[^\r\n]*\{key\}[^\r\n]*$/u, 'must hold {key} once, on one line, e.g. "Bearer {key}"')
+      .refine((f) => f.split('{key}').length === 2, 'must hold {key} once, on one line, e.g. "Bearer {key}"')
+      .default('{key}'),
+  })
+  .strict();
+
+const querySchema = z
+  .object({
+    type: z.literal('query'),
+    origin,
+    param: z.string().regex(/^[A-Za-z0-9_.~-]{1,64}$/u, 'must be a query parameter name such as key'),
+  })
+  .strict();
+
+/**
+ * pools.json's `upstream` field (absent: the pool's default; null: none). Without `type` it is
+ * Kindwise, which plantid and healthid default to.
+ */
+export const upstreamSchema = z
+  .preprocess(
+    (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('type' in v) ? { type: 'kindwise', ...v } : v),
+    z.discriminatedUnion('type', [kindwiseSchema, headerSchema, querySchema], { error: 'must be kindwise, header or query' }),
+  )
+  .nullable();
 
 export type UpstreamEntry = z.infer<typeof upstreamSchema>;
 
@@ -70,17 +117,26 @@ export function resolveUpstream(name: string, entry: UpstreamEntry | undefined):
   if (entry === null) return null;
   const fallback = DEFAULT_UPSTREAMS[name];
   if (entry === undefined) return fallback ?? null;
+  if (entry.type === 'header' || entry.type === 'query') return entry;
   const originValue = entry.origin ?? fallback?.origin;
   if (originValue === undefined) return { error: 'upstream.origin: required (no default for this pool)' };
-  return { type: 'kindwise', origin: originValue, usagePath: entry.usagePath ?? fallback?.usagePath ?? KINDWISE_USAGE_PATH };
+  const usagePath = entry.usagePath ?? (fallback?.type === 'kindwise' ? fallback.usagePath : KINDWISE_USAGE_PATH);
+  return { type: 'kindwise', origin: originValue, usagePath };
 }
 
 /**
- * The URL of `path` on `upstream.origin`, checked to be on that origin: the one place a URL that
- * will carry a key is made.
+ * The URL of `pathAndQuery` (starting with `/`) on `upstream.origin`, checked to be on that
+ * origin: the one place a URL that will carry a key is made. The path is appended, never
+ * resolved, so `//host/…` is a path on the origin, not another host.
  */
 export function upstreamUrl(upstream: UpstreamConfig, pathAndQuery: string): URL {
-  const url = new URL(pathAndQuery, upstream.origin);
+  if (!pathAndQuery.startsWith('/')) throw new Error(`refusing to send a key off ${upstream.origin}: ${JSON.stringify(pathAndQuery.slice(0, 100))} is not a path`);
+  const url = new URL(upstream.origin + pathAndQuery);
   if (url.origin !== upstream.origin) throw new Error(`refusing to send a key off ${upstream.origin}`);
   return url;
+}
+
+/** The pools whose upstream tells each key's usage (Kindwise): the ones the sync checks. */
+export function usageUpstreams(upstreams: ReadonlyMap<string, UpstreamConfig>): Map<string, KindwiseUpstream> {
+  return new Map([...upstreams].filter((e): e is [string, KindwiseUpstream] => e[1].type === 'kindwise'));
 }

@@ -1,11 +1,11 @@
 import { request } from 'undici';
 import { maskKey } from '../../shared/keys.js';
 import type { UpstreamAgents } from './agents.js';
-import { upstreamUrl, type UpstreamConfig } from './config.js';
+import { upstreamUrl, type KindwiseUpstream } from './config.js';
 import type { UsageAnswer } from './kindwise.js';
 
 /** Asks an upstream about one key. Never throws: a failure is an answer with `error`. */
-export type UsageFetcher = (upstream: UpstreamConfig, key: string) => Promise<UsageAnswer>;
+export type UsageFetcher = (upstream: KindwiseUpstream, key: string) => Promise<UsageAnswer>;
 
 /** Bodies larger than this are not usage_info (which is a few hundred bytes); read no further. */
 const MAX_BODY_BYTES = 64 * 1024;

@@ -34,6 +34,8 @@ export interface ReceivedRequest {
   /** The Api-Key header as received (the fake sees real keys: that is what it is for). */
   apiKey: string | null;
   authorization: string | null;
+  /** Every header as received (lower-case names). */
+  headers: IncomingMessage['headers'];
   bodyBytes: number;
   at: number;
 }
@@ -61,6 +63,8 @@ export function windowStart(kind: CreditWindow, now: number): number {
 
 export class FakeKindwise {
   readonly requests: ReceivedRequest[] = [];
+  /** Requests left unanswered ('hang') whose connection the caller closed. */
+  closedWhileHanging = 0;
   private readonly keys = new Map<string, FakeKey>();
   private readonly identifications = new Map<string, { apiKey: string; result: unknown }>();
   private server: Server | null = null;
@@ -154,12 +158,16 @@ export class FakeKindwise {
       query,
       apiKey: req.headers['api-key'] === undefined ? null : String(req.headers['api-key']),
       authorization: req.headers.authorization ?? null,
+      headers: req.headers,
       bodyBytes: body.length,
       at: this.clock(),
     });
     if (this.failure.remaining > 0) {
       this.failure.remaining--;
-      if (this.failure.mode === 'hang') return; // never answered: the caller's timeout ends it
+      if (this.failure.mode === 'hang') {
+        res.once('close', () => this.closedWhileHanging++); // never answered: the caller's timeout (or its going away) ends it
+        return;
+      }
       if (this.failure.mode === 'reset') {
         req.socket.destroy();
         return;

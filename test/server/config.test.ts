@@ -90,6 +90,16 @@ describe('pools.json', () => {
     });
   });
 
+  it('other APIs: a key in a header (format defaults to the key alone) or a query parameter; proxyRetryPost', () => {
+    const c = parsePoolsFile(
+      { weather: { upstream: { type: 'header', origin: 'https://api.example', header: 'X-Api-Key' }, proxyRetryPost: true }, search: { upstream: { type: 'query', origin: 'https://api.example:8443', param: 'key' } } },
+      'pools.json',
+    );
+    assert.deepEqual(c.upstreams.get('weather'), { type: 'header', origin: 'https://api.example', header: 'X-Api-Key', format: '{key}' });
+    assert.deepEqual(c.upstreams.get('search'), { type: 'query', origin: 'https://api.example:8443', param: 'key' });
+    assert.deepEqual([...c.proxyRetryPost], ['weather']);
+  });
+
   it('an upstream a key could leak to stops startup, naming the pool and field', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ plantid: { upstream: { origin: 'http://plant.id' } } }, /^pools\.json: pool plantid: upstream\.origin: must be https:\/\/ \(http:\/\/ only on a loopback host/u],
@@ -101,6 +111,12 @@ describe('pools.json', () => {
       [{ plantid: { upstream: { type: 'openai' } } }, /^pools\.json: pool plantid: upstream\.type: /u],
       [{ plantid: { upstream: { origin: 'https://plant.id', key: 'x' } } }, /^pools\.json: pool plantid: upstream\.key: unknown field$/u],
       [{ weather: { upstream: { type: 'kindwise' } } }, /^pools\.json: pool weather: upstream\.origin: required \(no default for this pool\)$/u],
+      [{ weather: { upstream: { type: 'header', origin: 'https://api.example', header: 'Bad Header' } } }, /^pools\.json: pool weather: upstream\.header: must be an HTTP header name/u],
+      [{ weather: { upstream: { type: 'header', origin: 'https://api.example', header: 'Host' } } }, /^pools\.json: pool weather: upstream\.header: cannot carry a key$/u],
+      [{ weather: { upstream: { type: 'header', origin: 'https://api.example', header: 'Authorization', format: 'Bearer' } } }, /^pools\.json: pool weather: upstream\.format: must hold \{key\} once/u],
+      [{ weather: { upstream: { type: 'query', origin: 'http://api.example', param: 'key' } } }, /^pools\.json: pool weather: upstream\.origin: must be https:\/\//u],
+      [{ weather: { upstream: { type: 'query', origin: 'https://api.example', param: 'a b' } } }, /^pools\.json: pool weather: upstream\.param: must be a query parameter name/u],
+      [{ weather: { proxyRetryPost: 'yes' } }, /^pools\.json: pool weather: proxyRetryPost: /u],
     ];
     for (const [raw, message] of cases) assert.throws(() => parsePoolsFile(raw, 'pools.json'), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(raw));
   });
@@ -108,7 +124,9 @@ describe('pools.json', () => {
   it('the one place a URL that carries a key is made keeps it on the origin', () => {
     const u = { type: 'kindwise' as const, origin: 'https://plant.id', usagePath: '/api/v3/usage_info' };
     assert.equal(upstreamUrl(u, '/api/v3/usage_info').href, 'https://plant.id/api/v3/usage_info');
-    for (const bad of ['//evil.example/x', 'https://evil.example/x', 'http://plant.id/x']) assert.throws(() => upstreamUrl(u, bad), /refusing to send a key off https:\/\/plant\.id/u, bad);
+    assert.equal(upstreamUrl(u, '//evil.example/x').origin, 'https://plant.id'); // a path, not a host
+    assert.equal(upstreamUrl(u, '/@evil.example/x').origin, 'https://plant.id');
+    for (const bad of ['https://evil.example/x', 'evil.example/x', '@evil.example/x', '.evil.example/x']) assert.throws(() => upstreamUrl(u, bad), /refusing to send a key off https:\/\/plant\.id/u, bad);
   });
 
   it('a missing pools.json gives the built-in pools; invalid JSON names the file', async (t) => {
