@@ -3,17 +3,13 @@
  * this machine, plus RSS growth over 1,000,000 handouts. Prints a table of ratios and writes
  * bench/results.json. Not a test: nothing here asserts; the targets are printed with the numbers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { redisServerBinary, TestRedis } from '../test/helpers/redis.js';
-
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const TSX = import.meta.resolve('tsx');
+import { median, medianInterval, ROOT, rssMb, start, type Proc } from './lib.js';
 const CONNECTIONS = 50;
 /** Length of a Redis row's run. */
 const DURATION_SEC = Number(process.env.BENCH_DURATION_SEC ?? 10);
@@ -38,39 +34,6 @@ const SLICE_SEC = Number(process.env.BENCH_SLICE_SEC ?? 2);
  * share of saves, and the server measured next would carry the rest.
  */
 const LEAD_IN_SEC = Number(process.env.BENCH_LEAD_IN_SEC ?? 2);
-
-interface Proc {
-  proc: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
-
-function start(args: string[], env: Record<string, string>): Promise<Proc> {
-  const proc = spawn(process.execPath, ['--import', TSX, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/u.exec(out);
-      if (m) {
-        proc.stdout!.off('data', onData);
-        proc.stdout!.resume();
-        resolve({
-          proc,
-          url: m[1]!,
-          stop: () =>
-            new Promise((r) => {
-              proc.once('exit', () => r());
-              proc.kill('SIGTERM');
-            }),
-        });
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
-}
 
 let serverSeq = 0;
 
@@ -136,40 +99,11 @@ async function load(url: string, opts: { durationSec?: number; amount?: number }
   return { rps: r.requests.total / r.duration, p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
 }
 
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/u.exec(status)![1]) / 1024;
-}
-
 async function measure(label: string, proc: Proc): Promise<Run> {
   await load(proc.url, { durationSec: 2 }); // warm-up: JIT, connections
   const r = await load(proc.url, {});
   process.stderr.write(`${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
   return r;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-/**
- * 95% interval of the median of per-round ratios, by bootstrap over rounds: how far this run's
- * own noise could move that median. Seeded (mulberry32), so the same rounds give the same
- * interval. A ratio whose interval straddles a target's line has not settled that target.
- */
-function medianInterval(ratios: number[], resamples = 10_000): [number, number] {
-  let seed = 0x2545f491;
-  const random = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  const medians = Array.from({ length: resamples }, () => median(ratios.map(() => ratios[Math.floor(random() * ratios.length)]!)));
-  medians.sort((a, b) => a - b);
-  return [medians[Math.floor(0.025 * resamples)]!, medians[Math.ceil(0.975 * resamples) - 1]!];
 }
 
 /** The run with the median throughput, p99 the median of all rounds' p99s. */

@@ -4,7 +4,8 @@ import { badRequest, payloadTooLarge } from './errors.js';
 /** Largest accepted request body. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
-function readRaw(ctx: Context, limitBytes: number): Promise<Buffer> {
+/** A request body as it arrived, in the pieces it arrived in. */
+function readRaw(ctx: Context, limitBytes: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const req = ctx.req;
     const chunks: Buffer[] = [];
@@ -22,14 +23,18 @@ function readRaw(ctx: Context, limitBytes: number): Promise<Buffer> {
       if (!over) chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => (over ? reject(payloadTooLarge(limitBytes)) : resolve(Buffer.concat(chunks))));
+    req.once('end', () => (over ? reject(payloadTooLarge(limitBytes)) : resolve(chunks)));
     req.once('error', reject);
     req.once('aborted', () => reject(badRequest('aborted', 'request aborted')));
   });
 }
 
-/** Reads a request body of at most `limitBytes` whole: 413 past the limit (at once when Content-Length says so). */
-export function readBody(ctx: Context, limitBytes: number): Promise<Buffer> {
+/**
+ * Reads a request body of at most `limitBytes` whole, in the pieces it arrived in (a body of
+ * megabytes is passed on as is, never copied into one buffer): 413 past the limit, at once when
+ * Content-Length says so.
+ */
+export function readBody(ctx: Context, limitBytes: number): Promise<Buffer[]> {
   const declared = Number(ctx.get('content-length') || NaN);
   if (Number.isFinite(declared) && declared > limitBytes) {
     ctx.set('Connection', 'close');
@@ -41,7 +46,7 @@ export function readBody(ctx: Context, limitBytes: number): Promise<Buffer> {
 
 /** Reads a JSON request body of at most `limitBytes`: 413 past the limit, 400 when it is not JSON. */
 export async function readJson(ctx: Context, limitBytes = MAX_BODY_BYTES): Promise<unknown> {
-  const text = (await readBody(ctx, limitBytes)).toString('utf8');
+  const text = Buffer.concat(await readBody(ctx, limitBytes)).toString('utf8');
   if (text.trim() === '') throw badRequest('invalid_json', 'request body is empty; send a JSON object');
   try {
     return JSON.parse(text);

@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
 import type { Context } from 'koa';
-import { request, type Dispatcher } from 'undici';
+import { stream, type Dispatcher } from 'undici';
 import type { Logger } from '../../shared/logger.js';
 import { POOL_NAME } from '../config.js';
 import type { Handout } from '../pools/contract.js';
@@ -13,6 +14,7 @@ import { judgeAttempt, mayFailOver, mayResend, neverSent, refusedTheKey, type At
 import { requestFailure } from '../upstream/usage-client.js';
 import { bearer, type Auth } from './auth.js';
 import { readBody } from './body.js';
+import { ReplayableBody } from './replayable-body.js';
 import { HttpError, unauthorized, unavailable, unknownPool } from './errors.js';
 import type { Metrics } from './metrics.js';
 
@@ -71,18 +73,42 @@ function answerHeaders(headers: IncomingHttpHeaders): string[] {
   return out;
 }
 
-async function readAll(body: Dispatcher.ResponseData['body'], limitBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+/** A Writable that keeps what it is given (up to `limitBytes`; past it, the rest is dropped). */
+function collector(chunks: Buffer[], limitBytes: number): Writable {
   let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limitBytes) {
-      body.destroy();
-      break;
-    }
-    chunks.push(chunk as Buffer);
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      size += chunk.length;
+      if (size <= limitBytes) chunks.push(chunk);
+      callback();
+    },
+  });
+}
+
+/** The attempt outcome metrics count an answer under. */
+function attemptOutcome(status: number): 'ok' | 'invalid' | 'refused' | 'error' {
+  if (status >= 500) return 'error';
+  if (status === 401 || status === 403) return 'invalid';
+  return status === 429 ? 'refused' : 'ok';
+}
+
+/** An upstream answer's head, where its body went, and (held for a retry) the body. */
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  passOn: boolean;
+  chunks: Buffer[];
+}
+
+/** The caller went away: an abort signal undici reads as an emitter (`aborted`, an 'abort' event). */
+class CallerGone extends EventEmitter {
+  aborted = false;
+
+  fire(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
   }
-  return Buffer.concat(chunks);
 }
 
 /** An upstream answer read whole (one that may be retried), kept to pass on if it is the last. */
@@ -166,15 +192,30 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
     if (!presented.some((t) => t !== null && deps.auth.isApiToken(t)) && !deps.auth.isApiToken(null)) throw unauthorized();
 
     const method = ctx.method;
-    const hasBody = ctx.get('content-length') !== '' ? ctx.get('content-length') !== '0' : ctx.get('transfer-encoding') !== '';
-    const body = hasBody ? await readBody(ctx, deps.maxBodyBytes) : null; // whole, before anything is sent: a failover resends it
     const headers = forwardHeaders(ctx.req.rawHeaders, headerName, connectionListed(ctx.req.headers.connection));
+    // The body is kept for a failover to send again. With a declared length (over the limit is
+    // a 413 here, before anything is sent) it goes upstream as it arrives; without one it is read
+    // whole first, since it may turn out too large. Pieces go as they came (undici writes an
+    // iterable piece by piece), never copied into one buffer.
+    const declared = Number(ctx.get('content-length') || NaN);
+    let bodyFor: () => Buffer | AsyncIterable<Buffer> | Buffer[] | null = () => null;
+    if (Number.isFinite(declared) && declared > 0) {
+      if (declared > deps.maxBodyBytes) await readBody(ctx, deps.maxBodyBytes); // rejects: 413
+      const live = new ReplayableBody(ctx.req);
+      bodyFor = () => live.read();
+      headers.push('content-length', String(declared));
+    } else if (ctx.get('transfer-encoding') !== '') {
+      const pieces = await readBody(ctx, deps.maxBodyBytes);
+      bodyFor = () => (pieces.length === 1 ? pieces[0]! : pieces);
+      headers.push('content-length', String(pieces.reduce((n, p) => n + p.length, 0)));
+    }
     const retryPost = deps.retryPost.has(pool);
 
-    // A caller that goes away aborts whatever is under way upstream.
-    const gone = new AbortController();
+    // A caller that goes away aborts whatever is under way upstream. An emitter, not an
+    // AbortController: undici takes either, and this one costs nothing until it fires.
+    const gone = new CallerGone();
     ctx.res.once('close', () => {
-      if (!ctx.res.writableFinished) gone.abort();
+      if (!ctx.res.writableFinished) gone.fire();
     });
 
     const attempts: Attempt[] = [];
@@ -185,14 +226,7 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
     const done = (status: number) => {
       metrics.proxyRequest(pool, status);
       const ms = Math.round(performance.now() - started);
-      logger.info(`proxy ${pool} ${method} ${target.path} -> ${status} in ${ms} ms (${attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key'})`, {
-        pool,
-        method,
-        path: target.path,
-        status,
-        ms,
-        attempts,
-      });
+      logger.info(`proxy ${pool} ${method} ${target.path} -> ${status} in ${ms} ms (${attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key'})`, { pool, status, ms });
     };
 
     for (let i = 0; i < deps.maxAttempts; i++) {
@@ -207,59 +241,71 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       const headerLine = keyHeaderLine(upstream, handout.key);
       const url = upstreamUrl(upstream, upstreamPathAndQuery(upstream, target.path, target.query, handout.key));
       const attemptStarted = performance.now();
-      let res: Dispatcher.ResponseData;
+      let answer: Answer | null = null;
       try {
-        res = await request(url, {
-          method: method as Dispatcher.HttpMethod,
-          headers: headerLine ? [...headers, ...headerLine] : headers,
-          body,
-          dispatcher: deps.agents.for(upstream.origin),
-          signal: gone.signal,
-          headersTimeout: deps.timeoutMs,
-          bodyTimeout: deps.timeoutMs,
-        });
+        // undici's stream(): the answer's head decides where its body goes: on to the caller as
+        // it arrives, or (an answer that may be retried) into memory to be read and held.
+        await stream(
+          url,
+          {
+            method: method as Dispatcher.HttpMethod,
+            headers: headerLine ? [...headers, ...headerLine] : headers,
+            // undici sends an iterable piece by piece; its types name only the single-piece bodies.
+            body: bodyFor() as Buffer | null,
+            dispatcher: deps.agents.for(upstream.origin),
+            signal: gone,
+            headersTimeout: deps.timeoutMs,
+            bodyTimeout: deps.timeoutMs,
+          },
+          ({ statusCode, headers: answerHead }) => {
+            const passOn = !mayFailOver(statusCode) || (statusCode >= 500 && !mayResend(method, retryPost));
+            answer = { status: statusCode, headers: answerHead, passOn, chunks: [] };
+            attempts.push({ keyId, result: statusCode });
+            metrics.proxyAttempt(pool, attemptOutcome(statusCode), (performance.now() - attemptStarted) / 1000);
+            if (!passOn) return collector(answer.chunks, deps.maxBodyBytes);
+            ctx.respond = false;
+            ctx.res.writeHead(statusCode, [...answerHeaders(answerHead), 'x-keywarden-key-id', keyId, 'x-keywarden-attempts', String(attempts.length)]);
+            return ctx.res;
+          },
+        );
       } catch (err) {
-        if (gone.signal.aborted) {
-          attempts.push({ keyId, result: 'caller gone' });
+        const a = answer as Answer | null;
+        if (gone.aborted) {
+          if (a === null) attempts.push({ keyId, result: 'caller gone' });
           return done(499);
         }
-        const code = (err as { code?: string }).code;
-        const why = requestFailure(err, deps.timeoutMs);
-        failure = `${url.origin}${url.pathname}: ${why}`;
-        timedOut = why.startsWith('timed out');
-        attempts.push({ keyId, result: why });
-        metrics.proxyAttempt(pool, 'error', (performance.now() - attemptStarted) / 1000);
-        // Refused before a byte went out: the key is not to blame, and sending again is safe.
-        if (neverSent(code)) continue;
-        await record(pool, keyId, 0, { outcome: 'error' });
-        if (mayResend(method, retryPost)) continue;
-        break;
+        if (a?.passOn) {
+          // The upstream broke off mid-body, after the head went to the caller: cut the caller too.
+          ctx.res.destroy();
+          await record(pool, keyId, 0, { outcome: 'error' });
+          return done(a.status);
+        }
+        if (a === null) {
+          const code = (err as { code?: string }).code;
+          const why = requestFailure(err, deps.timeoutMs);
+          failure = `${url.origin}${url.pathname}: ${why}`;
+          timedOut = why.startsWith('timed out');
+          attempts.push({ keyId, result: why });
+          metrics.proxyAttempt(pool, 'error', (performance.now() - attemptStarted) / 1000);
+          // Refused before a byte went out: the key is not to blame, and sending again is safe.
+          if (neverSent(code)) continue;
+          await record(pool, keyId, 0, { outcome: 'error' });
+          if (mayResend(method, retryPost)) continue;
+          break;
+        }
+        logger.debug(`proxy ${pool}: reading a ${a.status} answer failed: ${(err as Error).message}`);
       }
-      metrics.proxyAttempt(pool, res.statusCode >= 500 ? 'error' : res.statusCode === 401 || res.statusCode === 403 ? 'invalid' : res.statusCode === 429 ? 'refused' : 'ok', (performance.now() - attemptStarted) / 1000);
-      attempts.push({ keyId, result: res.statusCode });
-      const retryAfter = res.headers['retry-after'];
-      const retryAfterText = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
-
-      if (!mayFailOver(res.statusCode)) {
-        await record(pool, keyId, res.statusCode, { outcome: 'ok' });
-        return stream(ctx, res, keyId, attempts.length, gone, () => done(res.statusCode));
+      const a = answer as Answer | null;
+      if (a === null) continue; // unreachable: stream() resolves only after the head
+      if (a.passOn) {
+        await record(pool, keyId, a.status, a.status >= 500 ? { outcome: 'error' } : { outcome: 'ok' });
+        return done(a.status);
       }
-      if (res.statusCode >= 500 && !mayResend(method, retryPost)) {
-        // A POST that reached the upstream may have spent credits: not sent again, passed on as it is.
-        await record(pool, keyId, res.statusCode, { outcome: 'error' });
-        return stream(ctx, res, keyId, attempts.length, gone, () => done(res.statusCode));
-      }
-      let text: Buffer;
-      try {
-        text = await readAll(res.body, deps.maxBodyBytes);
-      } catch (err) {
-        if (gone.signal.aborted) return done(499);
-        text = Buffer.alloc(0);
-        logger.debug(`proxy ${pool}: reading a ${res.statusCode} answer failed: ${(err as Error).message}`);
-      }
-      const verdict = judgeAttempt(upstream, res.statusCode, text.toString('utf8'), retryAfterText, Date.now());
-      await record(pool, keyId, res.statusCode, verdict);
-      held = { status: res.statusCode, headers: res.headers, body: text };
+      const text = Buffer.concat(a.chunks);
+      const retryAfter = a.headers['retry-after'];
+      const verdict = judgeAttempt(upstream, a.status, text.toString('utf8'), Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now());
+      await record(pool, keyId, a.status, verdict);
+      held = { status: a.status, headers: a.headers, body: text };
       if (!refusedTheKey(verdict) && verdict.outcome !== 'error') break;
     }
 
@@ -281,19 +327,4 @@ function dropLength(flat: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < flat.length; i += 2) if (flat[i] !== 'content-length') out.push(flat[i]!, flat[i + 1]!);
   return out;
-}
-
-/** Passes an upstream answer on as it arrives: status, headers, then the body streamed. */
-async function stream(ctx: Context, res: Dispatcher.ResponseData, keyId: string, attempts: number, gone: AbortController, done: () => void): Promise<void> {
-  ctx.respond = false;
-  ctx.res.writeHead(res.statusCode, [...answerHeaders(res.headers), 'x-keywarden-key-id', keyId, 'x-keywarden-attempts', String(attempts)]);
-  try {
-    await pipeline(res.body, ctx.res);
-  } catch {
-    // The caller went away (pipeline destroyed the upstream body, which aborts that request) or
-    // the upstream broke off mid-body (the caller sees its connection cut, as it would have).
-    gone.abort();
-    ctx.res.destroy();
-  }
-  done();
 }

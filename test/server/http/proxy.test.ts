@@ -204,6 +204,22 @@ describe('proxy mode', () => {
     } as RequestInit);
     assert.equal(chunked.status, 413);
     assert.equal(fake.received(IDENTIFY).length, 1);
+    // A chunked body within the limit is read whole, then sent with its length.
+    const json = new TextEncoder().encode(JSON.stringify(IMAGE));
+    const small = await fetch(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN, 'content-type': 'application/json' },
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(json.slice(0, 5));
+          c.enqueue(json.slice(5));
+          c.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    assert.equal(small.status, 201);
+    assert.equal(fake.received(IDENTIFY)[1]!.headers['content-length'], String(json.length));
   });
 
   it('a caller that disconnects aborts the upstream request', async (t) => {
