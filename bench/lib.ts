@@ -1,5 +1,6 @@
 /** What the bench scripts share: starting a server process, medians and their intervals, RSS. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -68,4 +69,20 @@ export function medianInterval(ratios: number[], resamples = 10_000): [number, n
   const medians = Array.from({ length: resamples }, () => median(ratios.map(() => ratios[Math.floor(random() * ratios.length)]!)));
   medians.sort((a, b) => a - b);
   return [medians[Math.floor(0.025 * resamples)]!, medians[Math.ceil(0.975 * resamples) - 1]!];
+}
+
+/**
+ * For the bench's own servers (the baselines, the upstream): listens on a free loopback port,
+ * prints `listening on <url>` (what start() waits for), and closes on SIGTERM.
+ */
+export function announce(server: Server): void {
+  server.keepAliveTimeout = 65_000;
+  server.listen(0, '127.0.0.1', () => {
+    const addr = server.address();
+    process.stdout.write(`listening on http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}\n`);
+  });
+  process.on('SIGTERM', () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  });
 }

@@ -5,6 +5,7 @@
  * proxy over undici costs.
  */
 import { createServer } from 'node:http';
+import { announce } from './lib.js';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 
@@ -30,12 +31,4 @@ const server = createServer(async (req, res) => {
     res.end();
   }
 });
-server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => {
-  const addr = server.address();
-  process.stdout.write(`listening on http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+announce(server);

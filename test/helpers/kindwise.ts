@@ -40,7 +40,7 @@ export interface ReceivedRequest {
   at: number;
 }
 
-export type FailureMode = 'none' | '503' | 'hang' | 'reset';
+export type FailureMode = 'none' | '500' | '503' | 'hang' | 'reset';
 
 const DAY_MS = 86_400_000;
 
@@ -96,7 +96,7 @@ export class FakeKindwise {
     k.used[window] = used;
   }
 
-  /** The next `times` requests (all, when omitted) fail as `mode`: 503, never answered, or connection reset. */
+  /** The next `times` requests (all, when omitted) fail as `mode`: 500, 503, never answered, or connection reset. */
   fail(mode: FailureMode, times = Number.POSITIVE_INFINITY): void {
     this.failure = { mode, remaining: mode === 'none' ? 0 : times };
   }
@@ -172,6 +172,7 @@ export class FakeKindwise {
         req.socket.destroy();
         return;
       }
+      if (this.failure.mode === '500') return send(res, 500, { detail: 'Internal server error.' });
       return send(res, 503, { detail: 'Service temporarily unavailable.' });
     }
     const apiKey = req.headers['api-key'] === undefined ? null : String(req.headers['api-key']);

@@ -145,16 +145,16 @@ describe('proxy mode', () => {
     assert.deepEqual(p.keys.map((k) => [k.status, k.failures]), [['available', 0], ['available', 0]]);
   });
 
-  it('a POST that gets a 5xx is sent once (it may have spent credits), unless the pool allows resending; a GET is retried', async (t) => {
+  it('a POST that gets a 500 is sent once (it may have spent credits), unless the pool allows resending; a GET is retried', async (t) => {
     const fake = await fakeUpstream(t);
     const keys = makeKeys(3);
     for (const k of keys) fake.addKey(k);
     const s = await proxyServer(t, fake, keys);
-    fake.fail('503', 1);
+    fake.fail('500', 1);
     const post = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
-    assert.deepEqual([post.status, post.body, post.headers.get('x-keywarden-attempts')], [503, { detail: 'Service temporarily unavailable.' }, '1']);
+    assert.deepEqual([post.status, post.body, post.headers.get('x-keywarden-attempts')], [500, { detail: 'Internal server error.' }, '1']);
     assert.equal(fake.received(IDENTIFY).length, 1);
-    fake.fail('503', 1);
+    fake.fail('500', 1);
     const get = await call(`${s.url}/proxy/plantid/api/v3/usage_info`, { headers: { 'Api-Key': TOKEN } });
     assert.deepEqual([get.status, get.headers.get('x-keywarden-attempts')], [200, '2']);
     assert.equal(fake.received('/api/v3/usage_info').length, 2);
