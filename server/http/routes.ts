@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { readJson } from './body.js';
 import { POOL_NAME } from '../config.js';
 import { badRequest, HttpError, unknownPool } from './errors.js';
+import { HISTORY_RANGES, type HistoryRange } from '../pools/activity.js';
 import { OUTCOMES } from '../pools/rules.js';
 import type { Clock, PoolRegistry } from '../pools/registry.js';
 import type { Health } from '../state/backend.js';
@@ -64,6 +65,16 @@ export function createRoutes(deps: RoutesDeps): Router {
     const q = ctx.query.keys;
     const keys = q === '0' || q === 'false' || q === 'none' ? 'none' : q === 'out' ? 'out' : 'all';
     ctx.body = await registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
+  });
+
+  router.get('/api/stats/history', async (ctx) => {
+    const pool = ctx.query.pool;
+    if (typeof pool !== 'string') throw badRequest('invalid_query', 'pool: give one pool, e.g. ?pool=plantid&range=1h');
+    poolName(pool);
+    const range = ctx.query.range ?? '1h';
+    if (typeof range !== 'string' || !(HISTORY_RANGES as readonly string[]).includes(range)) throw badRequest('invalid_query', `range: must be one of ${HISTORY_RANGES.join(', ')}`);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { pool, ...(await registry.activitySeries(pool, range as HistoryRange)) };
   });
 
   router.post('/api/:pool/report', async (ctx) => {

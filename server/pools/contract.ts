@@ -2,6 +2,7 @@ import type { Credits, KeyStatus, PoolStats } from '../../shared/stats.js';
 import type { KeyLine } from '../keys/keyfile.js';
 import type { PoolPolicy } from './policy.js';
 import type { PoolState } from './records.js';
+import type { Activity, HistoryRange, HistorySeries } from './activity.js';
 import type { AdminAction, Outcome, ReportInput, UpstreamFinding } from './rules.js';
 import type { KeyRows } from './stats.js';
 
@@ -51,6 +52,8 @@ export type PoolEvent =
 export interface PoolOptions {
   rng?: () => number;
   onEvent?: (e: PoolEvent) => void;
+  /** The pool's history, which the registry records into; the backend keeps it with the pool's state. */
+  activity?: Activity;
 }
 
 /**
@@ -76,6 +79,8 @@ export interface PoolBackend {
   /** An operator's action on a key; false when the pool has no such key. */
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
   stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;
+  /** The history behind the dashboard's charts (every instance's, with a shared backend). */
+  activitySeries(range: HistoryRange, now: number): HistorySeries | Promise<HistorySeries>;
   /** The pool's state in the state file's shape (an export; keyIds only, never a key). */
   exportState(now: number): PoolState | Promise<PoolState>;
   /** Puts a saved state (an export, a state file) in the place of the pool's; membership stays the key file's. */

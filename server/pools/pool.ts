@@ -2,6 +2,7 @@ import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
 import type { UpstreamSyncStats } from '../../shared/stats.js';
 import type { Handout, HandoutAttempt, PoolBackend, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
+import { Activity, type HistoryRange, type HistorySeries } from './activity.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
@@ -362,6 +363,10 @@ export class Pool implements PoolBackend {
     );
   }
 
+  activitySeries(range: HistoryRange, now: number): HistorySeries {
+    return (this.options.activity ?? new Activity()).series(range, now);
+  }
+
   // ---------------------------------------------------------------- persistence (written by state/format.ts)
 
   /** The pool-wide fields as persisted. */
@@ -374,6 +379,7 @@ export class Pool implements PoolBackend {
       history: this.history,
       seq: this.useOrder.save(),
       ...(this.upstreamSync ? { upstreamSync: this.upstreamSync } : {}),
+      ...(this.options.activity ? { activity: this.options.activity.save() } : {}),
     };
   }
 
@@ -422,6 +428,7 @@ export class Pool implements PoolBackend {
     this.throttle = state.throttle;
     this.history = state.history.map((c) => ({ ...c }));
     this.upstreamSync = state.upstreamSync ?? null;
+    if (state.activity) this.options.activity?.load(state.activity);
     this.rebuildIndexes(now);
   }
 }

@@ -1,4 +1,5 @@
 import type { Credits, UpstreamSyncStats } from '../../shared/stats.js';
+import type { SavedActivity } from './activity.js';
 import { WINDOW_KINDS, type WindowKind } from './windows.js';
 
 export interface Counter {
@@ -68,6 +69,8 @@ export interface PoolState {
   seq?: { used: number; seen: number };
   /** The pool's last upstream check (absent: none yet). */
   upstreamSync?: UpstreamSyncStats | null;
+  /** The dashboard's history: counts per minute for a day, per hour for a week (absent: none kept). */
+  activity?: SavedActivity;
   keys: Record<string, KeyState>;
 }
 

@@ -19,6 +19,7 @@ import {
   type UpstreamCheck,
   type UpstreamRecorded,
 } from './contract.js';
+import { Activity, type HistoryRange, type HistorySeries } from './activity.js';
 import type { PoolPolicy } from './policy.js';
 import type { ReportInput } from './rules.js';
 import type { KeyRows } from './stats.js';
@@ -46,6 +47,8 @@ interface FileSignature {
 
 interface Entry {
   pool: PoolBackend;
+  /** What the dashboard charts: handouts and outcomes over time (kept with the pool's state by its backend). */
+  activity: Activity;
   mutex: Mutex;
   /** Serialises edits of the key file (admin, CLI through the API); separate so no file I/O holds the pool mutex. */
   fileMutex: Mutex;
@@ -100,10 +103,12 @@ export class PoolRegistry {
     this.keyCipher = options.keyCipher ?? null;
     this.traceRotations = options.logger.isDebugEnabled();
     for (const [name, policy] of options.policies) {
-      const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e) };
+      const activity = new Activity();
+      const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e), activity };
       const pool = options.createPool(name, policy, poolOptions);
       this.entries.set(name, {
         pool,
+        activity,
         mutex: new Mutex(),
         fileMutex: new Mutex(),
         file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
@@ -188,8 +193,15 @@ export class PoolRegistry {
   handout(name: string, want = 1): Handout | Promise<Handout> {
     const e = this.entry(name);
     const first = this.exclusiveSync(e, (p, now) => p.handout(now, want));
-    if (first instanceof Promise) return first.then((h) => this.afterReservation(e, h, want, 0));
-    return first.ok || first.reason !== 'reserving' ? first : this.afterReservation(e, first, want, 0);
+    if (first instanceof Promise) return first.then((h) => this.afterReservation(e, h, want, 0)).then((h) => this.counted(e, h));
+    return first.ok || first.reason !== 'reserving' ? this.counted(e, first) : this.afterReservation(e, first, want, 0).then((h) => this.counted(e, h));
+  }
+
+  /** Counts a handout's result in the pool's history. */
+  private counted(e: Entry, h: Handout): Handout {
+    if (h.ok) e.activity.record('served', this.options.clock(), h.granted);
+    else e.activity.record('no_key', this.options.clock());
+    return h;
   }
 
   private async afterReservation(e: Entry, h: HandoutAttempt, want: number, since: number): Promise<Handout> {
@@ -204,12 +216,26 @@ export class PoolRegistry {
   }
 
   report(name: string, input: ReportInput): ReportResult | Promise<ReportResult> {
-    return this.exclusiveSync(this.entry(name), (p, now) => p.report(input, now));
+    const e = this.entry(name);
+    const count = (r: ReportResult) => {
+      if (r.ok) e.activity.record(r.outcome, this.options.clock());
+      return r;
+    };
+    const result = this.exclusiveSync(e, (p, now) => p.report(input, now));
+    return result instanceof Promise ? result.then(count) : count(result);
   }
 
-  /** Records an upstream check (the usage sync's) in the pool. */
-  recordUpstream(name: string, check: UpstreamCheck): Promise<UpstreamRecorded> {
-    return this.exclusive(this.entry(name), (p, now) => p.recordUpstream(check, now));
+  /** Records an upstream check in the pool: a sync's, or what the proxy read off an answer (an outcome for the history too). */
+  async recordUpstream(name: string, check: UpstreamCheck): Promise<UpstreamRecorded> {
+    const e = this.entry(name);
+    const recorded = await this.exclusive(e, (p, now) => p.recordUpstream(check, now));
+    if (check.reached && check.viaProxy && check.finding && recorded.found) e.activity.record(check.finding.status, this.options.clock());
+    return recorded;
+  }
+
+  /** The history behind the dashboard's charts. */
+  activitySeries(name: string, range: HistoryRange): HistorySeries | Promise<HistorySeries> {
+    return this.entry(name).pool.activitySeries(range, this.options.clock());
   }
 
   /** The keys of a pool as its key file last applied lists them. */

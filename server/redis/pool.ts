@@ -14,6 +14,7 @@ import {
   type UpstreamRecorded,
 } from '../pools/contract.js';
 import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
+import { Activity, ACTIVITY_KINDS, type HistoryRange, type HistorySeries, type SavedActivity } from '../pools/activity.js';
 import { StateRecord, type Counter, type KeyState, type PoolState } from '../pools/records.js';
 import { compileLimits, readReport, settle, upstreamHoldFor, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
 import { poolStats, type KeyRows } from '../pools/stats.js';
@@ -113,6 +114,7 @@ export class RedisPool implements PoolBackend {
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
     this.limits = compileLimits(policy.limits);
+    options.activity?.collectPending();
     // {name} is a hash tag: all of a pool's keys share one slot.
     this.prefix = `${keyPrefix}{${name}}:`;
     this.policyJson = JSON.stringify({
@@ -200,6 +202,77 @@ export class RedisPool implements PoolBackend {
     return { found: r.ok, revived: r.revived };
   }
 
+  // ---------------------------------------------------------------- the dashboard's history
+  // Every instance counts in memory and adds its counts to one hash in Redis every few seconds
+  // (HINCRBY: instances never overwrite each other), fields "m:<minute start>:<kind>" and
+  // "h:<hour start>:<kind>"; reading merges it with what this instance has not added yet.
+
+  /** Adds what this instance counted since the last flush to Redis; old buckets are dropped now and then. */
+  async flushActivity(now: number): Promise<void> {
+    const activity = this.options.activity;
+    if (!activity) return;
+    const pending = activity.takePending();
+    const pipe = this.redis.pipeline();
+    let n = 0;
+    for (const [prefix, rows] of [['m', pending.minutes], ['h', pending.hours]] as const) {
+      for (const [start, ...counts] of rows) {
+        counts.forEach((c, k) => {
+          if (c > 0) {
+            pipe.hincrby(`${this.prefix}act`, `${prefix}:${start}:${k}`, c);
+            n++;
+          }
+        });
+      }
+    }
+    if (n === 0) return;
+    // Buckets past a day (minutes) or a week (hours) go about once a minute.
+    if (now - this.prunedAt >= 60_000) {
+      this.prunedAt = now;
+      const fields = await this.redis.hkeys(`${this.prefix}act`).catch(() => [] as string[]);
+      const old = fields.filter((f) => {
+        const [kind, start] = f.split(':');
+        return Number(start) < now - (kind === 'm' ? 86_400_000 : 7 * 86_400_000) - 3_600_000;
+      });
+      if (old.length > 0) pipe.hdel(`${this.prefix}act`, ...old);
+    }
+    try {
+      await pipe.exec();
+    } catch (err) {
+      activity.addPending(pending); // counted again at the next flush
+      throw new StateUnavailableError(err);
+    }
+  }
+
+  private prunedAt = 0;
+
+  /** The pool's history as Redis holds it (every instance's), in the saved shape. */
+  private async savedActivity(): Promise<SavedActivity> {
+    let fields: Record<string, string>;
+    try {
+      fields = await this.redis.hgetall(`${this.prefix}act`);
+    } catch (err) {
+      throw new StateUnavailableError(err);
+    }
+    const rows = { m: new Map<number, number[]>(), h: new Map<number, number[]>() };
+    for (const [field, value] of Object.entries(fields)) {
+      const [kind, start, k] = field.split(':');
+      const byStart = rows[kind as 'm' | 'h'];
+      if (!byStart) continue;
+      let row = byStart.get(Number(start));
+      if (!row) byStart.set(Number(start), (row = ACTIVITY_KINDS.map(() => 0)));
+      row[Number(k)] = Number(value);
+    }
+    const list = (m: Map<number, number[]>) => [...m].sort((a, b) => a[0] - b[0]).map(([start, c]) => [start, ...c]);
+    return { minutes: list(rows.m), hours: list(rows.h) };
+  }
+
+  async activitySeries(range: HistoryRange, now: number): Promise<HistorySeries> {
+    const merged = new Activity();
+    merged.add(await this.savedActivity());
+    merged.add(this.options.activity?.peekPending() ?? { minutes: [], hours: [] });
+    return merged.series(range, now);
+  }
+
   async admin(action: AdminAction, keyId: string, now: number, reason?: string): Promise<boolean> {
     return (await this.run<{ ok: boolean }>('admin', now, { action, keyId, reason: reason ?? null })).ok;
   }
@@ -218,11 +291,24 @@ export class RedisPool implements PoolBackend {
     if (state.upstreamSync) meta.usync = JSON.stringify(state.upstreamSync);
     const keys = Object.fromEntries(Object.entries(state.keys).map(([id, k]) => [id, hashOf(k)]));
     const hist = Object.fromEntries(state.history.map((c) => [String(c.start), String(c.count)]));
-    return (await this.run<{ ok: boolean }>('import', now, { meta, keys, hist, replace })).ok;
+    const imported = (await this.run<{ ok: boolean }>('import', now, { meta, keys, hist, replace })).ok;
+    if (imported && state.activity) {
+      const act: Record<string, string> = {};
+      for (const [prefix, rows] of [['m', state.activity.minutes], ['h', state.activity.hours]] as const) {
+        for (const [start, ...counts] of rows) counts.forEach((c, k) => c > 0 && (act[`${prefix}:${start}:${k}`] = String(c)));
+      }
+      try {
+        await this.redis.del(`${this.prefix}act`);
+        if (Object.keys(act).length > 0) await this.redis.hset(`${this.prefix}act`, act);
+      } catch (err) {
+        throw new StateUnavailableError(err);
+      }
+    }
+    return imported;
   }
 
   async exportState(): Promise<PoolState> {
-    return (await this.readState()).state;
+    return { ...(await this.readState()).state, activity: await this.savedActivity() };
   }
 
   /** Replaces what Redis holds; the registry applies the key file again right after (membership). */

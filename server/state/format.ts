@@ -84,6 +84,7 @@ const poolHeader = z.object({
   windowStarts: windowStartsSchema.optional(),
   seq: z.object({ used: z.number().int().nonnegative(), seen: z.number().int().nonnegative() }).optional(),
   upstreamSync: upstreamSync.nullable().optional(),
+  activity: z.object({ minutes: z.array(z.array(z.number().finite().nonnegative())), hours: z.array(z.array(z.number().finite().nonnegative())) }).optional(),
   keys: z.record(z.string(), z.unknown()),
 });
 const fileHeader = z.object({
