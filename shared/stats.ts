@@ -80,9 +80,21 @@ export interface CurrentKeyStats {
   remaining: number | null;
 }
 
+/** A pool's per-key handout limits (pools.json `limits`); absent windows have none. */
+export interface PoolLimits {
+  perMinute?: number;
+  perHour?: number;
+  perDay?: number;
+  perWeek?: number;
+  perMonth?: number;
+  total?: number;
+}
+
 export interface PoolStats {
   name: string;
   strategy: Strategy;
+  /** What each key may serve per window (the `served` counts are measured against these). */
+  limits: PoolLimits;
   total: number;
   available: number;
   probing: number;

@@ -9,6 +9,7 @@ import { createAuth } from './auth.js';
 import { HttpError, methodNotAllowed, notFound, notImplemented } from './errors.js';
 import { createHandout, HANDOUT_ROUTE, handoutTarget } from './handout.js';
 import { createProxy, PROXY_ROUTE, proxyTarget, type ProxyDeps } from './proxy.js';
+import { createDashboard, DASHBOARD_ROUTE, isDashboardPath } from './dashboard.js';
 import type { Metrics } from './metrics.js';
 import { createRoutes } from './routes.js';
 
@@ -37,6 +38,7 @@ export function createApp(deps: AppDeps): Koa {
   app.proxy = false;
   const auth = createAuth(deps.apiTokens, deps.adminToken);
   const handout = createHandout(deps);
+  const dashboard = createDashboard();
   const proxy = createProxy({ ...deps.proxy, registry: deps.registry, auth, logger: deps.logger, metrics: deps.metrics });
 
   /** The single place errors become JSON. */
@@ -69,14 +71,17 @@ export function createApp(deps: AppDeps): Koa {
     const start = performance.now();
     const pool = handoutTarget(ctx.url);
     const proxied = pool === null ? proxyTarget(ctx.url) : null;
-    const route = pool !== null ? HANDOUT_ROUTE : proxied !== null ? PROXY_ROUTE : undefined;
-    let pending: void | Promise<void>;
+    let route = pool !== null ? HANDOUT_ROUTE : proxied !== null ? PROXY_ROUTE : undefined;
+    let pending: void | Promise<void> = undefined;
     try {
       if (pool !== null) {
         auth.authorizeApi(ctx);
         pending = handout(ctx, pool);
       } else if (proxied !== null) {
         pending = proxy(ctx, proxied); // its own auth: the token may come in the upstream's key header
+      } else if (isDashboardPath(ctx.path) && dashboard(ctx)) {
+        // The page and its files: no token (they hold no data; the page asks the API with one).
+        route = DASHBOARD_ROUTE;
       } else {
         const path = ctx.path;
         auth.authorize(ctx, path);

@@ -84,6 +84,7 @@ export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<Pool
   return {
     name: view.name,
     strategy: policy.strategy,
+    limits: policy.limits,
     total: view.records.length,
     available: usable,
     probing: counts.probing,

@@ -10,6 +10,7 @@ function pool(over: Partial<PoolStats> = {}): PoolStats {
   return {
     name: 'plantid',
     strategy: 'round-robin',
+    limits: {},
     total: 4,
     available: 2,
     probing: 0,
