@@ -10,7 +10,8 @@ const WINDOWS = [['minute', 'perMinute'], ['hour', 'perHour'], ['day', 'perDay']
 
 const store = window.sessionStorage;
 const $ = (id) => document.getElementById(id);
-const state = { admin: false, pools: new Map(), timer: null };
+/** `auth`: 'token' when the server wants an API token (from /healthz), 'open' when it does not. */
+const state = { admin: false, auth: 'token', pools: new Map(), timer: null };
 
 /** An element with attributes and children (text children become text nodes: no HTML is ever parsed from data). */
 function el(tag, attrs = {}, ...children) {
@@ -356,6 +357,12 @@ function drawChart(view, range, series) {
 async function refresh() {
   clearTimeout(state.timer);
   try {
+    if (!store.getItem('kw.token') && state.auth === 'token') {
+      // The server wants a token and none is given: ask for it, without a request bound to fail.
+      $('show-signin').hidden = true;
+      showSignin();
+      return;
+    }
     const r = await call('/api/stats');
     if (r.status === 401) {
       $('show-signin').hidden = true;
@@ -394,7 +401,7 @@ async function refresh() {
   } catch (err) {
     show(`The key server did not answer (${err.message}); retrying.`, true);
   } finally {
-    state.timer = setTimeout(refresh, REFRESH_MS);
+    if ($('signin').hidden || store.getItem('kw.token')) state.timer = setTimeout(refresh, REFRESH_MS);
   }
 }
 
@@ -404,6 +411,7 @@ $('cancel-signin').addEventListener('click', () => ($('signin').hidden = true));
 $('signout').addEventListener('click', signOut);
 $('signout').hidden = !store.getItem('kw.token') && !store.getItem('kw.adminToken');
 window.addEventListener('load', async () => {
+  state.auth = (await call('/healthz')).json?.auth ?? 'token';
   const problem = await checkAdmin();
   if (problem) show(problem, true);
   await refresh();

@@ -13,6 +13,7 @@ const SLOWEST_FIRST = [
   'test/server/full-disk.test.ts',
   'test/cli/encryption.test.ts',
   'test/bot/index.test.ts',
+  'test/dashboard/dashboard.test.ts',
   'test/server/pools/differential.test.ts',
   'test/server/pools/pool.test.ts',
   'test/server/lock.test.ts',

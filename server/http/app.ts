@@ -113,7 +113,7 @@ export function createApp(deps: AppDeps): Koa {
     app.use(admin.routes());
     app.use(admin.allowedMethods());
   }
-  const router = createRoutes({ ...deps, health: deps.health ?? (() => ({ ok: true })) });
+  const router = createRoutes({ ...deps, health: deps.health ?? (() => ({ ok: true })), open: deps.apiTokens.length === 0 });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -33,6 +33,8 @@ export interface RoutesDeps {
   health: () => Health;
   version: string;
   startedAt: number;
+  /** No API token is set: the API is open (on loopback). */
+  open: boolean;
 }
 
 /** Everything but the handout (handout.ts) and /admin (admin.ts): thin handlers that validate, call the registry, shape the JSON. */
@@ -45,12 +47,14 @@ export function createRoutes(deps: RoutesDeps): Router {
     return raw;
   };
 
+  // `auth` tells a client (the dashboard) whether to ask for a token before calling the API.
+  const authMode = deps.open ? 'open' : 'token';
   router.get('/healthz', (ctx) => {
     const h = deps.health();
-    if (h.ok) ctx.body = { status: 'ok' };
+    if (h.ok) ctx.body = { status: 'ok', auth: authMode };
     else {
       ctx.status = 503;
-      ctx.body = { status: 'unhealthy', reason: h.reason };
+      ctx.body = { status: 'unhealthy', reason: h.reason, auth: authMode };
     }
   });
 

@@ -237,6 +237,6 @@ describe('GET /api/stats and /healthz', () => {
 
   it('healthz answers ok', async (t) => {
     const s = await startInProcess(t);
-    assert.deepEqual(await getJson(`${s.url}/healthz`).then((r) => [r.status, r.body]), [200, { status: 'ok' }]);
+    assert.deepEqual(await getJson(`${s.url}/healthz`).then((r) => [r.status, r.body]), [200, { status: 'ok', auth: 'open' }]);
   });
 });

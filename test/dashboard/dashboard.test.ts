@@ -1,0 +1,124 @@
+/**
+ * The dashboard in a real browser: Debian's headless Chromium driven by playwright-core, against
+ * the real server in this process, with history made by real handouts. Everything on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { keyIdOf, maskKey } from '../../shared/keys.js';
+import type { StatsResponse } from '../../shared/stats.js';
+import { makeKeys } from '../helpers/keys.js';
+import { getJson, postJson, startInProcess } from '../helpers/server.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const MISSING = `Chromium not found at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`;
+const present = existsSync(CHROMIUM);
+if (!present && process.env.CI) throw new Error(MISSING);
+
+const TOKEN = 'dashboard-api-token-0123456789';
+const ADMIN = 'dashboard-admin-token-0123456789';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+/** Headless Chromium as this machine allows it: no sandbox (root), and none of its background calls to Google's hosts. */
+function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Console errors, page errors and CSP violations, as they happen. */
+function watch(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  void page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+  });
+  return problems;
+}
+
+describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, () => {
+  it('sign in (a wrong token says so), both pools with masked keys only, a chart from real handouts, a key disabled from the page; no console error, no CSP violation', async (t) => {
+    const plant = makeKeys(3, 'plant');
+    const health = makeKeys(2, 'health');
+    const s = await startInProcess(t, { keys: { plantid: plant, healthid: health }, pools: { plantid: { limits: { perDay: 100 } } }, env: { API_TOKENS: TOKEN, ADMIN_TOKEN: ADMIN } });
+    // Real traffic for the charts: handouts, reports, and one request with no key.
+    for (let i = 0; i < 7; i++) assert.equal((await getJson(`${s.url}/api/plantid`, { headers: auth })).status, 200);
+    await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(plant[0]!), outcome: 'ok' }, auth);
+    await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(plant[1]!), status: 429, retryAfter: 120 }, auth);
+    const served = (await getJson(`${s.url}/api/stats/history?pool=plantid&range=1h`, { headers: auth })).body.counts.served.at(-1);
+    assert.equal(served, 7);
+
+    const browser = await launch();
+    t.after(() => browser.close());
+
+    // A wrong token: the form says so, and nothing is shown. (Its own session: Chromium logs the
+    // refused request as a console error, which is the point here.)
+    const wrong = await browser.newPage();
+    await wrong.goto(`${s.url}/dashboard`);
+    await wrong.locator('#signin-form input[name="token"]').fill('wrong-token-0123456789');
+    await wrong.locator('#signin-form button[type="submit"]').click();
+    await wrong.locator('#signin-error').filter({ hasText: 'refused' }).waitFor();
+    assert.match(await wrong.locator('#signin-error').innerText(), /That API token was refused by the server \(401 unauthorized\)/u);
+    assert.equal(await wrong.locator('section.pool').count(), 0);
+    await wrong.close();
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems = watch(page);
+    const first = await page.goto(`${s.url}/`);
+    assert.equal(first?.url(), `${s.url}/dashboard`);
+    assert.match(first!.headers()['content-security-policy'] ?? '', /script-src 'self'/u);
+    assert.equal(first!.headers()['x-frame-options'], 'DENY');
+    await page.locator('#signin-form input[name="token"]').waitFor();
+
+    // The right tokens, typed with the keyboard.
+    await page.locator('#signin-form input[name="token"]').fill(TOKEN);
+    await page.locator('#signin-form input[name="adminToken"]').fill(ADMIN);
+    await page.keyboard.press('Enter');
+    await page.locator('section[data-pool="plantid"] .table-wrap tbody tr').nth(2).waitFor();
+    await page.locator('section[data-pool="healthid"] .table-wrap tbody tr').nth(1).waitFor();
+    assert.equal(await page.evaluate(() => window.location.href.includes('token')), false);
+    const text = await page.locator('body').innerText();
+    for (const k of [...plant, ...health]) {
+      assert.ok(text.includes(maskKey(k)), `masked ${maskKey(k)} shown`);
+      assert.ok(!text.includes(k), 'a plaintext key is on the page');
+    }
+    assert.ok(!(await page.content()).includes(plant[0]!));
+    const row = page.locator(`section[data-pool="plantid"] tr[data-key-id="${keyIdOf(plant[1]!)}"]`);
+    assert.match(await row.innerText(), /blocked\s+reported 429/u);
+
+    // The charts: uPlot drew both of plantid's, from the history the handouts made.
+    await page.locator('section[data-pool="plantid"] .chart .uplot canvas').nth(1).waitFor();
+    const legend = await page.locator('section[data-pool="plantid"] .chart').first().innerText();
+    assert.match(legend, /served/u);
+
+    // Disable a key from the page: a prompt for the reason, then the stats say so.
+    const target = keyIdOf(plant[2]!);
+    page.once('dialog', (d) => void d.accept('rotated out by the test'));
+    await page.getByRole('button', { name: `Disable ${target}` }).click();
+    await page.locator('#message').filter({ hasText: `Disable ${target}: done` }).waitFor();
+    const stats = (await getJson(`${s.url}/api/stats?pool=plantid`, { headers: auth })).body as StatsResponse;
+    const disabled = stats.pools[0]!.keys.find((k) => k.keyId === target)!;
+    assert.deepEqual([disabled.status, disabled.reason], ['disabled', 'disabled by admin: rotated out by the test']);
+    await page.locator(`tr[data-key-id="${target}"] .status.disabled`).waitFor();
+
+    // Sorting and filtering, through their controls.
+    await page.getByRole('button', { name: 'keyId' }).first().click();
+    await page.locator('section[data-pool="plantid"] input[type="search"]').fill(target);
+    assert.equal(await page.locator('section[data-pool="plantid"] .table-wrap tbody tr').count(), 1);
+    await page.locator('section[data-pool="plantid"] input[type="search"]').fill('');
+
+    const shot = join(await tempDir(t), 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`dashboard screenshot: ${shot}`);
+    if (process.env.DASHBOARD_SCREENSHOT) await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
+    assert.deepEqual(problems, []);
+  });
+});
