@@ -63,7 +63,7 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
 
   client.on(Events.MessageCreate, (message: Message) => {
     if (message.author.bot || !isStatsMessage(message.content, config.prefix)) return;
-    statsReply(monitor, config.lowKeysThreshold)
+    statsReply(monitor, config.lowKeysThreshold, config.dashboardUrl)
       .then((reply) => message.reply({ ...reply, allowedMentions: { repliedUser: false } }))
       .catch((err: unknown) => logger.error(`discord: answering ${config.prefix}stats failed: ${(err as Error).message}`));
   });
@@ -72,12 +72,12 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
     if (!interaction.isChatInputCommand() || interaction.commandName !== statsCommand.name) return;
     const answer = async () => {
       if (canAnswerFromCache(monitor, clock())) {
-        await interaction.reply(await statsReply(monitor, config.lowKeysThreshold));
+        await interaction.reply(await statsReply(monitor, config.lowKeysThreshold, config.dashboardUrl));
         return;
       }
       // A fresh poll may outlast Discord's 3 s window for a first response: defer, then edit.
       await interaction.deferReply();
-      await interaction.editReply(await statsReply(monitor, config.lowKeysThreshold));
+      await interaction.editReply(await statsReply(monitor, config.lowKeysThreshold, config.dashboardUrl));
     };
     answer().catch((err: unknown) => logger.error(`discord: answering /stats failed: ${(err as Error).message}`));
   });

@@ -13,6 +13,7 @@ const envSchema = z.object({
   ALERT_CHANNEL_ID: snowflake.optional(),
   LOW_KEYS_THRESHOLD: intVar(1, 0, 1_000_000),
   LOW_CREDITS_THRESHOLD: intVar(50, 0, 1_000_000_000),
+  DASHBOARD_URL: z.url({ protocol: /^https?$/u, error: 'must be an http(s) URL' }).optional(),
   DISCORD_API_URL: z.url({ protocol: /^https?$/u, error: 'must be an http(s) URL' }).default('https://discord.com/api'),
   LOG_LEVEL: logLevelVar,
   BOT_LOG_FILE: z.string().default('logs/bot.log'),
@@ -30,6 +31,8 @@ export interface BotConfig {
   /** An alert when a pool's credits left (upstream sync) fall under this. */
   lowCreditsThreshold: number;
   discordApiUrl: string;
+  /** The key server's dashboard, linked from the !stats embeds; null: no link. */
+  dashboardUrl: string | null;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFile: string;
 }
@@ -49,6 +52,7 @@ export function loadBotConfig(env: Record<string, string | undefined>): BotConfi
     lowKeysThreshold: e.LOW_KEYS_THRESHOLD,
     lowCreditsThreshold: e.LOW_CREDITS_THRESHOLD,
     discordApiUrl: e.DISCORD_API_URL.replace(/\/+$/u, ''),
+    dashboardUrl: e.DASHBOARD_URL ?? null,
     logLevel: e.LOG_LEVEL,
     logFile: e.BOT_LOG_FILE,
   };

@@ -76,8 +76,11 @@ function keyFileField(pool: PoolStats): APIEmbedField {
   return { name: 'Key file', value: clip(value) };
 }
 
-/** One embed for one pool: availability, current key, keys out and when they return, forecast, key file. */
-export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' | 'generatedAt'>, threshold: number): APIEmbed {
+/**
+ * One embed for one pool: availability, current key, keys out and when they return, forecast, key
+ * file; its title links to the dashboard when `dashboardUrl` is given (DASHBOARD_URL).
+ */
+export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' | 'generatedAt'>, threshold: number, dashboardUrl: string | null = null): APIEmbed {
   const level = poolLevel(pool, threshold);
   const credits = pool.creditsRemaining !== null ? ` · ${pool.creditsRemaining} credits left` : '';
   const lines = [`**${pool.available}/${pool.total}** keys available · ${pool.strategy}${credits}`];
@@ -87,6 +90,7 @@ export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' 
     : 'none yet';
   return {
     title: `Pool ${pool.name}`,
+    ...(dashboardUrl ? { url: dashboardUrl } : {}),
     description: lines.join('\n'),
     color: COLORS[level],
     fields: [
@@ -101,18 +105,19 @@ export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' 
   };
 }
 
-/** The embeds answering `!stats` and `/stats`: one per pool (a summary of the rest past ten). */
-export function statsEmbeds(stats: StatsResponse, threshold: number): APIEmbed[] {
+/** The embeds answering `!stats` and `/stats`: one per pool (a summary of the rest past ten), linking to the dashboard when given. */
+export function statsEmbeds(stats: StatsResponse, threshold: number, dashboardUrl: string | null = null): APIEmbed[] {
   const pools = stats.pools;
   if (pools.length === 0) {
     return [{ title: 'No pools', description: 'The key server reports no pools.', color: COLORS.empty, timestamp: new Date(stats.generatedAt).toISOString() }];
   }
-  if (pools.length <= MAX_EMBEDS) return pools.map((p) => poolEmbed(p, stats, threshold));
-  const shown = pools.slice(0, MAX_EMBEDS - 1).map((p) => poolEmbed(p, stats, threshold));
+  if (pools.length <= MAX_EMBEDS) return pools.map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
+  const shown = pools.slice(0, MAX_EMBEDS - 1).map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
   const rest = pools.slice(MAX_EMBEDS - 1);
   const worst = rest.some((p) => poolLevel(p, threshold) === 'empty') ? 'empty' : rest.some((p) => poolLevel(p, threshold) === 'low') ? 'low' : 'ok';
   shown.push({
     title: `${rest.length} more pools`,
+    ...(dashboardUrl ? { url: dashboardUrl } : {}),
     description: clip(rest.map((p) => `**${p.name}** ${p.available}/${p.total}`).join('\n'), 4096),
     color: COLORS[worst],
     footer: { text: `Keywarden ${stats.version} · data from` },

@@ -332,7 +332,7 @@ function renderAdminBar(view) {
 
 function drawChart(view, range, series) {
   const slot = view.charts[range];
-  const width = Math.max(280, slot.box.clientWidth - 8);
+  const width = Math.max(200, slot.box.clientWidth - 8);
   const data = [series.starts.map((t) => t / 1000), ...KINDS.map((k) => series.counts[k])];
   if (slot.plot) {
     slot.plot.setData(data);
@@ -405,6 +405,20 @@ async function refresh() {
   }
 }
 
+/** Charts follow their boxes' width (a phone turned, a window resized). */
+function fitCharts() {
+  for (const view of state.pools.values()) {
+    for (const slot of Object.values(view.charts)) {
+      if (slot.plot) slot.plot.setSize({ width: Math.max(200, slot.box.clientWidth - 8), height: 200 });
+    }
+  }
+}
+
+let resizing = null;
+window.addEventListener('resize', () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(fitCharts, 100);
+});
 $('signin-form').addEventListener('submit', (e) => void signIn(e));
 $('show-signin').addEventListener('click', () => showSignin());
 $('cancel-signin').addEventListener('click', () => ($('signin').hidden = true));

@@ -18,6 +18,7 @@ describe('bot environment', () => {
         alertChannelId: null,
         lowKeysThreshold: 1,
       lowCreditsThreshold: 50,
+      dashboardUrl: null,
         discordApiUrl: 'https://discord.com/api',
         logLevel: 'info',
         logFile: undefined,

@@ -98,6 +98,12 @@ describe('stats embeds', () => {
     assert.equal(poolEmbed(pool(), stats([]), 1).fields!.some((f) => f.name.startsWith('Credits')), false); // no upstream: no field
   });
 
+  it('links each pool to the dashboard when DASHBOARD_URL is set', () => {
+    assert.equal(poolEmbed(pool(), stats([]), 1, 'https://keys.example/dashboard').url, 'https://keys.example/dashboard');
+    assert.equal('url' in poolEmbed(pool(), stats([]), 1), false);
+    assert.deepEqual(statsEmbeds(stats([pool(), pool({ name: 'healthid' })]), 1, 'https://keys.example/dashboard').map((e) => e.url), ['https://keys.example/dashboard', 'https://keys.example/dashboard']);
+  });
+
   it('one embed per pool, and past ten pools a summary of the rest', () => {
     assert.equal(statsEmbeds(stats([pool(), pool({ name: 'healthid' })]), 1).length, 2);
     const many = Array.from({ length: 12 }, (_, i) => pool({ name: `p${i}`, available: i === 11 ? 0 : 2 }));

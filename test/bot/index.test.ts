@@ -145,6 +145,7 @@ describe('Discord bot and the upstream sync', () => {
       STATS_POLL_INTERVAL_MS: '300',
       LOW_KEYS_THRESHOLD: '0', // only the credit alerts are of interest here
       LOW_CREDITS_THRESHOLD: '50',
+      DASHBOARD_URL: `${server.url}/dashboard`,
     });
     await emu.waitFor('presence', emu.presences, (p: any) => p.status === 'online').catch((e: Error) => {
       throw new Error(`${e.message}\nbot output:\n${output()}`);
@@ -154,6 +155,7 @@ describe('Discord bot and the upstream sync', () => {
     const reply = await emu.waitFor('message', emu.messages, (m) => m.channelId === TEXT_CHANNEL_ID);
     const plant = reply.body.embeds[0];
     assert.equal(plant.description, '**2/2** keys available · round-robin · 169 credits left');
+    assert.equal(plant.url, `${server.url}/dashboard`); // the title links to the dashboard
     const credits = plant.fields.find((f: { name: string }) => f.name.startsWith('Credits left'));
     assert.equal(credits.name, 'Credits left (169 on usable keys)');
     assert.match(credits.value, new RegExp(`^\`${maskKey(a!)}\` day 70\n\`${maskKey(b!)}\` day 99 · total 990\nsynced <t:\\d+:R>$`, 'u'));

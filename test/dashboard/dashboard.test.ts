@@ -115,6 +115,15 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     assert.equal(await page.locator('section[data-pool="plantid"] .table-wrap tbody tr').count(), 1);
     await page.locator('section[data-pool="plantid"] input[type="search"]').fill('');
 
+    // On a phone the page fits the screen (wide tables scroll in their own box); dark mode follows the system.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.waitForFunction(() => document.documentElement.scrollWidth <= 390, undefined, { timeout: 5000 }).catch(() => undefined);
+    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390, 'the page is wider than a phone');
+    assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(16, 20, 28)');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
     const shot = join(await tempDir(t), 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`dashboard screenshot: ${shot}`);
