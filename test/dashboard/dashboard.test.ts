@@ -96,8 +96,13 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
 
     // The charts: uPlot drew both of plantid's, from the history the handouts made.
     await page.locator('section[data-pool="plantid"] .chart .uplot canvas').nth(1).waitFor();
-    const legend = await page.locator('section[data-pool="plantid"] .chart').first().innerText();
-    assert.match(legend, /served/u);
+    // Pointing at the newest minute, the legend reads the handouts made above off the chart.
+    const plot = page.locator('section[data-pool="plantid"] .chart .u-over').first();
+    const box = (await plot.boundingBox())!;
+    await page.mouse.move(box.x + box.width - 1, box.y + box.height / 2);
+    const legend = page.locator('section[data-pool="plantid"] .chart').first().locator('.u-legend');
+    await legend.filter({ hasText: /served\s*:?\s*7(?!\d)/u }).waitFor({ timeout: 5000 });
+    assert.match(await legend.innerText(), /rate limited\s*:?\s*1(?!\d)/u);
 
     // Disable a key from the page: a prompt for the reason, then the stats say so.
     const target = keyIdOf(plant[2]!);
