@@ -85,6 +85,7 @@ export interface PoolLimits {
   perMinute?: number;
   perHour?: number;
   perDay?: number;
+  /** From Monday 00:00 in the pool's reset time zone. */
   perWeek?: number;
   perMonth?: number;
   total?: number;

@@ -1,16 +1,8 @@
-import type { Strategy } from '../../shared/stats.js';
+import type { PoolLimits, Strategy } from '../../shared/stats.js';
 import type { WindowKind } from './windows.js';
 
-/** Per-key handout limits. Windows are fixed (minute/hour UTC, day/month at midnight in the pool's zone). */
-export interface Limits {
-  perMinute?: number;
-  perHour?: number;
-  perDay?: number;
-  /** From Monday 00:00 in the pool's resetTimezone. */
-  perWeek?: number;
-  perMonth?: number;
-  total?: number;
-}
+/** Per-key handout limits (the wire type stats carry too): fixed windows, minute and hour in UTC, day, week and month from midnight in the pool's zone. */
+export type Limits = PoolLimits;
 
 /** How a pool chooses and rests its keys: pools.json, validated by config.ts. */
 export interface PoolPolicy {
