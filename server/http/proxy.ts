@@ -272,6 +272,7 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
         const a = answer as Answer | null;
         if (gone.aborted) {
           if (a === null) attempts.push({ keyId, result: 'caller gone' });
+          ctx.respond = false; // nobody to answer
           return done(499);
         }
         if (a?.passOn) {
@@ -303,6 +304,7 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       }
       const text = Buffer.concat(a.chunks);
       const retryAfter = a.headers['retry-after'];
+      // Wall-clock time: a Retry-After date is the upstream's wall clock too.
       const verdict = judgeAttempt(upstream, a.status, text.toString('utf8'), Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now());
       await record(pool, keyId, a.status, verdict);
       held = { status: a.status, headers: a.headers, body: text };
