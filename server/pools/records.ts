@@ -108,6 +108,18 @@ export function emptyKeyState(): KeyState {
   };
 }
 
+/** Copies a persisted state's health fields (and the upstream's word) onto a record; failures as a copy. */
+function takeHealth(rec: Omit<RuleRecord, 'countIn' | 'total' | 'lastUsedAt' | 'lineHash' | 'expiresAt'> & { credits: Credits | null }, state: KeyState): void {
+  rec.block = state.block;
+  rec.exhausted = state.exhausted;
+  rec.disabled = state.disabled;
+  rec.failures = [...state.failures];
+  rec.backoffLevel = state.backoffLevel;
+  rec.probe = state.probe;
+  rec.upstreamHold = state.upstreamHold ?? null;
+  rec.credits = state.credits ?? null;
+}
+
 /**
  * Numbers a pool keeps per key in one Float64Array, `STRIDE` apiece in slot order: total,
  * lastUsedAt (NaN: never), then the start (NaN: none) and count of each window in WINDOW_KINDS
@@ -218,14 +230,7 @@ export class KeyRecord implements KeyState, RuleRecord {
     this.windows = state.windows;
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
-    this.block = state.block;
-    this.exhausted = state.exhausted;
-    this.disabled = state.disabled;
-    this.failures = [...state.failures];
-    this.backoffLevel = state.backoffLevel;
-    this.probe = state.probe;
-    this.upstreamHold = state.upstreamHold ?? null;
-    this.credits = state.credits ?? null;
+    takeHealth(this, state);
     if (state.useSeq !== undefined) this.useSeq = state.useSeq;
     this.reserved = this.reserveTo = Math.max(state.total, state.reserved ?? 0);
   }
@@ -255,14 +260,15 @@ export class KeyRecord implements KeyState, RuleRecord {
  * the same rules then apply to it as to a live KeyRecord.
  */
 export class StateRecord implements RuleRecord {
-  block: Hold | null;
-  exhausted: Hold | null;
-  disabled: { reason: string; lineHash: string } | null;
-  failures: number[];
-  backoffLevel: number;
-  probe: 'ready' | number | null;
-  upstreamHold: UpstreamHold | null;
-  credits: Credits | null;
+  // Set by takeHealth(), from the constructor.
+  block!: Hold | null;
+  exhausted!: Hold | null;
+  disabled!: { reason: string; lineHash: string } | null;
+  failures!: number[];
+  backoffLevel!: number;
+  probe!: 'ready' | number | null;
+  upstreamHold!: UpstreamHold | null;
+  credits!: Credits | null;
   total: number;
   lastUsedAt: number | null;
   private readonly starts: number[];
@@ -275,14 +281,7 @@ export class StateRecord implements RuleRecord {
     readonly lineHash: string,
     readonly expiresAt: number | null,
   ) {
-    this.block = state.block;
-    this.exhausted = state.exhausted;
-    this.disabled = state.disabled;
-    this.failures = [...state.failures];
-    this.backoffLevel = state.backoffLevel;
-    this.probe = state.probe;
-    this.upstreamHold = state.upstreamHold ?? null;
-    this.credits = state.credits ?? null;
+    takeHealth(this, state);
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
     this.starts = WINDOW_KINDS.map((kind) => state.windows[kind]?.start ?? NaN);
