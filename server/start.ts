@@ -82,7 +82,8 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     version: deps.version ?? '0.0.0',
     startedAt: clock(),
     upstream: sync,
-    proxy: { upstreams, retryPost: proxyRetryPost, synced: new Set(synced.keys()), agents, ...config.proxy },
+    // A 401 seen by the proxy is the upstream's verdict (lifted by the next sync) only where syncs run.
+    proxy: { upstreams, retryPost: proxyRetryPost, synced: new Set(config.upstreamSyncIntervalMs > 0 ? synced.keys() : []), agents, ...config.proxy },
   });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 

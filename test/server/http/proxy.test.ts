@@ -12,7 +12,7 @@ import type { PoolStats, StatsResponse } from '../../../shared/stats.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { FakeKindwise } from '../../helpers/kindwise.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { getJson, startInProcess } from '../../helpers/server.js';
+import { getJson, postJson, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
 const TOKEN = 'proxy-caller-token-0123456789';
@@ -115,12 +115,29 @@ describe('proxy mode', () => {
     assert.deepEqual(fake.received(IDENTIFY).map((q) => q.apiKey), [dead, spent, good]);
     const p = await plantid(s.url);
     const row = (k: string) => p.keys.find((x) => x.keyId === keyIdOf(k))!;
-    assert.deepEqual([row(dead!).status, row(dead!).reason], ['invalid', 'upstream: The specified api key not found.']);
+    assert.deepEqual([row(dead!).status, row(dead!).reason], ['disabled', 'invalid: 401']); // no sync runs here: a report's verdict
     assert.deepEqual([row(spent!).status, row(spent!).reason, row(spent!).until], ['exhausted', 'upstream: Your api key reached its day credit limit (5).', Date.parse('2026-11-22T00:00:00Z')]);
     assert.equal(row(good!).status, 'available');
     // The next request goes straight to the good key.
     const again = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
     assert.deepEqual([again.status, again.headers.get('x-keywarden-attempts')], [201, '1']);
+  });
+
+  it('on a pool whose sync runs, a 401 through the proxy is the upstream\'s verdict: the next sync lifts it', async (t) => {
+    const fake = await fakeUpstream(t);
+    const [a, b] = makeKeys(2);
+    for (const k of [a!, b!]) fake.addKey(k);
+    const s = await proxyServer(t, fake, [a!, b!], { UPSTREAM_SYNC_INTERVAL_MS: '600000', ADMIN_TOKEN: 'proxy-admin-token-0123456789' });
+    await until('the start-up sync', async () => fake.received('/api/v3/usage_info').length === 2 && (await plantid(s.url)).upstreamSync !== null);
+    fake.setActive(a!, false);
+    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
+    assert.deepEqual([r.status, r.headers.get('x-keywarden-key-id')], [201, keyIdOf(b!)]);
+    let row = (await plantid(s.url)).keys[0]!;
+    assert.deepEqual([row.status, row.reason], ['invalid', 'upstream: The specified api key is not active.']);
+    fake.setActive(a!, true);
+    await postJson(`${s.url}/admin/pools/plantid/check`, '', { authorization: 'Bearer proxy-admin-token-0123456789' });
+    row = (await plantid(s.url)).keys[0]!;
+    assert.equal(row.status, 'available');
   });
 
   it('when every key is refused the caller gets the last answer as it was', async (t) => {
