@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { StatsResponse } from '../../shared/stats.js';
+import { FakeClock } from '../helpers/clock.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, postJson, startInProcess } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -48,7 +49,9 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
   it('sign in (a wrong token says so), both pools with masked keys only, a chart from real handouts, a key disabled from the page; no console error, no CSP violation', async (t) => {
     const plant = makeKeys(3, 'plant');
     const health = makeKeys(2, 'health');
-    const s = await startInProcess(t, { keys: { plantid: plant, healthid: health }, pools: { plantid: { limits: { perDay: 100 } } }, env: { API_TOKENS: TOKEN, ADMIN_TOKEN: ADMIN } });
+    // A clock that stands still (at a minute's middle): the handouts below stay in the newest minute the chart shows.
+    const clock = new FakeClock(Math.floor(Date.now() / 60_000) * 60_000 + 30_000);
+    const s = await startInProcess(t, { clock, keys: { plantid: plant, healthid: health }, pools: { plantid: { limits: { perDay: 100 } } }, env: { API_TOKENS: TOKEN, ADMIN_TOKEN: ADMIN } });
     // Real traffic for the charts: handouts, reports, and one request with no key.
     for (let i = 0; i < 7; i++) assert.equal((await getJson(`${s.url}/api/plantid`, { headers: auth })).status, 200);
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(plant[0]!), outcome: 'ok' }, auth);
