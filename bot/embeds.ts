@@ -1,5 +1,5 @@
 import type { APIEmbed, APIEmbedField } from 'discord.js';
-import type { KeyStats, PoolStats, StatsResponse } from '../shared/stats.js';
+import { creditsLeft, type KeyStats, type PoolStats, type StatsResponse } from '../shared/stats.js';
 import type { Alert } from './alerts.js';
 import { COLORS, poolLevel } from './levels.js';
 
@@ -52,7 +52,7 @@ function creditsText(k: KeyStats): string | null {
 /** Credits left per key (fewest first), for a pool whose upstream is synced; null for a pool without. */
 function creditsField(pool: PoolStats): APIEmbedField | null {
   if (pool.upstreamSync === null && pool.creditsRemaining === null) return null;
-  const least = (k: KeyStats) => Math.min(...CREDIT_WINDOWS.map((w) => k.credits?.remaining[w] ?? Infinity));
+  const least = (k: KeyStats) => creditsLeft(k.credits) ?? Infinity;
   const synced = pool.keys.filter((k) => k.credits !== null).sort((a, b) => least(a) - least(b));
   const lines = synced.slice(0, MAX_OUT_LINES).map((k) => `\`${k.masked}\` ${creditsText(k)}`);
   if (synced.length > MAX_OUT_LINES) lines.push(`… and ${synced.length - MAX_OUT_LINES} more`);

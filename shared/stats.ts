@@ -126,3 +126,11 @@ export interface StatsResponse {
   generatedAt: number;
   pools: PoolStats[];
 }
+
+/** A key's credits left: its smallest non-null remaining window, or null when none is known (never synced, or no limit). */
+export function creditsLeft(credits: Credits | null): number | null {
+  if (!credits) return null;
+  let left: number | null = null;
+  for (const v of Object.values(credits.remaining)) if (v !== null && (left === null || v < left)) left = v;
+  return left === null ? null : Math.max(0, left);
+}

@@ -28,20 +28,8 @@ const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'bl
 export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: readonly string[] } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keywarden_' });
-  const handouts = new Counter({
-    name: 'keywarden_handouts_total',
-    help: 'Key requests by pool and outcome',
-    labelNames: ['pool', 'outcome'],
-    registers: [registry],
-    collect: (): void => handoutTally.flush(),
-  });
-  const reports = new Counter({
-    name: 'keywarden_reports_total',
-    help: 'Upstream reports by pool and outcome',
-    labelNames: ['pool', 'outcome'],
-    registers: [registry],
-    collect: (): void => reportTally.flush(),
-  });
+  const handouts = talliedCounter(registry, 'keywarden_handouts_total', 'Key requests by pool and outcome', 'outcome');
+  const reports = talliedCounter(registry, 'keywarden_reports_total', 'Upstream reports by pool and outcome', 'outcome');
   new Gauge({
     name: 'keywarden_keys',
     help: 'Keys by pool and status',
@@ -89,14 +77,13 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     registers: [registry],
   });
   const syncFailures = new Counter({ name: 'keywarden_upstream_sync_failures_total', help: 'Upstream usage checks that did not reach the upstream (timeout, connection, 5xx)', labelNames: ['pool'], registers: [registry] });
-  const proxyRequests = new Counter({ name: 'keywarden_proxy_requests_total', help: 'Proxied requests by pool and the status the caller got', labelNames: ['pool', 'status'], registers: [registry], collect: (): void => proxyRequestTally.flush() });
-  const proxyAttempts = new Counter({
-    name: 'keywarden_proxy_attempts_total',
-    help: 'Upstream attempts of proxied requests by pool and outcome (ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
-    labelNames: ['pool', 'outcome'],
-    registers: [registry],
-    collect: (): void => proxyAttemptTally.flush(),
-  });
+  const proxyRequests = talliedCounter(registry, 'keywarden_proxy_requests_total', 'Proxied requests by pool and the status the caller got', 'status');
+  const proxyAttempts = talliedCounter(
+    registry,
+    'keywarden_proxy_attempts_total',
+    'Upstream attempts of proxied requests by pool and outcome (ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
+    'outcome',
+  );
   const proxyDuration = new Histogram({
     name: 'keywarden_proxy_upstream_duration_seconds',
     help: 'Time from sending a proxied request upstream to its answer headers',
@@ -110,27 +97,21 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
   );
   registry.registerMetric(latency as unknown as Parameters<Registry['registerMetric']>[0]);
-  // Handouts and reports are tallied in plain maps and added to the prom-client counters when
-  // scraped (their collect hook): a prom-client child hashes its labels on every inc().
-  const handoutTally = tally(handouts, 'outcome');
-  const reportTally = tally(reports, 'outcome');
-  const proxyRequestTally = tally(proxyRequests, 'status');
-  const proxyAttemptTally = tally(proxyAttempts, 'outcome');
   const saveDuration = new Histogram({ name: 'keywarden_state_save_duration_seconds', help: 'State save duration', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
   const saveFailures = new Counter({ name: 'keywarden_state_save_failures_total', help: 'Failed state saves', registers: [registry] });
 
   return {
     registry,
-    handout: (pool, outcome) => handoutTally.add(pool, outcome),
-    report: (pool, outcome) => reportTally.add(pool, outcome),
+    handout: (pool, outcome) => handouts.add(pool, outcome),
+    report: (pool, outcome) => reports.add(pool, outcome),
     request: (method, route, status, seconds) => latency.observe(method, route, status, seconds),
     stateSave(seconds, ok) {
       saveDuration.observe(seconds);
       if (!ok) saveFailures.inc();
     },
-    proxyRequest: (pool, status) => proxyRequestTally.add(pool, String(status)),
+    proxyRequest: (pool, status) => proxyRequests.add(pool, String(status)),
     proxyAttempt(pool, outcome, seconds) {
-      proxyAttemptTally.add(pool, outcome);
+      proxyAttempts.add(pool, outcome);
       proxyDuration.observe({ pool }, seconds);
     },
     upstreamCheck(pool, seconds, reached) {
@@ -140,21 +121,31 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
   };
 }
 
-/** Counts by a pair of label values (pool and `label`), added to a prom-client counter on flush. */
-function tally<L extends string>(counter: Counter<'pool' | L>, label: L): { add(pool: string, value: string): void; flush(): void } {
+/**
+ * A counter by pool and one more label, for counts made on every request (handouts, reports,
+ * proxied requests): tallied in plain maps and added to prom-client's counter when scraped (its
+ * collect hook), since a prom-client child hashes its labels on every inc().
+ */
+function talliedCounter(registry: Registry, name: string, help: string, label: string): { add(pool: string, value: string): void } {
   // Nested maps, not a joined key: no string is built per count.
   const pending = new Map<string, Map<string, number>>();
-  return {
-    add(pool, outcome) {
-      let byOutcome = pending.get(pool);
-      if (!byOutcome) pending.set(pool, (byOutcome = new Map()));
-      byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
-    },
-    flush() {
-      for (const [pool, byOutcome] of pending) {
-        for (const [value, n] of byOutcome) if (n > 0) counter.inc({ pool, [label]: value } as Partial<Record<'pool' | L, string>>, n);
-        byOutcome.clear();
+  new Counter({
+    name,
+    help,
+    labelNames: ['pool', label],
+    registers: [registry],
+    collect() {
+      for (const [pool, byValue] of pending) {
+        for (const [value, n] of byValue) if (n > 0) this.inc({ pool, [label]: value }, n);
+        byValue.clear();
       }
+    },
+  });
+  return {
+    add(pool, value) {
+      let byValue = pending.get(pool);
+      if (!byValue) pending.set(pool, (byValue = new Map()));
+      byValue.set(value, (byValue.get(value) ?? 0) + 1);
     },
   };
 }

@@ -108,16 +108,29 @@ export function emptyKeyState(): KeyState {
   };
 }
 
-/** Copies a persisted state's health fields (and the upstream's word) onto a record; failures as a copy. */
-function takeHealth(rec: Omit<RuleRecord, 'countIn' | 'total' | 'lastUsedAt' | 'lineHash' | 'expiresAt'> & { credits: Credits | null }, state: KeyState): void {
-  rec.block = state.block;
-  rec.exhausted = state.exhausted;
-  rec.disabled = state.disabled;
-  rec.failures = [...state.failures];
-  rec.backoffLevel = state.backoffLevel;
-  rec.probe = state.probe;
-  rec.upstreamHold = state.upstreamHold ?? null;
-  rec.credits = state.credits ?? null;
+/** The health fields both kinds of record carry (see RuleRecord), and how they take them from a persisted state. */
+abstract class HealthFields {
+  // Set by takeHealth(), from the subclass's constructor.
+  block!: Hold | null;
+  exhausted!: Hold | null;
+  disabled!: { reason: string; lineHash: string } | null;
+  failures!: number[];
+  backoffLevel!: number;
+  probe!: 'ready' | number | null;
+  upstreamHold!: UpstreamHold | null;
+  credits!: Credits | null;
+
+  /** Takes a persisted state's health fields and the upstream's word; the failures as a copy. */
+  protected takeHealth(state: KeyState): void {
+    this.block = state.block;
+    this.exhausted = state.exhausted;
+    this.disabled = state.disabled;
+    this.failures = [...state.failures];
+    this.backoffLevel = state.backoffLevel;
+    this.probe = state.probe;
+    this.upstreamHold = state.upstreamHold ?? null;
+    this.credits = state.credits ?? null;
+  }
 }
 
 /**
@@ -140,16 +153,7 @@ const FIRST_WINDOW = 2;
  * on the handout path a megamorphic lookup and cost ~60 MB of shape descriptors. Its counters
  * live in the pool's number table (see STRIDE), behind accessors.
  */
-export class KeyRecord implements KeyState, RuleRecord {
-  // Set by assign(), from the constructor.
-  block!: Hold | null;
-  exhausted!: Hold | null;
-  disabled!: { reason: string; lineHash: string } | null;
-  failures!: number[];
-  backoffLevel!: number;
-  probe!: 'ready' | number | null;
-  upstreamHold!: UpstreamHold | null;
-  credits!: Credits | null;
+export class KeyRecord extends HealthFields implements KeyState, RuleRecord {
   useSeq = 0;
   /** Uses a durable save covers (see KeyState.reserved); a handout never takes total past it when the pool keeps reservations. */
   reserved = 0;
@@ -170,6 +174,7 @@ export class KeyRecord implements KeyState, RuleRecord {
     readonly expiresAt: number | null,
     private readonly nums: Float64Array,
   ) {
+    super();
     this.at = slot * STRIDE;
     this.assign(state);
   }
@@ -230,7 +235,7 @@ export class KeyRecord implements KeyState, RuleRecord {
     this.windows = state.windows;
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
-    takeHealth(this, state);
+    this.takeHealth(state);
     if (state.useSeq !== undefined) this.useSeq = state.useSeq;
     this.reserved = this.reserveTo = Math.max(state.total, state.reserved ?? 0);
   }
@@ -259,16 +264,7 @@ export class KeyRecord implements KeyState, RuleRecord {
  * A persisted KeyState read as a RuleRecord (stats of state read back from Redis, retired keys):
  * the same rules then apply to it as to a live KeyRecord.
  */
-export class StateRecord implements RuleRecord {
-  // Set by takeHealth(), from the constructor.
-  block!: Hold | null;
-  exhausted!: Hold | null;
-  disabled!: { reason: string; lineHash: string } | null;
-  failures!: number[];
-  backoffLevel!: number;
-  probe!: 'ready' | number | null;
-  upstreamHold!: UpstreamHold | null;
-  credits!: Credits | null;
+export class StateRecord extends HealthFields implements RuleRecord {
   total: number;
   lastUsedAt: number | null;
   private readonly starts: number[];
@@ -281,7 +277,8 @@ export class StateRecord implements RuleRecord {
     readonly lineHash: string,
     readonly expiresAt: number | null,
   ) {
-    takeHealth(this, state);
+    super();
+    this.takeHealth(state);
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
     this.starts = WINDOW_KINDS.map((kind) => state.windows[kind]?.start ?? NaN);

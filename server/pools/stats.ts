@@ -1,4 +1,4 @@
-import type { Credits, CurrentKeyStats, KeyStats, KeyStatus, PoolStats, ServedCounts, UpstreamSyncStats } from '../../shared/stats.js';
+import { creditsLeft, type Credits, type CurrentKeyStats, KeyStats, KeyStatus, PoolStats, ServedCounts, UpstreamSyncStats } from '../../shared/stats.js';
 import { forecastDryAt } from './forecast.js';
 import type { PoolPolicy } from './policy.js';
 import type { Counter, Hold, RuleRecord } from './records.js';
@@ -24,14 +24,6 @@ export interface PoolView {
   throttle: Hold | null;
   history: readonly Counter[];
   upstreamSync: UpstreamSyncStats | null;
-}
-
-/** A key's credits left: its smallest non-null remaining window, or null when none is known. */
-export function creditsLeft(credits: Credits | null): number | null {
-  if (!credits) return null;
-  let left: number | null = null;
-  for (const v of Object.values(credits.remaining)) if (v !== null && (left === null || v < left)) left = v;
-  return left === null ? null : Math.max(0, left);
 }
 
 function served(rec: RuleRecord, clock: WindowClock, now: number): ServedCounts {

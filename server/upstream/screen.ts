@@ -3,6 +3,13 @@ import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { CreditWindows } from '../../shared/stats.js';
 import type { UpstreamCheck } from '../pools/contract.js';
 
+/** One key's check: the key's names and what the upstream said. */
+export interface KeyCheck {
+  keyId: string;
+  masked: string;
+  check: UpstreamCheck;
+}
+
 /** What the check-before-add and `keys check` need of the sync (upstream/sync.ts UpstreamSync). */
 export interface KeyChecker {
   /** Whether the pool has an upstream to ask. */
@@ -10,7 +17,7 @@ export interface KeyChecker {
   /** Asks about a key, recording nothing; null when the pool has no upstream. */
   checkKey(pool: string, key: string, keyId: string): Promise<UpstreamCheck | null>;
   /** Checks every key of the pool now and records the answers in it. */
-  checkPool(pool: string): Promise<Array<{ keyId: string; masked: string; check: UpstreamCheck }>>;
+  checkPool(pool: string): Promise<KeyCheck[]>;
 }
 
 /** A check as an operator reads it (the admin API's check and add, the CLI's table). */
@@ -32,8 +39,8 @@ export function checkRow(keyId: string, masked: string, check: UpstreamCheck): C
 /** Keys screened before they are added: each key's check, and which the upstream refuses. */
 export interface Screening {
   rows: CheckRow[];
-  /** Keys with their checks (for recording in the pool once added). */
-  checks: Array<{ keyId: string; check: UpstreamCheck }>;
+  /** Each key's check (recorded in the pool once the keys are added). */
+  checks: KeyCheck[];
   refused: CheckRow[];
   unreachable: CheckRow[];
 }
@@ -61,7 +68,7 @@ export async function screenKeys(checker: Pick<KeyChecker, 'has' | 'checkKey'>, 
   const rows = checks.map((c) => checkRow(c.keyId, c.masked, c.check));
   return {
     rows,
-    checks: checks.map(({ keyId, check }) => ({ keyId, check })),
+    checks,
     refused: rows.filter((r) => r.verdict === 'invalid'),
     unreachable: rows.filter((r) => r.verdict === 'unreachable'),
   };

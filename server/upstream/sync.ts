@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { UpstreamCheck } from '../pools/contract.js';
 import type { PoolKey, PoolRegistry } from '../pools/registry.js';
 import type { UsageChecker } from './checker.js';
+import type { KeyCheck } from './screen.js';
 
 /** Checks of one pool in flight at a time: a few, so a big pool never floods the upstream. */
 const CONCURRENCY = 4;
@@ -16,13 +17,6 @@ export interface SyncDeps {
   intervalMs: number;
   /** Takes this instance's turn at a pool's round (the state backend's claim): instances sharing state sync one at a time. */
   claim: (job: string, ttlMs: number) => Promise<boolean>;
-}
-
-/** One key's check as `check` reports it: the key's names and what the upstream said. */
-export interface KeyCheck {
-  keyId: string;
-  masked: string;
-  check: UpstreamCheck;
 }
 
 /**

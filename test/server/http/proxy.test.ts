@@ -69,10 +69,10 @@ describe('proxy mode', () => {
     const sdkStyle = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
     assert.equal(sdkStyle.status, 201);
     assert.equal(sdkStyle.headers.get('x-keywarden-key-id'), keyIdOf(b!));
-    // The retrieval that follows an identification is free and goes to any key... but Kindwise
-    // keeps an identification per key: a GET through the proxy reaches the upstream too.
+    // A retrieval goes to the next key in turn; the fake keeps an identification to the key that
+    // made it, so it answers 404, which is passed on as the caller's (the key stays healthy).
     const retrieved = await call(`${s.url}/proxy/plantid${IDENTIFY}/${sdkStyle.body.access_token}`, { headers: { 'Api-Key': TOKEN } });
-    assert.ok([200, 404].includes(retrieved.status));
+    assert.deepEqual([retrieved.status, retrieved.body, retrieved.headers.get('x-keywarden-key-id')], [404, 'Identification not found.', keyIdOf(a!)]);
 
     const seen = fake.received(IDENTIFY);
     assert.deepEqual(seen.map((r) => r.apiKey), [a, b]);
@@ -121,6 +121,16 @@ describe('proxy mode', () => {
     // The next request goes straight to the good key.
     const again = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
     assert.deepEqual([again.status, again.headers.get('x-keywarden-attempts')], [201, '1']);
+    const metrics = (await call(`${s.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).body as string;
+    for (const line of [
+      'keywarden_proxy_requests_total{pool="plantid",status="201"} 2',
+      'keywarden_proxy_attempts_total{pool="plantid",outcome="invalid"} 1',
+      'keywarden_proxy_attempts_total{pool="plantid",outcome="refused"} 1',
+      'keywarden_proxy_attempts_total{pool="plantid",outcome="ok"} 2',
+      'keywarden_proxy_upstream_duration_seconds_count{pool="plantid"} 4',
+    ]) {
+      assert.ok(metrics.split('\n').includes(line), line);
+    }
   });
 
   it('on a pool whose sync runs, a 401 through the proxy is the upstream\'s verdict: the next sync lifts it', async (t) => {
