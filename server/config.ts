@@ -40,6 +40,10 @@ const envSchema = z.object({
   PROXY_MAX_ATTEMPTS: intVar(3, 1, 20),
   PROXY_MAX_BODY_BYTES: intVar(25 * 1024 * 1024, 0, 1024 * 1024 * 1024),
   PROXY_TIMEOUT_MS: intVar(60_000, 100, 3_600_000),
+  PROXY_BODY_TIMEOUT_MS: intVar(30_000, 100, 3_600_000),
+  MAX_RETRY_AFTER_S: intVar(3600, 1, 7 * 86_400),
+  PIN_TTL_DAYS: intVar(190, 1, 3650),
+  PIN_MAX: intVar(1_000_000, 1, 100_000_000),
 });
 
 export interface ServerConfig {
@@ -67,8 +71,15 @@ export interface ServerConfig {
   upstreamSyncIntervalMs: number;
   /** How long one upstream request may take. */
   upstreamTimeoutMs: number;
-  /** The proxy (/proxy/<pool>/…): keys tried per request, the largest request body, one attempt's time to answer (and longest pause in its body). */
-  proxy: { maxAttempts: number; maxBodyBytes: number; timeoutMs: number };
+  /**
+   * The proxy (/proxy/<pool>/…): keys tried per request, the largest request body, how long the
+   * caller may take to send it, one attempt's time to answer (the wait for a connection included).
+   */
+  proxy: { maxAttempts: number; maxBodyBytes: number; bodyTimeoutMs: number; timeoutMs: number };
+  /** The longest time an upstream's Retry-After or a report may keep a key out. */
+  maxRetryAfterSec: number;
+  /** Identifications pinned to the key that made them: how long a pin lasts, and how many a pool keeps (oldest go first). */
+  pins: { ttlMs: number; max: number };
 }
 
 export function isLoopback(host: string): boolean {
@@ -107,7 +118,9 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     keyCipher: cipherFromEnv(env),
     upstreamSyncIntervalMs: e.UPSTREAM_SYNC_INTERVAL_MS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
-    proxy: { maxAttempts: e.PROXY_MAX_ATTEMPTS, maxBodyBytes: e.PROXY_MAX_BODY_BYTES, timeoutMs: e.PROXY_TIMEOUT_MS },
+    proxy: { maxAttempts: e.PROXY_MAX_ATTEMPTS, maxBodyBytes: e.PROXY_MAX_BODY_BYTES, bodyTimeoutMs: e.PROXY_BODY_TIMEOUT_MS, timeoutMs: e.PROXY_TIMEOUT_MS },
+    maxRetryAfterSec: e.MAX_RETRY_AFTER_S,
+    pins: { ttlMs: e.PIN_TTL_DAYS * 86_400_000, max: e.PIN_MAX },
     open,
   };
 }

@@ -11,6 +11,7 @@ import type { StateBackend } from './state/backend.js';
 import { UpstreamAgents } from './upstream/agents.js';
 import { UsageChecker } from './upstream/checker.js';
 import { usageUpstreams } from './upstream/config.js';
+import { RefusalJudge } from './upstream/refusals.js';
 import { UpstreamSync } from './upstream/sync.js';
 import { createUsageFetcher, type UsageFetcher } from './upstream/usage-client.js';
 
@@ -47,7 +48,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
   const { policies, upstreams, proxyRetryPost } = await loadPools(config.keysDir);
-  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend), keyCipher: config.keyCipher });
+  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend), keyCipher: config.keyCipher, pinLimits: config.pins, maxRetryAfterSec: config.maxRetryAfterSec });
   await backend.open();
   const synced = usageUpstreams(upstreams);
   const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()] });
@@ -82,8 +83,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     version: deps.version ?? '0.0.0',
     startedAt: clock(),
     upstream: sync,
-    // A 401 seen by the proxy is the upstream's verdict (lifted by the next sync) only where syncs run.
-    proxy: { upstreams, retryPost: proxyRetryPost, synced: new Set(config.upstreamSyncIntervalMs > 0 ? synced.keys() : []), agents, ...config.proxy },
+    proxy: { upstreams, retryPost: proxyRetryPost, refusals: new RefusalJudge({ registry, checker, logger, clock }), agents, maxRetryAfterSec: config.maxRetryAfterSec, ...config.proxy },
   });
   if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
 

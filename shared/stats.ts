@@ -117,7 +117,21 @@ export interface PoolStats {
    */
   creditsRemaining: number | null;
   keyFile: KeyFileStats;
+  /**
+   * Proxied requests since this instance started: how many, how many cost nothing, the credits
+   * (uses, outside Kindwise) the upstream charged, failovers to another key; and the pins the
+   * pool holds (shared by every instance).
+   */
+  proxy: ProxyStats;
   keys: KeyStats[];
+}
+
+export interface ProxyStats {
+  requests: number;
+  free: number;
+  creditsSpent: number;
+  failovers: number;
+  pins: number;
 }
 
 export interface StatsResponse {

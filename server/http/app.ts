@@ -29,7 +29,7 @@ export interface AppDeps {
   /** Asks the pools' upstreams about keys (check before add, `keys check`); null: none configured. */
   upstream?: KeyChecker | null;
   /** The proxy's settings (`/proxy/<pool>/…`). */
-  proxy: Omit<ProxyDeps, 'registry' | 'auth' | 'logger' | 'metrics'>;
+  proxy: Omit<ProxyDeps, 'registry' | 'auth' | 'logger' | 'metrics' | 'clock'>;
 }
 
 /** Builds the Koa app (never listens): JSON errors, bearer auth, the handout, the routes. */
@@ -39,7 +39,7 @@ export function createApp(deps: AppDeps): Koa {
   const auth = createAuth(deps.apiTokens, deps.adminToken);
   const handout = createHandout(deps);
   const dashboard = createDashboard();
-  const proxy = createProxy({ ...deps.proxy, registry: deps.registry, auth, logger: deps.logger, metrics: deps.metrics });
+  const proxy = createProxy({ ...deps.proxy, registry: deps.registry, auth, logger: deps.logger, metrics: deps.metrics, clock: deps.clock });
 
   /** The single place errors become JSON. */
   const fail = (ctx: Context, err: unknown): void => {

@@ -1,13 +1,22 @@
 import type { Context } from 'koa';
-import { badRequest, payloadTooLarge } from './errors.js';
+import { badRequest, HttpError, payloadTooLarge } from './errors.js';
 
 /** Largest accepted request body. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
-/** A request body as it arrived, in the pieces it arrived in. */
-function readRaw(ctx: Context, limitBytes: number): Promise<Buffer[]> {
+/** A request body as it arrived, in the pieces it arrived in; 408 when it takes longer than `timeoutMs`. */
+function readRaw(ctx: Context, limitBytes: number, timeoutMs: number | null): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const req = ctx.req;
+    if (timeoutMs !== null) {
+      const timer = setTimeout(() => {
+        ctx.set('Connection', 'close'); // the rest of the body is not read
+        req.pause();
+        reject(new HttpError(408, 'body_timeout', `the request body did not arrive within ${timeoutMs} ms`));
+      }, timeoutMs);
+      req.once('end', () => clearTimeout(timer));
+      req.once('close', () => clearTimeout(timer));
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let over = false;
@@ -34,14 +43,14 @@ function readRaw(ctx: Context, limitBytes: number): Promise<Buffer[]> {
  * megabytes is passed on as is, never copied into one buffer): 413 past the limit, at once when
  * Content-Length says so.
  */
-export function readBody(ctx: Context, limitBytes: number): Promise<Buffer[]> {
+export function readBody(ctx: Context, limitBytes: number, timeoutMs: number | null = null): Promise<Buffer[]> {
   const declared = Number(ctx.get('content-length') || NaN);
   if (Number.isFinite(declared) && declared > limitBytes) {
     ctx.set('Connection', 'close');
     ctx.req.resume();
     return Promise.reject(payloadTooLarge(limitBytes));
   }
-  return readRaw(ctx, limitBytes);
+  return readRaw(ctx, limitBytes, timeoutMs);
 }
 
 /** Reads a JSON request body of at most `limitBytes`: 413 past the limit, 400 when it is not JSON. */

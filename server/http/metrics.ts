@@ -16,6 +16,8 @@ export interface Metrics {
   proxyRequest(pool: string, status: number): void;
   /** One attempt of a proxied request (one key tried): what came of it, and how long the upstream took to answer. */
   proxyAttempt(pool: string, outcome: 'ok' | 'invalid' | 'refused' | 'error', seconds: number): void;
+  /** What a proxied request spent: credits (or uses), or 0 for a free call. */
+  proxySpent(pool: string, credits: number): void;
 }
 
 const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'blocked', 'invalid', 'disabled', 'expired'];
@@ -84,6 +86,28 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     'Upstream attempts of proxied requests by pool and outcome (ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
     'outcome',
   );
+  const proxyCredits = new Counter({ name: 'keywarden_proxy_credits_total', help: 'Credits (uses, outside Kindwise) spent by proxied requests the upstream charged', labelNames: ['pool'], registers: [registry] });
+  const proxyFree = new Counter({ name: 'keywarden_proxy_free_total', help: 'Proxied requests that cost nothing (retrievals, feedback, conversations, usage_info)', labelNames: ['pool'], registers: [registry] });
+  new Gauge({
+    name: 'keywarden_proxy_pins',
+    help: 'Identifications pinned to the key that made them',
+    labelNames: ['pool'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const pool of pools.names()) this.set({ pool }, (await pools.pinStats(pool).catch(() => null))?.pins ?? 0);
+    },
+  });
+  new Counter({
+    name: 'keywarden_proxy_pin_evictions_total',
+    help: 'Pins evicted to keep a pool within PIN_MAX (the oldest first)',
+    labelNames: ['pool'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const pool of pools.names()) this.inc({ pool }, (await pools.pinStats(pool).catch(() => null))?.evicted ?? 0);
+    },
+  });
   const proxyDuration = new Histogram({
     name: 'keywarden_proxy_upstream_duration_seconds',
     help: 'Time from sending a proxied request upstream to its answer headers',
@@ -113,6 +137,10 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     proxyAttempt(pool, outcome, seconds) {
       proxyAttempts.add(pool, outcome);
       proxyDuration.observe({ pool }, seconds);
+    },
+    proxySpent(pool, credits) {
+      if (credits > 0) proxyCredits.inc({ pool }, credits);
+      else proxyFree.inc({ pool });
     },
     upstreamCheck(pool, seconds, reached) {
       syncDuration.observe({ pool }, seconds);

@@ -1,22 +1,21 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
 import type { Context } from 'koa';
-import { stream, type Dispatcher } from 'undici';
 import type { Logger } from '../../shared/logger.js';
 import { POOL_NAME } from '../config.js';
-import type { Handout } from '../pools/contract.js';
-import type { PoolRegistry } from '../pools/registry.js';
+import type { PoolKey, PoolRegistry } from '../pools/registry.js';
 import type { UpstreamAgents } from '../upstream/agents.js';
 import { upstreamUrl, type UpstreamConfig } from '../upstream/config.js';
 import { keyHeader, keyHeaderLine, presentedToken, upstreamPathAndQuery } from '../upstream/credentials.js';
+import { maskBody, maskHeaders, maskKeysIn } from '../upstream/key-mask.js';
+import { accessTokenIn, ACCESS_TOKEN_SCAN_BYTES, priceOf, type Price } from '../upstream/prices.js';
 import { judgeAttempt, mayFailOver, mayResend, neverSent, refusedTheKey, type AttemptVerdict } from '../upstream/proxy-outcome.js';
-import { requestFailure } from '../upstream/usage-client.js';
+import type { RefusalJudge } from '../upstream/refusals.js';
 import { bearer, type Auth } from './auth.js';
 import { readBody } from './body.js';
-import { ReplayableBody } from './replayable-body.js';
 import { HttpError, unauthorized, unavailable, unknownPool } from './errors.js';
 import type { Metrics } from './metrics.js';
+import { answerHeaders, connectionListed, HOP_BY_HOP, SniffingSink, withoutLength } from './proxy-answer.js';
+import { sendAttempt, StopSignal, writeHead, type Sent } from './proxy-attempt.js';
+import { noKeyError } from './handout.js';
 
 /** The route label proxied requests carry in metrics. */
 export const PROXY_ROUTE = '/proxy/:pool';
@@ -39,16 +38,8 @@ export function proxyTarget(url: string): ProxyTarget | null {
   return m === null ? null : { pool: m[1]!, path: m[2] ?? '/', query: m[3] ?? '' };
 }
 
-/** Connection-level headers (RFC 9110 7.6.1): they describe one hop and are never passed on. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
-/** Besides those, what a request upstream never carries from the caller: its Host, its credentials, its length (the body is re-sent whole). */
+/** Besides hop-by-hop headers, what a request upstream never carries from the caller: its Host, its credentials, its length (the body is re-sent whole). */
 const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-length', 'expect']);
-
-/** The names a Connection header lists: hop-by-hop too. */
-function connectionListed(value: string | string[] | undefined): Set<string> {
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
-  return new Set(text.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
-}
 
 /** The caller's headers to send upstream, in their order and spelling, without what must not go. */
 function forwardHeaders(raw: readonly string[], keyHeaderName: string | null, listed: Set<string>): string[] {
@@ -61,61 +52,11 @@ function forwardHeaders(raw: readonly string[], keyHeaderName: string | null, li
   return out;
 }
 
-/** An upstream answer's headers for the caller, without hop-by-hop ones, as a flat list for writeHead. */
-function answerHeaders(headers: IncomingHttpHeaders): string[] {
-  const listed = connectionListed(headers.connection);
-  const out: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
-    if (Array.isArray(value)) for (const v of value) out.push(name, v);
-    else out.push(name, value);
-  }
-  return out;
-}
-
-/** A Writable that keeps what it is given (up to `limitBytes`; past it, the rest is dropped). */
-function collector(chunks: Buffer[], limitBytes: number): Writable {
-  let size = 0;
-  return new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      size += chunk.length;
-      if (size <= limitBytes) chunks.push(chunk);
-      callback();
-    },
-  });
-}
-
 /** The attempt outcome metrics count an answer under. */
 function attemptOutcome(status: number): 'ok' | 'invalid' | 'refused' | 'error' {
   if (status >= 500) return 'error';
   if (status === 401 || status === 403) return 'invalid';
   return status === 429 ? 'refused' : 'ok';
-}
-
-/** An upstream answer's head, where its body went, and (held for a retry) the body. */
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  passOn: boolean;
-  chunks: Buffer[];
-}
-
-/** The caller went away: an abort signal undici reads as an emitter (`aborted`, an 'abort' event). */
-class CallerGone extends EventEmitter {
-  aborted = false;
-
-  fire(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.emit('abort');
-  }
-}
-
-/** An upstream answer read whole (one that may be retried), kept to pass on if it is the last. */
-interface HeldAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
 }
 
 /** One key tried: its keyId and what came of it (a status, or why there was none), for the log line. */
@@ -129,40 +70,49 @@ export interface ProxyDeps {
   upstreams: ReadonlyMap<string, UpstreamConfig>;
   /** Pools whose proxied POSTs may be sent again after a 5xx or a timeout (`proxyRetryPost`). */
   retryPost: ReadonlySet<string>;
-  /** Pools whose upstream's verdicts a usage sync lifts again (Kindwise): a 401 there is the upstream's word, not a disable. */
-  synced: ReadonlySet<string>;
+  /** What a 401 or 403 does to its key: a usage check where the upstream has one, else a backoff. */
+  refusals: RefusalJudge;
   agents: UpstreamAgents;
   auth: Auth;
   logger: Logger;
   metrics: Metrics;
+  clock: () => number;
   maxAttempts: number;
   maxBodyBytes: number;
+  bodyTimeoutMs: number;
   timeoutMs: number;
+  maxRetryAfterSec: number;
 }
 
-const NO_KEY = { no_key_available: [503, 'has no usable key right now'], pool_rate_limited: [429, 'reached its poolPerMinute limit'], pool_throttled: [429, 'is throttled upstream (many keys reported 429 at once)'] } as const;
+/** An error answer held back and read (see PeekingSink), with what it says of its key. */
+type Held = Extract<Sent, { kind: 'held' }> & { verdict: AttemptVerdict; keyId: string };
 
 /**
  * `/proxy/<pool>/<path>`: the caller's request sent to the pool's upstream with a key of the pool
- * put in, each attempt a handout under the pool's strategy and limits, its outcome reported by
- * the proxy itself. A key the upstream refuses (401, 403, 429) is swapped for another within the
- * same request; a 5xx or a timeout is sent again only where a second send cannot spend twice. The
- * answer streams back as it arrives. The caller never sees a key, and the upstream never sees the
- * caller's token.
+ * put in, priced first (upstream/prices.ts). A create spends credits: a handout of its price
+ * under the pool's strategy and limits, given back when the upstream's answer shows nothing was
+ * charged; its answer's access_token pins the key. A call naming an identification goes to its
+ * pinned key (found by asking the keys in turn, free, when Keywarden has not seen it); a free
+ * call goes to any key that answers, moving no rotation and spending no limit. A refused key
+ * (401, 403, 429) is swapped for another within the request; a 5xx or a timeout is sent again
+ * only where a second send cannot spend twice. Success bodies stream through unread; of an error
+ * answer at most 64 KiB is read (to judge it, with any pool key in it masked) and the rest is
+ * streamed or dropped. The caller never sees a key, and the upstream never sees the caller's token.
  */
 export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget) => Promise<void> {
   const { registry, logger, metrics } = deps;
 
   /** What an attempt's answer means for its key, recorded in the pool (never fails the request). */
-  const record = async (pool: string, keyId: string, status: number, v: AttemptVerdict): Promise<void> => {
+  const record = async (pool: string, key: PoolKey, v: AttemptVerdict): Promise<void> => {
+    const keyId = key.keyId;
     try {
       switch (v.outcome) {
         case 'ok':
           await registry.report(pool, { keyId, outcome: 'ok' });
           break;
         case 'invalid':
-          if (deps.synced.has(pool)) await registry.recordUpstream(pool, { reached: true, keyId, finding: { status: 'invalid', reason: v.reason }, credits: null, viaProxy: true });
-          else await registry.report(pool, { keyId, status });
+          // Not a verdict by itself (the caller chose the path): the judge asks, or holds the key a while.
+          void deps.refusals.refused(pool, key);
           break;
         case 'exhausted':
           await registry.recordUpstream(pool, { reached: true, keyId, finding: { status: 'exhausted', reason: v.reason, window: v.window }, credits: null, viaProxy: true });
@@ -193,140 +143,247 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
 
     const method = ctx.method;
     const headers = forwardHeaders(ctx.req.rawHeaders, headerName, connectionListed(ctx.req.headers.connection));
-    // The body is kept for a failover to send again. With a declared length (over the limit is
-    // a 413 here, before anything is sent) it goes upstream as it arrives; without one it is read
-    // whole first, since it may turn out too large. Pieces go as they came (undici writes an
-    // iterable piece by piece), never copied into one buffer.
-    const declared = Number(ctx.get('content-length') || NaN);
-    let bodyFor: () => Buffer | AsyncIterable<Buffer> | Buffer[] | null = () => null;
-    if (Number.isFinite(declared) && declared > 0) {
-      if (declared > deps.maxBodyBytes) await readBody(ctx, deps.maxBodyBytes); // rejects: 413
-      const live = new ReplayableBody(ctx.req);
-      bodyFor = () => live.read();
-      headers.push('content-length', String(declared));
-    } else if (ctx.get('transfer-encoding') !== '') {
-      const pieces = await readBody(ctx, deps.maxBodyBytes);
-      bodyFor = () => (pieces.length === 1 ? pieces[0]! : pieces);
-      headers.push('content-length', String(pieces.reduce((n, p) => n + p.length, 0)));
+    // The body is received whole before any upstream connection is taken for it, so a caller
+    // that sends slowly holds nothing but its own socket; it is kept for a failover.
+    let body: Buffer | null = null;
+    if (Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '') {
+      const pieces = await readBody(ctx, deps.maxBodyBytes, deps.bodyTimeoutMs);
+      body = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+      headers.push('content-length', String(body.length));
     }
-    const retryPost = deps.retryPost.has(pool);
+    const price: Price = priceOf(upstream, method, target.path, target.query, body);
 
-    // A caller that goes away aborts whatever is under way upstream. An emitter, not an
-    // AbortController: undici takes either, and this one costs nothing until it fires.
-    const gone = new CallerGone();
+    const callerGone = new StopSignal();
     ctx.res.once('close', () => {
-      if (!ctx.res.writableFinished) gone.fire();
+      if (!ctx.res.writableFinished) callerGone.fire();
     });
-
+    const isPoolKey = registry.isPoolKey(pool);
+    const sentKeys: string[] = [];
     const attempts: Attempt[] = [];
-    let held: HeldAnswer | null = null;
-    let failure: string | null = null;
-    let timedOut = false;
-    let keyId = '';
+    const spent = (credits: number) => {
+      registry.countProxied(pool, credits);
+      metrics.proxySpent(pool, credits);
+    };
     const done = (status: number) => {
       metrics.proxyRequest(pool, status);
+      registry.countProxyRequest(pool, attempts.length);
       const ms = Math.round(performance.now() - started);
-      logger.info(`proxy ${pool} ${method} ${target.path} -> ${status} in ${ms} ms (${attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key'})`, { pool, status, ms });
+      const path = maskKeysIn(target.path, sentKeys, isPoolKey);
+      logger.info(`proxy ${pool} ${method} ${path} -> ${status} in ${ms} ms (${attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key'})`, { pool, status, ms });
     };
 
-    for (let i = 0; i < deps.maxAttempts; i++) {
-      const handout: Handout = await registry.handout(pool);
-      if (!handout.ok) {
-        if (attempts.length > 0) break; // pass on what the last key got
-        const [status, what] = NO_KEY[handout.reason];
-        done(status);
-        throw unavailable(status, handout.reason, `pool ${pool} ${what}`, handout.retryAfterMs);
-      }
-      keyId = handout.keyId;
-      const headerLine = keyHeaderLine(upstream, handout.key);
-      const url = upstreamUrl(upstream, upstreamPathAndQuery(upstream, target.path, target.query, handout.key));
+    /** Sends the request with `key`; `hold` says which statuses are read before they go on. */
+    const attempt = async (key: PoolKey, hold: (status: number) => boolean, passTo?: (status: number) => SniffingSink | null): Promise<Sent> => {
+      sentKeys.push(key.key);
+      const headerLine = keyHeaderLine(upstream, key.key);
+      const url = upstreamUrl(upstream, upstreamPathAndQuery(upstream, target.path, target.query, key.key));
       const attemptStarted = performance.now();
-      let answer: Answer | null = null;
-      try {
-        // undici's stream(): the answer's head decides where its body goes: on to the caller as
-        // it arrives, or (an answer that may be retried) into memory to be read and held.
-        await stream(
-          url,
-          {
-            method: method as Dispatcher.HttpMethod,
-            headers: headerLine ? [...headers, ...headerLine] : headers,
-            // undici sends an iterable piece by piece; its types name only the single-piece bodies.
-            body: bodyFor() as Buffer | null,
-            dispatcher: deps.agents.for(upstream.origin),
-            signal: gone,
-            headersTimeout: deps.timeoutMs,
-            bodyTimeout: deps.timeoutMs,
-          },
-          ({ statusCode, headers: answerHead }) => {
-            const passOn = !mayFailOver(statusCode) || (statusCode >= 500 && !mayResend(method, retryPost));
-            answer = { status: statusCode, headers: answerHead, passOn, chunks: [] };
-            attempts.push({ keyId, result: statusCode });
-            metrics.proxyAttempt(pool, attemptOutcome(statusCode), (performance.now() - attemptStarted) / 1000);
-            if (!passOn) return collector(answer.chunks, deps.maxBodyBytes);
-            ctx.respond = false;
-            ctx.res.writeHead(statusCode, [...answerHeaders(answerHead), 'x-keywarden-key-id', keyId, 'x-keywarden-attempts', String(attempts.length)]);
-            return ctx.res;
-          },
-        );
-      } catch (err) {
-        const a = answer as Answer | null;
-        if (gone.aborted) {
-          if (a === null) attempts.push({ keyId, result: 'caller gone' });
-          ctx.respond = false; // nobody to answer
-          return done(499);
-        }
-        if (a?.passOn) {
-          // The upstream broke off mid-body, after the head went to the caller: cut the caller too.
-          ctx.res.destroy();
-          await record(pool, keyId, 0, { outcome: 'error' });
-          return done(a.status);
-        }
-        if (a === null) {
-          const code = (err as { code?: string }).code;
-          const why = requestFailure(err, deps.timeoutMs);
-          failure = `${url.origin}${url.pathname}: ${why}`;
-          timedOut = why.startsWith('timed out');
-          attempts.push({ keyId, result: why });
-          metrics.proxyAttempt(pool, 'error', (performance.now() - attemptStarted) / 1000);
-          // Refused before a byte went out: the key is not to blame, and sending again is safe.
-          if (neverSent(code)) continue;
-          await record(pool, keyId, 0, { outcome: 'error' });
-          if (mayResend(method, retryPost)) continue;
-          break;
-        }
-        logger.debug(`proxy ${pool}: reading a ${a.status} answer failed: ${(err as Error).message}`);
-      }
-      const a = answer as Answer | null;
-      if (a === null) continue; // unreachable: stream() resolves only after the head
-      if (a.passOn) {
-        await record(pool, keyId, a.status, a.status >= 500 ? { outcome: 'error' } : { outcome: 'ok' });
-        return done(a.status);
-      }
-      const text = Buffer.concat(a.chunks);
-      const retryAfter = a.headers['retry-after'];
+      const sent = await sendAttempt(
+        { url, method, headers: headerLine ? [...headers, ...headerLine] : headers, body, dispatcher: deps.agents.for(upstream.origin), timeoutMs: deps.timeoutMs, callerGone },
+        (status, head) => {
+          attempts.push({ keyId: key.keyId, result: status });
+          metrics.proxyAttempt(pool, attemptOutcome(status), (performance.now() - attemptStarted) / 1000);
+          if (hold(status)) return null;
+          ctx.respond = false;
+          writeHead(ctx.res, status, maskHeaders(answerHeaders(head), sentKeys, isPoolKey), key.keyId, attempts.length);
+          return passTo?.(status) ?? ctx.res;
+        },
+      );
+      if (sent.kind === 'failed') {
+        attempts.push({ keyId: key.keyId, result: sent.why });
+        metrics.proxyAttempt(pool, 'error', (performance.now() - attemptStarted) / 1000);
+      } else if (sent.kind === 'gone' && !sent.answered) attempts.push({ keyId: key.keyId, result: 'caller gone' });
+      return sent;
+    };
+
+    /** Reads a held answer (keys masked) and judges it. */
+    const judge = (sent: Extract<Sent, { kind: 'held' }>, keyId: string): Held => {
+      const text = maskBody(sent.sink.head(), sentKeys, isPoolKey).toString('utf8');
+      const retryAfter = sent.headers['retry-after'];
       // Wall-clock time: a Retry-After date is the upstream's wall clock too.
-      const verdict = judgeAttempt(upstream, a.status, text.toString('utf8'), Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now());
-      await record(pool, keyId, a.status, verdict);
-      held = { status: a.status, headers: a.headers, body: text };
-      if (!refusedTheKey(verdict) && verdict.outcome !== 'error') break;
+      const verdict = judgeAttempt(upstream, sent.status, text, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now(), deps.maxRetryAfterSec);
+      return { ...sent, verdict, keyId };
+    };
+
+    /** Passes a held answer on to the caller whole: the peeked part (keys masked), then the rest. */
+    const passOn = (held: Held) => {
+      const peeked = held.sink.head();
+      const first = maskBody(peeked, sentKeys, isPoolKey);
+      let flat = maskHeaders(answerHeaders(held.headers), sentKeys, isPoolKey);
+      // Masking changes the length; a body read whole gets its new one, one still coming none (chunked).
+      if (held.sink.ended) flat = [...withoutLength(flat), 'content-length', String(first.length)];
+      else if (first !== peeked) flat = withoutLength(flat);
+      ctx.respond = false;
+      writeHead(ctx.res, held.status, flat, held.keyId, attempts.length);
+      held.sink.passOn(ctx.res, first);
+      done(held.status);
+    };
+
+    /** The end of a request whose answer went on as it arrived. */
+    const streamed = (sent: Extract<Sent, { kind: 'streamed' }>) => {
+      if (sent.broken) ctx.res.destroy(); // the upstream broke off mid-body: cut the caller too
+      done(sent.status);
+    };
+
+    const gone = () => {
+      ctx.respond = false; // nobody to answer
+      done(499);
+    };
+
+    const noAnswer = (failure: Extract<Sent, { kind: 'failed' }> | null): never => {
+      const status = failure?.timedOut ? 504 : 502;
+      done(status);
+      throw new HttpError(status, failure?.timedOut ? 'upstream_timeout' : 'upstream_unreachable', `the upstream of pool ${pool} did not answer (${failure?.why ?? 'no attempt'}) after ${attempts.length} attempt(s)`, { attempts: attempts.length });
+    };
+
+    // ------------------------------------------------------------ a call naming an identification
+
+    if (price.kind === 'pinned') {
+      spent(0);
+      const pinnedId = await registry.pinned(pool, price.ref);
+      if (pinnedId !== null) {
+        const key = await registry.keyById(pool, pinnedId);
+        if (key === null || key.status === 'disabled' || key.status === 'invalid' || key.status === 'expired') {
+          const why = key === null ? 'removed from the pool' : key.status;
+          done(409);
+          throw new HttpError(409, 'pinned_key_unavailable', `identification ${maskKeysIn(price.ref, [], isPoolKey)} belongs to key ${pinnedId}, which is ${why}; no other key can reach it`, { keyId: pinnedId, keyStatus: key?.status ?? 'removed' });
+        }
+        // Whatever the pinned key answers is the answer (a 404 included: no other key has it).
+        const sent = await attempt(key, mayFailOver);
+        if (sent.kind === 'held') {
+          const held = judge(sent, key.keyId);
+          await record(pool, key, held.verdict);
+          return passOn(held);
+        }
+        if (sent.kind === 'streamed') return streamed(sent);
+        if (sent.kind === 'gone') return gone();
+        return noAnswer(sent);
+      }
+      // Not seen here (made before Keywarden, or evicted): ask each key, free, until one has it.
+      let lastNotFound: Held | null = null;
+      let failure: Extract<Sent, { kind: 'failed' }> | null = null;
+      for await (const key of registry.answeringKeys(pool)) {
+        const sent = await attempt(key, (s) => s === 404 || mayFailOver(s));
+        if (sent.kind === 'gone') {
+          lastNotFound?.sink.destroy();
+          return gone();
+        }
+        if (sent.kind === 'failed') {
+          failure = sent;
+          continue;
+        }
+        if (sent.kind === 'streamed') {
+          if (sent.status < 300) await registry.pin(pool, [price.ref], key.keyId);
+          return streamed(sent);
+        }
+        const held = judge(sent, key.keyId);
+        if (held.status === 404) {
+          lastNotFound?.sink.destroy();
+          lastNotFound = held;
+          continue;
+        }
+        await record(pool, key, held.verdict);
+        if (refusedTheKey(held.verdict) || held.verdict.outcome === 'error') {
+          held.sink.destroy();
+          continue;
+        }
+        lastNotFound?.sink.destroy();
+        return passOn(held);
+      }
+      if (lastNotFound) return passOn(lastNotFound);
+      if (failure) return noAnswer(failure);
+      done(503);
+      throw unavailable(503, 'no_key_available', `pool ${pool} has no key the upstream answers for`, null);
     }
 
-    if (held) {
-      // Every key was refused (or the upstream failed each time): the caller gets the last answer as it was.
-      ctx.respond = false;
-      ctx.res.writeHead(held.status, [...dropLength(answerHeaders(held.headers)), 'content-length', String(held.body.length), 'x-keywarden-key-id', keyId, 'x-keywarden-attempts', String(attempts.length)]);
-      ctx.res.end(held.body);
-      return done(held.status);
+    // ------------------------------------------------------------ a free call: any key that answers
+
+    if (price.kind === 'free') {
+      spent(0);
+      let last: Held | null = null;
+      let failure: Extract<Sent, { kind: 'failed' }> | null = null;
+      for await (const key of registry.answeringKeys(pool)) {
+        if (attempts.length >= deps.maxAttempts) break;
+        last?.sink.destroy();
+        last = null;
+        const sent = await attempt(key, mayFailOver);
+        if (sent.kind === 'gone') return gone();
+        if (sent.kind === 'streamed') return streamed(sent);
+        if (sent.kind === 'failed') {
+          failure = sent;
+          if (neverSent(sent.code) || mayResend(method, false)) continue;
+          return noAnswer(sent);
+        }
+        last = judge(sent, key.keyId);
+        await record(pool, key, last.verdict);
+        if (!refusedTheKey(last.verdict) && last.verdict.outcome !== 'error') break;
+      }
+      if (last) return passOn(last);
+      if (failure) return noAnswer(failure);
+      done(503);
+      throw unavailable(503, 'no_key_available', `pool ${pool} has no key the upstream answers for`, null);
     }
-    const status = timedOut ? 504 : 502;
-    done(status);
-    throw new HttpError(status, timedOut ? 'upstream_timeout' : 'upstream_unreachable', `the upstream of pool ${pool} did not answer (${failure ?? 'no attempt'}) after ${attempts.length} attempt(s)`, { attempts: attempts.length });
+
+    // ------------------------------------------------------------ a call that spends: a handout of its price
+
+    const retryPost = deps.retryPost.has(pool);
+    let last: Held | null = null;
+    let failure: Extract<Sent, { kind: 'failed' }> | null = null;
+    for (let i = 0; i < deps.maxAttempts; i++) {
+      const handout = await registry.handout(pool, price.credits);
+      if (!handout.ok) {
+        if (attempts.length > 0) break; // pass on what the last key got
+        const error = noKeyError(pool, handout);
+        done(error.status);
+        throw error;
+      }
+      last?.sink.destroy();
+      last = null;
+      const at = deps.clock();
+      const key: PoolKey = { keyId: handout.keyId, key: handout.key, masked: '' };
+      const charged = handout.granted;
+      /** The upstream charged nothing (a 4xx, or the request never left): the handout's uses go back. */
+      const giveBack = () => registry.refund(pool, key.keyId, charged, at).catch((err: Error) => logger.warn(`proxy ${pool}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`));
+      const pinOnAnswer = (status: number): SniffingSink | null => {
+        if (price.kind !== 'create' || status < 200 || status >= 300) return null;
+        return new SniffingSink(ctx.res, ACCESS_TOKEN_SCAN_BYTES, async (head) => {
+          const token = accessTokenIn(head.toString('utf8'));
+          const refs = [token, price.customId].filter((r): r is string => r !== null);
+          if (refs.length > 0) await registry.pin(pool, refs, key.keyId).catch((err: Error) => logger.warn(`proxy ${pool}: pinning an identification to key ${key.keyId} failed: ${err.message}`));
+        });
+      };
+      const sent = await attempt(key, mayFailOver, pinOnAnswer);
+      if (sent.kind === 'gone') {
+        spent(charged); // it may have reached the upstream
+        return gone();
+      }
+      if (sent.kind === 'failed') {
+        failure = sent;
+        // Refused before a byte went out: the key is not to blame, nothing was spent, and sending again is safe.
+        if (neverSent(sent.code)) {
+          await giveBack();
+          continue;
+        }
+        spent(charged);
+        await record(pool, key, { outcome: 'error' });
+        if (mayResend(method, retryPost)) continue;
+        break;
+      }
+      if (sent.kind === 'streamed') {
+        if (sent.status >= 400 && sent.status < 500) await giveBack();
+        else spent(charged);
+        await record(pool, key, sent.broken || sent.status >= 500 ? { outcome: 'error' } : { outcome: 'ok' });
+        return streamed(sent);
+      }
+      last = judge(sent, key.keyId);
+      if (last.status < 500) await giveBack();
+      else spent(charged);
+      await record(pool, key, last.verdict);
+      if (last.status >= 500 && !mayResend(method, retryPost)) break;
+      if (!refusedTheKey(last.verdict) && last.verdict.outcome !== 'error') break;
+    }
+    if (last) return passOn(last);
+    return noAnswer(failure);
   };
 }
 
-/** A flat header list without content-length (its body is re-sent with a length of its own). */
-function dropLength(flat: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < flat.length; i += 2) if (flat[i] !== 'content-length') out.push(flat[i]!, flat[i + 1]!);
-  return out;
-}

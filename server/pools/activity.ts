@@ -4,8 +4,11 @@
  * and the outcomes reported (by apps or the proxy). Pure: time is an argument.
  */
 
-/** What is counted: handouts served, each reported outcome, and requests that found no key. */
-export const ACTIVITY_KINDS = ['served', 'ok', 'rate_limited', 'exhausted', 'invalid', 'error', 'no_key'] as const;
+/**
+ * What is counted: handouts served, each reported outcome, requests that found no key, and of
+ * proxied requests the credits they spent and the free calls (new kinds go last: saved rows are by index).
+ */
+export const ACTIVITY_KINDS = ['served', 'ok', 'rate_limited', 'exhausted', 'invalid', 'error', 'no_key', 'credits', 'free'] as const;
 export type ActivityKind = (typeof ACTIVITY_KINDS)[number];
 
 export type HistoryRange = '1h' | '24h' | '7d';

@@ -1,5 +1,6 @@
 import type { Credits, KeyStatus, PoolStats } from '../../shared/stats.js';
 import type { KeyLine } from '../keys/keyfile.js';
+import type { PinLimits } from './pins.js';
 import type { PoolPolicy } from './policy.js';
 import type { PoolState } from './records.js';
 import type { Activity, HistoryRange, HistorySeries } from './activity.js';
@@ -46,11 +47,14 @@ export interface ReloadSummary {
 export type PoolEvent =
   | { type: 'rotate'; pool: string; from: string | null; to: string; why: 'turn' | 'unavailable' }
   | { type: 'key_out'; pool: string; keyId: string; status: KeyStatus; reason: string; until: number | null }
-  | { type: 'pool_throttled'; pool: string; until: number; keys: number };
+  | { type: 'pool_throttled'; pool: string; until: number; keys: number }
+  | { type: 'pins_evicted'; pool: string; count: number };
 
 /** What a backend's pool factory is given besides the name and policy. */
 export interface PoolOptions {
   rng?: () => number;
+  /** How long pins last and how many a pool keeps (pins.ts). */
+  pinLimits?: PinLimits;
   onEvent?: (e: PoolEvent) => void;
   /** The pool's history, which the registry records into; the backend keeps it with the pool's state. */
   activity?: Activity;
@@ -76,9 +80,22 @@ export interface PoolBackend {
   clearThrottle(now: number): boolean | Promise<boolean>;
   /** Records an upstream check: the key's verdict and credits, and the pool's `upstreamSync`. */
   recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded | Promise<UpstreamRecorded>;
+  /**
+   * Gives back `uses` handed out to `keyId` at `at` (a proxied create the upstream did not charge):
+   * from its total and from every window `at` falls in that is still current. False for an unknown key.
+   */
+  refund(keyId: string, uses: number, at: number, now: number): boolean | Promise<boolean>;
+  /** The status of each of `keyIds` as a handout would see it (null: not in the pool); changes nothing. */
+  keyStatus(keyIds: readonly string[], now: number): Array<KeyStatus | null> | Promise<Array<KeyStatus | null>>;
+  /** The keyId identification `ref` is pinned to (null: none, or expired). */
+  pinned(ref: string, now: number): string | null | Promise<string | null>;
+  /** Pins each of `refs` to `keyId`. */
+  pin(refs: readonly string[], keyId: string, now: number): void | Promise<void>;
+  /** How many pins the pool holds. */
+  pinCount(): number | Promise<number>;
   /** An operator's action on a key; false when the pool has no such key. */
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
-  stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile'> | Promise<Omit<PoolStats, 'keyFile'>>;
+  stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile' | 'proxy'> | Promise<Omit<PoolStats, 'keyFile' | 'proxy'>>;
   /** The history behind the dashboard's charts (every instance's, with a shared backend). */
   activitySeries(range: HistoryRange, now: number): HistorySeries | Promise<HistorySeries>;
   /** The pool's state in the state file's shape (an export; keyIds only, never a key). */

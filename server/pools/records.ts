@@ -1,3 +1,4 @@
+import type { SavedPin } from './pins.js';
 import type { Credits, UpstreamSyncStats } from '../../shared/stats.js';
 import type { SavedActivity } from './activity.js';
 import { WINDOW_KINDS, type WindowKind } from './windows.js';
@@ -71,6 +72,8 @@ export interface PoolState {
   upstreamSync?: UpstreamSyncStats | null;
   /** The dashboard's history: counts per minute for a day, per hour for a week (absent: none kept). */
   activity?: SavedActivity;
+  /** Identifications pinned to the key that made them (pins.ts); in a journal entry only what changed, null for a dropped one. */
+  pins?: Record<string, SavedPin | null>;
   keys: Record<string, KeyState>;
 }
 

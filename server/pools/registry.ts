@@ -1,7 +1,9 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { sameSignature, signatureOf, type FileSignature } from '../keys/signature.js';
+import { logPoolEvent } from './events.js';
 import { join } from 'node:path';
 import { Mutex } from 'async-mutex';
-import type { KeyFileStats, StatsResponse } from '../../shared/stats.js';
+import type { KeyFileStats, KeyStatus, StatsResponse } from '../../shared/stats.js';
 import { ConfigError } from '../../shared/env.js';
 import type { KeyCipher } from '../keys/cipher.js';
 import { parseKeyFile } from '../keys/keyfile.js';
@@ -20,6 +22,7 @@ import {
   type UpstreamRecorded,
 } from './contract.js';
 import { Activity, type HistoryRange, type HistorySeries } from './activity.js';
+import type { PinLimits } from './pins.js';
 import type { PoolPolicy } from './policy.js';
 import type { ReportInput } from './rules.js';
 import type { KeyRows } from './stats.js';
@@ -34,16 +37,12 @@ export class KeyFileError extends ConfigError {
   }
 }
 
+/** Statuses the upstream no longer answers for: no request goes to such a key, not even a free one. */
+const DEAD: ReadonlySet<KeyStatus> = new Set(['disabled', 'invalid', 'expired']);
+
 /** How long a handout waits for reservations to be saved before it is a 503 state_unavailable. */
 const RESERVATION_WAIT_MS = 10_000;
 
-interface FileSignature {
-  present: boolean;
-  mtimeMs: number;
-  ctimeMs: number;
-  size: number;
-  ino: number;
-}
 
 interface Entry {
   pool: PoolBackend;
@@ -54,8 +53,13 @@ interface Entry {
   fileMutex: Mutex;
   file: KeyFileStats;
   signature: FileSignature | null;
-  /** The key-file lines last applied. */
+  /** The key-file lines last applied, and the same by keyId. */
   lines: readonly KeyLine[];
+  byId: ReadonlyMap<string, KeyLine>;
+  /** Pins evicted to keep the pool within PIN_MAX since start (a metric). */
+  pinsEvicted: number;
+  /** Proxied requests since start (this instance's). */
+  proxy: { requests: number; free: number; creditsSpent: number; failovers: number };
 }
 
 /** A key of a pool as whoever uses it upstream needs it (the usage sync): the key itself, and its names for logs. */
@@ -75,13 +79,14 @@ export interface RegistryOptions {
   keyCipher?: KeyCipher | null;
   /** Makes pending reservations durable (the state backend's `reserve`; rejects when it cannot save). */
   reserve?: () => Promise<void>;
+  /** How long pins last and how many a pool keeps. */
+  pinLimits?: PinLimits;
+  /** The longest a report's Retry-After may keep a key out (MAX_RETRY_AFTER_S). */
+  maxRetryAfterSec?: number;
   /** Builds each pool: the state backend's `createPool`. */
   createPool: (name: string, policy: PoolPolicy, options: PoolOptions) => PoolBackend;
 }
 
-function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
-  return a !== null && a.present === b.present && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size && a.ino === b.ino;
-}
 
 /**
  * The named pools, each with its mutex and key file. Every change to a pool (handout, report,
@@ -104,7 +109,7 @@ export class PoolRegistry {
     this.traceRotations = options.logger.isDebugEnabled();
     for (const [name, policy] of options.policies) {
       const activity = new Activity();
-      const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e), activity };
+      const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e), activity, pinLimits: options.pinLimits };
       const pool = options.createPool(name, policy, poolOptions);
       this.entries.set(name, {
         pool,
@@ -114,6 +119,9 @@ export class PoolRegistry {
         file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
         signature: null,
         lines: [],
+        byId: new Map(),
+        pinsEvicted: 0,
+        proxy: { requests: 0, free: 0, creditsSpent: 0, failovers: 0 },
       });
     }
   }
@@ -137,31 +145,10 @@ export class PoolRegistry {
   }
 
   private logEvent(e: PoolEvent): void {
-    const log = this.options.logger;
-    switch (e.type) {
-      case 'rotate':
-        // Turn-taking happens on every request under round-robin: debug only, and not even built
-        // unless debug is on (this is the handout hot path). Rotation away from a key that went out is news.
-        if (e.why === 'turn' && !this.traceRotations) return;
-        log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
-        break;
-      case 'key_out':
-        log.log(e.status === 'exhausted' ? 'info' : 'warn', `pool ${e.pool}: key ${e.keyId} ${e.status} (${e.reason})`, {
-          pool: e.pool,
-          keyId: e.keyId,
-          status: e.status,
-          reason: e.reason,
-          until: e.until === null ? null : new Date(e.until).toISOString(),
-        });
-        break;
-      case 'pool_throttled':
-        log.warn(`pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ${new Date(e.until).toISOString()} and leaving the keys unmarked`, {
-          pool: e.pool,
-          until: new Date(e.until).toISOString(),
-        });
-        break;
-    }
+    if (e.type === 'pins_evicted') this.entry(e.pool).pinsEvicted += e.count;
+    logPoolEvent(this.options.logger, e, this.traceRotations);
   }
+
 
   /**
    * Runs a state change of a pool. In memory it runs under the pool's mutex (the pool logic is
@@ -217,6 +204,8 @@ export class PoolRegistry {
 
   report(name: string, input: ReportInput): ReportResult | Promise<ReportResult> {
     const e = this.entry(name);
+    const cap = this.options.maxRetryAfterSec;
+    if (cap !== undefined && input.retryAfterSec !== undefined && input.retryAfterSec > cap) input = { ...input, retryAfterSec: cap };
     const count = (r: ReportResult) => {
       if (r.ok) e.activity.record(r.outcome, this.options.clock());
       return r;
@@ -231,6 +220,77 @@ export class PoolRegistry {
     const recorded = await this.exclusive(e, (p, now) => p.recordUpstream(check, now));
     if (check.reached && check.viaProxy && check.finding && recorded.found) e.activity.record(check.finding.status, this.options.clock());
     return recorded;
+  }
+
+  // ---------------------------------------------------------------- for the proxy: prices and pins
+
+  /** Gives back uses handed out at `at` that the upstream did not charge (see PoolBackend.refund). */
+  refund(name: string, keyId: string, uses: number, at: number): Promise<boolean> {
+    return this.exclusive(this.entry(name), (p, now) => p.refund(keyId, uses, at, now));
+  }
+
+  /** Counts what a proxied request spent (credits) or that it was free, in the pool's history. */
+  countProxied(name: string, credits: number): void {
+    const e = this.entry(name);
+    if (credits > 0) {
+      e.activity.record('credits', this.options.clock(), credits);
+      e.proxy.creditsSpent += credits;
+    } else {
+      e.activity.record('free', this.options.clock());
+      e.proxy.free++;
+    }
+  }
+
+  /** Counts a proxied request that took `attempts` keys (each after the first a failover). */
+  countProxyRequest(name: string, attempts: number): void {
+    const p = this.entry(name).proxy;
+    p.requests++;
+    p.failovers += Math.max(0, attempts - 1);
+  }
+
+  /** A key of the pool by keyId, with its status as a handout would see it; null when the pool has no such key. */
+  async keyById(name: string, keyId: string): Promise<(PoolKey & { status: KeyStatus }) | null> {
+    const e = this.entry(name);
+    const line = e.byId.get(keyId);
+    if (!line) return null;
+    const [status] = await this.exclusive(e, (p, now) => p.keyStatus([keyId], now));
+    return status ? { keyId, key: line.key, masked: maskKey(line.key), status } : null;
+  }
+
+  /**
+   * The pool's keys that the upstream may still answer for (not disabled, invalid or expired;
+   * exhausted and blocked ones are, for what costs nothing), in key-file order, their status
+   * read a few at a time.
+   */
+  async *answeringKeys(name: string): AsyncGenerator<PoolKey> {
+    const e = this.entry(name);
+    const lines = e.lines;
+    for (let i = 0; i < lines.length; i += 32) {
+      const batch = lines.slice(i, i + 32).map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
+      const statuses = await this.exclusive(e, (p, now) => p.keyStatus(batch.map((k) => k.keyId), now));
+      for (let j = 0; j < batch.length; j++) if (statuses[j] !== null && !DEAD.has(statuses[j]!)) yield batch[j]!;
+    }
+  }
+
+  /** Whether a string is one of the pool's keys (to mask it wherever an upstream echoes it). */
+  isPoolKey(name: string): (candidate: string) => boolean {
+    const e = this.entry(name);
+    return (candidate) => e.byId.get(keyIdOf(candidate))?.key === candidate;
+  }
+
+  /** The keyId `ref` is pinned to in the pool, or null. */
+  pinned(name: string, ref: string): Promise<string | null> {
+    return this.exclusive(this.entry(name), (p, now) => p.pinned(ref, now));
+  }
+
+  pin(name: string, refs: readonly string[], keyId: string): Promise<void> {
+    return this.exclusive(this.entry(name), (p, now) => p.pin(refs, keyId, now));
+  }
+
+  /** How many pins the pool holds, and how many were evicted since start. */
+  async pinStats(name: string): Promise<{ pins: number; evicted: number }> {
+    const e = this.entry(name);
+    return { pins: await e.pool.pinCount(), evicted: e.pinsEvicted };
   }
 
   /** The history behind the dashboard's charts. */
@@ -250,15 +310,7 @@ export class PoolRegistry {
 
   // ---------------------------------------------------------------- key files
 
-  private async signatureOf(path: string): Promise<FileSignature> {
-    try {
-      const s = await stat(path);
-      return { present: true, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, size: s.size, ino: s.ino };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { present: false, mtimeMs: 0, ctimeMs: 0, size: 0, ino: 0 };
-      throw err;
-    }
-  }
+
 
   /**
    * (Re)reads a pool's key file and applies it. A missing file means no keys; a file that cannot
@@ -271,7 +323,7 @@ export class PoolRegistry {
     let signature: FileSignature;
     let text = '';
     try {
-      signature = await this.signatureOf(path);
+      signature = await signatureOf(path);
       if (!force && sameSignature(e.signature, signature)) return;
       if (signature.present) text = await readFile(path, 'utf8');
     } catch (err) {
@@ -305,6 +357,7 @@ export class PoolRegistry {
     try {
       summary = await this.exclusive(e, (p, now) => p.setKeys(parsed.keys, now));
       e.lines = parsed.keys;
+      e.byId = new Map(parsed.keys.map((l) => [keyIdOf(l.key), l]));
     } catch (err) {
       e.signature = null; // not applied: the next watch tick tries again
       throw err;
@@ -371,7 +424,9 @@ export class PoolRegistry {
   async stats(meta: { version: string; uptimeSec: number }, options: { keys: KeyRows; pool?: string }): Promise<StatsResponse> {
     const now = this.options.clock();
     const chosen = [...this.entries].filter(([name]) => options.pool === undefined || options.pool === name);
-    const pools = await Promise.all(chosen.map(async ([, e]) => ({ ...(await e.pool.stats(now, { keys: options.keys })), keyFile: { ...e.file } })));
+    const pools = await Promise.all(
+      chosen.map(async ([, e]) => ({ ...(await e.pool.stats(now, { keys: options.keys })), keyFile: { ...e.file }, proxy: { ...e.proxy, pins: await e.pool.pinCount() } })),
+    );
     return { version: meta.version, uptimeSec: meta.uptimeSec, generatedAt: now, pools };
   }
 }

@@ -38,7 +38,7 @@ function served(rec: RuleRecord, clock: WindowClock, now: number): ServedCounts 
 }
 
 /** Stats for `/api/stats`, masked; `keyFile` is the registry's to add. One function for both backends. */
-export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<PoolStats, 'keyFile'> {
+export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<PoolStats, 'keyFile' | 'proxy'> {
   const { limits, clock, policy } = view;
   const counts: Record<KeyStatus, number> = { available: 0, probing: 0, exhausted: 0, blocked: 0, invalid: 0, disabled: 0, expired: 0 };
   let usable = 0;

@@ -265,12 +265,13 @@ local function sync()
   local old = redis.call('ZRANGE', P .. 'pos', 0, -1)
   local keep = {}
   for i, k in ipairs(A.keys) do keep[k.id] = i end
-  local summary = { added = 0, removed = 0, kept = 0, reenabled = 0 }
+  local summary = { added = 0, removed = 0, kept = 0, reenabled = 0, removedIds = {} }
   local was = {}
   for _, id in ipairs(old) do
     was[id] = true
     if not keep[id] then
       summary.removed = summary.removed + 1
+      summary.removedIds[#summary.removedIds + 1] = id
       redis.call('ZREM', P .. 'pos', id); redis.call('ZREM', P .. 'av', id)
       redis.call('ZREM', P .. 'lru', id); redis.call('ZREM', P .. 'wk', id)
     end
@@ -329,6 +330,41 @@ local function upstream()
   return { ok = true, revived = priorS ~= nil and hold == nil, events = events }
 end
 
+-- pool.ts refund: gives back A.uses handed out to A.keyId at a time whose window starts are
+-- A.starts (per kind); windows that ended since keep theirs.
+local function refund()
+  local id = A.keyId
+  if not redis.call('ZSCORE', P .. 'pos', id) then return { ok = false } end
+  local r = load(id)
+  for _, kind in ipairs(KINDS) do
+    local start = A.starts[kind]
+    local held = 0
+    if num(get(r, F[kind] .. 'S')) == start then held = num(get(r, F[kind] .. 'C')) or 0 end
+    if held > 0 then set(r, F[kind] .. 'C', held - math.min(A.uses, held)) end
+  end
+  set(r, 't', math.max(0, total(r) - A.uses))
+  if num(meta.pwS) == A.starts.minute then setMeta('pwC', math.max(0, (num(meta.pwC) or 0) - A.uses)) end
+  local counted = num(redis.call('HGET', P .. 'hist', A.starts.minute))
+  if counted then redis.call('HSET', P .. 'hist', A.starts.minute, math.max(0, counted - A.uses)) end
+  place(r)
+  return { ok = true }
+end
+
+-- pool.ts keyStatus: what a handout would see of each of A.keyIds (null: not in the pool); writes nothing.
+local function keyStatus()
+  local out = {}
+  for i, id in ipairs(A.keyIds) do
+    if redis.call('ZSCORE', P .. 'pos', id) then
+      local r = load(id)
+      settle(r)
+      out[i] = evaluate(r)
+    else
+      out[i] = cjson.null
+    end
+  end
+  return { ok = true, statuses = out }
+end
+
 -- pool.ts clearThrottle: an operator lifts the pool-wide throttle.
 local function clearThrottle()
   local thU = num(meta.thU)
@@ -368,5 +404,7 @@ elseif op == 'report' then result = report()
 elseif op == 'sync' then result = sync()
 elseif op == 'admin' then result = admin()
 elseif op == 'upstream' then result = upstream()
+elseif op == 'refund' then result = refund()
+elseif op == 'key_status' then result = keyStatus()
 else return redis.error_reply('unknown op ' .. tostring(op)) end
 return cjson.encode(result)

@@ -16,6 +16,9 @@ import {
 import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
 import { Activity, ACTIVITY_KINDS, type HistoryRange, type HistorySeries, type SavedActivity } from '../pools/activity.js';
 import { StateRecord, type Counter, type KeyState, type PoolState } from '../pools/records.js';
+import { DEFAULT_PIN_LIMITS } from '../pools/pins.js';
+import type { KeyStatus } from '../../shared/stats.js';
+import { RedisPins } from './pins.js';
 import { compileLimits, readReport, settle, upstreamHoldFor, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
 import { poolStats, type KeyRows } from '../pools/stats.js';
 import { WINDOW_KINDS, WindowClock, type WindowKind } from '../pools/windows.js';
@@ -104,6 +107,7 @@ export class RedisPool implements PoolBackend {
   private order: string[] = [];
   private readonly prefix: string;
   private readonly policyJson: string;
+  private readonly pins: RedisPins;
 
   constructor(
     readonly name: string,
@@ -117,6 +121,7 @@ export class RedisPool implements PoolBackend {
     options.activity?.collectPending();
     // {name} is a hash tag: all of a pool's keys share one slot.
     this.prefix = `${keyPrefix}{${name}}:`;
+    this.pins = new RedisPins(redis, this.prefix, options.pinLimits ?? DEFAULT_PIN_LIMITS);
     this.policyJson = JSON.stringify({
       strategy: policy.strategy,
       rotateEvery: policy.rotateEvery,
@@ -160,10 +165,37 @@ export class RedisPool implements PoolBackend {
 
   async setKeys(lines: readonly KeyLine[], now: number): Promise<ReloadSummary> {
     const keys = lines.map((l) => ({ id: keyIdOf(l.key), lh: l.lineHash, exp: l.expiresAt }));
-    const summary = await this.run<ReloadSummary>('sync', now, { keys });
+    const { removedIds, ...summary } = await this.run<ReloadSummary & { removedIds: string[] | Record<string, never> }>('sync', now, { keys });
     this.lines = new Map(lines.map((l, i) => [keys[i]!.id, l]));
     this.order = keys.map((k) => k.id);
+    // A removed key's identifications can be reached through no other key: its pins go.
+    if (Array.isArray(removedIds) && removedIds.length > 0) await this.pins.dropKeys(new Set(removedIds));
     return summary;
+  }
+
+  async refund(keyId: string, uses: number, at: number, now: number): Promise<boolean> {
+    const starts = Object.fromEntries(WINDOW_KINDS.map((kind) => [kind, this.clock.bounds(kind, at).startMs]));
+    return (await this.run<{ ok: boolean }>('refund', now, { keyId, uses, starts })).ok;
+  }
+
+  async keyStatus(keyIds: readonly string[], now: number): Promise<Array<KeyStatus | null>> {
+    if (keyIds.length === 0) return [];
+    const r = await this.run<{ statuses: Array<KeyStatus | null> | Record<string, never> }>('key_status', now, { keyIds });
+    const statuses = Array.isArray(r.statuses) ? r.statuses : [];
+    return keyIds.map((_, i) => statuses[i] ?? null);
+  }
+
+  pinned(ref: string, now: number): Promise<string | null> {
+    return this.pins.get(ref, now);
+  }
+
+  async pin(refs: readonly string[], keyId: string, now: number): Promise<void> {
+    const evicted = await this.pins.set(refs, keyId, now);
+    if (evicted > 0) this.options.onEvent?.({ type: 'pins_evicted', pool: this.name, count: evicted });
+  }
+
+  pinCount(): Promise<number> {
+    return this.pins.count();
   }
 
   async handout(now: number, want = 1): Promise<Handout> {
@@ -292,6 +324,7 @@ export class RedisPool implements PoolBackend {
     const keys = Object.fromEntries(Object.entries(state.keys).map(([id, k]) => [id, hashOf(k)]));
     const hist = Object.fromEntries(state.history.map((c) => [String(c.start), String(c.count)]));
     const imported = (await this.run<{ ok: boolean }>('import', now, { meta, keys, hist, replace })).ok;
+    if (imported) await this.pins.replace(state.pins ?? {}, now);
     if (imported && state.activity) {
       const act: Record<string, string> = {};
       for (const [prefix, rows] of [['m', state.activity.minutes], ['h', state.activity.hours]] as const) {
@@ -308,7 +341,7 @@ export class RedisPool implements PoolBackend {
   }
 
   async exportState(): Promise<PoolState> {
-    return { ...(await this.readState()).state, activity: await this.savedActivity() };
+    return { ...(await this.readState()).state, activity: await this.savedActivity(), pins: await this.pins.all() };
   }
 
   /** Replaces what Redis holds; the registry applies the key file again right after (membership). */

@@ -175,7 +175,7 @@ export class FileBackend implements StateBackend, SaveSource {
         if (full) {
           const { records, retired } = pool.takeAll();
           yield* poolJsonChunks(pool.header(), records, retired, starts, reservedOf);
-        } else yield* poolJsonChunks(pool.header(), pool.changes.takeChanged(), new Map(), starts, reservedOf);
+        } else yield* poolJsonChunks(pool.header(false), pool.changes.takeChanged(), new Map(), starts, reservedOf);
       }
       yield '}}';
     }.bind(this);

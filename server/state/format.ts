@@ -84,6 +84,7 @@ const poolHeader = z.object({
   windowStarts: windowStartsSchema.optional(),
   seq: z.object({ used: z.number().int().nonnegative(), seen: z.number().int().nonnegative() }).optional(),
   upstreamSync: upstreamSync.nullable().optional(),
+  pins: z.record(z.string().max(256), z.tuple([keyIdSchema, ms]).nullable()).optional(),
   activity: z.object({ minutes: z.array(z.array(z.number().finite().nonnegative())), hours: z.array(z.array(z.number().finite().nonnegative())) }).optional(),
   keys: z.record(z.string(), z.unknown()),
 });
@@ -107,7 +108,7 @@ export function applyJournalEntry(base: StateFile, entry: StateFile): StateFile 
   const pools = { ...base.pools };
   for (const [name, p] of Object.entries(entry.pools)) {
     const prior = pools[name];
-    pools[name] = prior ? { ...p, keys: { ...prior.keys, ...p.keys } } : p;
+    pools[name] = prior ? { ...p, pins: { ...prior.pins, ...p.pins }, keys: { ...prior.keys, ...p.keys } } : p;
   }
   return { version: base.version, savedAt: entry.savedAt, seq: entry.seq, pools };
 }

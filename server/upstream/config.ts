@@ -2,15 +2,35 @@ import { z } from 'zod';
 
 /**
  * Where a pool's keys are used and how Keywarden asks about them: `pools.json`'s `upstream`.
- * Kindwise (plant.id, crop.health) takes the key in an `Api-Key` header and answers a free
- * `usage_info` with each key's credits, which the sync reads.
+ * Kindwise (plant.id, crop.health, insect.id, mushroom.id) takes the key in an `Api-Key` header
+ * and answers a free `usage_info` with each key's credits, which the sync reads.
  */
 export interface KindwiseUpstream {
   type: 'kindwise';
+  /** Which Kindwise API: it sets the price list (upstream/prices.ts) and the defaults below. */
+  product: KindwiseProduct;
   /** `https://host[:port]`, or `http://` on a loopback host (tests); a key is never sent anywhere else. */
   origin: string;
+  /** Where the API's paths start on `origin` (`/api/v3`). */
+  apiBase: string;
   /** The usage_info path on `origin`. */
   usagePath: string;
+}
+
+/** Kindwise's products, each with its origin and the base of its API paths. */
+export const KINDWISE_PRODUCTS = {
+  'plant.id': { origin: 'https://plant.id', apiBase: '/api/v3' },
+  'crop.health': { origin: 'https://crop.kindwise.com', apiBase: '/api/v1' },
+  'insect.id': { origin: 'https://insect.kindwise.com', apiBase: '/api/v1' },
+  'mushroom.id': { origin: 'https://mushroom.kindwise.com', apiBase: '/api/v1' },
+} as const;
+export type KindwiseProduct = keyof typeof KINDWISE_PRODUCTS;
+const PRODUCT_NAMES = Object.keys(KINDWISE_PRODUCTS) as [KindwiseProduct, ...KindwiseProduct[]];
+
+/** A Kindwise upstream of `product` (at `origin`, when given instead of the product's). */
+export function kindwiseUpstream(product: KindwiseProduct, origin?: string): KindwiseUpstream {
+  const p = KINDWISE_PRODUCTS[product];
+  return { type: 'kindwise', product, origin: origin ?? p.origin, apiBase: p.apiBase, usagePath: `${p.apiBase}/usage_info` };
 }
 
 /** Any other API that takes its key in a header: `header` set to `format` with `{key}` replaced (e.g. Authorization: Bearer {key}). */
@@ -32,12 +52,9 @@ export type UpstreamConfig = KindwiseUpstream | HeaderUpstream | QueryUpstream;
 
 /** The upstreams the built-in pools have unless pools.json says otherwise (`"upstream": null` turns one off). */
 export const DEFAULT_UPSTREAMS: Readonly<Record<string, UpstreamConfig>> = {
-  plantid: { type: 'kindwise', origin: 'https://plant.id', usagePath: '/api/v3/usage_info' },
-  healthid: { type: 'kindwise', origin: 'https://crop.kindwise.com', usagePath: '/api/v1/usage_info' },
+  plantid: kindwiseUpstream('plant.id'),
+  healthid: kindwiseUpstream('crop.health'),
 };
-
-/** usage_info on plant.id, for a Kindwise upstream of a pool that is not built in. */
-const KINDWISE_USAGE_PATH = '/api/v3/usage_info';
 
 const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/u;
 
@@ -67,6 +84,7 @@ const path = z.string().regex(/^\/(?!\/)[^?#\s]*$/u, 'must be a path on the orig
 const kindwiseSchema = z
   .object({
     type: z.literal('kindwise'),
+    product: z.enum(PRODUCT_NAMES, { error: `must be one of ${PRODUCT_NAMES.join(', ')}` }).optional(),
     origin: origin.optional(),
     usagePath: path.optional(),
   })
@@ -118,10 +136,17 @@ export function resolveUpstream(name: string, entry: UpstreamEntry | undefined):
   const fallback = DEFAULT_UPSTREAMS[name];
   if (entry === undefined) return fallback ?? null;
   if (entry.type === 'header' || entry.type === 'query') return entry;
-  const originValue = entry.origin ?? fallback?.origin;
-  if (originValue === undefined) return { error: 'upstream.origin: required (no default for this pool)' };
-  const usagePath = entry.usagePath ?? (fallback?.type === 'kindwise' ? fallback.usagePath : KINDWISE_USAGE_PATH);
-  return { type: 'kindwise', origin: originValue, usagePath };
+  const base = fallback?.type === 'kindwise' && entry.product === undefined ? fallback : null;
+  const product = entry.product ?? base?.product ?? 'plant.id';
+  const originValue = entry.origin ?? (entry.product ? KINDWISE_PRODUCTS[entry.product].origin : base?.origin);
+  if (originValue === undefined) return { error: 'upstream.origin: required (no default for this pool; or name a product)' };
+  const upstream = kindwiseUpstream(product, originValue);
+  // The older form names usage_info's path; the API's paths start where it does.
+  if (entry.usagePath !== undefined) {
+    upstream.usagePath = entry.usagePath;
+    if (entry.usagePath.endsWith('/usage_info')) upstream.apiBase = entry.usagePath.slice(0, -'/usage_info'.length);
+  }
+  return upstream;
 }
 
 /**

@@ -23,13 +23,16 @@ export function mayFailOver(status: number): boolean {
   return status === 401 || status === 403 || status === 429 || status >= 500;
 }
 
-/** Retry-After as seconds: a number of seconds, or an HTTP date (RFC 9110); null when absent or unreadable. */
-export function retryAfterSeconds(header: string | undefined, now: number): number | null {
+/**
+ * Retry-After as seconds: a number of seconds, or an HTTP date (RFC 9110), at most `maxSec` (an
+ * upstream's word must not keep a key out for a year); null when absent or unreadable.
+ */
+export function retryAfterSeconds(header: string | undefined, now: number, maxSec: number): number | null {
   if (header === undefined || header.trim() === '') return null;
   const text = header.trim();
-  if (/^\d+$/u.test(text)) return Math.min(Number(text), 365 * 86_400);
+  if (/^\d+$/u.test(text)) return Math.min(Number(text), maxSec);
   const at = Date.parse(text);
-  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
+  return Number.isNaN(at) ? null : Math.min(maxSec, Math.max(0, Math.ceil((at - now) / 1000)));
 }
 
 /**
@@ -37,7 +40,7 @@ export function retryAfterSeconds(header: string | undefined, now: number): numb
  * Kindwise answers 429 both out of credits ("… reached its day credit limit (100).") and when
  * rate limited, and only the sentence tells them apart.
  */
-export function judgeAttempt(upstream: UpstreamConfig, status: number, body: string, retryAfter: string | undefined, now: number): AttemptVerdict {
+export function judgeAttempt(upstream: UpstreamConfig, status: number, body: string, retryAfter: string | undefined, now: number, maxRetryAfterSec: number): AttemptVerdict {
   if (status === 401 || status === 403) return { outcome: 'invalid', reason: sentenceOf(body, status) };
   if (status === 429) {
     if (upstream.type === 'kindwise') {
@@ -45,7 +48,7 @@ export function judgeAttempt(upstream: UpstreamConfig, status: number, body: str
       const window = windowNamed(sentence);
       if (window !== null) return { outcome: 'exhausted', window, reason: sentence };
     }
-    return { outcome: 'rate_limited', retryAfterSec: retryAfterSeconds(retryAfter, now) };
+    return { outcome: 'rate_limited', retryAfterSec: retryAfterSeconds(retryAfter, now, maxRetryAfterSec) };
   }
   if (status >= 500) return { outcome: 'error' };
   return { outcome: 'ok' };

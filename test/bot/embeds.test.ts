@@ -25,6 +25,7 @@ function pool(over: Partial<PoolStats> = {}): PoolStats {
     upstreamSync: null,
     creditsRemaining: null,
     keyFile: { path: '/srv/keys/plantid.txt', present: true, keyCount: 4, skippedLines: 1, modifiedAt: T - 60_000, error: null },
+    proxy: { requests: 0, free: 0, creditsSpent: 0, failovers: 0, pins: 0 },
     keys: [
       { keyId: 'aaaaaaaaaaaa', masked: 'aaaa…1111', status: 'blocked', reason: 'reported 429', until: T + 60_000, served: { minute: 0, hour: 0, day: 0, week: 0, month: 0, total: 9 }, remaining: null, blockedUntil: T + 60_000, failures: 0, lastUsedAt: T, expiresAt: null, credits: null },
       { keyId: 'bbbbbbbbbbbb', masked: 'bbbb…2222', status: 'exhausted', reason: 'quota: perDay 100/100', until: T + 7_200_000, served: { minute: 0, hour: 0, day: 100, week: 100, month: 100, total: 100 }, remaining: 0, blockedUntil: null, failures: 0, lastUsedAt: T, expiresAt: null, credits: null },

@@ -7,7 +7,9 @@
  * As Kindwise: the key comes in the `Api-Key` header; an unknown or inactive key is 401 with a
  * sentence; out of credits, a credit-spending call is 429 with a sentence naming the limit. An
  * identification spends 1 credit, 1 more when it asks for a health assessment (`health` in the
- * body or query); a health_assessment call spends 1; usage_info and retrieval spend nothing.
+ * body or query: `health: "all"` spends 2); a health_assessment call spends 1; usage_info and
+ * everything that names an identification (retrieve, delete, feedback, conversation) spend
+ * nothing and work only with the key that made it (404 "Identification not found." for any other).
  * Windows are UTC: days from midnight, weeks from Monday, months from the 1st.
  */
 import { randomBytes } from 'node:crypto';
@@ -66,7 +68,11 @@ export class FakeKindwise {
   /** Requests left unanswered ('hang') whose connection the caller closed. */
   closedWhileHanging = 0;
   private readonly keys = new Map<string, FakeKey>();
-  private readonly identifications = new Map<string, { apiKey: string; result: unknown }>();
+  private readonly identifications = new Map<string, { apiKey: string; customId: string | null; result: Record<string, unknown>; feedback: unknown; conversation: Array<{ question: string; answer: string }> | null }>();
+  /** Paths answered as set by `answer()`, whatever the key. */
+  private readonly fixed = new Map<string, (apiKey: string) => { status: number; body: string | Buffer; headers?: Record<string, string | string[]> }>();
+  /** Credits each key was charged, summed (what the served counts must equal). */
+  charged = 0;
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   private failure: { mode: FailureMode; remaining: number } = { mode: 'none', remaining: 0 };
@@ -94,6 +100,18 @@ export class FakeKindwise {
   setUsed(key: string, window: CreditWindow, used: number): void {
     const k = this.roll(this.key(key));
     k.used[window] = used;
+  }
+
+  /** Answers `path` (any method, any key, even none) with what `fn` gives for the Api-Key sent. */
+  answer(path: string, fn: (apiKey: string) => { status: number; body: string | Buffer; headers?: Record<string, string | string[]> }): void {
+    this.fixed.set(path, fn);
+  }
+
+  /** Makes an identification with `key` directly, as an app did before Keywarden: its access_token. */
+  identifyDirectly(key: string): string {
+    const token = randomBytes(8).toString('hex');
+    this.identifications.set(token, { apiKey: key, customId: null, result: { access_token: token, status: 'COMPLETED' }, feedback: null, conversation: null });
+    return token;
   }
 
   /** The next `times` requests (all, when omitted) fail as `mode`: 500, 503, never answered, or connection reset. */
@@ -176,6 +194,13 @@ export class FakeKindwise {
       return send(res, 503, { detail: 'Service temporarily unavailable.' });
     }
     const apiKey = req.headers['api-key'] === undefined ? null : String(req.headers['api-key']);
+    const fixed = this.fixed.get(path);
+    if (fixed) {
+      const a = fixed(apiKey ?? '');
+      res.writeHead(a.status, { 'Content-Type': 'application/json', ...a.headers });
+      res.end(a.body);
+      return;
+    }
     const k = apiKey === null ? undefined : this.keys.get(apiKey);
     const version = /^\/api\/(v1|v3)\//u.exec(path)?.[1];
     if (!version) return send(res, 404, { detail: 'Not found.' });
@@ -185,28 +210,65 @@ export class FakeKindwise {
     const route = path.slice(`/api/${version}`.length);
 
     if (req.method === 'GET' && route === '/usage_info') return send(res, 200, this.usageInfo(k));
-    const retrieval = /^\/identification\/([A-Za-z0-9]+)$/u.exec(route);
-    if (req.method === 'GET' && retrieval) {
-      const found = this.identifications.get(retrieval[1]!);
-      return found && found.apiKey === apiKey ? send(res, 200, found.result) : send(res, 404, 'Identification not found.');
+    let parsed: Record<string, unknown> = {};
+    try {
+      parsed = JSON.parse(body.toString('utf8') || '{}') as typeof parsed;
+    } catch {
+      return send(res, 400, 'Invalid JSON.');
+    }
+    // Everything that names an identification: free, and only for the key that made it.
+    const named = /^\/identification\/([^/]+)(\/.*)?$/u.exec(route);
+    if (named) {
+      const ref = decodeURIComponent(named[1]!);
+      const entry = [...this.identifications].find(([token, v]) => v.apiKey === apiKey && (token === ref || v.customId === ref));
+      if (!entry) return send(res, 404, 'Identification not found.');
+      const [token, found] = entry;
+      const sub = named[2] ?? '';
+      const m = req.method;
+      if (sub === '' && m === 'GET') return send(res, 200, found.result);
+      if (sub === '' && m === 'DELETE') {
+        this.identifications.delete(token);
+        return send(res, 200, true);
+      }
+      if (sub === '/feedback' && m === 'POST') {
+        found.feedback = parsed;
+        return send(res, 200, true);
+      }
+      if (sub === '/conversation' && m === 'POST') {
+        found.conversation ??= [];
+        found.conversation.push({ question: String(parsed.question ?? ''), answer: 'It is a plant.' });
+        return send(res, 200, { messages: found.conversation.flatMap((q) => [{ content: q.question, type: 'question' }, { content: q.answer, type: 'answer' }]), identification: token, remaining_calls: 5, model_parameters: {}, feedback: {} });
+      }
+      if (sub === '/conversation' && m === 'GET') {
+        if (found.conversation === null) return send(res, 404, 'Conversation not found.');
+        return send(res, 200, { messages: found.conversation.flatMap((q) => [{ content: q.question, type: 'question' }, { content: q.answer, type: 'answer' }]), identification: token, remaining_calls: 5, model_parameters: {}, feedback: {} });
+      }
+      if (sub === '/conversation' && m === 'DELETE') {
+        found.conversation = null;
+        return send(res, 200, true);
+      }
+      if (sub === '/conversation/feedback' && m === 'POST') return send(res, 200, true);
+      return send(res, 404, { detail: 'Not found.' });
     }
     if (req.method === 'POST' && (route === '/identification' || route === '/health_assessment')) {
-      let parsed: { images?: unknown; health?: unknown } = {};
-      try {
-        parsed = JSON.parse(body.toString('utf8') || '{}') as typeof parsed;
-      } catch {
-        return send(res, 400, 'Invalid JSON.');
-      }
-      if (!Array.isArray(parsed.images) || parsed.images.length === 0) return send(res, 400, 'Invalid image data.');
-      const cost = route === '/health_assessment' ? 1 : 1 + (parsed.health !== undefined || /(?:^|&)health=/u.test(query) ? 1 : 0);
+      const images = parsed.images;
+      if (!Array.isArray(images) || images.length === 0) return send(res, 400, 'Invalid image data.');
+      // As plant.id: an identification that also asks for the full health assessment spends 2.
+      const healthAll = parsed.health === 'all' || /(?:^|&)health=all(?:&|$)/u.test(query);
+      const cost = route === '/identification' && healthAll ? 2 : 1;
       const out = this.outOfCredits(k, cost);
       if (out) return send(res, 429, out);
       for (const w of CREDIT_WINDOWS) k.used[w] += cost;
+      this.charged += cost;
       const token = randomBytes(8).toString('hex');
-      const result = { access_token: token, model_version: 'fake_1.0', status: 'COMPLETED', result: { is_plant: { probability: 0.99, binary: true } } };
-      this.identifications.set(token, { apiKey: apiKey!, result });
+      const customId = typeof parsed.custom_id === 'number' || typeof parsed.custom_id === 'string' ? String(parsed.custom_id) : null;
+      const result = { access_token: token, model_version: 'fake_1.0', custom_id: customId === null ? null : Number(customId), status: 'COMPLETED', input: { images }, result: { is_plant: { probability: 0.99, binary: true } } };
+      // A custom id names the newest identification that carries it (the client's integer).
+      for (const [t, v] of this.identifications) if (customId !== null && v.apiKey === apiKey && v.customId === customId) this.identifications.delete(t);
+      this.identifications.set(token, { apiKey: apiKey!, customId, result, feedback: null, conversation: null });
       return send(res, 201, result);
     }
+    if (req.method === 'GET' && /^\/kb\/[^/]+\/name_search$/u.test(route)) return send(res, 200, { entities: [], entities_trimmed: false, limit: 10 });
     return send(res, 404, { detail: 'Not found.' });
   }
 

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPools, loadServerConfig, parsePoolsFile } from '../../server/config.js';
-import { upstreamUrl } from '../../server/upstream/config.js';
+import { kindwiseUpstream, upstreamUrl } from '../../server/upstream/config.js';
 import { ConfigError } from '../../shared/env.js';
 import { REPO_ROOT } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -77,16 +77,26 @@ describe('pools.json', () => {
   it('upstreams: plantid and healthid default to Kindwise, null turns one off, other pools have none unless configured', () => {
     const d = parsePoolsFile({}, 'pools.json').upstreams;
     assert.deepEqual(Object.fromEntries(d), {
-      plantid: { type: 'kindwise', origin: 'https://plant.id', usagePath: '/api/v3/usage_info' },
-      healthid: { type: 'kindwise', origin: 'https://crop.kindwise.com', usagePath: '/api/v1/usage_info' },
+      plantid: { type: 'kindwise', product: 'plant.id', origin: 'https://plant.id', apiBase: '/api/v3', usagePath: '/api/v3/usage_info' },
+      healthid: { type: 'kindwise', product: 'crop.health', origin: 'https://crop.kindwise.com', apiBase: '/api/v1', usagePath: '/api/v1/usage_info' },
     });
     const u = parsePoolsFile(
-      { plantid: { upstream: null }, healthid: { upstream: { origin: 'http://127.0.0.1:8123' } }, crops: { upstream: { type: 'kindwise', origin: 'https://crop.kindwise.com/', usagePath: '/api/v1/usage_info' } }, weather: {} },
+      {
+        plantid: { upstream: null },
+        healthid: { upstream: { origin: 'http://127.0.0.1:8123' } },
+        crops: { upstream: { type: 'kindwise', origin: 'https://crop.kindwise.com/', usagePath: '/api/v1/usage_info' } },
+        bugs: { upstream: { type: 'kindwise', product: 'insect.id' } },
+        fungi: { upstream: { product: 'mushroom.id', origin: 'http://127.0.0.1:9' } },
+        weather: {},
+      },
       'pools.json',
     ).upstreams;
     assert.deepEqual(Object.fromEntries(u), {
-      healthid: { type: 'kindwise', origin: 'http://127.0.0.1:8123', usagePath: '/api/v1/usage_info' },
-      crops: { type: 'kindwise', origin: 'https://crop.kindwise.com', usagePath: '/api/v1/usage_info' },
+      healthid: { type: 'kindwise', product: 'crop.health', origin: 'http://127.0.0.1:8123', apiBase: '/api/v1', usagePath: '/api/v1/usage_info' },
+      // The older form: usage_info's path names where the API's paths start.
+      crops: { type: 'kindwise', product: 'plant.id', origin: 'https://crop.kindwise.com', apiBase: '/api/v1', usagePath: '/api/v1/usage_info' },
+      bugs: { type: 'kindwise', product: 'insect.id', origin: 'https://insect.kindwise.com', apiBase: '/api/v1', usagePath: '/api/v1/usage_info' },
+      fungi: { type: 'kindwise', product: 'mushroom.id', origin: 'http://127.0.0.1:9', apiBase: '/api/v1', usagePath: '/api/v1/usage_info' },
     });
   });
 
@@ -110,7 +120,8 @@ describe('pools.json', () => {
       [{ plantid: { upstream: { usagePath: '//evil.example/usage' } } }, /^pools\.json: pool plantid: upstream\.usagePath: must be a path on the origin/u],
       [{ plantid: { upstream: { type: 'openai' } } }, /^pools\.json: pool plantid: upstream\.type: /u],
       [{ plantid: { upstream: { origin: 'https://plant.id', key: 'x' } } }, /^pools\.json: pool plantid: upstream\.key: unknown field$/u],
-      [{ weather: { upstream: { type: 'kindwise' } } }, /^pools\.json: pool weather: upstream\.origin: required \(no default for this pool\)$/u],
+      [{ weather: { upstream: { type: 'kindwise' } } }, /^pools\.json: pool weather: upstream\.origin: required \(no default for this pool; or name a product\)$/u],
+      [{ weather: { upstream: { product: 'tree.id' } } }, /^pools\.json: pool weather: upstream\.product: must be one of plant\.id, crop\.health, insect\.id, mushroom\.id$/u],
       [{ weather: { upstream: { type: 'header', origin: 'https://api.example', header: 'Bad Header' } } }, /^pools\.json: pool weather: upstream\.header: must be an HTTP header name/u],
       [{ weather: { upstream: { type: 'header', origin: 'https://api.example', header: 'Host' } } }, /^pools\.json: pool weather: upstream\.header: cannot carry a key$/u],
       [{ weather: { upstream: { type: 'header', origin: 'https://api.example', header: 'Authorization', format: 'Bearer' } } }, /^pools\.json: pool weather: upstream\.format: must hold \{key\} once/u],
@@ -122,7 +133,7 @@ describe('pools.json', () => {
   });
 
   it('the one place a URL that carries a key is made keeps it on the origin', () => {
-    const u = { type: 'kindwise' as const, origin: 'https://plant.id', usagePath: '/api/v3/usage_info' };
+    const u = kindwiseUpstream('plant.id');
     assert.equal(upstreamUrl(u, '/api/v3/usage_info').href, 'https://plant.id/api/v3/usage_info');
     assert.equal(upstreamUrl(u, '//evil.example/x').origin, 'https://plant.id'); // a path, not a host
     assert.equal(upstreamUrl(u, '/@evil.example/x').origin, 'https://plant.id');

@@ -45,7 +45,7 @@ describe('GET /metrics', () => {
   });
 
   it('exposes request latency as a cumulative Prometheus histogram (le inclusive) and counters that keep counting across scrapes', async () => {
-    const m = createMetrics({ stats: async () => ({ pools: [] }) } as unknown as PoolRegistry);
+    const m = createMetrics({ stats: async () => ({ pools: [] }), names: () => [] } as unknown as PoolRegistry);
     for (const seconds of [0.0005, 0.0007, 0.001, 0.3, 2]) m.request('GET', '/api/:pool', 200, seconds);
     m.request('POST', '/api/:pool/report', 204, 0.002);
     m.handout('plantid', 'served');

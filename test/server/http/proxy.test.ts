@@ -69,10 +69,10 @@ describe('proxy mode', () => {
     const sdkStyle = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
     assert.equal(sdkStyle.status, 201);
     assert.equal(sdkStyle.headers.get('x-keywarden-key-id'), keyIdOf(b!));
-    // A retrieval goes to the next key in turn; the fake keeps an identification to the key that
-    // made it, so it answers 404, which is passed on as the caller's (the key stays healthy).
+    // A retrieval goes to the key that made the identification (pinned from the create's answer),
+    // not to the next key in turn: the fake, like Kindwise, knows it only there.
     const retrieved = await call(`${s.url}/proxy/plantid${IDENTIFY}/${sdkStyle.body.access_token}`, { headers: { 'Api-Key': TOKEN } });
-    assert.deepEqual([retrieved.status, retrieved.body, retrieved.headers.get('x-keywarden-key-id')], [404, 'Identification not found.', keyIdOf(a!)]);
+    assert.deepEqual([retrieved.status, retrieved.body.access_token, retrieved.headers.get('x-keywarden-key-id')], [200, sdkStyle.body.access_token, keyIdOf(b!)]);
 
     const seen = fake.received(IDENTIFY);
     assert.deepEqual(seen.map((r) => r.apiKey), [a, b]);
@@ -113,9 +113,13 @@ describe('proxy mode', () => {
     assert.equal(r.status, 201);
     assert.deepEqual([r.headers.get('x-keywarden-key-id'), r.headers.get('x-keywarden-attempts')], [keyIdOf(good!), '3']);
     assert.deepEqual(fake.received(IDENTIFY).map((q) => q.apiKey), [dead, spent, good]);
+    // A 401 alone proves nothing (the caller chose the path): the key's usage_info is asked at
+    // once, meanwhile the request failed over; the key's status follows that answer.
+    await until('the dead key invalid', async () => (await plantid(s.url)).keys.find((x) => x.keyId === keyIdOf(dead!))!.status === 'invalid');
     const p = await plantid(s.url);
     const row = (k: string) => p.keys.find((x) => x.keyId === keyIdOf(k))!;
-    assert.deepEqual([row(dead!).status, row(dead!).reason], ['disabled', 'invalid: 401']); // no sync runs here: a report's verdict
+    assert.deepEqual([row(dead!).status, row(dead!).reason], ['invalid', 'upstream: The specified api key not found.']);
+    assert.deepEqual(fake.received('/api/v3/usage_info').map((q) => q.apiKey), [dead]);
     assert.deepEqual([row(spent!).status, row(spent!).reason, row(spent!).until], ['exhausted', 'upstream: Your api key reached its day credit limit (5).', Date.parse('2026-11-22T00:00:00Z')]);
     assert.equal(row(good!).status, 'available');
     // The next request goes straight to the good key.
@@ -270,8 +274,8 @@ describe('proxy mode', () => {
     const [a] = makeKeys(1);
     fake.addKey(a!);
     const s = await proxyServer(t, fake, [a!], {}, { limits: { perMinute: 1 } });
-    assert.equal((await call(`${s.url}/proxy/plantid/api/v3/usage_info`, { headers: { 'Api-Key': TOKEN } })).status, 200);
-    const none = await call(`${s.url}/proxy/plantid/api/v3/usage_info`, { headers: { 'Api-Key': TOKEN } });
+    assert.equal((await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE })).status, 201);
+    const none = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
     assert.equal(none.status, 503);
     assert.equal(none.body.error, 'no_key_available');
     assert.ok(Number(none.headers.get('retry-after')) >= 1);

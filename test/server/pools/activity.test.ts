@@ -40,7 +40,7 @@ describe('the history behind the dashboard', () => {
     a.record('served', T);
     a.collectPending();
     a.record('ok', T, 2);
-    assert.deepEqual(a.takePending().minutes, [[Date.parse('2026-11-21T12:00:00Z'), 0, 2, 0, 0, 0, 0, 0]]);
+    assert.deepEqual(a.takePending().minutes, [[Date.parse('2026-11-21T12:00:00Z'), 0, 2, 0, 0, 0, 0, 0, 0, 0]]);
     assert.deepEqual(a.takePending(), { minutes: [], hours: [] });
     assert.equal(a.series('1h', T).counts.ok.at(-1), 2); // its own view keeps everything
   });

@@ -1,40 +1,46 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { UpstreamConfig } from '../../../server/upstream/config.js';
+import { kindwiseUpstream, type UpstreamConfig } from '../../../server/upstream/config.js';
 import { keyHeader, keyHeaderLine, presentedToken, upstreamPathAndQuery } from '../../../server/upstream/credentials.js';
 import { judgeAttempt, mayResend, neverSent, refusedTheKey, retryAfterSeconds } from '../../../server/upstream/proxy-outcome.js';
 
 const NOW = Date.parse('2026-11-21T12:00:00Z');
-const kindwise: UpstreamConfig = { type: 'kindwise', origin: 'https://plant.id', usagePath: '/api/v3/usage_info' };
+const kindwise: UpstreamConfig = kindwiseUpstream('plant.id');
 const bearerApi: UpstreamConfig = { type: 'header', origin: 'https://api.example', header: 'Authorization', format: 'Bearer {key}' };
 const queryApi: UpstreamConfig = { type: 'query', origin: 'https://api.example', param: 'key' };
 
 describe('what a proxied answer says of its key', () => {
   it('2xx, 3xx and other 4xx are ok; 401 and 403 invalid; 5xx error', () => {
-    for (const status of [200, 201, 204, 301, 304, 400, 404, 409, 413, 422]) assert.deepEqual(judgeAttempt(kindwise, status, '', undefined, NOW), { outcome: 'ok' }, String(status));
-    assert.deepEqual(judgeAttempt(kindwise, 401, '"The specified api key is not active."', undefined, NOW), { outcome: 'invalid', reason: 'The specified api key is not active.' });
-    assert.deepEqual(judgeAttempt(bearerApi, 403, '{"message":"Forbidden"}', undefined, NOW), { outcome: 'invalid', reason: 'Forbidden' });
-    for (const status of [500, 502, 503, 504]) assert.deepEqual(judgeAttempt(kindwise, status, '', undefined, NOW), { outcome: 'error' });
+    for (const status of [200, 201, 204, 301, 304, 400, 404, 409, 413, 422]) assert.deepEqual(judgeAttempt(kindwise, status, '', undefined, NOW, 3600), { outcome: 'ok' }, String(status));
+    assert.deepEqual(judgeAttempt(kindwise, 401, '"The specified api key is not active."', undefined, NOW, 3600), { outcome: 'invalid', reason: 'The specified api key is not active.' });
+    assert.deepEqual(judgeAttempt(bearerApi, 403, '{"message":"Forbidden"}', undefined, NOW, 3600), { outcome: 'invalid', reason: 'Forbidden' });
+    for (const status of [500, 502, 503, 504]) assert.deepEqual(judgeAttempt(kindwise, status, '', undefined, NOW, 3600), { outcome: 'error' });
   });
 
   it('a Kindwise 429 is read first: a credit limit named is exhausted in that window, anything else rate limited', () => {
-    assert.deepEqual(judgeAttempt(kindwise, 429, '"Your api key reached its week credit limit (700)."', undefined, NOW), { outcome: 'exhausted', window: 'week', reason: 'Your api key reached its week credit limit (700).' });
-    assert.deepEqual(judgeAttempt(kindwise, 429, '"Your api key does not have sufficient number of available credits."', undefined, NOW), {
+    assert.deepEqual(judgeAttempt(kindwise, 429, '"Your api key reached its week credit limit (700)."', undefined, NOW, 3600), { outcome: 'exhausted', window: 'week', reason: 'Your api key reached its week credit limit (700).' });
+    assert.deepEqual(judgeAttempt(kindwise, 429, '"Your api key does not have sufficient number of available credits."', undefined, NOW, 3600), {
       outcome: 'exhausted',
       window: 'total',
       reason: 'Your api key does not have sufficient number of available credits.',
     });
-    assert.deepEqual(judgeAttempt(kindwise, 429, '"Too many requests."', '7', NOW), { outcome: 'rate_limited', retryAfterSec: 7 });
+    assert.deepEqual(judgeAttempt(kindwise, 429, '"Too many requests."', '7', NOW, 3600), { outcome: 'rate_limited', retryAfterSec: 7 });
     // Another API's 429 is never read as credits.
-    assert.deepEqual(judgeAttempt(bearerApi, 429, '"reached its day credit limit (1)."', undefined, NOW), { outcome: 'rate_limited', retryAfterSec: null });
+    assert.deepEqual(judgeAttempt(bearerApi, 429, '"reached its day credit limit (1)."', undefined, NOW, 3600), { outcome: 'rate_limited', retryAfterSec: null });
   });
 
   it('Retry-After in seconds or as an HTTP date', () => {
-    assert.equal(retryAfterSeconds('120', NOW), 120);
-    assert.equal(retryAfterSeconds('Sat, 21 Nov 2026 12:01:30 GMT', NOW), 90);
-    assert.equal(retryAfterSeconds('Sat, 21 Nov 2026 11:00:00 GMT', NOW), 0);
-    assert.equal(retryAfterSeconds('soon', NOW), null);
-    assert.equal(retryAfterSeconds(undefined, NOW), null);
+    assert.equal(retryAfterSeconds('120', NOW, 3600), 120);
+    assert.equal(retryAfterSeconds('Sat, 21 Nov 2026 12:01:30 GMT', NOW, 3600), 90);
+    assert.equal(retryAfterSeconds('Sat, 21 Nov 2026 11:00:00 GMT', NOW, 3600), 0);
+    assert.equal(retryAfterSeconds('soon', NOW, 3600), null);
+    assert.equal(retryAfterSeconds(undefined, NOW, 3600), null);
+  });
+
+  it('an upstream cannot keep a key out past the cap: a huge number or a date in 9999 reads as the cap', () => {
+    assert.equal(retryAfterSeconds('99999999999', NOW, 3600), 3600);
+    assert.equal(retryAfterSeconds('Fri, 31 Dec 9999 23:59:59 GMT', NOW, 3600), 3600);
+    assert.deepEqual(judgeAttempt(kindwise, 429, '"Too many requests."', '99999999999', NOW, 600), { outcome: 'rate_limited', retryAfterSec: 600 });
   });
 
   it('failover after a refusal; a resend after a 5xx or timeout only where it cannot spend twice; a refused connection always', () => {

@@ -1,0 +1,32 @@
+import type { Logger } from '../../shared/logger.js';
+import type { PoolEvent } from './contract.js';
+
+/** What a pool's event says in the log (the registry's sink for them). */
+export function logPoolEvent(log: Logger, e: PoolEvent, traceRotations: boolean): void {
+  switch (e.type) {
+    case 'rotate':
+      // Turn-taking happens on every request under round-robin: debug only, and not even built
+      // unless debug is on (this is the handout hot path). Rotation away from a key that went out is news.
+      if (e.why === 'turn' && !traceRotations) return;
+      log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
+      break;
+    case 'key_out':
+      log.log(e.status === 'exhausted' ? 'info' : 'warn', `pool ${e.pool}: key ${e.keyId} ${e.status} (${e.reason})`, {
+        pool: e.pool,
+        keyId: e.keyId,
+        status: e.status,
+        reason: e.reason,
+        until: e.until === null ? null : new Date(e.until).toISOString(),
+      });
+      break;
+    case 'pins_evicted':
+      log.debug(`pool ${e.pool}: ${e.count} oldest pins evicted (PIN_MAX)`, { pool: e.pool, count: e.count });
+      break;
+    case 'pool_throttled':
+      log.warn(`pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ${new Date(e.until).toISOString()} and leaving the keys unmarked`, {
+        pool: e.pool,
+        until: new Date(e.until).toISOString(),
+      });
+      break;
+  }
+}

@@ -1,0 +1,369 @@
+import { keyIdOf, maskKey } from '../../shared/keys.js';
+import type { KeyLine } from '../keys/keyfile.js';
+import type { KeyStatus, UpstreamSyncStats } from '../../shared/stats.js';
+import type { Handout, HandoutAttempt, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
+import { ChangeTracker } from './changes.js';
+import { recordHandout } from './forecast.js';
+import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
+import { emptyKeyState, KeyRecord, STRIDE, type Counter, type Hold, type KeyState } from './records.js';
+import {
+  applyAdmin,
+  applyReport,
+  applyUpstream,
+  compileLimits,
+  evaluate,
+  grant,
+  isCorrelated,
+  limitsLeft,
+  readReport,
+  remainingAfter,
+  settle,
+  upstreamHoldFor,
+  type AdminAction,
+  type CompiledLimits,
+  type Evaluation,
+  type ReportInput,
+} from './rules.js';
+import { Selection } from './selection.js';
+import { UseOrder } from './use-order.js';
+import { WINDOW_KINDS, WindowClock } from './windows.js';
+
+
+/**
+ * The in-memory pool's rules at work (see Pool, which adds what it saves and shows): membership,
+ * handouts, reports, refunds and reservations around the rules of rules.ts, with its selection
+ * indexes in selection.ts (so a handout is O(log n) amortised in the pool size). Synchronous:
+ * every method takes `now`; callers serialise access with the pool's mutex.
+ */
+export abstract class PoolCore {
+  readonly local = true;
+  readonly clock: WindowClock;
+  readonly limits: CompiledLimits;
+  protected records: KeyRecord[] = [];
+  protected byId = new Map<string, KeyRecord>();
+  protected retired = new Map<string, KeyState>();
+  protected readonly selection: Selection;
+  protected current = -1;
+  protected servedInTurn = 0;
+  protected poolWindow: Counter | null = null;
+  protected throttle: Hold | null = null;
+  protected history: Counter[] = [];
+  protected upstreamSync: UpstreamSyncStats | null = null;
+  protected recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
+  protected readonly useOrder = new UseOrder();
+  /** What the next save must carry (state/file-backend.ts reads it). */
+  readonly changes = new ChangeTracker<KeyRecord>();
+
+  /** Uses reserved at a time (see KeyState.reserved); 0 when this pool keeps no reservations. */
+  readonly reserveBlock: number;
+
+  constructor(
+    readonly name: string,
+    readonly policy: PoolPolicy,
+    protected readonly options: PoolOptions & {
+      /** Keep durable reservations ahead of handouts (the file backend): no key over its limits even across a crash. */
+      reservations?: boolean;
+    } = {},
+  ) {
+    this.clock = new WindowClock(policy.resetTimezone);
+    this.limits = compileLimits(policy.limits);
+    this.reserveBlock = options.reservations ? reservationBlock(policy.limits) : 0;
+    this.selection = new Selection(policy.strategy, policy.rotateEvery, () => (options.rng ?? Math.random)());
+  }
+
+  /** A key left the pool (its file line went); what the subclass keeps for it goes too. */
+  protected abstract removed(keyId: string): void;
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  protected emit(e: PoolEvent): void {
+    this.options.onEvent?.(e);
+  }
+
+  protected keyOut(rec: KeyRecord, ev: Evaluation): void {
+    this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: ev.status, reason: ev.reason ?? ev.status, until: ev.until });
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  /**
+   * Replaces the pool's keys with the lines of its key file. Keys that stay keep their records;
+   * removed keys leave rotation but their records are kept (retired) so re-adding resumes them;
+   * a key disabled as invalid is enabled again when its line changed.
+   */
+  setKeys(lines: readonly KeyLine[], now: number): ReloadSummary {
+    const summary: ReloadSummary = { added: 0, removed: 0, kept: 0, reenabled: 0 };
+    const currentKeyId = this.records[this.current]?.keyId ?? null;
+    const next: KeyRecord[] = [];
+    const nextById = new Map<string, KeyRecord>();
+    const nums = new Float64Array(lines.length * STRIDE);
+    for (const line of lines) {
+      const keyId = keyIdOf(line.key);
+      const prior = this.byId.get(keyId);
+      const retired = prior ? undefined : this.retired.get(keyId);
+      if (prior) summary.kept++;
+      else summary.added++;
+      const base: KeyState = prior ?? retired ?? emptyKeyState();
+      const rec = new KeyRecord(base, next.length, keyId, line.key, maskKey(line.key), line.lineHash, line.expiresAt, nums);
+      if (prior) rec.useSeq = prior.useSeq;
+      else if (base.useSeq === undefined) rec.useSeq = this.useOrder.fresh(base);
+      if (retired) this.retired.delete(keyId);
+      if (rec.disabled && rec.disabled.lineHash !== line.lineHash) {
+        rec.disabled = null;
+        summary.reenabled++;
+      }
+      next.push(rec);
+      nextById.set(keyId, rec);
+    }
+    for (const old of this.records) {
+      if (!nextById.has(old.keyId)) {
+        summary.removed++;
+        this.removed(old.keyId);
+        this.retired.set(old.keyId, { ...old.toState(), removedAt: now });
+      }
+    }
+    this.records = next;
+    this.byId = nextById;
+    this.changes.requireFull();
+    this.current = currentKeyId === null ? -1 : (nextById.get(currentKeyId)?.slot ?? -1);
+    if (this.current === -1) this.servedInTurn = 0;
+    this.rebuildIndexes(now);
+    if (summary.added || summary.removed || summary.reenabled) this.changes.dirty();
+    return summary;
+  }
+
+  protected rebuildIndexes(now: number): void {
+    this.selection.reset(this.records.length);
+    for (const rec of this.records) this.place(rec, now);
+  }
+
+  // ---------------------------------------------------------------- evaluation
+
+  /** Settles a record (rules.settle), listing it as changed when time moved it on. */
+  protected settle(rec: KeyRecord, now: number): void {
+    if (settle(rec, now)) this.changes.touch(rec);
+  }
+
+  /** Evaluates a record and records the verdict in the selection indexes. */
+  protected place(rec: KeyRecord, now: number): Evaluation {
+    this.settle(rec, now);
+    const ev = evaluate(rec, this.limits, this.clock, now);
+    if (ev.usable) this.selection.markUsable(rec.slot, rec.useSeq);
+    else this.selection.markOut(rec.slot, ev.until);
+    return ev;
+  }
+
+  protected wakeDue(now: number): void {
+    for (let slot = this.selection.popDue(now); slot !== undefined; slot = this.selection.popDue(now)) this.place(this.records[slot]!, now);
+  }
+
+  // ---------------------------------------------------------------- handouts
+
+  /**
+   * Hands out the next usable key, or says why none is and when to retry. `want` > 1 asks for a
+   * lease of several uses of one key (for client-side caching): all count as handouts now, and
+   * the grant is cut to what the key's limits, the pool cap and a probe allow.
+   */
+  handout(now: number, want = 1): HandoutAttempt {
+    if (this.throttle) {
+      if (now < this.throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
+      this.throttle = null;
+      this.changes.dirty();
+    }
+    const cap = this.policy.poolPerMinute;
+    const minute = this.clock.bounds('minute', now);
+    if (this.poolWindow?.start !== minute.startMs) this.poolWindow = { start: minute.startMs, count: 0 };
+    if (cap !== null && this.poolWindow.count >= cap) {
+      return { ok: false, reason: 'pool_rate_limited', retryAfterMs: minute.endMs - now };
+    }
+    this.wakeDue(now);
+    let rec: KeyRecord | undefined;
+    for (;;) {
+      const slot = this.selection.pick(this.current, this.servedInTurn, this.records.length);
+      if (slot < 0) {
+        const at = this.selection.nextWake();
+        return { ok: false, reason: 'no_key_available', retryAfterMs: at === null ? null : Math.max(0, at - now) };
+      }
+      rec = this.records[slot]!;
+      const ev = this.place(rec, now);
+      if (ev.usable) break;
+      this.keyOut(rec, ev);
+    }
+    const left = want > 1 ? limitsLeft(rec, this.limits, this.clock, now) : null;
+    const granted = grant(want, left, cap === null ? null : cap - this.poolWindow.count, rec.probe === 'ready');
+    if (this.reserveBlock > 0 && rec.total + granted > rec.reserved) {
+      this.reserve(rec, rec.total + granted, granted);
+      return { ok: false, reason: 'reserving', retryAfterMs: null };
+    }
+    return this.serve(rec, now, granted);
+  }
+
+  /**
+   * Asks for a durable reservation covering `uses` and a block beyond (the backend saves it, then
+   * sets `reserved`). Each request that waits adds what it wants, so one save covers every
+   * request waiting on the key. Never past the total limit: a crash would only overcount.
+   */
+  protected reserve(rec: KeyRecord, uses: number, waiting = 0): void {
+    const target = Math.max(uses, Math.min(Math.max(uses + this.reserveBlock, rec.reserveTo + waiting), this.limits.total ?? Infinity));
+    if (target <= rec.reserveTo) return;
+    rec.reserveTo = target;
+    this.changes.touch(rec);
+    this.changes.wantReservation();
+  }
+
+  protected serve(rec: KeyRecord, now: number, granted: number): Handout & { ok: true } {
+    for (let k = 0; k < WINDOW_KINDS.length; k++) rec.addTo(k, this.clock.bounds(WINDOW_KINDS[k]!, now).startMs, granted);
+    rec.total += granted;
+    rec.lastUsedAt = now;
+    rec.useSeq = this.useOrder.next();
+    this.poolWindow!.count += granted;
+    recordHandout(this.history, this.clock, now, granted);
+
+    if (rec.slot !== this.current) {
+      const from = this.records[this.current]?.keyId ?? null;
+      const wasUsable = this.current >= 0 && this.selection.isUsable(this.current);
+      this.emit({ type: 'rotate', pool: this.name, from, to: rec.keyId, why: wasUsable || from === null ? 'turn' : 'unavailable' });
+      this.current = rec.slot;
+      this.servedInTurn = 0;
+    } else if (this.servedInTurn >= this.policy.rotateEvery) {
+      this.servedInTurn = 0; // the only usable key starts a new turn
+    }
+    this.servedInTurn += granted;
+
+    if (rec.probe === 'ready') rec.probe = now + this.policy.probeTimeoutSec * 1000;
+    // Reserve the next block while half of this one is left, so handouts rarely wait for a save.
+    if (this.reserveBlock > 0 && (rec.reserved - rec.total) * 2 <= this.reserveBlock) this.reserve(rec, rec.total);
+    const after = this.place(rec, now);
+    if (!after.usable && after.status !== 'probing') this.keyOut(rec, after);
+    this.changes.touch(rec);
+    const remaining = remainingAfter(limitsLeft(rec, this.limits, this.clock, now), this.policy, true, this.servedInTurn);
+    return { ok: true, key: rec.key, keyId: rec.keyId, remaining, granted };
+  }
+
+  /** Gives back uses a handout counted (see PoolBackend.refund); windows that ended since keep theirs. */
+  refund(keyId: string, uses: number, at: number, now: number): boolean {
+    const rec = this.byId.get(keyId);
+    if (!rec) return false;
+    for (let k = 0; k < WINDOW_KINDS.length; k++) {
+      const start = this.clock.bounds(WINDOW_KINDS[k]!, at).startMs;
+      const held = rec.countIn(k, start);
+      if (held > 0) rec.addTo(k, start, -Math.min(uses, held));
+    }
+    rec.total = Math.max(0, rec.total - uses);
+    const minute = this.clock.bounds('minute', at).startMs;
+    if (this.poolWindow?.start === minute) this.poolWindow.count = Math.max(0, this.poolWindow.count - uses);
+    const counted = this.history.find((c) => c.start === minute);
+    if (counted) counted.count = Math.max(0, counted.count - uses);
+    this.place(rec, now);
+    this.changes.touch(rec);
+    return true;
+  }
+
+  keyStatus(keyIds: readonly string[], now: number): Array<KeyStatus | null> {
+    return keyIds.map((keyId) => {
+      const rec = this.byId.get(keyId);
+      if (!rec) return null;
+      this.settle(rec, now);
+      return evaluate(rec, this.limits, this.clock, now).status;
+    });
+  }
+
+  // ---------------------------------------------------------------- reports
+
+  /** Applies what the upstream answered for a key's request. */
+  report(input: ReportInput, now: number): ReportResult {
+    const rec = this.byId.get(input.keyId);
+    if (!rec) return { ok: false, reason: 'unknown_key' };
+    const r = readReport(input, this.policy, this.clock, now);
+    this.settle(rec, now);
+    // A 429 within a pool-wide throttle already in force is part of it: the key is not to blame.
+    const withinThrottle = r.outcome === 'rate_limited' && this.throttle !== null && now < this.throttle.until;
+    if (!withinThrottle) {
+      if (r.outcome === 'rate_limited') {
+        this.recent429.set(rec.keyId, { at: now, retryAfterMs: r.retryAfterMs, prior: { block: rec.block, backoffLevel: rec.backoffLevel, probe: rec.probe } });
+      }
+      applyReport(rec, r, this.policy, now);
+      if (r.outcome === 'rate_limited' && this.throttleIfCorrelated(now)) return { ok: true, outcome: r.outcome };
+    }
+    const ev = this.place(rec, now);
+    if (!ev.usable && r.outcome !== 'ok') this.keyOut(rec, ev);
+    this.changes.touch(rec);
+    return { ok: true, outcome: r.outcome };
+  }
+
+  /**
+   * When the recent 429s are correlated (rules.isCorrelated), the caller is throttled, not the
+   * keys: undo their blocks and block the pool instead.
+   */
+  protected throttleIfCorrelated(now: number): boolean {
+    for (const [keyId, r] of this.recent429) {
+      if (r.at <= now - CORRELATION_WINDOW_MS || !this.byId.has(keyId)) this.recent429.delete(keyId);
+    }
+    const n = this.recent429.size;
+    if (!isCorrelated(n, this.records.length)) return false;
+    let shortest: number | null = null;
+    for (const [keyId, r] of this.recent429) {
+      const rec = this.byId.get(keyId)!;
+      rec.block = r.prior.block;
+      rec.backoffLevel = r.prior.backoffLevel;
+      rec.probe = r.prior.probe;
+      this.changes.touch(rec);
+      this.place(rec, now);
+      if (r.retryAfterMs !== null) shortest = shortest === null ? r.retryAfterMs : Math.min(shortest, r.retryAfterMs);
+    }
+    const until = now + (shortest ?? DEFAULT_POOL_THROTTLE_MS);
+    this.throttle = { until, reason: `${n} of ${this.records.length} keys reported 429 within ${CORRELATION_WINDOW_MS / 1000}s` };
+    this.recent429.clear();
+    this.emit({ type: 'pool_throttled', pool: this.name, until, keys: n });
+    this.changes.dirty();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- upstream
+
+  recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded {
+    if (!check.reached || !check.viaProxy) {
+      this.upstreamSync = check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error };
+      this.changes.dirty();
+    }
+    if (!check.reached) return { found: true, revived: false };
+    const rec = this.byId.get(check.keyId);
+    if (!rec) return { found: false, revived: false };
+    this.settle(rec, now);
+    const prior = rec.upstreamHold;
+    const hold = upstreamHoldFor(check.finding, this.clock, now);
+    applyUpstream(rec, hold);
+    if (check.credits) rec.credits = check.credits;
+    const ev = this.place(rec, now);
+    // A verdict repeated at every sync is news once.
+    if (hold && !ev.usable && (prior?.status !== hold.status || prior.reason !== hold.reason)) this.keyOut(rec, ev);
+    this.changes.touch(rec);
+    return { found: true, revived: prior !== null && hold === null };
+  }
+
+  // ---------------------------------------------------------------- admin
+
+  clearThrottle(now: number): boolean {
+    const inForce = this.throttle !== null && now < this.throttle.until;
+    this.throttle = null;
+    this.recent429.clear();
+    this.changes.dirty();
+    return inForce;
+  }
+
+  admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean {
+    const rec = this.byId.get(keyId);
+    if (!rec) return false;
+    applyAdmin(rec, action, reason ?? null);
+    if (action === 'reset') {
+      rec.windows = {};
+      rec.reserved = rec.reserveTo = 0; // the next handout reserves afresh
+    }
+    this.place(rec, now);
+    this.changes.touch(rec);
+    return true;
+  }
+
+}
