@@ -184,8 +184,8 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
           attempts.push({ keyId: key.keyId, result: status });
           metrics.proxyAttempt(pool, attemptOutcome(status), (performance.now() - attemptStarted) / 1000);
           if (hold(status)) return null;
-          ctx.respond = false;
           writeHead(ctx.res, status, maskHeaders(answerHeaders(head), sentKeys, isPoolKey), key.keyId, attempts.length);
+          ctx.respond = false;
           return passTo?.(status) ?? ctx.res;
         },
       );
@@ -213,8 +213,8 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       // Masking changes the length; a body read whole gets its new one, one still coming none (chunked).
       if (held.sink.ended) flat = [...withoutLength(flat), 'content-length', String(first.length)];
       else if (first !== peeked) flat = withoutLength(flat);
-      ctx.respond = false;
       writeHead(ctx.res, held.status, flat, held.keyId, attempts.length);
+      ctx.respond = false;
       held.sink.passOn(ctx.res, first);
       done(held.status);
     };

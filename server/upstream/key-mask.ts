@@ -13,16 +13,19 @@ export type IsPoolKey = (candidate: string) => boolean;
 /** Runs of the characters API keys are made of, long enough to be one. */
 const KEY_LIKE = /[A-Za-z0-9_-]{16,512}/gu;
 
-export function maskKeysIn(text: string, sent: readonly string[], isPoolKey: IsPoolKey): string {
+export function maskKeysIn(text: string, sent: readonly string[], isPoolKey: IsPoolKey, mask: (key: string) => string = maskKey): string {
   let out = text;
-  for (const key of sent) if (key !== '' && out.includes(key)) out = out.split(key).join(maskKey(key));
-  return out.replace(KEY_LIKE, (run) => (isPoolKey(run) ? maskKey(run) : run));
+  for (const key of sent) if (key !== '' && out.includes(key)) out = out.split(key).join(mask(key));
+  return out.replace(KEY_LIKE, (run) => (isPoolKey(run) ? mask(run) : run));
 }
 
-/** A flat header list (name, value, …) with keys masked in the values; `changed` when any was. */
+/** A masked key in plain ASCII (a header value may not hold the ellipsis, nor a latin1 body). */
+const asciiMask = (key: string): string => maskKey(key).replace('…', '...');
+
+/** A flat header list (name, value, …) with keys masked in the values. */
 export function maskHeaders(flat: readonly string[], sent: readonly string[], isPoolKey: IsPoolKey): string[] {
   const out = flat.slice();
-  for (let i = 1; i < out.length; i += 2) out[i] = maskKeysIn(out[i]!, sent, isPoolKey);
+  for (let i = 1; i < out.length; i += 2) out[i] = maskKeysIn(out[i]!, sent, isPoolKey, asciiMask);
   return out;
 }
 
@@ -32,6 +35,6 @@ export function maskHeaders(flat: readonly string[], sent: readonly string[], is
  */
 export function maskBody(body: Buffer, sent: readonly string[], isPoolKey: IsPoolKey): Buffer {
   const text = body.toString('latin1');
-  const masked = maskKeysIn(text, sent, isPoolKey);
+  const masked = maskKeysIn(text, sent, isPoolKey, asciiMask);
   return masked === text ? body : Buffer.from(masked, 'latin1');
 }
