@@ -6,12 +6,16 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { Redis } from 'ioredis';
+import { RedisBackend } from '../../../server/redis/backend.js';
+import type { Logger } from '../../../shared/logger.js';
 import { keyIdOf, maskKey } from '../../../shared/keys.js';
 import type { PoolStats, StatsResponse } from '../../../shared/stats.js';
 import { FakeKindwise } from '../../helpers/kindwise.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { getJson, startInProcess } from '../../helpers/server.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
+import { getJson, makeLayout, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
 const TOKEN = 'proxy-caller-token-0123456789';
@@ -267,5 +271,40 @@ describe('Kindwise-native proxy', () => {
     // The fake itself holds one 30 MB buffer, sent three times; the proxy adds at most its peeks.
     t.diagnostic(`RSS before ${(rssBefore / 2 ** 20).toFixed(0)} MB, peak ${(peak / 2 ** 20).toFixed(0)} MB`);
     assert.ok(peak - rssBefore < 100 * 2 ** 20, `RSS grew ${((peak - rssBefore) / 2 ** 20).toFixed(0)} MB`);
+  });
+});
+
+const redisAvailable = redisServerBinary() !== null || process.env.CI === 'true';
+describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDIS_MISSING }, () => {
+  const redis = new TestRedis();
+  before(() => redis.start());
+  after(() => redis.destroy());
+
+  it('a second instance on the same Redis sees the pins: a retrieval through it goes to the creating key, one request', async (t) => {
+    const fake = await fakeUpstream(t);
+    const keys = makeKeys(3);
+    for (const k of keys) fake.addKey(k);
+    const layout = await makeLayout(t, { plantid: keys }, { plantid: { strategy: 'round-robin', upstream: { origin: fake.url } } });
+    const env = { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0', STATE_BACKEND: 'redis' };
+    const backend = (logger: Logger) => new RedisBackend(new Redis(redis.url), 'kwpins:', { logger, url: redis.url, clock: Date.now, allowVolatile: false });
+    const one = await startInProcess(t, { layout, env, backend });
+    const two = await startInProcess(t, { layout, env, backend });
+    const made: Array<{ token: string; owner: string }> = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await call(`${one.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json: { ...IMAGE, custom_id: 7 } });
+      made.push({ token: r.body.access_token, owner: r.headers.get('x-keywarden-key-id')! });
+    }
+    assert.equal(new Set(made.map((m) => m.owner)).size, 3);
+    for (const m of made) {
+      const before = fake.requests.length;
+      const r = await call(`${two.url}/proxy/plantid${IDENTIFY}/${m.token}`, { headers: KEY });
+      assert.deepEqual([r.status, r.headers.get('x-keywarden-key-id'), fake.requests.length - before], [200, m.owner, 1]);
+    }
+    // The custom id names the latest identification that carried it.
+    const byCustom = await call(`${two.url}/proxy/plantid${IDENTIFY}/7`, { headers: KEY });
+    assert.deepEqual([byCustom.status, byCustom.body.access_token], [200, made[2]!.token]);
+    assert.equal((await plantid(two.url)).proxy.pins, 4);
+    // Served counts (shared) are the credits charged.
+    assert.equal((await plantid(two.url)).keys.reduce((n, k) => n + k.served.total, 0), fake.charged);
   });
 });

@@ -68,7 +68,7 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
   };
   for (let step = 0; step < STEPS; step++) {
     const key = r.pick(keys);
-    switch (r.int(10)) {
+    switch (r.int(12)) {
       case 0:
       case 1:
       case 2:
@@ -115,6 +115,22 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
                 finding: kind === 1 ? null : kind === 2 ? { status: 'invalid', reason: 'not active' } : { status: 'exhausted', reason: 'limit', window: r.pick(['day', 'week', 'month', 'total'] as const) },
               };
         await both(`upstream ${JSON.stringify(check)}`, step, (p) => p.recordUpstream(check, clock.now()));
+        break;
+      }
+      case 10: {
+        // A proxied create the upstream did not charge: its uses go back, from windows still current.
+        const uses = 1 + r.int(2);
+        const at = clock.now() - r.pick([0, 1_000, 61_000, 3_600_000, 86_400_000]);
+        await both(`refund ${uses} at -${clock.now() - at} ms`, step, (p) => p.refund(keyIdOf(key), uses, at, clock.now()));
+        await both('keyStatus', step, (p) => p.keyStatus([...keys.map(keyIdOf), 'ffffffffffff'], clock.now()));
+        break;
+      }
+      case 11: {
+        // Pins: an identification pinned to a key, read back, counted.
+        const ref = `t${r.int(6)}`;
+        if (r.int(2)) await both(`pin ${ref}`, step, (p) => p.pin([ref], keyIdOf(key), clock.now()));
+        await both(`pinned ${ref}`, step, (p) => p.pinned(ref, clock.now()));
+        await both('pinCount', step, (p) => p.pinCount());
         break;
       }
       default:

@@ -704,6 +704,46 @@ for (const store of [memoryStore, redisStore()]) {
       });
     });
 
+    describe('prices and pins (the proxy)', () => {
+      it('a refund gives back uses from the total and the windows still current; a window that ended keeps its count', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 3, perDay: 10 } }, clock);
+        assert.deepEqual(await take(p, clock, 3), [a, a, a]);
+        const early = clock.now();
+        assert.equal(await p.refund(keyIdOf(a!), 2, early, clock.now()), true);
+        assert.deepEqual((await row(p, clock, a!)).served, { minute: 1, hour: 1, day: 1, week: 1, month: 1, total: 1 });
+        assert.deepEqual(await take(p, clock, 2), [a, a]); // the minute's limit has room again
+        clock.set('2026-11-21T12:01:05Z');
+        await take(p, clock, 1);
+        assert.equal(await p.refund(keyIdOf(a!), 1, early, clock.now()), true); // the minute it was counted in ended
+        assert.deepEqual((await row(p, clock, a!)).served, { minute: 1, hour: 3, day: 3, week: 3, month: 3, total: 3 });
+        assert.equal(await p.refund('ffffffffffff', 1, early, clock.now()), false);
+      });
+
+      it('keyStatus reads what a handout would see, null for a key not in the pool', async () => {
+        const clock = new FakeClock();
+        const [a, b, c] = makeKeys(3);
+        const p = await make([a!, b!, c!], { limits: { total: 1 } }, clock);
+        await p.admin('disable', keyIdOf(b!), clock.now(), 'test');
+        await take(p, clock, 1);
+        assert.deepEqual(await p.keyStatus([keyIdOf(a!), keyIdOf(b!), keyIdOf(c!), 'ffffffffffff'], clock.now()), ['exhausted', 'disabled', 'available', null]);
+      });
+
+      it('pins: the latest wins, they expire, and a removed key takes its pins with it', async () => {
+        const clock = new FakeClock();
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], {}, clock);
+        await p.pin(['tok1', '17'], keyIdOf(a!), clock.now());
+        await p.pin(['17'], keyIdOf(b!), clock.now());
+        assert.deepEqual([await p.pinned('tok1', clock.now()), await p.pinned('17', clock.now()), await p.pinned('nope', clock.now()), await p.pinCount()], [keyIdOf(a!), keyIdOf(b!), null, 2]);
+        await p.setKeys(lines([b!]), clock.now());
+        assert.deepEqual([await p.pinned('tok1', clock.now()), await p.pinned('17', clock.now())], [null, keyIdOf(b!)]);
+        clock.advance(190 * 86_400_000);
+        assert.equal(await p.pinned('17', clock.now()), null);
+      });
+    });
+
     it('least-recently-used keeps its order across a reload of an unchanged key file (regression: the two engines diverged)', async () => {
       const clock = new FakeClock(); // one fixed clock: every handout in the same millisecond
       const [a, b, c] = makeKeys(3);
