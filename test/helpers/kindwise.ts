@@ -42,6 +42,8 @@ export interface ReceivedRequest {
   at: number;
 }
 
+type Conversation = Array<{ question: string; answer: string; at: string }>;
+
 export type FailureMode = 'none' | '500' | '503' | 'hang' | 'reset';
 
 const DAY_MS = 86_400_000;
@@ -68,7 +70,7 @@ export class FakeKindwise {
   /** Requests left unanswered ('hang') whose connection the caller closed. */
   closedWhileHanging = 0;
   private readonly keys = new Map<string, FakeKey>();
-  private readonly identifications = new Map<string, { apiKey: string; customId: string | null; result: Record<string, unknown>; feedback: unknown; conversation: Array<{ question: string; answer: string }> | null }>();
+  private readonly identifications = new Map<string, { apiKey: string; customId: string | null; result: Record<string, unknown>; feedback: unknown; conversation: Conversation | null }>();
   /** Paths answered as set by `answer()`, whatever the key. */
   private readonly fixed = new Map<string, (apiKey: string) => { status: number; body: string | Buffer; headers?: Record<string, string | string[]> }>();
   /** Credits each key was charged, summed (what the served counts must equal). */
@@ -236,12 +238,12 @@ export class FakeKindwise {
       }
       if (sub === '/conversation' && m === 'POST') {
         found.conversation ??= [];
-        found.conversation.push({ question: String(parsed.question ?? ''), answer: 'It is a plant.' });
-        return send(res, 200, { messages: found.conversation.flatMap((q) => [{ content: q.question, type: 'question' }, { content: q.answer, type: 'answer' }]), identification: token, remaining_calls: 5, model_parameters: {}, feedback: {} });
+        found.conversation.push({ question: String(parsed.question ?? ''), answer: 'It is a plant.', at: new Date(this.clock()).toISOString() });
+        return send(res, 200, this.conversationOf(token, found.conversation));
       }
       if (sub === '/conversation' && m === 'GET') {
         if (found.conversation === null) return send(res, 404, 'Conversation not found.');
-        return send(res, 200, { messages: found.conversation.flatMap((q) => [{ content: q.question, type: 'question' }, { content: q.answer, type: 'answer' }]), identification: token, remaining_calls: 5, model_parameters: {}, feedback: {} });
+        return send(res, 200, this.conversationOf(token, found.conversation));
       }
       if (sub === '/conversation' && m === 'DELETE') {
         found.conversation = null;
@@ -270,6 +272,15 @@ export class FakeKindwise {
     }
     if (req.method === 'GET' && /^\/kb\/[^/]+\/name_search$/u.test(route)) return send(res, 200, { entities: [], entities_trimmed: false, limit: 10 });
     return send(res, 404, { detail: 'Not found.' });
+  }
+
+  /** A conversation as Kindwise answers it (the SDK's Conversation.from_dict reads every field). */
+  private conversationOf(token: string, c: Conversation): unknown {
+    const messages = c.flatMap((q) => [
+      { content: q.question, type: 'question', created: q.at },
+      { content: q.answer, type: 'answer', created: q.at },
+    ]);
+    return { messages, identification: token, remaining_calls: 5, model_parameters: { model: 'fake' }, feedback: {} };
   }
 
   /** The sentence a credit-spending call gets when `cost` credits do not fit, or null. */
