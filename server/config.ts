@@ -149,8 +149,10 @@ const poolSchema = z
 
 export type PoolsFileEntry = z.infer<typeof poolSchema>;
 
-function toPolicy(entry: PoolsFileEntry): PoolPolicy {
+function toPolicy(entry: PoolsFileEntry, upstream: UpstreamConfig | null): PoolPolicy {
   return {
+    // Kindwise tells each key's plan: its credit limits hold the key too, its counts follow the upstream's.
+    upstreamLimits: upstream?.type === 'kindwise',
     strategy: entry.strategy ?? DEFAULT_POLICY.strategy,
     rotateEvery: entry.rotateEvery ?? DEFAULT_POLICY.rotateEvery,
     limits: entry.limits ?? {},
@@ -194,10 +196,10 @@ export function parsePoolsFile(raw: unknown, file: string): PoolsConfig {
   const proxyRetryPost = new Set<string>();
   for (const [name, entry] of entries) {
     if (entry.proxyRetryPost) proxyRetryPost.add(name);
-    policies.set(name, toPolicy(entry));
     const upstream = resolveUpstream(name, entry.upstream);
     if (upstream !== null && 'error' in upstream) throw new ConfigError(`${file}: pool ${name}: ${upstream.error}`);
     if (upstream !== null) upstreams.set(name, upstream);
+    policies.set(name, toPolicy(entry, upstream));
   }
   return { policies, upstreams, proxyRetryPost };
 }

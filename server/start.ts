@@ -53,7 +53,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const synced = usageUpstreams(upstreams);
   const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()] });
   const agents = new UpstreamAgents();
-  const checker = new UsageChecker({ upstreams: synced, fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs), clock, onCheck: metrics.upstreamCheck });
+  const checker = new UsageChecker({ upstreams: synced, fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs), clock, onCheck: metrics.upstreamCheck, servedOf: (pool, keyId) => registry.servedTotal(pool, keyId) });
   const sync = new UpstreamSync({ registry, checker, logger, intervalMs: config.upstreamSyncIntervalMs, claim: (job, ttlMs) => backend.claim(job, ttlMs) });
   try {
     try {

@@ -18,16 +18,23 @@ export type Handout =
  */
 export type HandoutAttempt = Handout | { ok: false; reason: 'reserving'; retryAfterMs: null };
 
+/** A key's status as a handout would see it, and its total served. */
+export interface KeyNow {
+  status: KeyStatus;
+  total: number;
+}
+
 export type ReportResult = { ok: true; outcome: Outcome } | { ok: false; reason: 'unknown_key' };
 
 /**
  * One upstream check of a key as a pool records it: what the upstream said (`reached`), or why
  * it could not be asked, which changes no key and only shows in the pool's `upstreamSync`.
  * `viaProxy`: read off an answer the proxy passed on, not a sync (the pool's `upstreamSync`,
- * which tells how the syncs go, stays as it was).
+ * which tells how the syncs go, stays as it was). `servedBefore`: the key's total when the
+ * upstream was asked (what was handed out since is added to the upstream's count of what it used).
  */
 export type UpstreamCheck =
-  | { reached: true; keyId: string; finding: UpstreamFinding; credits: Credits | null; viaProxy?: boolean }
+  | { reached: true; keyId: string; finding: UpstreamFinding; credits: Credits | null; viaProxy?: boolean; servedBefore?: number }
   | { reached: false; error: string };
 
 /** What recording a check did: `found` false for a key the pool no longer has; `revived` when it lifted the key's upstream hold. */
@@ -85,8 +92,8 @@ export interface PoolBackend {
    * from its total and from every window `at` falls in that is still current. False for an unknown key.
    */
   refund(keyId: string, uses: number, at: number, now: number): boolean | Promise<boolean>;
-  /** The status of each of `keyIds` as a handout would see it (null: not in the pool); changes nothing. */
-  keyStatus(keyIds: readonly string[], now: number): Array<KeyStatus | null> | Promise<Array<KeyStatus | null>>;
+  /** Each of `keyIds` as a handout would see it, and its total served (null: not in the pool); changes nothing. */
+  keyStatus(keyIds: readonly string[], now: number): Array<KeyNow | null> | Promise<Array<KeyNow | null>>;
   /** The keyId identification `ref` is pinned to (null: none, or expired). */
   pinned(ref: string, now: number): string | null | Promise<string | null>;
   /** Pins each of `refs` to `keyId`. */

@@ -18,6 +18,12 @@ export interface PoolPolicy {
   maxBackoffSec: number;
   probeTimeoutSec: number;
   resetTimezone: string;
+  /**
+   * The upstream tells each key's plan (Kindwise usage_info): each key is also held to its own
+   * credit limits as last synced, and a sync sets its day, week, month and total counts to what
+   * the upstream says it used (plus what was handed out while the upstream was asked).
+   */
+  upstreamLimits: boolean;
 }
 
 export const DEFAULT_POLICY: PoolPolicy = {
@@ -30,6 +36,7 @@ export const DEFAULT_POLICY: PoolPolicy = {
   maxBackoffSec: 3600,
   probeTimeoutSec: 30,
   resetTimezone: 'UTC',
+  upstreamLimits: false,
 };
 
 /**

@@ -1,7 +1,7 @@
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../keys/keyfile.js';
-import type { KeyStatus, UpstreamSyncStats } from '../../shared/stats.js';
-import type { Handout, HandoutAttempt, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
+import type { CreditWindows, UpstreamSyncStats } from '../../shared/stats.js';
+import type { Handout, HandoutAttempt, KeyNow, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
@@ -66,7 +66,7 @@ export abstract class PoolCore {
     } = {},
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
-    this.limits = compileLimits(policy.limits);
+    this.limits = compileLimits(policy.limits, policy.upstreamLimits);
     this.reserveBlock = options.reservations ? reservationBlock(policy.limits) : 0;
     this.selection = new Selection(policy.strategy, policy.rotateEvery, () => (options.rng ?? Math.random)());
   }
@@ -261,12 +261,12 @@ export abstract class PoolCore {
     return true;
   }
 
-  keyStatus(keyIds: readonly string[], now: number): Array<KeyStatus | null> {
+  keyStatus(keyIds: readonly string[], now: number): Array<KeyNow | null> {
     return keyIds.map((keyId) => {
       const rec = this.byId.get(keyId);
       if (!rec) return null;
       this.settle(rec, now);
-      return evaluate(rec, this.limits, this.clock, now).status;
+      return { status: evaluate(rec, this.limits, this.clock, now).status, total: rec.total };
     });
   }
 
@@ -335,12 +335,28 @@ export abstract class PoolCore {
     const prior = rec.upstreamHold;
     const hold = upstreamHoldFor(check.finding, this.clock, now);
     applyUpstream(rec, hold);
-    if (check.credits) rec.credits = check.credits;
+    if (check.credits) {
+      rec.credits = check.credits;
+      if (this.policy.upstreamLimits) this.takeUpstreamCounts(rec, check.credits.used, check.servedBefore, now);
+    }
     const ev = this.place(rec, now);
     // A verdict repeated at every sync is news once.
     if (hold && !ev.usable && (prior?.status !== hold.status || prior.reason !== hold.reason)) this.keyOut(rec, ev);
     this.changes.touch(rec);
     return { found: true, revived: prior !== null && hold === null };
+  }
+
+  /**
+   * The upstream's count of what a key used, plus what was handed out while it was asked, becomes
+   * the key's count in each window it names (day, week and month in the pool's zone, and total).
+   */
+  private takeUpstreamCounts(rec: KeyRecord, used: CreditWindows, servedBefore: number | undefined, now: number): void {
+    const spent = servedBefore === undefined ? 0 : Math.max(0, rec.total - servedBefore);
+    for (const kind of ['day', 'week', 'month'] as const) {
+      const n = used[kind];
+      if (n !== null) rec.setCount(WINDOW_KINDS.indexOf(kind), this.clock.bounds(kind, now).startMs, n + spent);
+    }
+    if (used.total !== null) rec.total = used.total + spent;
   }
 
   // ---------------------------------------------------------------- admin

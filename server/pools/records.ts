@@ -93,6 +93,8 @@ export interface RuleRecord {
   lastUsedAt: number | null;
   readonly lineHash: string;
   readonly expiresAt: number | null;
+  /** The upstream's last word on the key's credits (its plan's limits among them), or null. */
+  credits: Credits | null;
   /** The count of window kind `k` (its index in WINDOW_KINDS) if that window started at `start`, else 0. */
   countIn(k: number, start: number): number;
 }
@@ -202,6 +204,13 @@ export class KeyRecord extends HealthFields implements KeyState, RuleRecord {
   countIn(k: number, start: number): number {
     const i = this.at + FIRST_WINDOW + 2 * k;
     return this.nums[i] === start ? this.nums[i + 1]! : 0;
+  }
+
+  /** Sets the count of window kind `k`, which started at `start`, to `n`. */
+  setCount(k: number, start: number, n: number): void {
+    const i = this.at + FIRST_WINDOW + 2 * k;
+    this.nums[i] = start;
+    this.nums[i + 1] = n;
   }
 
   /** Counts `n` handouts in window kind `k`, which started at `start` (a new window starts over). */

@@ -14,6 +14,7 @@ import {
   StateUnavailableError,
   type Handout,
   type HandoutAttempt,
+  type KeyNow,
   type PoolBackend,
   type PoolEvent,
   type PoolOptions,
@@ -249,12 +250,18 @@ export class PoolRegistry {
   }
 
   /** A key of the pool by keyId, with its status as a handout would see it; null when the pool has no such key. */
-  async keyById(name: string, keyId: string): Promise<(PoolKey & { status: KeyStatus }) | null> {
+  async keyById(name: string, keyId: string): Promise<(PoolKey & KeyNow) | null> {
     const e = this.entry(name);
     const line = e.byId.get(keyId);
     if (!line) return null;
-    const [status] = await this.exclusive(e, (p, now) => p.keyStatus([keyId], now));
-    return status ? { keyId, key: line.key, masked: maskKey(line.key), status } : null;
+    const [now] = await this.exclusive(e, (p, at) => p.keyStatus([keyId], at));
+    return now ? { keyId, key: line.key, masked: maskKey(line.key), ...now } : null;
+  }
+
+  /** What a key of the pool has served in all (null: no such key), taken before the upstream is asked about it. */
+  async servedTotal(name: string, keyId: string): Promise<number | null> {
+    const [now] = await this.exclusive(this.entry(name), (p, at) => p.keyStatus([keyId], at));
+    return now?.total ?? null;
   }
 
   /**
@@ -268,7 +275,7 @@ export class PoolRegistry {
     for (let i = 0; i < lines.length; i += 32) {
       const batch = lines.slice(i, i + 32).map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
       const statuses = await this.exclusive(e, (p, now) => p.keyStatus(batch.map((k) => k.keyId), now));
-      for (let j = 0; j < batch.length; j++) if (statuses[j] !== null && !DEAD.has(statuses[j]!)) yield batch[j]!;
+      for (let j = 0; j < batch.length; j++) if (statuses[j] && !DEAD.has(statuses[j]!.status)) yield batch[j]!;
     }
   }
 

@@ -9,7 +9,7 @@
  * unmarked functions read a request before either engine sees it (their results are arguments
  * of both).
  */
-import type { KeyStatus } from '../../shared/stats.js';
+import type { Credits, KeyStatus } from '../../shared/stats.js';
 import { BASE_BACKOFF_MS, LIMIT_WINDOWS, type Limits, type PoolPolicy } from './policy.js';
 import type { RuleRecord, UpstreamHold } from './records.js';
 import { WINDOW_KINDS, type WindowClock, type WindowKind } from './windows.js';
@@ -49,16 +49,27 @@ const AVAILABLE: Evaluation = { status: 'available', reason: null, until: null, 
 export interface CompiledLimits {
   total: number | undefined;
   windows: Array<{ name: keyof Limits; kind: WindowKind; k: number; limit: number }>;
+  /** Keys are also held to their plan's credit limits (PoolPolicy.upstreamLimits). */
+  fromUpstream: boolean;
+  /** A key's limits by its credits object (keyLimits), made once per sync of the key. */
+  perKey: WeakMap<Credits, CompiledLimits>;
 }
 
-export function compileLimits(limits: Limits): CompiledLimits {
+export function compileLimits(limits: Limits, fromUpstream = false): CompiledLimits {
   const windows: CompiledLimits['windows'] = [];
   for (const [name, kind] of LIMIT_WINDOWS) {
     const limit = limits[name];
     if (limit !== undefined) windows.push({ name, kind, k: WINDOW_KINDS.indexOf(kind), limit });
   }
-  return { total: limits.total, windows };
+  return { total: limits.total, windows, fromUpstream, perKey: new WeakMap() };
 }
+
+/** The pool limit each credit window of the upstream's caps (day, week, month; total is `total`). */
+const CREDIT_LIMITS = [
+  ['day', 'perDay'],
+  ['week', 'perWeek'],
+  ['month', 'perMonth'],
+] as const;
 
 // ---------------------------------------------------------------- reading a request
 
@@ -151,13 +162,36 @@ export function settle(rec: RuleRecord, now: number): boolean {
   return changed;
 }
 
+/**
+ * Mirrored. The limits a key is held to: the pool's, and where the pool takes them from its
+ * upstream, each window also capped by the key's plan as the last sync told it (`credits.limits`).
+ */
+export function keyLimits(rec: RuleRecord, limits: CompiledLimits): CompiledLimits {
+  const plan = limits.fromUpstream ? rec.credits?.limits : undefined;
+  if (!plan) return limits;
+  const known = limits.perKey.get(rec.credits!);
+  if (known) return known;
+  const merged: Limits = {};
+  for (const { name, limit } of limits.windows) merged[name] = limit;
+  if (limits.total !== undefined) merged.total = limits.total;
+  for (const [window, name] of CREDIT_LIMITS) {
+    const l = plan[window];
+    if (l !== null && Number.isFinite(l) && l >= 0) merged[name] = Math.min(merged[name] ?? Infinity, Math.floor(l));
+  }
+  if (plan.total !== null && Number.isFinite(plan.total) && plan.total >= 0) merged.total = Math.min(merged.total ?? Infinity, Math.floor(plan.total));
+  const compiled = compileLimits(merged);
+  limits.perKey.set(rec.credits!, compiled);
+  return compiled;
+}
+
 /** Mirrored. A key's count in the current window of `kind` (index `k` in WINDOW_KINDS). */
 export function count(rec: RuleRecord, k: number, clock: WindowClock, now: number): number {
   return rec.countIn(k, clock.bounds(WINDOW_KINDS[k]!, now).startMs);
 }
 
 /** Mirrored. The limits a key is at, with when all of them have reset (null: `total`, never). */
-export function quotaHit(rec: RuleRecord, limits: CompiledLimits, clock: WindowClock, now: number): { reason: string; until: number | null } | null {
+export function quotaHit(rec: RuleRecord, poolLimits: CompiledLimits, clock: WindowClock, now: number): { reason: string; until: number | null } | null {
+  const limits = keyLimits(rec, poolLimits);
   let reason: string | null = null;
   let until: number | null = 0;
   if (limits.total !== undefined && rec.total >= limits.total) {
@@ -175,7 +209,8 @@ export function quotaHit(rec: RuleRecord, limits: CompiledLimits, clock: WindowC
 }
 
 /** Mirrored. Handouts left before a limit stops the key; null when it has none. */
-export function limitsLeft(rec: RuleRecord, limits: CompiledLimits, clock: WindowClock, now: number): number | null {
+export function limitsLeft(rec: RuleRecord, poolLimits: CompiledLimits, clock: WindowClock, now: number): number | null {
+  const limits = keyLimits(rec, poolLimits);
   let left: number | null = limits.total === undefined ? null : limits.total - rec.total;
   for (const { k, limit } of limits.windows) {
     const l = limit - count(rec, k, clock, now);

@@ -310,8 +310,9 @@ local function admin()
 end
 
 -- pool.ts recordUpstream: A.sync (the pool's upstreamSync, JSON; null for what the proxy read);
--- for a check that reached the upstream also A.keyId, A.hold (rules.ts upstreamHoldFor, or null)
--- and A.credits (JSON, or null).
+-- for a check that reached the upstream also A.keyId, A.hold (rules.ts upstreamHoldFor, or null),
+-- A.credits (JSON, or null) with its A.plan (credit limits) and A.used, and A.servedBefore (the
+-- key's total when it was asked, or null).
 local function upstream()
   if not isNull(A.sync) then setMeta('usync', A.sync) end
   if isNull(A.keyId) then return { ok = true, revived = false, events = {} } end
@@ -323,6 +324,23 @@ local function upstream()
   if not isNull(A.hold) then hold = A.hold end
   applyUpstream(r, hold)
   if not isNull(A.credits) then set(r, 'uc', A.credits) end
+  if not isNull(A.plan) then
+    for field, window in pairs({ pD = 'day', pW = 'week', pO = 'month', pT = 'total' }) do
+      if isNull(A.plan[window]) then set(r, field, nil) else set(r, field, A.plan[window]) end
+    end
+  end
+  -- pool.ts recordUpstream: the upstream's count of what the key used, plus what was handed out
+  -- while it was asked, becomes the key's count in each window it names.
+  if pol.upstreamLimits and not isNull(A.used) then
+    local spent = 0
+    if not isNull(A.servedBefore) then spent = math.max(0, total(r) - A.servedBefore) end
+    for _, kind in ipairs({ 'day', 'week', 'month' }) do
+      if not isNull(A.used[kind]) then
+        set(r, F[kind] .. 'S', B[kind][1]); set(r, F[kind] .. 'C', A.used[kind] + spent)
+      end
+    end
+    if not isNull(A.used.total) then set(r, 't', A.used.total + spent) end
+  end
   local events = {}
   local status, reason, untilMs, usable = place(r)
   -- A verdict repeated at every sync is news once.
@@ -357,7 +375,7 @@ local function keyStatus()
     if redis.call('ZSCORE', P .. 'pos', id) then
       local r = load(id)
       settle(r)
-      out[i] = evaluate(r)
+      out[i] = { status = evaluate(r), total = total(r) }
     else
       out[i] = cjson.null
     end

@@ -5,6 +5,7 @@ import type { KeyLine } from '../keys/keyfile.js';
 import {
   StateUnavailableError,
   type Handout,
+  type KeyNow,
   type PoolBackend,
   type PoolEvent,
   type PoolOptions,
@@ -17,7 +18,6 @@ import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
 import { Activity, ACTIVITY_KINDS, type HistoryRange, type HistorySeries, type SavedActivity } from '../pools/activity.js';
 import { StateRecord, type Counter, type KeyState, type PoolState } from '../pools/records.js';
 import { DEFAULT_PIN_LIMITS } from '../pools/pins.js';
-import type { KeyStatus } from '../../shared/stats.js';
 import { RedisPins } from './pins.js';
 import { compileLimits, readReport, settle, upstreamHoldFor, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
 import { poolStats, type KeyRows } from '../pools/stats.js';
@@ -88,7 +88,14 @@ export function hashOf(k: KeyState): Record<string, string> {
     Object.assign(h, { uS: k.upstreamHold.status, uR: k.upstreamHold.reason });
     if (k.upstreamHold.until !== null) h.uU = String(k.upstreamHold.until);
   }
-  if (k.credits) h.uc = JSON.stringify(k.credits);
+  if (k.credits) {
+    h.uc = JSON.stringify(k.credits);
+    // The plan's limits, as the script reads them (rules.lua keyLimits).
+    for (const [field, window] of [['pD', 'day'], ['pW', 'week'], ['pO', 'month'], ['pT', 'total']] as const) {
+      const l = k.credits.limits[window];
+      if (l !== null) h[field] = String(l);
+    }
+  }
   return h;
 }
 
@@ -117,7 +124,7 @@ export class RedisPool implements PoolBackend {
     private readonly options: PoolOptions = {},
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
-    this.limits = compileLimits(policy.limits);
+    this.limits = compileLimits(policy.limits, policy.upstreamLimits);
     options.activity?.collectPending();
     // {name} is a hash tag: all of a pool's keys share one slot.
     this.prefix = `${keyPrefix}{${name}}:`;
@@ -131,6 +138,7 @@ export class RedisPool implements PoolBackend {
       failureWindowSec: policy.failureWindowSec,
       maxBackoffSec: policy.maxBackoffSec,
       probeTimeoutSec: policy.probeTimeoutSec,
+      upstreamLimits: policy.upstreamLimits,
       constants: RULE_CONSTANTS,
     });
   }
@@ -178,9 +186,9 @@ export class RedisPool implements PoolBackend {
     return (await this.run<{ ok: boolean }>('refund', now, { keyId, uses, starts })).ok;
   }
 
-  async keyStatus(keyIds: readonly string[], now: number): Promise<Array<KeyStatus | null>> {
+  async keyStatus(keyIds: readonly string[], now: number): Promise<Array<KeyNow | null>> {
     if (keyIds.length === 0) return [];
-    const r = await this.run<{ statuses: Array<KeyStatus | null> | Record<string, never> }>('key_status', now, { keyIds });
+    const r = await this.run<{ statuses: Array<KeyNow | null> | Record<string, never> }>('key_status', now, { keyIds });
     const statuses = Array.isArray(r.statuses) ? r.statuses : [];
     return keyIds.map((_, i) => statuses[i] ?? null);
   }
@@ -227,7 +235,15 @@ export class RedisPool implements PoolBackend {
   async recordUpstream(check: UpstreamCheck, now: number): Promise<UpstreamRecorded> {
     const sync = check.reached && check.viaProxy ? null : JSON.stringify(check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error });
     const args = check.reached
-      ? { sync, keyId: check.keyId, hold: upstreamHoldFor(check.finding, this.clock, now), credits: check.credits ? JSON.stringify(check.credits) : null }
+      ? {
+          sync,
+          keyId: check.keyId,
+          hold: upstreamHoldFor(check.finding, this.clock, now),
+          credits: check.credits ? JSON.stringify(check.credits) : null,
+          plan: check.credits?.limits ?? null,
+          used: check.credits?.used ?? null,
+          servedBefore: check.servedBefore ?? null,
+        }
       : { sync, keyId: null };
     const r = await this.run<{ ok: boolean; revived: boolean; events: ScriptEvent[] }>('upstream', now, args);
     this.emit(r.events);

@@ -60,6 +60,23 @@ local function compileLimits(limits)
 end
 local LIMITS = compileLimits(pol.limits)
 
+-- The limits a key is held to: the pool's, each window also capped by the key's plan as the last
+-- sync told it (hash fields pD, pW, pO, pT) where the pool takes them from its upstream.
+local function keyLimits(r)
+  if not pol.upstreamLimits then return LIMITS end
+  local plan = { perDay = num(get(r, 'pD')), perWeek = num(get(r, 'pW')), perMonth = num(get(r, 'pO')), total = num(get(r, 'pT')) }
+  if plan.perDay == nil and plan.perWeek == nil and plan.perMonth == nil and plan.total == nil then return LIMITS end
+  local merged = { total = LIMITS.total }
+  for _, w in ipairs(LIMITS.windows) do merged[w.name] = w.limit end
+  for name, l in pairs(plan) do
+    if l >= 0 then
+      l = math.floor(l)
+      if merged[name] == nil or l < merged[name] then merged[name] = l end
+    end
+  end
+  return compileLimits(merged)
+end
+
 local function backoffMs(level, maxBackoffMs)
   local ms = C.BASE_BACKOFF_MS * 2 ^ math.min(level, 30)
   if ms > maxBackoffMs then ms = maxBackoffMs end
@@ -106,6 +123,7 @@ end
 
 -- reason, until (nil: the `total` limit, never; nil reason: no limit hit)
 local function quotaHit(r)
+  local LIMITS = keyLimits(r)
   local reason, untilMs = nil, 0
   if LIMITS.total and total(r) >= LIMITS.total then
     reason = 'quota: total ' .. total(r) .. '/' .. LIMITS.total
@@ -122,6 +140,7 @@ local function quotaHit(r)
 end
 
 local function limitsLeft(r)
+  local LIMITS = keyLimits(r)
   local left = nil
   if LIMITS.total then left = LIMITS.total - total(r) end
   for _, w in ipairs(LIMITS.windows) do

@@ -14,6 +14,8 @@ export class UsageChecker {
       clock: Clock;
       /** Each check's duration and whether it reached the upstream (metrics). */
       onCheck?: (pool: string, seconds: number, reached: boolean) => void;
+      /** What a key has served in all, read just before it is asked about (null: not in the pool yet). */
+      servedOf?: (pool: string, keyId: string) => Promise<number | null>;
     },
   ) {}
 
@@ -31,10 +33,11 @@ export class UsageChecker {
   async checkKey(name: string, key: string, keyId: string): Promise<UpstreamCheck | null> {
     const upstream = this.deps.upstreams.get(name);
     if (!upstream) return null;
+    const servedBefore = (await this.deps.servedOf?.(name, keyId).catch(() => null)) ?? null;
     const started = performance.now();
     const answer = await this.deps.fetchUsage(upstream, key);
     const check = readUsageAnswer(keyId, answer, this.deps.clock());
     this.deps.onCheck?.(name, (performance.now() - started) / 1000, check.reached);
-    return check;
+    return check.reached && servedBefore !== null ? { ...check, servedBefore } : check;
   }
 }

@@ -50,6 +50,7 @@ function randomPolicy(r: ReturnType<typeof prng>): Partial<PoolPolicy> {
     maxBackoffSec: 60 + r.int(600),
     probeTimeoutSec: 5 + r.int(60),
     resetTimezone: r.pick(['UTC', 'America/Los_Angeles', 'Asia/Kolkata']),
+    upstreamLimits: r.int(2) === 0,
   };
 }
 
@@ -104,7 +105,14 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
       case 8: {
         // An upstream check: unreachable, fine, invalid or exhausted in one of its windows.
         const kind = r.int(4);
-        const credits = r.int(2) ? null : { remaining: { day: r.int(50), week: null, month: r.int(500), total: null }, used: { day: 1, week: null, month: 2, total: null }, limits: { day: 50, week: null, month: 500, total: null }, syncedAt: clock.now() };
+        const credits = r.int(2)
+          ? null
+          : {
+              remaining: { day: r.int(50), week: null, month: r.int(500), total: null },
+              used: { day: r.int(8), week: r.int(3) ? null : r.int(20), month: 2 + r.int(20), total: r.int(2) ? null : 20 + r.int(40) },
+              limits: { day: r.pick([null, 3, 8, 50]), week: r.pick([null, 30]), month: r.pick([null, 10, 500]), total: r.pick([null, 60]) },
+              syncedAt: clock.now(),
+            };
         const check: UpstreamCheck =
           kind === 0
             ? { reached: false, error: 'timeout' }
@@ -112,6 +120,7 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
                 reached: true,
                 keyId: keyIdOf(key),
                 credits,
+                ...(r.int(2) ? { servedBefore: r.int(10) } : {}),
                 finding: kind === 1 ? null : kind === 2 ? { status: 'invalid', reason: 'not active' } : { status: 'exhausted', reason: 'limit', window: r.pick(['day', 'week', 'month', 'total'] as const) },
               };
         await both(`upstream ${JSON.stringify(check)}`, step, (p) => p.recordUpstream(check, clock.now()));

@@ -727,7 +727,47 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a!, b!, c!], { limits: { total: 1 } }, clock);
         await p.admin('disable', keyIdOf(b!), clock.now(), 'test');
         await take(p, clock, 1);
-        assert.deepEqual(await p.keyStatus([keyIdOf(a!), keyIdOf(b!), keyIdOf(c!), 'ffffffffffff'], clock.now()), ['exhausted', 'disabled', 'available', null]);
+        assert.deepEqual(await p.keyStatus([keyIdOf(a!), keyIdOf(b!), keyIdOf(c!), 'ffffffffffff'], clock.now()), [
+          { status: 'exhausted', total: 1 },
+          { status: 'disabled', total: 0 },
+          { status: 'available', total: 0 },
+          null,
+        ]);
+      });
+
+      const plan = (limits: { day: number | null; total: number | null }, used: { day: number | null; total: number | null }, at: number) => ({
+        remaining: { day: null, week: null, month: null, total: null },
+        used: { ...used, week: null, month: null },
+        limits: { ...limits, week: null, month: null },
+        syncedAt: at,
+      });
+
+      it("upstream limits: a key is held to its plan's credit limits as synced, under the pool's own cap", async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
+        const [a, b] = makeKeys(2);
+        const p = await make([a!, b!], { strategy: 'fill-first', upstreamLimits: true, limits: { perDay: 5 } }, clock);
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: plan({ day: 3, total: 1000 }, { day: 0, total: 10 }, clock.now()) }, clock.now());
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(b!), finding: null, credits: plan({ day: 50, total: null }, { day: 0, total: null }, clock.now()) }, clock.now());
+        assert.deepEqual(await take(p, clock, 8), [a, a, a, b, b, b, b, b]);
+        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: Date.parse('2026-11-22T00:00:00Z') - clock.now() });
+        assert.deepEqual([(await row(p, clock, a!)).reason, (await row(p, clock, b!)).reason], ['quota: perDay 3/3', 'quota: perDay 5/5']);
+      });
+
+      it('upstream counts: a sync sets day and total to what the upstream used plus what was handed out while it was asked', async () => {
+        const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
+        const [a] = makeKeys(1);
+        const p = await make([a!], { upstreamLimits: true }, clock);
+        await take(p, clock, 4);
+        const before = 3; // one handout happened while the upstream was asked
+        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: plan({ day: 10, total: null }, { day: 7, total: 40 }, clock.now()), servedBefore: before }, clock.now());
+        const r = await row(p, clock, a!);
+        assert.deepEqual([r.served.day, r.served.total, r.served.minute, r.remaining], [8, 41, 4, 2]);
+        // A pool that does not take them keeps its own counts.
+        const q = await make([a!], {}, clock);
+        await take(q, clock, 2);
+        await q.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: plan({ day: 1, total: null }, { day: 7, total: 40 }, clock.now()), servedBefore: 0 }, clock.now());
+        const s = await row(q, clock, a!);
+        assert.deepEqual([s.served.day, s.served.total, s.status], [2, 2, 'available']);
       });
 
       it('pins: the latest wins, they expire, and a removed key takes its pins with it', async () => {
