@@ -308,3 +308,25 @@ describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDI
     assert.equal((await plantid(two.url)).keys.reduce((n, k) => n + k.served.total, 0), fake.charged);
   });
 });
+
+describe('Kindwise plans, read from usage_info', () => {
+  it('a pool without limits takes each key from its plan: the sync sets what it used, and a key at its limit leaves rotation before a 429', async (t) => {
+    const fake = await fakeUpstream(t);
+    const [small, big] = makeKeys(2);
+    fake.addKey(small!, { limits: { day: 3 }, used: { day: 1 } });
+    fake.addKey(big!, { limits: { day: 100 }, used: { day: 40 } });
+    const s = await proxyServer(t, fake, [small!, big!], { UPSTREAM_SYNC_INTERVAL_MS: '60000' }, { strategy: 'fill-first' });
+    await until('the first sync', async () => (await plantid(s.url)).keys.every((k) => k.credits !== null));
+    const before = await plantid(s.url);
+    assert.deepEqual(before.keys.map((k) => [k.served.day, k.remaining]), [[1, 2], [40, 60]]);
+    const post = () => call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json: IMAGE });
+    const owners = [];
+    for (let i = 0; i < 3; i++) owners.push((await post()).headers.get('x-keywarden-key-id'));
+    // Two credits were left on the small key; the third create went to the big one, with no 429 first.
+    assert.deepEqual(owners, [keyIdOf(small!), keyIdOf(small!), keyIdOf(big!)]);
+    assert.equal(fake.requests.filter((r) => r.path === IDENTIFY).length, 3);
+    const after = await plantid(s.url);
+    assert.deepEqual(after.keys.map((k) => [k.status, k.served.day]), [['exhausted', 3], ['available', 41]]);
+    assert.equal(after.keys[0]!.reason, 'quota: perDay 3/3');
+  });
+});
