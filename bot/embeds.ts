@@ -76,6 +76,13 @@ function keyFileField(pool: PoolStats): APIEmbedField {
   return { name: 'Key file', value: clip(value) };
 }
 
+/** What the proxy did for the pool (since the server started): credits spent beside requests; none before its first request. */
+function proxyField(pool: PoolStats): APIEmbedField | null {
+  const p = pool.proxy;
+  if (!p || p.requests === 0) return null;
+  return { name: 'Proxy', value: `${p.requests} requests · **${p.creditsSpent}** credits spent · ${p.free} free · ${p.failovers} failovers · ${p.pins} identifications pinned` };
+}
+
 /**
  * One embed for one pool: availability, current key, keys out and when they return, forecast, key
  * file; its title links to the dashboard when `dashboardUrl` is given (DASHBOARD_URL).
@@ -96,7 +103,7 @@ export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' 
     fields: [
       { name: 'Current key', value: clip(current) },
       outOfRotation(pool),
-      ...[creditsField(pool)].filter((f): f is APIEmbedField => f !== null),
+      ...[creditsField(pool), proxyField(pool)].filter((f): f is APIEmbedField => f !== null),
       { name: 'Forecast', value: pool.exhaustsAt !== null ? `runs dry ${discordTime(pool.exhaustsAt)} at the last hour's rate` : 'not running dry before the next reset' },
       keyFileField(pool),
     ],

@@ -4,8 +4,8 @@
 // in sessionStorage and travel as Bearer headers, never in a URL.
 
 const REFRESH_MS = 5000;
-const KINDS = ['served', 'ok', 'rate_limited', 'exhausted', 'invalid', 'error', 'no_key'];
-const KIND_COLORS = { served: '#2563eb', ok: '#16a34a', rate_limited: '#d97706', exhausted: '#9333ea', invalid: '#dc2626', error: '#64748b', no_key: '#0f172a' };
+const KINDS = ['served', 'credits', 'free', 'ok', 'rate_limited', 'exhausted', 'invalid', 'error', 'no_key'];
+const KIND_COLORS = { served: '#2563eb', credits: '#0891b2', free: '#84cc16', ok: '#16a34a', rate_limited: '#d97706', exhausted: '#9333ea', invalid: '#dc2626', error: '#64748b', no_key: '#0f172a' };
 const WINDOWS = [['minute', 'perMinute'], ['hour', 'perHour'], ['day', 'perDay'], ['week', 'perWeek'], ['month', 'perMonth'], ['total', 'total']];
 
 const store = window.sessionStorage;
@@ -196,6 +196,7 @@ function renderSummary(view) {
     item('Last sync', sync === null ? '—' : `${sync.ok ? 'ok' : `failed: ${sync.error}`}, ${relative(sync.at)}`),
     item('Throttle', p.throttledUntil === null ? 'none' : `until ${when(p.throttledUntil)}`),
     item('Runs dry', p.exhaustsAt === null ? 'not before the next reset' : when(p.exhaustsAt)),
+    item('Proxy', p.proxy.requests === 0 ? 'no requests' : `${p.proxy.requests} requests · ${p.proxy.creditsSpent} credits spent · ${p.proxy.free} free · ${p.proxy.failovers} failovers · ${p.proxy.pins} pinned`),
     item('Out', ['blocked', 'exhausted', 'invalid', 'disabled', 'expired', 'probing'].filter((s) => p[s]).map((s) => `${p[s]} ${s}`).join(', ') || 'none'),
   );
 }

@@ -99,6 +99,11 @@ describe('stats embeds', () => {
     assert.equal(poolEmbed(pool(), stats([]), 1).fields!.some((f) => f.name.startsWith('Credits')), false); // no upstream: no field
   });
 
+  it('a pool the proxy serves: credits spent beside its requests, free calls, failovers and pins', () => {
+    const e = poolEmbed(pool({ proxy: { requests: 40, free: 25, creditsSpent: 17, failovers: 2, pins: 12 } }), stats([]), 1);
+    assert.deepEqual(e.fields![2], { name: 'Proxy', value: '40 requests · **17** credits spent · 25 free · 2 failovers · 12 identifications pinned' });
+  });
+
   it('links each pool to the dashboard when DASHBOARD_URL is set', () => {
     assert.equal(poolEmbed(pool(), stats([]), 1, 'https://keys.example/dashboard').url, 'https://keys.example/dashboard');
     assert.equal('url' in poolEmbed(pool(), stats([]), 1), false);
