@@ -26,15 +26,46 @@ const NAMES_IDENTIFICATION = /^\/identification\/([^/]+)(?:\/.*)?$/su;
 /** The knowledge base's search: `/kb/<type>/name_search`. */
 const NAME_SEARCH = /^\/kb\/[^/]+\/name_search\/?$/su;
 
-/** The create's JSON body, when it is one (null: not JSON, or not an object). */
-function jsonObject(body: Buffer | null): Record<string, unknown> | null {
-  if (body === null || body.length === 0) return null;
-  try {
-    const v: unknown = JSON.parse(body.toString('utf8'));
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
+/** Bodies up to this size are parsed as JSON; larger ones (images in base64) are scanned for the two fields read. */
+const PARSE_BYTES = 64 * 1024;
+
+/** What a create's body says that prices and pins it: `health` and `custom_id` (top-level fields). */
+interface CreateFields {
+  health: unknown;
+  customId: unknown;
+}
+
+/**
+ * The two fields of a create's JSON body. A small body is parsed; a large one (megabytes of
+ * base64 images, whose parse cost a fifth of the proxy's CPU) is searched for `"health"` and
+ * `"custom_id"` and only the value after each is read: base64 holds no quote, so the names
+ * cannot stand inside an image.
+ */
+function createFields(body: Buffer | null): CreateFields {
+  if (body === null || body.length === 0) return { health: undefined, customId: undefined };
+  if (body.length <= PARSE_BYTES) {
+    try {
+      const v: unknown = JSON.parse(body.toString('utf8'));
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        const o = v as Record<string, unknown>;
+        return { health: o.health, customId: o.custom_id };
+      }
+    } catch {
+      // not JSON: nothing to read
+    }
+    return { health: undefined, customId: undefined };
   }
+  return { health: scalarAfter(body, '"health"'), customId: scalarAfter(body, '"custom_id"') };
+}
+
+/** The JSON string or number after `"name":` in `body`, or undefined. */
+function scalarAfter(body: Buffer, quotedName: string): unknown {
+  const at = body.indexOf(quotedName);
+  if (at < 0) return undefined;
+  const after = body.subarray(at + quotedName.length, at + quotedName.length + 96).toString('latin1');
+  const m = /^\s*:\s*(?:"([^"\\]{0,64})"|(-?\d{1,20}))/u.exec(after);
+  if (!m) return undefined;
+  return m[1] !== undefined ? m[1] : Number(m[2]);
 }
 
 /**
@@ -53,10 +84,10 @@ export function priceOf(upstream: UpstreamConfig, method: string, path: string, 
   }
   if (method === 'GET' && (route === '/usage_info' || NAME_SEARCH.test(route))) return FREE;
   if (method === 'POST' && (route === '/identification' || route === '/health_assessment')) {
-    const json = jsonObject(body);
-    const healthAll = json?.health === 'all' || new URLSearchParams(query).get('health') === 'all';
+    const fields = createFields(body);
+    const healthAll = fields.health === 'all' || new URLSearchParams(query).get('health') === 'all';
     const credits = upstream.product === 'plant.id' && route === '/identification' && healthAll ? 2 : 1;
-    const custom = json?.custom_id;
+    const custom = fields.customId;
     const customId = typeof custom === 'number' && Number.isFinite(custom) ? String(custom) : typeof custom === 'string' && custom !== '' ? custom : null;
     return { kind: 'create', credits, customId };
   }
