@@ -86,8 +86,8 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     'Upstream attempts of proxied requests by pool and outcome (ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
     'outcome',
   );
-  const proxyCredits = new Counter({ name: 'keywarden_proxy_credits_total', help: 'Credits (uses, outside Kindwise) spent by proxied requests the upstream charged', labelNames: ['pool'], registers: [registry] });
-  const proxyFree = new Counter({ name: 'keywarden_proxy_free_total', help: 'Proxied requests that cost nothing (retrievals, feedback, conversations, usage_info)', labelNames: ['pool'], registers: [registry] });
+  const proxyCredits = poolTally(registry, 'keywarden_proxy_credits_total', 'Credits (uses, outside Kindwise) spent by proxied requests the upstream charged');
+  const proxyFree = poolTally(registry, 'keywarden_proxy_free_total', 'Proxied requests that cost nothing (retrievals, feedback, conversations, usage_info)');
   new Gauge({
     name: 'keywarden_proxy_pins',
     help: 'Identifications pinned to the key that made them',
@@ -139,8 +139,8 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
       proxyDuration.observe({ pool }, seconds);
     },
     proxySpent(pool, credits) {
-      if (credits > 0) proxyCredits.inc({ pool }, credits);
-      else proxyFree.inc({ pool });
+      if (credits > 0) proxyCredits.add(pool, credits);
+      else proxyFree.add(pool, 1);
     },
     upstreamCheck(pool, seconds, reached) {
       syncDuration.observe({ pool }, seconds);
@@ -154,6 +154,22 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
  * proxied requests): tallied in plain maps and added to prom-client's counter when scraped (its
  * collect hook), since a prom-client child hashes its labels on every inc().
  */
+/** talliedCounter's twin for counts by pool alone. */
+function poolTally(registry: Registry, name: string, help: string): { add(pool: string, n: number): void } {
+  const pending = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames: ['pool'],
+    registers: [registry],
+    collect() {
+      for (const [pool, n] of pending) if (n > 0) this.inc({ pool }, n);
+      pending.clear();
+    },
+  });
+  return { add: (pool, n) => pending.set(pool, (pending.get(pool) ?? 0) + n) };
+}
+
 function talliedCounter(registry: Registry, name: string, help: string, label: string): { add(pool: string, value: string): void } {
   // Nested maps, not a joined key: no string is built per count.
   const pending = new Map<string, Map<string, number>>();

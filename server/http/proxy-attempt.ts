@@ -46,59 +46,67 @@ export type Sent =
  * the caller's head), or null for one the proxy must read first (held, see PeekingSink).
  * Resolves when a streamed answer is done, once a held one is peeked, or on failure.
  */
-export async function sendAttempt(out: Outgoing, pass: (status: number, headers: IncomingHttpHeaders) => Writable | null): Promise<Sent> {
-  const signal = new StopSignal();
-  let timedOut = false;
-  const onGone = () => signal.fire();
-  out.callerGone.once('abort', onGone);
-  if (out.callerGone.aborted) signal.fire();
-  const timer = setTimeout(() => {
-    timedOut = true;
-    signal.fire();
-  }, out.timeoutMs);
-  let head: { status: number; headers: IncomingHttpHeaders; sink: PeekingSink | null } | null = null;
-  let headSeen!: () => void;
-  const headArrived = new Promise<void>((resolve) => (headSeen = resolve));
-  const done = stream(
-    out.url,
-    {
-      method: out.method as Dispatcher.HttpMethod,
-      headers: out.headers,
-      body: out.body,
-      dispatcher: out.dispatcher,
-      signal,
-      headersTimeout: out.timeoutMs,
-      bodyTimeout: out.timeoutMs,
-    },
-    ({ statusCode, headers }) => {
+export function sendAttempt(out: Outgoing, pass: (status: number, headers: IncomingHttpHeaders) => Writable | null): Promise<Sent> {
+  return new Promise<Sent>((resolve) => {
+    const signal = new StopSignal();
+    let timedOut = false;
+    let settled = false;
+    let head: { status: number; headers: IncomingHttpHeaders; sink: PeekingSink | null } | null = null;
+    const onGone = () => signal.fire();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      signal.fire();
+    }, out.timeoutMs);
+    const settle = (sent: Sent) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      const to = pass(statusCode, headers);
-      head = { status: statusCode, headers, sink: to === null ? new PeekingSink() : null };
-      headSeen();
-      return to ?? head.sink!;
-    },
-  ).then(
-    () => null,
-    (err: unknown) => err,
-  );
-  try {
-    await Promise.race([headArrived, done]);
-    const h = head as { status: number; headers: IncomingHttpHeaders; sink: PeekingSink | null } | null;
-    if (h?.sink) {
-      const failed = await Promise.race([h.sink.ready.then(() => null), done]);
-      if (failed === null) return { kind: 'held', status: h.status, headers: h.headers, sink: h.sink };
-      return out.callerGone.aborted ? { kind: 'gone', answered: true } : { kind: 'failed', why: requestFailure(failed, out.timeoutMs), timedOut: false, code: (failed as { code?: string }).code };
-    }
-    const err = await done;
-    if (h) return out.callerGone.aborted && err !== null ? { kind: 'gone', answered: true } : { kind: 'streamed', status: h.status, broken: err !== null };
-    if (out.callerGone.aborted) return { kind: 'gone', answered: false };
-    if (timedOut) return { kind: 'failed', why: `timed out after ${out.timeoutMs} ms`, timedOut: true, code: 'UND_ERR_HEADERS_TIMEOUT' };
-    const why = requestFailure(err, out.timeoutMs);
-    return { kind: 'failed', why, timedOut: why.startsWith('timed out'), code: (err as { code?: string }).code };
-  } finally {
-    clearTimeout(timer);
-    out.callerGone.off('abort', onGone);
-  }
+      out.callerGone.off('abort', onGone);
+      resolve(sent);
+    };
+    out.callerGone.once('abort', onGone);
+    if (out.callerGone.aborted) signal.fire();
+    stream(
+      out.url,
+      {
+        method: out.method as Dispatcher.HttpMethod,
+        headers: out.headers,
+        body: out.body,
+        dispatcher: out.dispatcher,
+        signal,
+        headersTimeout: out.timeoutMs,
+        bodyTimeout: out.timeoutMs,
+      },
+      ({ statusCode, headers }) => {
+        clearTimeout(timer);
+        const to = pass(statusCode, headers);
+        if (to !== null) {
+          head = { status: statusCode, headers, sink: null };
+          return to;
+        }
+        const sink = new PeekingSink();
+        head = { status: statusCode, headers, sink };
+        // Held once its first bytes are in (or all of it): the proxy decides what becomes of the rest.
+        void sink.ready.then(() => settle({ kind: 'held', status: statusCode, headers, sink }));
+        return sink;
+      },
+    ).then(
+      () => {
+        // A held answer that ended within its peek was settled by its sink.
+        const h = head as { status: number; sink: PeekingSink | null } | null;
+        if (h && !h.sink) settle({ kind: 'streamed', status: h.status, broken: false });
+      },
+      (err: unknown) => {
+        const h = head as { status: number; sink: PeekingSink | null } | null;
+        if (out.callerGone.aborted) return settle({ kind: 'gone', answered: h !== null });
+        if (h && !h.sink) return settle({ kind: 'streamed', status: h.status, broken: true });
+        if (h?.sink) return settle({ kind: 'failed', why: requestFailure(err, out.timeoutMs), timedOut: false, code: (err as { code?: string }).code });
+        if (timedOut) return settle({ kind: 'failed', why: `timed out after ${out.timeoutMs} ms`, timedOut: true, code: 'UND_ERR_HEADERS_TIMEOUT' });
+        const why = requestFailure(err, out.timeoutMs);
+        settle({ kind: 'failed', why, timedOut: why.startsWith('timed out'), code: (err as { code?: string }).code });
+      },
+    );
+  });
 }
 
 /** Writes an answer's head to the caller with Keywarden's two headers. */

@@ -41,6 +41,9 @@ export class KeyFileError extends ConfigError {
 /** Statuses the upstream no longer answers for: no request goes to such a key, not even a free one. */
 const DEAD: ReadonlySet<KeyStatus> = new Set(['disabled', 'invalid', 'expired']);
 
+/** Keys whose status a free call reads at a time: most find their key in the first. */
+const ANSWERING_BATCH = 8;
+
 /** How long a handout waits for reservations to be saved before it is a 503 state_unavailable. */
 const RESERVATION_WAIT_MS = 10_000;
 
@@ -54,8 +57,9 @@ interface Entry {
   fileMutex: Mutex;
   file: KeyFileStats;
   signature: FileSignature | null;
-  /** The key-file lines last applied, and the same by keyId. */
+  /** The key-file lines last applied, the same as PoolKeys (in file order), and by keyId. */
   lines: readonly KeyLine[];
+  keys: readonly PoolKey[];
   byId: ReadonlyMap<string, KeyLine>;
   /** Pins evicted to keep the pool within PIN_MAX since start (a metric). */
   pinsEvicted: number;
@@ -120,6 +124,7 @@ export class PoolRegistry {
         file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
         signature: null,
         lines: [],
+        keys: [],
         byId: new Map(),
         pinsEvicted: 0,
         proxy: { requests: 0, free: 0, creditsSpent: 0, failovers: 0 },
@@ -271,10 +276,10 @@ export class PoolRegistry {
    */
   async *answeringKeys(name: string): AsyncGenerator<PoolKey> {
     const e = this.entry(name);
-    const lines = e.lines;
-    for (let i = 0; i < lines.length; i += 32) {
-      const batch = lines.slice(i, i + 32).map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
-      const statuses = await this.exclusive(e, (p, now) => p.keyStatus(batch.map((k) => k.keyId), now));
+    const keys = e.keys;
+    for (let i = 0; i < keys.length; i += ANSWERING_BATCH) {
+      const batch = keys.slice(i, i + ANSWERING_BATCH);
+      const statuses = await this.exclusiveSync(e, (p, now) => p.keyStatus(batch.map((k) => k.keyId), now));
       for (let j = 0; j < batch.length; j++) if (statuses[j] && !DEAD.has(statuses[j]!.status)) yield batch[j]!;
     }
   }
@@ -306,8 +311,8 @@ export class PoolRegistry {
   }
 
   /** The keys of a pool as its key file last applied lists them. */
-  keysOf(name: string): PoolKey[] {
-    return this.entry(name).lines.map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
+  keysOf(name: string): readonly PoolKey[] {
+    return this.entry(name).keys;
   }
 
   /** Runs `fn` on a pool as one state change (admin actions). */
@@ -364,7 +369,8 @@ export class PoolRegistry {
     try {
       summary = await this.exclusive(e, (p, now) => p.setKeys(parsed.keys, now));
       e.lines = parsed.keys;
-      e.byId = new Map(parsed.keys.map((l) => [keyIdOf(l.key), l]));
+      e.keys = parsed.keys.map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
+      e.byId = new Map(parsed.keys.map((l, i) => [e.keys[i]!.keyId, l]));
     } catch (err) {
       e.signature = null; // not applied: the next watch tick tries again
       throw err;
