@@ -3,7 +3,9 @@
  * (bench/passthrough.ts), side by side in one run, both in front of the same local upstream that
  * answers at once (bench/upstream.ts). Small JSON requests at 50 connections (throughput, p50),
  * one connection (the latency a proxy adds with no queue), and 1 MB request bodies at 50
- * connections (throughput, and the RSS Keywarden grows by). Prints a table and the targets, and
+ * connections (throughput, and the RSS Keywarden grows by). The GETs are usage_info, free calls
+ * in Keywarden's plantid pool (no handout); the 1 MB POSTs are identifications (a handout each,
+ * their answer's access_token pinned). Prints a table and the targets, and
  * writes bench/proxy-results.json. Not a test: nothing here asserts.
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -128,7 +130,7 @@ async function main(): Promise<void> {
     }
     console.log(`\nadded latency: p50 ${f(results.addedP50Ms.small)} ms at ${CONNECTIONS} connections; at 1 connection p50 ${f(results.addedP50Ms.oneConnection)} ms, mean ${results.addedMeanMsOneConnection.toFixed(3)} ms; keywarden RSS ${f(rssBefore)} MB before, ${f(rssPeak)} MB at peak (+${f(results.rssMb.growth)} MB)\n`);
     const targetsMet = {
-      [`throughput >= 0.8 x pass-through, small JSON at ${CONNECTIONS} connections`]: results.ratios.small >= 0.8,
+      [`throughput >= 0.9 x pass-through, small JSON at ${CONNECTIONS} connections`]: results.ratios.small >= 0.9,
       'p50 added latency < 1 ms (1 connection; mean added as well)': results.addedP50Ms.oneConnection < 1 && results.addedMeanMsOneConnection < 1,
       [`throughput >= 0.8 x pass-through, 1 MB bodies at ${CONNECTIONS} connections`]: results.ratios.big >= 0.8,
       'RSS growth < 200 MB with 1 MB bodies': results.rssMb.growth < 200,

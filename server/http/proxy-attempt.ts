@@ -21,7 +21,8 @@ export interface Outgoing {
   url: URL;
   method: string;
   headers: string[];
-  body: Buffer | null;
+  /** The request body in its pieces (sent one after another), or null. */
+  body: readonly Buffer[] | null;
   dispatcher: Dispatcher;
   /** How long the answer's head may take, the wait for a connection included. */
   timeoutMs: number;
@@ -71,7 +72,8 @@ export function sendAttempt(out: Outgoing, pass: (status: number, headers: Incom
       {
         method: out.method as Dispatcher.HttpMethod,
         headers: out.headers,
-        body: out.body,
+        // undici sends an iterable piece by piece; its types name only the single-piece bodies.
+        body: (out.body === null ? null : out.body.length === 1 ? out.body[0]! : out.body) as Buffer | null,
         dispatcher: out.dispatcher,
         signal,
         headersTimeout: out.timeoutMs,

@@ -145,11 +145,11 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
     const headers = forwardHeaders(ctx.req.rawHeaders, headerName, connectionListed(ctx.req.headers.connection));
     // The body is received whole before any upstream connection is taken for it, so a caller
     // that sends slowly holds nothing but its own socket; it is kept for a failover.
-    let body: Buffer | null = null;
+    // Pieces go as they came (undici writes an iterable piece by piece), never copied into one buffer.
+    let body: Buffer[] | null = null;
     if (Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '') {
-      const pieces = await readBody(ctx, deps.maxBodyBytes, deps.bodyTimeoutMs);
-      body = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-      headers.push('content-length', String(body.length));
+      body = await readBody(ctx, deps.maxBodyBytes, deps.bodyTimeoutMs);
+      headers.push('content-length', String(body.reduce((n, p) => n + p.length, 0)));
     }
     const price: Price = priceOf(upstream, method, target.path, target.query, body);
 

@@ -36,16 +36,17 @@ interface CreateFields {
 }
 
 /**
- * The two fields of a create's JSON body. A small body is parsed; a large one (megabytes of
- * base64 images, whose parse cost a fifth of the proxy's CPU) is searched for `"health"` and
- * `"custom_id"` and only the value after each is read: base64 holds no quote, so the names
- * cannot stand inside an image.
+ * The two fields of a create's JSON body, given in the pieces it arrived in. A small body is
+ * parsed; a large one (megabytes of base64 images, whose parse cost a fifth of the proxy's CPU)
+ * is searched for `"health"` and `"custom_id"` and only the value after each is read: base64
+ * holds no quote, so the names cannot stand inside an image.
  */
-function createFields(body: Buffer | null): CreateFields {
-  if (body === null || body.length === 0) return { health: undefined, customId: undefined };
-  if (body.length <= PARSE_BYTES) {
+function createFields(body: readonly Buffer[] | null): CreateFields {
+  const size = body === null ? 0 : body.reduce((n, p) => n + p.length, 0);
+  if (body === null || size === 0) return { health: undefined, customId: undefined };
+  if (size <= PARSE_BYTES) {
     try {
-      const v: unknown = JSON.parse(body.toString('utf8'));
+      const v: unknown = JSON.parse(Buffer.concat(body).toString('utf8'));
       if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
         const o = v as Record<string, unknown>;
         return { health: o.health, customId: o.custom_id };
@@ -58,21 +59,57 @@ function createFields(body: Buffer | null): CreateFields {
   return { health: scalarAfter(body, '"health"'), customId: scalarAfter(body, '"custom_id"') };
 }
 
-/** The JSON string or number after `"name":` in `body`, or undefined. */
-function scalarAfter(body: Buffer, quotedName: string): unknown {
-  const at = body.indexOf(quotedName);
-  if (at < 0) return undefined;
-  const after = body.subarray(at + quotedName.length, at + quotedName.length + 96).toString('latin1');
+/** How far past a field's name its value is read. */
+const VALUE_BYTES = 96;
+
+/** The JSON string or number after `"name":` in the pieces of `body`, or undefined. */
+function scalarAfter(body: readonly Buffer[], quotedName: string): unknown {
+  const found = indexIn(body, quotedName);
+  if (found === null) return undefined;
+  const after = bytesFrom(body, found[0], found[1] + quotedName.length, VALUE_BYTES).toString('latin1');
   const m = /^\s*:\s*(?:"([^"\\]{0,64})"|(-?\d{1,20}))/u.exec(after);
   if (!m) return undefined;
   return m[1] !== undefined ? m[1] : Number(m[2]);
 }
 
+/** Where `needle` first stands in the pieces: [piece, offset], found across a seam between pieces too. */
+function indexIn(pieces: readonly Buffer[], needle: string): [number, number] | null {
+  const overlap = needle.length - 1;
+  for (let i = 0; i < pieces.length; i++) {
+    const at = pieces[i]!.indexOf(needle);
+    if (at >= 0) return [i, at];
+    if (i + 1 < pieces.length) {
+      const tail = pieces[i]!.subarray(Math.max(0, pieces[i]!.length - overlap));
+      const seam = Buffer.concat([tail, bytesFrom(pieces, i + 1, 0, overlap)]).indexOf(needle);
+      if (seam >= 0) return [i, pieces[i]!.length - tail.length + seam];
+    }
+  }
+  return null;
+}
+
+/** Up to `n` bytes of the pieces from piece `i`, offset `at` (which may lie past that piece's end). */
+function bytesFrom(pieces: readonly Buffer[], i: number, at: number, n: number): Buffer {
+  const out: Buffer[] = [];
+  let left = n;
+  for (let j = i; j < pieces.length && left > 0; j++) {
+    const piece = pieces[j]!;
+    if (at >= piece.length) {
+      at -= piece.length;
+      continue;
+    }
+    const part = piece.subarray(at, at + left);
+    out.push(part);
+    left -= part.length;
+    at = 0;
+  }
+  return Buffer.concat(out);
+}
+
 /**
- * The price of `method path?query` with `body` on `upstream`. `path` is the path sent upstream
- * (with the API's base, e.g. `/api/v3/identification`).
+ * The price of `method path?query` with `body` (in the pieces it arrived in) on `upstream`.
+ * `path` is the path sent upstream (with the API's base, e.g. `/api/v3/identification`).
  */
-export function priceOf(upstream: UpstreamConfig, method: string, path: string, query: string, body: Buffer | null): Price {
+export function priceOf(upstream: UpstreamConfig, method: string, path: string, query: string, body: readonly Buffer[] | null): Price {
   if (upstream.type !== 'kindwise') return ONE_USE;
   const base = upstream.apiBase;
   if (!path.startsWith(`${base}/`)) return ONE_USE;

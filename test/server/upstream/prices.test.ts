@@ -5,9 +5,16 @@ import { accessTokenIn, priceOf } from '../../../server/upstream/prices.js';
 
 const plant = kindwiseUpstream('plant.id');
 const crop = kindwiseUpstream('crop.health');
-const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+const json = (v: unknown) => [Buffer.from(JSON.stringify(v))];
 /** A create as large as a real one: megabytes of base64 images around the fields. */
 const big = (fields: Record<string, unknown>) => json({ images: [`data:image/jpeg;base64,${'A'.repeat(300_000)}`], ...fields, similar_images: true });
+/** The same body in pieces of `size` bytes, as it arrives from a socket. */
+const pieces = (body: Buffer[], size: number) => {
+  const whole = Buffer.concat(body);
+  const out: Buffer[] = [];
+  for (let i = 0; i < whole.length; i += size) out.push(whole.subarray(i, i + size));
+  return out;
+};
 
 describe('prices of proxied requests', () => {
   it('creates spend credits: 1, a plant.id identification with health "all" 2 (body or query), crop.health 1 either way', () => {
@@ -22,6 +29,10 @@ describe('prices of proxied requests', () => {
   it('a large body is searched for its fields, not parsed: the same price and custom id', () => {
     assert.deepEqual(priceOf(plant, 'POST', '/api/v3/identification', '', big({ health: 'all', custom_id: 7 })), { kind: 'create', credits: 2, customId: '7' });
     assert.deepEqual(priceOf(plant, 'POST', '/api/v3/identification', '', big({})), { kind: 'create', credits: 1, customId: null });
+    // In pieces, whatever seam a name or its value falls on.
+    for (const size of [1000, 4096, 7, 65_536]) {
+      assert.deepEqual(priceOf(plant, 'POST', '/api/v3/identification', '', pieces(big({ health: 'all', custom_id: 123456 }), size)), { kind: 'create', credits: 2, customId: '123456' }, `pieces of ${size}`);
+    }
   });
 
   it('whatever names an identification is pinned and free; usage_info and name_search are free; anything else one use', () => {
