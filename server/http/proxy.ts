@@ -161,7 +161,7 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
     const sentKeys: string[] = [];
     const attempts: Attempt[] = [];
     const spent = (credits: number) => {
-      registry.countProxied(pool, credits);
+      registry.countSpent(pool, credits);
       metrics.proxySpent(pool, credits);
     };
     const done = (status: number) => {
@@ -343,7 +343,7 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       const key: PoolKey = { keyId: handout.keyId, key: handout.key, masked: '' };
       const charged = handout.granted;
       /** The upstream charged nothing (a 4xx, or the request never left): the handout's uses go back. */
-      const giveBack = () => registry.refund(pool, key.keyId, charged, at).catch((err: Error) => logger.warn(`proxy ${pool}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`));
+      const giveBack = () => registry.recount(pool, key.keyId, -charged, at).catch((err: Error) => logger.warn(`proxy ${pool}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`));
       const pinOnAnswer = (status: number): SniffingSink | null => {
         if (price.kind !== 'create' || status < 200 || status >= 300) return null;
         return new SniffingSink(ctx.res, ACCESS_TOKEN_SCAN_BYTES, async (head) => {

@@ -15,6 +15,7 @@ const reportSchema = z
     outcome: z.enum(OUTCOMES, `must be one of ${OUTCOMES.join(', ')}`).optional(),
     status: z.number().int().min(100, 'must be an HTTP status code').max(599, 'must be an HTTP status code').optional(),
     retryAfter: z.number().min(0, 'must be seconds, 0 or more').max(31_536_000, 'must be at most a year in seconds').optional(),
+    credits: z.number().int('must be a whole number of credits').min(0, 'must be 0 or more').max(10_000, 'must be at most 10000').optional(),
   })
   .strict()
   .refine((b) => b.outcome !== undefined || b.status !== undefined, { message: 'give an outcome (or the upstream status)', path: ['outcome'] });
@@ -89,6 +90,11 @@ export function createRoutes(deps: RoutesDeps): Router {
     const result = await registry.report(name, { keyId: b.keyId, outcome: b.outcome, status: b.status, retryAfterSec: b.retryAfter });
     if (!result.ok) throw new HttpError(404, 'unknown_key', `pool ${name} has no key ${b.keyId}`);
     deps.metrics.report(name, result.outcome);
+    // What the call really cost: the handout counted one use; the difference is counted now.
+    if (b.credits !== undefined) {
+      if (b.credits !== 1) await registry.recount(name, b.keyId, b.credits - 1, deps.clock());
+      registry.countSpent(name, b.credits);
+    }
     ctx.status = 204;
   });
 

@@ -88,10 +88,12 @@ export interface PoolBackend {
   /** Records an upstream check: the key's verdict and credits, and the pool's `upstreamSync`. */
   recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded | Promise<UpstreamRecorded>;
   /**
-   * Gives back `uses` handed out to `keyId` at `at` (a proxied create the upstream did not charge):
-   * from its total and from every window `at` falls in that is still current. False for an unknown key.
+   * Changes by `delta` the uses counted for `keyId` at `at`: a proxied create the upstream did not
+   * charge gives its uses back (negative), a report that a call cost more credits adds the rest.
+   * The total changes, and every window `at` falls in that is still current (never below zero).
+   * False for an unknown key.
    */
-  refund(keyId: string, uses: number, at: number, now: number): boolean | Promise<boolean>;
+  recount(keyId: string, delta: number, at: number, now: number): boolean | Promise<boolean>;
   /** Each of `keyIds` as a handout would see it, and its total served (null: not in the pool); changes nothing. */
   keyStatus(keyIds: readonly string[], now: number): Array<KeyNow | null> | Promise<Array<KeyNow | null>>;
   /** The keyId identification `ref` is pinned to (null: none, or expired). */

@@ -242,20 +242,26 @@ export abstract class PoolCore {
     return { ok: true, key: rec.key, keyId: rec.keyId, remaining, granted };
   }
 
-  /** Gives back uses a handout counted (see PoolBackend.refund); windows that ended since keep theirs. */
-  refund(keyId: string, uses: number, at: number, now: number): boolean {
+  /** Changes the count of uses made at `at` by `delta` (see PoolBackend.recount); windows that ended since keep theirs. */
+  recount(keyId: string, delta: number, at: number, now: number): boolean {
     const rec = this.byId.get(keyId);
     if (!rec) return false;
     for (let k = 0; k < WINDOW_KINDS.length; k++) {
-      const start = this.clock.bounds(WINDOW_KINDS[k]!, at).startMs;
+      const kind = WINDOW_KINDS[k]!;
+      const start = this.clock.bounds(kind, at).startMs;
+      if (start !== this.clock.bounds(kind, now).startMs) continue;
       const held = rec.countIn(k, start);
-      if (held > 0) rec.addTo(k, start, -Math.min(uses, held));
+      const next = Math.max(0, held + delta);
+      if (next !== held) rec.setCount(k, start, next);
     }
-    rec.total = Math.max(0, rec.total - uses);
+    rec.total = Math.max(0, rec.total + delta);
     const minute = this.clock.bounds('minute', at).startMs;
-    if (this.poolWindow?.start === minute) this.poolWindow.count = Math.max(0, this.poolWindow.count - uses);
-    const counted = this.history.find((c) => c.start === minute);
-    if (counted) counted.count = Math.max(0, counted.count - uses);
+    if (minute === this.clock.bounds('minute', now).startMs) {
+      if (this.poolWindow?.start === minute) this.poolWindow.count = Math.max(0, this.poolWindow.count + delta);
+      const counted = this.history.find((c) => c.start === minute);
+      if (counted) counted.count = Math.max(0, counted.count + delta);
+      else if (delta > 0) recordHandout(this.history, this.clock, now, delta);
+    }
     this.place(rec, now);
     this.changes.touch(rec);
     return true;

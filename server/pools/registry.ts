@@ -230,13 +230,13 @@ export class PoolRegistry {
 
   // ---------------------------------------------------------------- for the proxy: prices and pins
 
-  /** Gives back uses handed out at `at` that the upstream did not charge (see PoolBackend.refund). */
-  refund(name: string, keyId: string, uses: number, at: number): Promise<boolean> {
-    return this.exclusive(this.entry(name), (p, now) => p.refund(keyId, uses, at, now));
+  /** Changes the uses counted for a key at `at` by `delta` (see PoolBackend.recount). */
+  recount(name: string, keyId: string, delta: number, at: number): Promise<boolean> {
+    return this.exclusive(this.entry(name), (p, now) => p.recount(keyId, delta, at, now));
   }
 
-  /** Counts what a proxied request spent (credits) or that it was free, in the pool's history. */
-  countProxied(name: string, credits: number): void {
+  /** Counts what a request spent (credits) or that it was free, in the pool's history. */
+  countSpent(name: string, credits: number): void {
     const e = this.entry(name);
     if (credits > 0) {
       e.activity.record('credits', this.options.clock(), credits);

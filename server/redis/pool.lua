@@ -348,22 +348,33 @@ local function upstream()
   return { ok = true, revived = priorS ~= nil and hold == nil, events = events }
 end
 
--- pool.ts refund: gives back A.uses handed out to A.keyId at a time whose window starts are
--- A.starts (per kind); windows that ended since keep theirs.
-local function refund()
+-- pool.ts recount: changes by A.delta the uses counted for A.keyId at a time whose window starts
+-- are A.starts (per kind); only windows still current change, never below zero.
+local function recount()
   local id = A.keyId
   if not redis.call('ZSCORE', P .. 'pos', id) then return { ok = false } end
   local r = load(id)
   for _, kind in ipairs(KINDS) do
     local start = A.starts[kind]
-    local held = 0
-    if num(get(r, F[kind] .. 'S')) == start then held = num(get(r, F[kind] .. 'C')) or 0 end
-    if held > 0 then set(r, F[kind] .. 'C', held - math.min(A.uses, held)) end
+    if start == B[kind][1] then
+      local held = 0
+      if num(get(r, F[kind] .. 'S')) == start then held = num(get(r, F[kind] .. 'C')) or 0 end
+      local nxt = math.max(0, held + A.delta)
+      if nxt ~= held then
+        set(r, F[kind] .. 'S', start); set(r, F[kind] .. 'C', nxt)
+      end
+    end
   end
-  set(r, 't', math.max(0, total(r) - A.uses))
-  if num(meta.pwS) == A.starts.minute then setMeta('pwC', math.max(0, (num(meta.pwC) or 0) - A.uses)) end
-  local counted = num(redis.call('HGET', P .. 'hist', A.starts.minute))
-  if counted then redis.call('HSET', P .. 'hist', A.starts.minute, math.max(0, counted - A.uses)) end
+  set(r, 't', math.max(0, total(r) + A.delta))
+  if A.starts.minute == B.minute[1] then
+    if num(meta.pwS) == A.starts.minute then setMeta('pwC', math.max(0, (num(meta.pwC) or 0) + A.delta)) end
+    local counted = num(redis.call('HGET', P .. 'hist', A.starts.minute))
+    if counted then
+      redis.call('HSET', P .. 'hist', A.starts.minute, math.max(0, counted + A.delta))
+    elseif A.delta > 0 then
+      recordHandout(A.delta)
+    end
+  end
   place(r)
   return { ok = true }
 end
@@ -422,7 +433,7 @@ elseif op == 'report' then result = report()
 elseif op == 'sync' then result = sync()
 elseif op == 'admin' then result = admin()
 elseif op == 'upstream' then result = upstream()
-elseif op == 'refund' then result = refund()
+elseif op == 'recount' then result = recount()
 elseif op == 'key_status' then result = keyStatus()
 else return redis.error_reply('unknown op ' .. tostring(op)) end
 return cjson.encode(result)

@@ -181,9 +181,9 @@ export class RedisPool implements PoolBackend {
     return summary;
   }
 
-  async refund(keyId: string, uses: number, at: number, now: number): Promise<boolean> {
+  async recount(keyId: string, delta: number, at: number, now: number): Promise<boolean> {
     const starts = Object.fromEntries(WINDOW_KINDS.map((kind) => [kind, this.clock.bounds(kind, at).startMs]));
-    return (await this.run<{ ok: boolean }>('refund', now, { keyId, uses, starts })).ok;
+    return (await this.run<{ ok: boolean }>('recount', now, { keyId, delta, starts })).ok;
   }
 
   async keyStatus(keyIds: readonly string[], now: number): Promise<Array<KeyNow | null>> {

@@ -38,8 +38,9 @@ async function sdk(host: string, ...args: string[]): Promise<Step[]> {
     const { stdout } = await run(PYTHON, [SCRIPT, SDK_DIR, host, TOKEN, ...args], { timeout: 60_000 });
     return stdout.trim().split('\n').map((l) => JSON.parse(l) as Step);
   } catch (err) {
-    const out = (err as { stdout?: string }).stdout ?? '';
-    throw new Error(`the SDK failed: ${out.trim().split('\n').at(-1) ?? (err as Error).message}`);
+    const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
+    const said = stdout.trim().split('\n').at(-1) || stderr.trim().split('\n').slice(-3).join(' / ') || (err as Error).message;
+    throw new Error(`the SDK failed: ${said}`);
   }
 }
 

@@ -135,6 +135,24 @@ describe('POST /api/<pool>/report', () => {
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, a);
   });
 
+  it('a report may say what the call really cost in credits: the key is counted that, its limits follow', async (t) => {
+    const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
+    const [a, b] = makeKeys(2);
+    const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, pools: { plantid: { strategy: 'fill-first', limits: { perDay: 4 } } }, clock });
+    const served = async () => ((await getJson(`${s.url}/api/stats?pool=plantid`)).body as StatsResponse).pools[0]!.keys.map((k) => k.served.day);
+    assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, a);
+    assert.equal((await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 2 })).status, 204);
+    assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, a);
+    assert.equal((await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 0 })).status, 204);
+    assert.deepEqual(await served(), [2, 0]); // 2, then a call that cost nothing
+    assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, a);
+    assert.equal((await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 2 })).status, 204);
+    assert.deepEqual(await served(), [4, 0]);
+    assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, b); // a is at its perDay
+    const history = (await getJson(`${s.url}/api/stats/history?pool=plantid&range=1h`)).body;
+    assert.equal(history.counts.credits.at(-1), 4);
+  });
+
   it('400 names what is wrong in a bad body', async (t) => {
     const [a] = makeKeys(1);
     const s = await startInProcess(t, { keys: { plantid: [a!] } });
@@ -145,6 +163,8 @@ describe('POST /api/<pool>/report', () => {
       [{ keyId: keyIdOf(a!) }, /^outcome: give an outcome/u],
       [{ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfter: -1 }, /^retryAfter: /u],
       [{ keyId: keyIdOf(a!), outcome: 'ok', extra: 1 }, /unknown field extra/u],
+      [{ keyId: keyIdOf(a!), outcome: 'ok', credits: 1.5 }, /^credits: must be a whole number of credits/u],
+      [{ keyId: keyIdOf(a!), outcome: 'ok', credits: -1 }, /^credits: must be 0 or more/u],
       [[1, 2], /^body: /u],
     ];
     for (const [body, message] of cases) {

@@ -127,10 +127,10 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
         break;
       }
       case 10: {
-        // A proxied create the upstream did not charge: its uses go back, from windows still current.
-        const uses = 1 + r.int(2);
+        // A proxied create the upstream did not charge (its uses go back), or a report that a call cost more.
+        const delta = r.pick([-2, -1, 1, 3]);
         const at = clock.now() - r.pick([0, 1_000, 61_000, 3_600_000, 86_400_000]);
-        await both(`refund ${uses} at -${clock.now() - at} ms`, step, (p) => p.refund(keyIdOf(key), uses, at, clock.now()));
+        await both(`recount ${delta} at -${clock.now() - at} ms`, step, (p) => p.recount(keyIdOf(key), delta, at, clock.now()));
         await both('keyStatus', step, (p) => p.keyStatus([...keys.map(keyIdOf), 'ffffffffffff'], clock.now()));
         break;
       }

@@ -705,20 +705,23 @@ for (const store of [memoryStore, redisStore()]) {
     });
 
     describe('prices and pins (the proxy)', () => {
-      it('a refund gives back uses from the total and the windows still current; a window that ended keeps its count', async () => {
+      it('a recount gives back uses from the total and the windows still current (a window that ended keeps its count), or adds them', async () => {
         const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 3, perDay: 10 } }, clock);
         assert.deepEqual(await take(p, clock, 3), [a, a, a]);
         const early = clock.now();
-        assert.equal(await p.refund(keyIdOf(a!), 2, early, clock.now()), true);
+        assert.equal(await p.recount(keyIdOf(a!), -2, early, clock.now()), true);
         assert.deepEqual((await row(p, clock, a!)).served, { minute: 1, hour: 1, day: 1, week: 1, month: 1, total: 1 });
         assert.deepEqual(await take(p, clock, 2), [a, a]); // the minute's limit has room again
         clock.set('2026-11-21T12:01:05Z');
         await take(p, clock, 1);
-        assert.equal(await p.refund(keyIdOf(a!), 1, early, clock.now()), true); // the minute it was counted in ended
+        assert.equal(await p.recount(keyIdOf(a!), -1, early, clock.now()), true); // the minute it was counted in ended
         assert.deepEqual((await row(p, clock, a!)).served, { minute: 1, hour: 3, day: 3, week: 3, month: 3, total: 3 });
-        assert.equal(await p.refund('ffffffffffff', 1, early, clock.now()), false);
+        assert.equal(await p.recount(keyIdOf(a!), 4, clock.now(), clock.now()), true); // a call that cost 5, counted as 1
+        assert.deepEqual((await row(p, clock, a!)).served, { minute: 5, hour: 7, day: 7, week: 7, month: 7, total: 7 });
+        assert.equal((await row(p, clock, a!)).status, 'exhausted'); // perMinute 3
+        assert.equal(await p.recount('ffffffffffff', -1, early, clock.now()), false);
       });
 
       it('keyStatus reads what a handout would see, null for a key not in the pool', async () => {
