@@ -15,7 +15,7 @@ import type { PoolStats, StatsResponse } from '../../../shared/stats.js';
 import { FakeKindwise } from '../../helpers/kindwise.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
-import { getJson, makeLayout, startInProcess } from '../../helpers/server.js';
+import { getJson, makeLayout, spawnServer, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
 const TOKEN = 'proxy-caller-token-0123456789';
@@ -166,12 +166,14 @@ describe('Kindwise-native proxy', () => {
     assert.deepEqual(p.keys.map((k) => k.status), ['available', 'available', 'available']);
   });
 
-  it('an upstream that echoes the key in a 401 body, a header and Set-Cookie: the key reaches no caller, stats, state, log', async (t) => {
+  it('an upstream that echoes the key in a 401 body, a header and Set-Cookie: the key reaches no caller, stats, state file, log or stdout', async (t) => {
     const fake = await fakeUpstream(t);
     const keys = makeKeys(2);
     for (const k of keys) fake.addKey(k);
     fake.answer('/api/v3/echo', (apiKey) => ({ status: 401, body: JSON.stringify(`The key ${apiKey} is not allowed; also ${keys[1]}.`), headers: { 'x-echo': apiKey, 'set-cookie': [`k=${apiKey}; Path=/`] } }));
-    const s = await proxyServer(t, fake, keys);
+    // The real process: its stdout and log file are what an operator sees.
+    const layout = await makeLayout(t, { plantid: keys }, { plantid: { upstream: { origin: fake.url } } });
+    const s = await spawnServer(t, layout, { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0', LOG_LEVEL: 'debug', STATE_SAVE_INTERVAL_MS: '50' });
     const r = await call(`${s.url}/proxy/plantid/api/v3/echo`, { headers: KEY });
     assert.equal(r.status, 401);
     const seen = [r.text, ...[...r.headers].flat()].join('\n');
@@ -179,10 +181,13 @@ describe('Kindwise-native proxy', () => {
     assert.ok(seen.includes(maskKey(keys[1]!).replace('…', '...')), 'the masked form stands in its place');
     await until('checks done', async () => fake.received('/api/v3/usage_info').length >= 2);
     const stats = JSON.stringify(await plantid(s.url));
-    await s.stop('check the state');
-    const state = await readFile(s.layout.stateFile, 'utf8');
-    const logs = s.lines.join('\n');
-    for (const k of keys) for (const [what, text] of [['stats', stats], ['state', state], ['log', logs]]) assert.ok(!text!.includes(k), `a key in the ${what}`);
+    assert.equal(await s.kill('SIGTERM'), 0);
+    const state = await readFile(layout.stateFile, 'utf8');
+    const logFile = await readFile(layout.logFile, 'utf8');
+    assert.match(logFile, /proxy plantid GET \/api\/v3\/echo -> 401/u);
+    for (const k of keys) {
+      for (const [what, text] of [['stats', stats], ['state file', state], ['log file', logFile], ['stdout', s.output()]] as const) assert.ok(!text.includes(k), `a key in the ${what}`);
+    }
   });
 
   it('Retry-After of 99999999999 s or an HTTP date in 9999 holds a key at most an hour', async (t) => {
@@ -280,7 +285,7 @@ describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDI
   before(() => redis.start());
   after(() => redis.destroy());
 
-  it('a second instance on the same Redis sees the pins: a retrieval through it goes to the creating key, one request', async (t) => {
+  it('a second instance on the same Redis sees the pins: a retrieval through it goes to the creating key, one request; a token made at the upstream too', async (t) => {
     const fake = await fakeUpstream(t);
     const keys = makeKeys(3);
     for (const k of keys) fake.addKey(k);
@@ -303,7 +308,14 @@ describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDI
     // The custom id names the latest identification that carried it.
     const byCustom = await call(`${two.url}/proxy/plantid${IDENTIFY}/7`, { headers: KEY });
     assert.deepEqual([byCustom.status, byCustom.body.access_token], [200, made[2]!.token]);
-    assert.equal((await plantid(two.url)).proxy.pins, 4);
+    // A token made at the upstream directly: found through one instance by free calls, pinned for both.
+    const direct = fake.identifyDirectly(keys[1]!);
+    const found = await call(`${one.url}/proxy/plantid${IDENTIFY}/${direct}`, { headers: KEY });
+    assert.deepEqual([found.status, found.headers.get('x-keywarden-key-id')], [200, keyIdOf(keys[1]!)]);
+    const before = fake.requests.length;
+    const again = await call(`${two.url}/proxy/plantid${IDENTIFY}/${direct}`, { headers: KEY });
+    assert.deepEqual([again.status, again.headers.get('x-keywarden-key-id'), fake.requests.length - before], [200, keyIdOf(keys[1]!), 1]);
+    assert.equal((await plantid(two.url)).proxy.pins, 5);
     // Served counts (shared) are the credits charged.
     assert.equal((await plantid(two.url)).keys.reduce((n, k) => n + k.served.total, 0), fake.charged);
   });
