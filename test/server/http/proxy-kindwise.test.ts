@@ -6,55 +6,18 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisBackend } from '../../../server/redis/backend.js';
 import type { Logger } from '../../../shared/logger.js';
 import { keyIdOf, maskKey } from '../../../shared/keys.js';
-import type { PoolStats, StatsResponse } from '../../../shared/stats.js';
-import { FakeKindwise } from '../../helpers/kindwise.js';
+import { fakeUpstream, IDENTIFY, IMAGE, plantid, proxyServer, TOKEN } from '../../helpers/proxy.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
-import { getJson, makeLayout, spawnServer, startInProcess } from '../../helpers/server.js';
+import { call, makeLayout, spawnServer, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
-const TOKEN = 'proxy-caller-token-0123456789';
-const IDENTIFY = '/api/v3/identification';
-const IMAGE = { images: ['data:image/jpeg;base64,AAAA'] };
 const KEY = { 'Api-Key': TOKEN };
-
-async function fakeUpstream(t: TestContext): Promise<FakeKindwise> {
-  const fake = new FakeKindwise();
-  await fake.start();
-  t.after(() => fake.stop());
-  return fake;
-}
-
-function proxyServer(t: TestContext, fake: FakeKindwise, keys: string[], env: Record<string, string> = {}, pool: Record<string, unknown> = {}) {
-  return startInProcess(t, {
-    keys: { plantid: keys },
-    pools: { plantid: { strategy: 'round-robin', upstream: { origin: fake.url }, ...pool } },
-    env: { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0', ...env },
-  });
-}
-
-async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.json !== undefined) headers.set('content-type', 'application/json');
-  const res = await fetch(url, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body });
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, headers: res.headers, body, text };
-}
-
-async function plantid(url: string): Promise<PoolStats> {
-  return ((await getJson(`${url}/api/stats?pool=plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).body as StatsResponse).pools[0]!;
-}
 
 describe('Kindwise-native proxy', () => {
   it('follow-ups go to the key that made the identification under round-robin: retrieve, feedback, conversation, delete', async (t) => {

@@ -6,53 +6,14 @@
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
-import type { PoolStats, StatsResponse } from '../../../shared/stats.js';
 import { FakeClock } from '../../helpers/clock.js';
-import { FakeKindwise } from '../../helpers/kindwise.js';
+import { fakeUpstream, IDENTIFY, IMAGE, plantid, proxyServer, TOKEN } from '../../helpers/proxy.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { getJson, postJson, startInProcess } from '../../helpers/server.js';
+import { call, postJson, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
-const TOKEN = 'proxy-caller-token-0123456789';
-const IDENTIFY = '/api/v3/identification';
-const IMAGE = { images: ['data:image/jpeg;base64,AAAA'] };
-
-async function fakeUpstream(t: TestContext, clock = new FakeClock()): Promise<FakeKindwise> {
-  const fake = new FakeKindwise(clock.now);
-  await fake.start();
-  t.after(() => fake.stop());
-  return fake;
-}
-
-/** A proxy server for `keys` in plantid, pointed at `fake`, with API_TOKENS set and no sync. */
-function proxyServer(t: TestContext, fake: FakeKindwise, keys: string[], env: Record<string, string> = {}, pool: Record<string, unknown> = {}, clock?: FakeClock) {
-  return startInProcess(t, {
-    clock,
-    keys: { plantid: keys },
-    pools: { plantid: { upstream: { origin: fake.url }, ...pool } },
-    env: { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0', ...env },
-  });
-}
-
-async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.json !== undefined) headers.set('content-type', 'application/json');
-  const res = await fetch(url, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body });
-  const text = await res.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, headers: res.headers, body };
-}
-
-async function plantid(url: string): Promise<PoolStats> {
-  return ((await getJson(`${url}/api/stats?pool=plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).body as StatsResponse).pools[0]!;
-}
 
 describe('proxy mode', () => {
   it('an identification goes through with a real key put in; the caller token (bearer or Api-Key, as an SDK sends it) never reaches the upstream', async (t) => {
