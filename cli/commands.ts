@@ -10,6 +10,7 @@ import { addKeys, KeyEditError, recryptKeyFile, removeKey, type Recrypt } from '
 import type { UsageFetcher } from '../server/upstream/usage-client.js';
 import { addOffline, checkPoolOffline, offlineChecker, printChecks } from './check.js';
 import { CliError } from './errors.js';
+import { KeyFiles } from '../server/keys/key-files.js';
 import { PoolRegistry } from '../server/pools/registry.js';
 import { FileBackend } from '../server/state/file-backend.js';
 import { FileStore, StateFileError } from '../server/state/file.js';
@@ -126,8 +127,8 @@ async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; bac
   const readOnly: StateStore = { description: file.description, load: () => file.loadReadOnly(), save: (plan) => file.save(plan), flush: () => file.flush() };
   const logger = createLogger({ level: 'error', file: null, console: false });
   const backend = new FileBackend(readOnly, { clock: Date.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({ keysDir: t.keysDir, policies: (await loadPools(t.keysDir)).policies, clock: Date.now, logger, createPool: backend.createPool.bind(backend), keyCipher: t.cipher });
-  await registry.loadAllKeyFiles();
+  const registry = new PoolRegistry({ policies: (await loadPools(t.keysDir)).policies, clock: Date.now, keyFilePath: (name) => join(t.keysDir, `${name}.txt`), createPool: backend.createPool.bind(backend) });
+  await new KeyFiles({ keysDir: t.keysDir, registry, logger, cipher: t.cipher }).loadAll();
   await backend.resume().catch((err: unknown) => {
     throw err instanceof StateFileError ? new CliError(err.message) : err;
   });

@@ -4,6 +4,9 @@ import { createApp } from './http/app.js';
 import { answerClientErrorsAsJson } from './http/client-errors.js';
 import { createMetrics } from './http/metrics.js';
 import type { Logger } from '../shared/logger.js';
+import { join } from 'node:path';
+import { KeyFiles } from './keys/key-files.js';
+import { logPoolEvent } from './pool-log.js';
 import { PoolRegistry, type Clock } from './pools/registry.js';
 import { createShutdown } from './shutdown.js';
 import { StateUnavailableError } from './pools/contract.js';
@@ -48,7 +51,20 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
   const { policies, upstreams, proxyRetryPost } = await loadPools(config.keysDir);
-  const registry = new PoolRegistry({ keysDir: config.keysDir, policies, clock, logger, rng: deps.rng, createPool: backend.createPool.bind(backend), reserve: backend.reserve?.bind(backend), keyCipher: config.keyCipher, pinLimits: config.pins, maxRetryAfterSec: config.maxRetryAfterSec });
+  const registry = new PoolRegistry({
+    policies,
+    clock,
+    keyFilePath: (name) => join(config.keysDir, `${name}.txt`),
+    // The pools' events go to the log (turn-taking rotations only at debug: winston's check costs on every handout).
+    onEvent: (e) => logPoolEvent(logger, e),
+    traceRotations: logger.isDebugEnabled(),
+    rng: deps.rng,
+    createPool: backend.createPool.bind(backend),
+    reserve: backend.reserve?.bind(backend),
+    pinLimits: config.pins,
+    maxRetryAfterSec: config.maxRetryAfterSec,
+  });
+  const keyFiles = new KeyFiles({ keysDir: config.keysDir, registry, logger, cipher: config.keyCipher });
   await backend.open();
   const synced = usageUpstreams(upstreams);
   const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()] });
@@ -57,14 +73,14 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const sync = new UpstreamSync({ registry, checker, logger, intervalMs: config.upstreamSyncIntervalMs, claim: (job, ttlMs) => backend.claim(job, ttlMs) });
   try {
     try {
-      await registry.loadAllKeyFiles();
+      await keyFiles.loadAll();
     } catch (err) {
       if (!(err instanceof StateUnavailableError)) throw err;
       // The backend is down at start: serve 503s and apply the key files once it answers.
       logger.error(`state: ${err.detail}; key files apply once the state backend answers`);
     }
     const reapplyKeyFiles = async () => {
-      for (const name of registry.names()) await registry.loadKeyFile(name, true).catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
+      for (const name of registry.names()) await keyFiles.load(name, true).catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
     };
     await backend.resume({ reapplyKeyFiles, onSave: metrics.stateSave });
   } catch (err) {
@@ -74,6 +90,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
 
   const app = createApp({
     registry,
+    keyFiles,
     logger,
     clock,
     metrics,
@@ -97,7 +114,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  registry.watchKeyFiles(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
+  keyFiles.watch(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
   if (synced.size > 0) {
     const where = [...synced].map(([name, u]) => `${name} -> ${u.origin}`).join(', ');
@@ -112,6 +129,6 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
       await stopped;
     },
   };
-  const shutdown = createShutdown({ server, registry, backend, logger, upstream });
+  const shutdown = createShutdown({ server, keyFiles, backend, logger, upstream });
   return { server, port, url, registry, stop: (reason = 'stop') => shutdown(reason) };
 }

@@ -37,7 +37,8 @@ export function createLogger(options: LoggerOptions): Logger {
   if (options.console ?? true) {
     transports.push(new winston.transports.Console({ format: winston.format.combine(winston.format.timestamp(), consoleFormat) }));
   }
-  return winston.createLogger({ level: options.level, transports });
+  // With nowhere to write (the CLI offline), silent: winston would warn on every line instead.
+  return winston.createLogger({ level: options.level, transports, silent: transports.length === 0 });
 }
 
 /** Resolves once every file transport has written what it was given (before exit). */

@@ -43,6 +43,36 @@ describe('source layout', () => {
     assert.deepEqual(cycles, []);
   });
 
+  it('folder arrows point one way: pools/ over none of keys, state, redis, upstream, http, fs; keys/ not over state/', () => {
+    const graph = importGraph();
+    const folder = (f: string) => /^server\/([^/]+)\//u.exec(f)?.[1] ?? null;
+    const forbidden: Record<string, readonly string[]> = {
+      pools: ['keys', 'state', 'redis', 'upstream', 'http', 'fs'],
+      keys: ['state', 'redis', 'upstream', 'http'],
+      fs: ['pools', 'keys', 'state', 'redis', 'upstream', 'http'],
+    };
+    const wrong: string[] = [];
+    for (const [f, deps] of graph) {
+      const from = folder(f);
+      if (from === null || !forbidden[from]) continue;
+      for (const d of deps) if (forbidden[from]!.includes(folder(d) ?? '')) wrong.push(`${f} -> ${d}`);
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  it('pools/ holds rules and records only: no file system, no timers, no logger', () => {
+    const found: string[] = [];
+    for (const f of sources.filter((x) => x.startsWith('server/pools/'))) {
+      const text = readFileSync(resolve(REPO_ROOT, f), 'utf8');
+      for (const [what, re] of [
+        ['node:fs', /from 'node:fs/u],
+        ['a timer', /\b(setInterval|setTimeout|setImmediate)\(/u],
+        ['the logger', /shared\/logger\.js|winston/u],
+      ] as const) if (re.test(text)) found.push(`${f}: ${what}`);
+    }
+    assert.deepEqual(found, []);
+  });
+
   it('no source file passes 450 lines', () => {
     const long = sources.filter((f) => readFileSync(resolve(REPO_ROOT, f), 'utf8').split('\n').length > 450);
     assert.deepEqual(long, []);

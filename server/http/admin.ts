@@ -7,6 +7,7 @@ import { POOL_NAME } from '../config.js';
 import { badRequest, HttpError, unknownPool } from './errors.js';
 import { addKeys, KeyEditError, removeKey, validateNewKeys } from '../keys/keyedit.js';
 import type { PoolBackend } from '../pools/contract.js';
+import type { KeyFiles } from '../keys/key-files.js';
 import type { PoolRegistry } from '../pools/registry.js';
 import type { PoolState } from '../pools/records.js';
 import { readState, type StateFile } from '../state/format.js';
@@ -38,8 +39,8 @@ function mapKeyEdit(err: unknown): never {
  * pool's key file atomically (other lines untouched) and reloads it at once; disable, enable and
  * reset change the key's state. Plaintext keys arrive in request bodies and go only to the file.
  */
-export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger; clock: () => number; upstream: KeyChecker | null }): Router {
-  const { registry, logger, upstream } = deps;
+export function createAdminRouter(deps: { registry: PoolRegistry; keyFiles: KeyFiles; logger: Logger; clock: () => number; upstream: KeyChecker | null }): Router {
+  const { registry, keyFiles, logger, upstream } = deps;
   const router = new Router({ prefix: '/admin', sensitive: true });
 
   const poolName = (raw: string): string => {
@@ -79,7 +80,7 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
       logger.warn(`admin: refused to add ${ids.length} key(s) to pool ${pool} that the upstream rejects: ${ids.join(', ')}`, { pool });
       throw new HttpError(422, 'invalid_key', `the upstream rejects ${ids.length} of the keys (${screening.refused.map((r) => `${r.keyId}: ${r.reason}`).join('; ')}); nothing was added (add ?force=true to add them anyway)`, { keys: screening.refused });
     }
-    const added = await registry.editKeyFile(pool, (path) => addKeys(path, keys, registry.keyCipher)).catch(mapKeyEdit);
+    const added = await keyFiles.edit(pool, (path) => addKeys(path, keys, keyFiles.cipher)).catch(mapKeyEdit);
     const warnings: string[] = [];
     if (screening) {
       for (const { check } of screening.checks) await registry.recordUpstream(pool, check); // stats know the new keys' credits at once
@@ -102,7 +103,7 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
   router.delete('/pools/:pool/keys/:keyId', async (ctx) => {
     const pool = poolName(ctx.params.pool!);
     const keyId = keyIdParam(ctx.params.keyId!);
-    await registry.editKeyFile(pool, (path) => removeKey(path, keyId, registry.keyCipher)).catch(mapKeyEdit);
+    await keyFiles.edit(pool, (path) => removeKey(path, keyId, keyFiles.cipher)).catch(mapKeyEdit);
     logger.info(`admin: removed key ${keyId} from pool ${pool}`, { pool, keyId });
     ctx.status = 204;
   });
@@ -130,7 +131,7 @@ export function createAdminRouter(deps: { registry: PoolRegistry; logger: Logger
         continue;
       }
       await registry.withPool(name, (p, now) => p.replaceState(st, now));
-      await registry.loadKeyFile(name, true); // membership stays the key file's
+      await keyFiles.load(name, true); // membership stays the key file's
       imported.push(name);
     }
     logger.warn(`admin: replaced the state of ${imported.join(', ') || 'no pool'} from an import${skipped.length ? ` (not configured here: ${skipped.join(', ')})` : ''}`);

@@ -1,5 +1,6 @@
 import Koa, { type Context } from 'koa';
 import type { Logger } from '../../shared/logger.js';
+import type { KeyFiles } from '../keys/key-files.js';
 import type { Clock, PoolRegistry } from '../pools/registry.js';
 import { StateUnavailableError } from '../pools/contract.js';
 import type { Health } from '../state/backend.js';
@@ -15,6 +16,8 @@ import { createRoutes } from './routes.js';
 
 export interface AppDeps {
   registry: PoolRegistry;
+  /** The pools' key files, which the admin API edits. */
+  keyFiles: KeyFiles;
   logger: Logger;
   clock: Clock;
   /** Bearer tokens accepted on /api/*; empty means open (the config only allows that on loopback). */
@@ -109,7 +112,7 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   if (deps.adminToken) {
-    const admin = createAdminRouter({ registry: deps.registry, logger: deps.logger, clock: deps.clock, upstream: deps.upstream ?? null });
+    const admin = createAdminRouter({ registry: deps.registry, keyFiles: deps.keyFiles, logger: deps.logger, clock: deps.clock, upstream: deps.upstream ?? null });
     app.use(admin.routes());
     app.use(admin.allowedMethods());
   }

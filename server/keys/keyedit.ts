@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
-import { atomicWrite } from '../state/atomic.js';
+import { atomicWrite } from '../fs/atomic.js';
 import type { KeyCipher } from './cipher.js';
 import { isValidKey, parseLine, splitLines } from './keyfile.js';
 

@@ -1,16 +1,9 @@
 import { createHash } from 'node:crypto';
 import { ENCRYPTED_PREFIX, type KeyCipher } from './cipher.js';
 
-/** One usable line of a key file. `key` is plaintext: it never leaves the pool except in a handout. */
-export interface KeyLine {
-  key: string;
-  /** 1-based line number in the file. */
-  line: number;
-  /** Hash of the whole trimmed line, so "the key's line changed" can be told without storing it. */
-  lineHash: string;
-  /** From an inline `# expires=YYYY-MM-DD[THH:MM[:SS]Z]` comment, epoch ms; null when absent. */
-  expiresAt: number | null;
-}
+import type { KeyLine } from '../pools/contract.js';
+
+export type { KeyLine };
 
 export interface KeyFileWarning {
   line: number;

@@ -1,11 +1,21 @@
 import type { Credits, KeyStatus, PoolStats } from '../../shared/stats.js';
-import type { KeyLine } from '../keys/keyfile.js';
 import type { PinLimits } from './pins.js';
 import type { PoolPolicy } from './policy.js';
 import type { PoolState } from './records.js';
 import type { Activity, HistoryRange, HistorySeries } from './activity.js';
 import type { AdminAction, Outcome, ReportInput, UpstreamFinding } from './rules.js';
 import type { KeyRows } from './stats.js';
+
+/** One usable line of a key file (keys/keyfile.ts reads them). `key` is plaintext: it never leaves the pool except in a handout. */
+export interface KeyLine {
+  key: string;
+  /** 1-based line number in the file. */
+  line: number;
+  /** Hash of the whole trimmed line, so "the key's line changed" can be told without storing it. */
+  lineHash: string;
+  /** From an inline `# expires=YYYY-MM-DD[THH:MM[:SS]Z]` comment, epoch ms; null when absent. */
+  expiresAt: number | null;
+}
 
 export type Handout =
   | { ok: true; key: string; keyId: string; remaining: number | null; granted: number }

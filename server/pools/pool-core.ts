@@ -1,7 +1,6 @@
 import { keyIdOf, maskKey } from '../../shared/keys.js';
-import type { KeyLine } from '../keys/keyfile.js';
 import type { CreditWindows, UpstreamSyncStats } from '../../shared/stats.js';
-import type { Handout, HandoutAttempt, KeyNow, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
+import type { Handout, HandoutAttempt, KeyLine, KeyNow, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';

@@ -1,15 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { sameSignature, signatureOf, type FileSignature } from '../keys/signature.js';
-import { logPoolEvent } from './events.js';
-import { join } from 'node:path';
 import { Mutex } from 'async-mutex';
 import type { KeyFileStats, KeyStatus, StatsResponse } from '../../shared/stats.js';
-import { ConfigError } from '../../shared/env.js';
-import type { KeyCipher } from '../keys/cipher.js';
-import { parseKeyFile } from '../keys/keyfile.js';
-import type { Logger } from '../../shared/logger.js';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
-import type { KeyLine } from '../keys/keyfile.js';
 import {
   StateUnavailableError,
   type Handout,
@@ -18,6 +9,8 @@ import {
   type PoolBackend,
   type PoolEvent,
   type PoolOptions,
+  type KeyLine,
+  type ReloadSummary,
   type ReportResult,
   type UpstreamCheck,
   type UpstreamRecorded,
@@ -30,13 +23,6 @@ import type { KeyRows } from './stats.js';
 
 export type Clock = () => number;
 
-/** A key file at start-up with encrypted lines that cannot be read: names the file and line, never a key. */
-export class KeyFileError extends ConfigError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'KeyFileError';
-  }
-}
 
 /** Statuses the upstream no longer answers for: no request goes to such a key, not even a free one. */
 const DEAD: ReadonlySet<KeyStatus> = new Set(['disabled', 'invalid', 'expired']);
@@ -53,10 +39,8 @@ interface Entry {
   /** What the dashboard charts: handouts and outcomes over time (kept with the pool's state by its backend). */
   activity: Activity;
   mutex: Mutex;
-  /** Serialises edits of the key file (admin, CLI through the API); separate so no file I/O holds the pool mutex. */
-  fileMutex: Mutex;
+  /** What stats say of the pool's key file (keys/key-files.ts reads it). */
   file: KeyFileStats;
-  signature: FileSignature | null;
   /** The key-file lines last applied, the same as PoolKeys (in file order), and by keyId. */
   lines: readonly KeyLine[];
   keys: readonly PoolKey[];
@@ -75,13 +59,14 @@ export interface PoolKey {
 }
 
 export interface RegistryOptions {
-  keysDir: string;
   policies: Map<string, PoolPolicy>;
   clock: Clock;
-  logger: Logger;
+  /** Where each pool's key file is (stats show it). */
+  keyFilePath: (name: string) => string;
+  /** Where the pools' events go (start.ts: the log); `traceRotations` says whether turn-taking rotations are wanted. */
+  onEvent?: (e: PoolEvent) => void;
+  traceRotations?: boolean;
   rng?: () => number;
-  /** Decrypts `enc:v1:` key-file lines (KEYS_SECRET); null when none is set. */
-  keyCipher?: KeyCipher | null;
   /** Makes pending reservations durable (the state backend's `reserve`; rejects when it cannot save). */
   reserve?: () => Promise<void>;
   /** How long pins last and how many a pool keeps. */
@@ -100,18 +85,7 @@ export interface RegistryOptions {
  */
 export class PoolRegistry {
   private readonly entries = new Map<string, Entry>();
-  private watchTimer: NodeJS.Timeout | null = null;
-  private watching: Promise<void> | null = null;
-
-  /** Whether turn-taking rotations are logged (debug level, read once: winston's check costs on every handout). */
-  private readonly traceRotations: boolean;
-
-  /** The key-file cipher (KEYS_SECRET), for whoever edits the key files (admin API). */
-  readonly keyCipher: KeyCipher | null;
-
   constructor(private readonly options: RegistryOptions) {
-    this.keyCipher = options.keyCipher ?? null;
-    this.traceRotations = options.logger.isDebugEnabled();
     for (const [name, policy] of options.policies) {
       const activity = new Activity();
       const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e), activity, pinLimits: options.pinLimits };
@@ -120,9 +94,7 @@ export class PoolRegistry {
         pool,
         activity,
         mutex: new Mutex(),
-        fileMutex: new Mutex(),
-        file: { path: this.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
-        signature: null,
+        file: { path: options.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
         lines: [],
         keys: [],
         byId: new Map(),
@@ -140,10 +112,6 @@ export class PoolRegistry {
     return this.entries.has(name);
   }
 
-  keyFilePath(name: string): string {
-    return join(this.options.keysDir, `${name}.txt`);
-  }
-
   private entry(name: string): Entry {
     const e = this.entries.get(name);
     if (!e) throw new Error(`unknown pool ${name}`);
@@ -152,7 +120,9 @@ export class PoolRegistry {
 
   private logEvent(e: PoolEvent): void {
     if (e.type === 'pins_evicted') this.entry(e.pool).pinsEvicted += e.count;
-    logPoolEvent(this.options.logger, e, this.traceRotations);
+    // Turn-taking happens on every request under round-robin: passed on only when wanted (the hot path).
+    if (e.type === 'rotate' && e.why === 'turn' && !this.options.traceRotations) return;
+    this.options.onEvent?.(e);
   }
 
 
@@ -325,111 +295,28 @@ export class PoolRegistry {
 
 
   /**
-   * (Re)reads a pool's key file and applies it. A missing file means no keys; a file that cannot
-   * be read keeps the keys already loaded and reports the error in stats.
+   * Applies the lines of a pool's key file (keys/key-files.ts reads it) and what stats say of the
+   * file. Keys that stay keep their records; removed keys leave rotation (and take their pins).
    */
-  async loadKeyFile(name: string, force = false): Promise<void> {
+  async applyKeyFile(name: string, lines: readonly KeyLine[], file: KeyFileStats): Promise<ReloadSummary> {
     const e = this.entry(name);
-    const log = this.options.logger;
-    const path = e.file.path;
-    let signature: FileSignature;
-    let text = '';
-    try {
-      signature = await signatureOf(path);
-      if (!force && sameSignature(e.signature, signature)) return;
-      if (signature.present) text = await readFile(path, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      if (e.file.error !== code) log.error(`pool ${name}: key file ${path} cannot be read (${code}); keeping the ${e.pool.size} keys already loaded`, { pool: name });
-      e.file = { ...e.file, error: `cannot be read (${code})` };
-      return;
-    }
-    const parsed = parseKeyFile(text, this.keyCipher);
-    for (const w of parsed.warnings) log.warn(`pool ${name}: ${path} line ${w.line}: ${w.message}`, { pool: name, line: w.line });
-    const first = e.signature === null;
-    if (parsed.errors.length > 0) {
-      const problem = `${path} line ${parsed.errors[0]!.line} ${parsed.errors[0]!.message}${parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more lines)` : ''}`;
-      // At start-up the pool would silently lack keys: stop, naming file and line. Later, keep the keys loaded.
-      if (first) throw new KeyFileError(`KEYS_SECRET: ${problem}`);
-      if (e.file.error !== problem) log.error(`pool ${name}: ${problem}; keeping the ${e.pool.size} keys already loaded`, { pool: name });
-      e.signature = signature;
-      e.file = { ...e.file, error: problem };
-      return;
-    }
-    e.signature = signature;
-    e.file = {
-      path,
-      present: signature.present,
-      keyCount: parsed.keys.length,
-      skippedLines: parsed.skippedLines,
-      modifiedAt: signature.present ? Math.round(signature.mtimeMs) : null,
-      error: null,
-    };
-    let summary;
-    try {
-      summary = await this.exclusive(e, (p, now) => p.setKeys(parsed.keys, now));
-      e.lines = parsed.keys;
-      e.keys = parsed.keys.map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
-      e.byId = new Map(parsed.keys.map((l, i) => [e.keys[i]!.keyId, l]));
-    } catch (err) {
-      e.signature = null; // not applied: the next watch tick tries again
-      throw err;
-    }
-    if (!signature.present) {
-      log.warn(`pool ${name}: no key file at ${path}; add one key per line to serve this pool`, { pool: name });
-    } else if (parsed.keys.length === 0) {
-      log.warn(`pool ${name}: ${path} holds no keys; add one key per line to serve this pool`, { pool: name });
-    }
-    if (first) {
-      log.info(`pool ${name}: loaded ${parsed.keys.length} keys from ${path}`, { pool: name, keys: parsed.keys.length, skipped: parsed.skippedLines });
-    } else {
-      log.info(`pool ${name}: reloaded ${path}: ${summary.added} added, ${summary.removed} removed, ${summary.kept} kept${summary.reenabled ? `, ${summary.reenabled} re-enabled` : ''}`, {
-        pool: name,
-        ...summary,
-      });
-    }
+    const summary = await this.exclusive(e, (p, now) => p.setKeys(lines, now));
+    e.lines = lines;
+    e.keys = lines.map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
+    e.byId = new Map(lines.map((l, i) => [e.keys[i]!.keyId, l]));
+    e.file = file;
+    return summary;
   }
 
-  async loadAllKeyFiles(): Promise<void> {
-    for (const name of this.entries.keys()) await this.loadKeyFile(name, true);
-  }
-
-  /** Polls the key files (stat only, unless one changed) so edits apply without a restart. */
-  watchKeyFiles(intervalMs: number): void {
-    if (this.watchTimer) return;
-    this.watchTimer = setInterval(() => {
-      if (this.watching) return; // a slow read never stacks another
-      this.watching = (async () => {
-        for (const name of this.entries.keys()) {
-          try {
-            await this.loadKeyFile(name);
-          } catch (err) {
-            this.options.logger.error(`pool ${name}: reloading key file failed: ${(err as Error).message}`, { pool: name });
-          }
-        }
-      })().finally(() => {
-        this.watching = null;
-      });
-    }, intervalMs);
-    this.watchTimer.unref();
-  }
-
-  async stopWatching(): Promise<void> {
-    if (this.watchTimer) clearInterval(this.watchTimer);
-    this.watchTimer = null;
-    await this.watching;
-  }
-
-  /** Runs an edit of the pool's key file, one at a time per pool, then applies the file at once. */
-  editKeyFile<T>(name: string, edit: (path: string) => Promise<T>): Promise<T> {
+  /** What stats say of a pool's key file when it could not be applied (its keys stay as they were). */
+  keyFileTrouble(name: string, error: string): void {
     const e = this.entry(name);
-    return e.fileMutex.runExclusive(async () => {
-      try {
-        return await edit(e.file.path);
-      } finally {
-        await this.loadKeyFile(name, true);
-      }
-    });
+    e.file = { ...e.file, error };
+  }
+
+  /** How many keys a pool holds. */
+  sizeOf(name: string): number {
+    return this.entry(name).pool.size;
   }
 
   // ---------------------------------------------------------------- stats

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
-import type { KeyLine } from '../keys/keyfile.js';
+import type { KeyLine } from '../pools/contract.js';
 import {
   StateUnavailableError,
   type Handout,

@@ -1,5 +1,5 @@
 import { readFile, rename, stat, unlink } from 'node:fs/promises';
-import { appendLine, atomicWrite, NODE_FS, removeStaleTemps, type WriteFs } from './atomic.js';
+import { appendLine, atomicWrite, NODE_FS, removeStaleTemps, type WriteFs } from '../fs/atomic.js';
 import { applyJournalEntry, CorruptStateError, deserializeState } from './format.js';
 import type { LoadResult, SavePlan, StateStore } from './store.js';
 

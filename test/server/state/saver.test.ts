@@ -3,6 +3,7 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadPools } from '../../../server/config.js';
+import { KeyFiles } from '../../../server/keys/key-files.js';
 import { PoolRegistry } from '../../../server/pools/registry.js';
 import { FileBackend } from '../../../server/state/file-backend.js';
 import { FileStore } from '../../../server/state/file.js';
@@ -19,8 +20,8 @@ async function setup(dir: string, clock: FakeClock) {
   const keysDir = join(dir, 'keys');
   const store = new FileStore(join(dir, 'state.json'), clock.now, 1); // journal from the first byte of snapshot
   const backend = new FileBackend(store, { clock: clock.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({ keysDir, policies: (await loadPools(keysDir)).policies, clock: clock.now, logger, createPool: backend.createPool.bind(backend) });
-  await registry.loadAllKeyFiles();
+  const registry = new PoolRegistry({ policies: (await loadPools(keysDir)).policies, clock: clock.now, keyFilePath: (name) => join(keysDir, `${name}.txt`), createPool: backend.createPool.bind(backend) });
+  await new KeyFiles({ keysDir, registry, logger }).loadAll();
   await backend.resume();
   return { registry, store, saver: backend };
 }

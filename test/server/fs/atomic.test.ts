@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { appendLine, atomicWrite, NODE_FS, ShortWriteError, type WriteFs, type WriteHandle } from '../../../server/state/atomic.js';
+import { appendLine, atomicWrite, NODE_FS, ShortWriteError, type WriteFs, type WriteHandle } from '../../../server/fs/atomic.js';
 import { tempDir, tinyTmpfs } from '../../helpers/tmp.js';
 
 type Fault = { op: 'write'; after: number; kind: 'short' | 'zero' | NodeJS.ErrnoException['code'] } | { op: 'rename' | 'sync'; kind: string };

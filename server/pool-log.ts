@@ -1,13 +1,12 @@
-import type { Logger } from '../../shared/logger.js';
-import type { PoolEvent } from './contract.js';
+import type { Logger } from '../shared/logger.js';
+import type { PoolEvent } from './pools/contract.js';
 
-/** What a pool's event says in the log (the registry's sink for them). */
-export function logPoolEvent(log: Logger, e: PoolEvent, traceRotations: boolean): void {
+/** What a pool's event says in the log: the sink start.ts gives the registry. */
+export function logPoolEvent(log: Logger, e: PoolEvent): void {
   switch (e.type) {
     case 'rotate':
-      // Turn-taking happens on every request under round-robin: debug only, and not even built
-      // unless debug is on (this is the handout hot path). Rotation away from a key that went out is news.
-      if (e.why === 'turn' && !traceRotations) return;
+      // Turn-taking reaches here only with debug on (the registry drops it otherwise: the hot path);
+      // a rotation away from a key that went out is news.
       log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
       break;
     case 'key_out':
