@@ -15,7 +15,11 @@ export interface Proc {
 
 /** Runs a TypeScript entry (through tsx) and resolves once it prints `listening on <url>`. */
 export function start(args: string[], env: Record<string, string>): Promise<Proc> {
-  const proc = spawn(process.execPath, ['--import', TSX, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', TSX, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => {
@@ -66,7 +70,9 @@ export function medianInterval(ratios: number[], resamples = 10_000): [number, n
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
-  const medians = Array.from({ length: resamples }, () => median(ratios.map(() => ratios[Math.floor(random() * ratios.length)]!)));
+  const medians = Array.from({ length: resamples }, () =>
+    median(ratios.map(() => ratios[Math.floor(random() * ratios.length)]!)),
+  );
   medians.sort((a, b) => a - b);
   return [medians[Math.floor(0.025 * resamples)]!, medians[Math.ceil(0.975 * resamples) - 1]!];
 }

@@ -17,13 +17,20 @@ const NOT_SENT = new Set([...HOP, 'host', 'content-length']);
 
 const server = createServer(async (req, res) => {
   const headers: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if (!NOT_SENT.has(req.rawHeaders[i]!.toLowerCase())) headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    if (!NOT_SENT.has(req.rawHeaders[i]!.toLowerCase())) headers.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
   headers.push('api-key', 'bench-key');
   try {
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-    const up = await request(`${upstream}${req.url}`, { method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, dispatcher: agent });
+    const up = await request(`${upstream}${req.url}`, {
+      method: req.method as Dispatcher.HttpMethod,
+      headers,
+      body: hasBody ? req : null,
+      dispatcher: agent,
+    });
     const out: string[] = [];
-    for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) for (const x of Array.isArray(v) ? v : [v]) out.push(k, x);
+    for (const [k, v] of Object.entries(up.headers))
+      if (v !== undefined && !HOP.has(k)) for (const x of Array.isArray(v) ? v : [v]) out.push(k, x);
     res.writeHead(up.statusCode, out);
     await pipeline(up.body, res);
   } catch {

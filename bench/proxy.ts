@@ -47,12 +47,27 @@ async function load(base: string, l: Load, durationSec: number): Promise<Run> {
     ...(l.body ? { method: 'POST', body: l.body, headers: { 'content-type': 'application/json' } } : {}),
   });
   const rps = r.requests.total / r.duration;
-  return { rps, meanMs: (1000 * l.connections) / rps, p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+  return {
+    rps,
+    meanMs: (1000 * l.connections) / rps,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+  };
 }
 
 /** The run with the median throughput, p50 and p99 the medians of all rounds'. */
 function medianRun(runs: Run[]): Run {
-  return { ...runs[0]!, rps: median(runs.map((r) => r.rps)), meanMs: median(runs.map((r) => r.meanMs)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), non2xx: runs.reduce((n, r) => n + r.non2xx, 0), errors: runs.reduce((n, r) => n + r.errors, 0) };
+  return {
+    ...runs[0]!,
+    rps: median(runs.map((r) => r.rps)),
+    meanMs: median(runs.map((r) => r.meanMs)),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+  };
 }
 
 async function main(): Promise<void> {
@@ -66,7 +81,10 @@ async function main(): Promise<void> {
     const keysDir = join(dir, 'keys');
     await mkdir(keysDir);
     await writeFile(join(keysDir, 'plantid.txt'), 'bench-key-0\nbench-key-1\nbench-key-2\n');
-    await writeFile(join(keysDir, 'pools.json'), JSON.stringify({ plantid: { upstream: { origin: upstream.url } }, healthid: { upstream: null } }));
+    await writeFile(
+      join(keysDir, 'pools.json'),
+      JSON.stringify({ plantid: { upstream: { origin: upstream.url } }, healthid: { upstream: null } }),
+    );
     const keywarden = await start(['server/index.ts'], {
       PORT: '0',
       KEYS_DIR: keysDir,
@@ -87,23 +105,36 @@ async function main(): Promise<void> {
     for (const [name] of targets) runs[name] = { small: [], one: [], big: [] };
     let rssPeak = rssBefore;
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [kind, l] of [['small', SMALL], ['one', ONE], ['big', BIG]] as const) {
+      for (const [kind, l] of [
+        ['small', SMALL],
+        ['one', ONE],
+        ['big', BIG],
+      ] as const) {
         const order = round % 2 === 0 ? targets : [...targets].reverse();
         for (const [name, base] of order) {
           await load(base, l, LEAD_IN_SEC);
           const r = await load(base, l, SLICE_SEC);
           runs[name]![kind].push(r);
           if (name === 'keywarden') rssPeak = Math.max(rssPeak, await rssMb(keywarden.proc.pid!));
-          process.stderr.write(`round ${round + 1}/${ROUNDS} ${kind} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms${r.non2xx || r.errors ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : ''}\n`);
+          process.stderr.write(
+            `round ${round + 1}/${ROUNDS} ${kind} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms${r.non2xx || r.errors ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : ''}\n`,
+          );
         }
       }
     }
     const rssAfter = await rssMb(keywarden.proc.pid!);
 
-    const ratio = (kind: 'small' | 'big') => runs.keywarden![kind].map((r, i) => r.rps / runs['pass-through']![kind][i]!.rps);
-    const added = (kind: 'small' | 'one') => runs.keywarden![kind].map((r, i) => r.p50Ms - runs['pass-through']![kind][i]!.p50Ms);
+    const ratio = (kind: 'small' | 'big') =>
+      runs.keywarden![kind].map((r, i) => r.rps / runs['pass-through']![kind][i]!.rps);
+    const added = (kind: 'small' | 'one') =>
+      runs.keywarden![kind].map((r, i) => r.p50Ms - runs['pass-through']![kind][i]!.p50Ms);
     const addedMean = runs.keywarden!.one.map((r, i) => r.meanMs - runs['pass-through']!.one[i]!.meanMs);
-    const rows = Object.fromEntries(targets.map(([name]) => [name, { small: medianRun(runs[name]!.small), one: medianRun(runs[name]!.one), big: medianRun(runs[name]!.big) }]));
+    const rows = Object.fromEntries(
+      targets.map(([name]) => [
+        name,
+        { small: medianRun(runs[name]!.small), one: medianRun(runs[name]!.one), big: medianRun(runs[name]!.big) },
+      ]),
+    );
     const results = {
       date: new Date().toISOString(),
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -119,24 +150,43 @@ async function main(): Promise<void> {
     };
     const f = (n: number) => n.toFixed(2);
     console.log(`\nKeywarden proxy bench — ${results.date} — ${results.machine}`);
-    console.log(`${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured; upstream answers at once; medians (ratios: medians of per-round ratios, with their 95% bootstrap interval)\n`);
-    console.log('| load | pass-through req/s | keywarden req/s | ratio | pass-through p50 / p99 ms | keywarden p50 / p99 ms |');
+    console.log(
+      `${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured; upstream answers at once; medians (ratios: medians of per-round ratios, with their 95% bootstrap interval)\n`,
+    );
+    console.log(
+      '| load | pass-through req/s | keywarden req/s | ratio | pass-through p50 / p99 ms | keywarden p50 / p99 ms |',
+    );
     console.log('|---|---|---|---|---|---|');
-    for (const [kind, label] of [['small', `small JSON GET, ${CONNECTIONS} connections`], ['one', 'small JSON GET, 1 connection'], ['big', `1 MB POST bodies, ${CONNECTIONS} connections`]] as const) {
+    for (const [kind, label] of [
+      ['small', `small JSON GET, ${CONNECTIONS} connections`],
+      ['one', 'small JSON GET, 1 connection'],
+      ['big', `1 MB POST bodies, ${CONNECTIONS} connections`],
+    ] as const) {
       const p = rows['pass-through']![kind];
       const k = rows.keywarden![kind];
-      const r = kind === 'one' ? f(k.rps / p.rps) : `${f(results.ratios[kind])} (${f(results.intervals[kind][0])}-${f(results.intervals[kind][1])})`;
-      console.log(`| ${label} | ${Math.round(p.rps)} | ${Math.round(k.rps)} | ${r} | ${p.p50Ms} / ${p.p99Ms} | ${k.p50Ms} / ${k.p99Ms} |`);
+      const r =
+        kind === 'one'
+          ? f(k.rps / p.rps)
+          : `${f(results.ratios[kind])} (${f(results.intervals[kind][0])}-${f(results.intervals[kind][1])})`;
+      console.log(
+        `| ${label} | ${Math.round(p.rps)} | ${Math.round(k.rps)} | ${r} | ${p.p50Ms} / ${p.p99Ms} | ${k.p50Ms} / ${k.p99Ms} |`,
+      );
     }
-    console.log(`\nadded latency: p50 ${f(results.addedP50Ms.small)} ms at ${CONNECTIONS} connections; at 1 connection p50 ${f(results.addedP50Ms.oneConnection)} ms, mean ${results.addedMeanMsOneConnection.toFixed(3)} ms; keywarden RSS ${f(rssBefore)} MB before, ${f(rssPeak)} MB at peak (+${f(results.rssMb.growth)} MB)\n`);
+    console.log(
+      `\nadded latency: p50 ${f(results.addedP50Ms.small)} ms at ${CONNECTIONS} connections; at 1 connection p50 ${f(results.addedP50Ms.oneConnection)} ms, mean ${results.addedMeanMsOneConnection.toFixed(3)} ms; keywarden RSS ${f(rssBefore)} MB before, ${f(rssPeak)} MB at peak (+${f(results.rssMb.growth)} MB)\n`,
+    );
     const targetsMet = {
       [`throughput >= 0.9 x pass-through, small JSON at ${CONNECTIONS} connections`]: results.ratios.small >= 0.9,
-      'p50 added latency < 1 ms (1 connection; mean added as well)': results.addedP50Ms.oneConnection < 1 && results.addedMeanMsOneConnection < 1,
+      'p50 added latency < 1 ms (1 connection; mean added as well)':
+        results.addedP50Ms.oneConnection < 1 && results.addedMeanMsOneConnection < 1,
       [`throughput >= 0.8 x pass-through, 1 MB bodies at ${CONNECTIONS} connections`]: results.ratios.big >= 0.8,
       'RSS growth < 200 MB with 1 MB bodies': results.rssMb.growth < 200,
     };
     for (const [name, ok] of Object.entries(targetsMet)) console.log(`${ok ? 'met   ' : 'MISSED'} ${name}`);
-    await writeFile(join(ROOT, 'bench', 'proxy-results.json'), `${JSON.stringify({ ...results, targets: targetsMet }, null, 2)}\n`);
+    await writeFile(
+      join(ROOT, 'bench', 'proxy-results.json'),
+      `${JSON.stringify({ ...results, targets: targetsMet }, null, 2)}\n`,
+    );
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await rm(dir, { recursive: true, force: true });

@@ -40,13 +40,28 @@ let serverSeq = 0;
 /** Limits no bench run reaches, so the pool keeps serving while it reserves uses ahead (blocks of 10,000). */
 const LIMITS = { perDay: 1_000_000_000, total: 1_000_000_000_000 };
 
-async function startServer(dir: string, keys: number, env: Record<string, string> = {}, pools?: unknown): Promise<Proc> {
+async function startServer(
+  dir: string,
+  keys: number,
+  env: Record<string, string> = {},
+  pools?: unknown,
+): Promise<Proc> {
   const keysDir = join(dir, `keys-${keys}${pools ? '-pools' : ''}`);
   await mkdir(keysDir, { recursive: true });
   // The bench keys are made up: no upstream to sync them with (and nothing leaves 127.0.0.1).
-  await writeFile(join(keysDir, 'pools.json'), JSON.stringify({ healthid: { upstream: null }, ...(pools as object), plantid: { ...(pools as { plantid?: object })?.plantid, upstream: null } }));
+  await writeFile(
+    join(keysDir, 'pools.json'),
+    JSON.stringify({
+      healthid: { upstream: null },
+      ...(pools as object),
+      plantid: { ...(pools as { plantid?: object })?.plantid, upstream: null },
+    }),
+  );
   const file = join(keysDir, 'plantid.txt');
-  const exists = await readFile(file, 'utf8').then(() => true, () => false);
+  const exists = await readFile(file, 'utf8').then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
     const lines = Array.from({ length: keys }, (_, i) => `bench-${i}-${randomBytes(16).toString('hex')}`);
     await writeFile(file, `${lines.join('\n')}\n`);
@@ -66,7 +81,9 @@ async function startServer(dir: string, keys: number, env: Record<string, string
 async function measureMany(label: string, procs: Proc[]): Promise<Run> {
   const each = Math.floor(CONNECTIONS / procs.length);
   const go = (durationSec: number) =>
-    Promise.all(procs.map((p) => autocannon({ url: `${p.url}/api/plantid`, connections: each, duration: durationSec })));
+    Promise.all(
+      procs.map((p) => autocannon({ url: `${p.url}/api/plantid`, connections: each, duration: durationSec })),
+    );
   await go(2);
   const rs = await go(DURATION_SEC);
   const r: Run = {
@@ -96,7 +113,13 @@ async function load(url: string, opts: { durationSec?: number; amount?: number }
   });
   // Completed requests over the run's measured length: requests.average is a mean of whole
   // seconds, too coarse for a short slice.
-  return { rps: r.requests.total / r.duration, p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+  return {
+    rps: r.requests.total / r.duration,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+  };
 }
 
 async function measure(label: string, proc: Proc): Promise<Run> {
@@ -110,7 +133,12 @@ async function measure(label: string, proc: Proc): Promise<Run> {
 function medianRun(runs: Run[]): Run {
   const byRps = [...runs].sort((a, b) => a.rps - b.rps);
   const mid = byRps[Math.floor((byRps.length - 1) / 2)]!;
-  return { ...mid, rps: median(runs.map((r) => r.rps)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)) };
+  return {
+    ...mid,
+    rps: median(runs.map((r) => r.rps)),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+  };
 }
 
 async function main(): Promise<void> {
@@ -151,7 +179,9 @@ async function main(): Promise<void> {
         const proc = procs[Math.floor(round / 3) % procs.length]!;
         await load(proc.url, { durationSec: LEAD_IN_SEC });
         const r = await load(proc.url, { durationSec: SLICE_SEC });
-        process.stderr.write(`round ${round + 1}/${ROUNDS} ${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
+        process.stderr.write(
+          `round ${round + 1}/${ROUNDS} ${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`,
+        );
         runs[i]!.push(r);
       }
     }
@@ -175,7 +205,10 @@ async function main(): Promise<void> {
         const one = await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench1:' });
         redisRow = await measure('redis, 1 instance', one);
         await one.stop();
-        const two = [await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' }), await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' })];
+        const two = [
+          await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' }),
+          await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' }),
+        ];
         twoRow = await measureMany('redis, 2 instances', two);
         await Promise.all(two.map((p) => p.stop()));
       } finally {
@@ -205,7 +238,12 @@ async function main(): Promise<void> {
     results.limited = limited;
     results.redis = redisRow;
     results.redis2Instances = twoRow;
-    results.memory = { handouts: MEMORY_HANDOUTS, rssAfter10kMb: rssAfter10k, rssAfterAllMb: rssAfter1M, growthMb: rssAfter1M - rssAfter10k };
+    results.memory = {
+      handouts: MEMORY_HANDOUTS,
+      rssAfter10kMb: rssAfter10k,
+      rssAfterAllMb: rssAfter1M,
+      growthMb: rssAfter1M - rssAfter10k,
+    };
     // Median over rounds of each round's ratio (both sides measured seconds apart).
     const ratios = {
       pool3VsBaseline: perRound(pool3Runs, baseRuns),
@@ -239,22 +277,39 @@ async function main(): Promise<void> {
     const f = (n: number) => n.toFixed(2);
     const fi = (key: keyof typeof ratios) => `${f(ratios[key])} (${f(intervals[key][0])}-${f(intervals[key][1])})`;
     console.log(`\nKeywarden bench — ${results.date as string} — ${results.machine as string}`);
-    console.log(`GET /api/plantid, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured, over ${PROCESSES} processes a target (medians; ratios are medians of per-round ratios, with their 95% bootstrap interval; Redis rows: one ${DURATION_SEC} s run)\n`);
+    console.log(
+      `GET /api/plantid, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured, over ${PROCESSES} processes a target (medians; ratios are medians of per-round ratios, with their 95% bootstrap interval; Redis rows: one ${DURATION_SEC} s run)\n`,
+    );
     console.log('| target | req/s | p50 ms | p99 ms | vs bare Koa |');
     console.log('|---|---|---|---|---|');
     console.log(`| bare Koa | ${Math.round(baselineRps)} | ${baseline1.p50Ms} | ${baseline1.p99Ms} | 1.00 |`);
-    console.log(`| 3-key pool | ${Math.round(pool3.rps)} | ${pool3.p50Ms} | ${pool3.p99Ms} | ${fi('pool3VsBaseline')} |`);
-    console.log(`| 100,000-key pool | ${Math.round(pool100k.rps)} | ${pool100k.p50Ms} | ${pool100k.p99Ms} | ${fi('pool100kVsBaseline')} |`);
-    console.log(`| 3-key pool with limits (reservations) | ${Math.round(limited.rps)} | ${limited.p50Ms} | ${limited.p99Ms} | ${fi('limitedVsBaseline')} |`);
-    if (redisRow) console.log(`| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`);
-    if (twoRow) console.log(`| Redis backend, 2 instances (3 keys) | ${Math.round(twoRow.rps)} | ${twoRow.p50Ms} | ${twoRow.p99Ms} | ${f(twoRow.rps / baselineRps)} |`);
-    console.log(`\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`);
+    console.log(
+      `| 3-key pool | ${Math.round(pool3.rps)} | ${pool3.p50Ms} | ${pool3.p99Ms} | ${fi('pool3VsBaseline')} |`,
+    );
+    console.log(
+      `| 100,000-key pool | ${Math.round(pool100k.rps)} | ${pool100k.p50Ms} | ${pool100k.p99Ms} | ${fi('pool100kVsBaseline')} |`,
+    );
+    console.log(
+      `| 3-key pool with limits (reservations) | ${Math.round(limited.rps)} | ${limited.p50Ms} | ${limited.p99Ms} | ${fi('limitedVsBaseline')} |`,
+    );
+    if (redisRow)
+      console.log(
+        `| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`,
+      );
+    if (twoRow)
+      console.log(
+        `| Redis backend, 2 instances (3 keys) | ${Math.round(twoRow.rps)} | ${twoRow.p50Ms} | ${twoRow.p99Ms} | ${f(twoRow.rps / baselineRps)} |`,
+      );
+    console.log(
+      `\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`,
+    );
     const noise: Record<string, string> = {};
     for (const [name, key, line] of ratioTargets) {
       const [lo, hi] = intervals[key];
       if (lo < line && hi >= line) noise[name] = ` (within this run's noise: 95% interval ${f(lo)}-${f(hi)})`;
     }
-    for (const [name, ok] of Object.entries(targets)) console.log(`${ok ? 'met   ' : 'MISSED'} ${name}${noise[name] ?? ''}`);
+    for (const [name, ok] of Object.entries(targets))
+      console.log(`${ok ? 'met   ' : 'MISSED'} ${name}${noise[name] ?? ''}`);
     await writeFile(join(ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -2,7 +2,9 @@
 import { createServer } from 'node:http';
 import { announce } from './lib.js';
 
-const body = Buffer.from('{"access_token":"bench","status":"COMPLETED","result":{"is_plant":{"probability":0.99,"binary":true}}}');
+const body = Buffer.from(
+  '{"access_token":"bench","status":"COMPLETED","result":{"is_plant":{"probability":0.99,"binary":true}}}',
+);
 const server = createServer((req, res) => {
   req.resume(); // read (and drop) the request body, as a real upstream reads the images
   req.on('end', () => {

@@ -36,10 +36,21 @@ export const INITIAL_ALERT_STATE: AlertState = { server: 'unknown', pools: {}, l
  * Credits: an alert when a pool's credits left fall under the threshold (again only after they
  * were back at or above it); one when the upstream turns a key invalid (once per key).
  */
-export function stepAlerts(state: AlertState, result: PollResult, thresholds: Thresholds, lastSeenAt: number | null): { state: AlertState; alerts: Alert[] } {
+export function stepAlerts(
+  state: AlertState,
+  result: PollResult,
+  thresholds: Thresholds,
+  lastSeenAt: number | null,
+): { state: AlertState; alerts: Alert[] } {
   const alerts: Alert[] = [];
   if (!result.ok) {
-    if (state.server !== 'down') alerts.push({ kind: 'server_down', error: result.error, lastSeenAt, ...(result.degraded ? { degraded: true } : {}) });
+    if (state.server !== 'down')
+      alerts.push({
+        kind: 'server_down',
+        error: result.error,
+        lastSeenAt,
+        ...(result.degraded ? { degraded: true } : {}),
+      });
     return { state: { ...state, server: 'down' }, alerts };
   }
   if (state.server === 'down') alerts.push({ kind: 'server_up' });
@@ -49,13 +60,20 @@ export function stepAlerts(state: AlertState, result: PollResult, thresholds: Th
   for (const p of result.stats.pools) {
     const low = p.creditsRemaining !== null && p.creditsRemaining < thresholds.credits;
     lowCredits[p.name] = low;
-    if (low && !state.lowCredits[p.name]) alerts.push({ kind: 'credits_low', pool: p.name, creditsRemaining: p.creditsRemaining!, threshold: thresholds.credits });
+    if (low && !state.lowCredits[p.name])
+      alerts.push({
+        kind: 'credits_low',
+        pool: p.name,
+        creditsRemaining: p.creditsRemaining!,
+        threshold: thresholds.credits,
+      });
     const wasInvalid = new Set(state.invalid[p.name] ?? []);
     invalid[p.name] = [];
     for (const k of p.keys) {
       if (k.status !== 'invalid') continue;
       invalid[p.name]!.push(k.keyId);
-      if (!wasInvalid.has(k.keyId)) alerts.push({ kind: 'key_invalid', pool: p.name, keyId: k.keyId, masked: k.masked, reason: k.reason });
+      if (!wasInvalid.has(k.keyId))
+        alerts.push({ kind: 'key_invalid', pool: p.name, keyId: k.keyId, masked: k.masked, reason: k.reason });
     }
     const level = poolLevel(p, thresholds.keys);
     const before = state.pools[p.name] ?? 'ok';

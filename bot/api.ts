@@ -17,7 +17,11 @@ export interface StatsClient {
  * URL says otherwise (`?keys=out` keeps polls of pools with thousands of keys small). Never
  * throws: failures are results.
  */
-export function createStatsClient(url: string, token: string | null, options: { timeoutMs: number; clock?: () => number }): StatsClient {
+export function createStatsClient(
+  url: string,
+  token: string | null,
+  options: { timeoutMs: number; clock?: () => number },
+): StatsClient {
   const clock = options.clock ?? Date.now;
   const target = new URL(url);
   if (!target.searchParams.has('keys')) target.searchParams.set('keys', 'all');
@@ -40,14 +44,22 @@ export function createStatsClient(url: string, token: string | null, options: { 
             // not JSON
           }
           const degraded = res.statusCode === 503 && detail === 'state_unavailable';
-          return { ok: false, error: `HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`, at: clock(), ...(degraded ? { degraded } : {}) };
+          return {
+            ok: false,
+            error: `HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`,
+            at: clock(),
+            ...(degraded ? { degraded } : {}),
+          };
         }
         const stats = JSON.parse(text) as StatsResponse;
         if (!Array.isArray(stats.pools)) return { ok: false, error: 'unexpected response (no pools)', at: clock() };
         return { ok: true, stats, at: clock() };
       } catch (err) {
         const e = err as Error & { code?: string; cause?: { code?: string } };
-        const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timed out after ${options.timeoutMs} ms` : (e.code ?? e.cause?.code ?? e.message);
+        const why =
+          e.name === 'TimeoutError' || e.name === 'AbortError'
+            ? `timed out after ${options.timeoutMs} ms`
+            : (e.code ?? e.cause?.code ?? e.message);
         return { ok: false, error: why, at: clock() };
       }
     },

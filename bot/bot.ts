@@ -40,7 +40,12 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
     if (client.isReady()) client.user.setPresence(presenceFor(r, config.lowKeysThreshold));
     if (r.ok) logger.debug(`stats: ${r.stats.pools.map((p) => `${p.name} ${p.available}/${p.total}`).join(', ')}`);
     else logger.warn(`stats: key server unreachable (${r.error})`);
-    const { state, alerts } = stepAlerts(alertState, r, { keys: config.lowKeysThreshold, credits: config.lowCreditsThreshold }, seenBeforeThisPoll);
+    const { state, alerts } = stepAlerts(
+      alertState,
+      r,
+      { keys: config.lowKeysThreshold, credits: config.lowCreditsThreshold },
+      seenBeforeThisPoll,
+    );
     alertState = state;
     seenBeforeThisPoll = monitor.lastSeenAt;
     for (const alert of alerts) {
@@ -48,7 +53,9 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
       if (!config.alertChannelId) continue;
       client.rest
         .post(Routes.channelMessages(config.alertChannelId), { body: { embeds: [alertEmbed(alert, r.at)] } })
-        .catch((err: unknown) => logger.error(`alert: posting to channel ${config.alertChannelId} failed: ${(err as Error).message}`));
+        .catch((err: unknown) =>
+          logger.error(`alert: posting to channel ${config.alertChannelId} failed: ${(err as Error).message}`),
+        );
     }
   });
 
@@ -65,7 +72,9 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
     if (message.author.bot || !isStatsMessage(message.content, config.prefix)) return;
     statsReply(monitor, config.lowKeysThreshold, config.dashboardUrl)
       .then((reply) => message.reply({ ...reply, allowedMentions: { repliedUser: false } }))
-      .catch((err: unknown) => logger.error(`discord: answering ${config.prefix}stats failed: ${(err as Error).message}`));
+      .catch((err: unknown) =>
+        logger.error(`discord: answering ${config.prefix}stats failed: ${(err as Error).message}`),
+      );
   });
 
   client.on(Events.InteractionCreate, (interaction: Interaction) => {

@@ -5,7 +5,9 @@ const snowflake = z.string().regex(/^\d{17,20}$/u, 'must be a Discord channel id
 
 const envSchema = z.object({
   DISCORD_BOT_TOKEN: z.string({ error: 'is required: the bot token from the Discord developer portal' }),
-  STATS_API: z.url({ protocol: /^https?$/u, error: 'must be an http(s) URL' }).default('http://127.0.0.1:5000/api/stats'),
+  STATS_API: z
+    .url({ protocol: /^https?$/u, error: 'must be an http(s) URL' })
+    .default('http://127.0.0.1:5000/api/stats'),
   STATS_TOKEN: z.string().optional(),
   STATS_POLL_INTERVAL_MS: intVar(300_000, 100, 86_400_000),
   STATS_TIMEOUT_MS: intVar(10_000, 100, 120_000),

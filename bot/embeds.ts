@@ -22,7 +22,13 @@ function clip(text: string, max = MAX_FIELD): string {
 function keyLine(k: KeyStats): string {
   const why = k.reason ? `: ${k.reason}` : '';
   const back =
-    k.until !== null ? `, back ${discordTime(k.until)}` : k.status === 'disabled' || k.status === 'expired' ? ', until fixed' : k.status === 'invalid' ? ', until the upstream accepts it' : '';
+    k.until !== null
+      ? `, back ${discordTime(k.until)}`
+      : k.status === 'disabled' || k.status === 'expired'
+        ? ', until fixed'
+        : k.status === 'invalid'
+          ? ', until the upstream accepts it'
+          : '';
   return `\`${k.masked}\` ${k.status}${why}${back}`;
 }
 
@@ -45,7 +51,9 @@ function outOfRotation(pool: PoolStats): APIEmbedField {
 /** A key's credits left per window, e.g. `day 88 · total 4960`; null before its first sync. */
 function creditsText(k: KeyStats): string | null {
   if (!k.credits) return null;
-  const parts = CREDIT_WINDOWS.filter((w) => k.credits!.remaining[w] !== null).map((w) => `${w} ${k.credits!.remaining[w]}`);
+  const parts = CREDIT_WINDOWS.filter((w) => k.credits!.remaining[w] !== null).map(
+    (w) => `${w} ${k.credits!.remaining[w]}`,
+  );
   return parts.length > 0 ? parts.join(' · ') : 'no limit';
 }
 
@@ -57,7 +65,10 @@ function creditsField(pool: PoolStats): APIEmbedField | null {
   const lines = synced.slice(0, MAX_OUT_LINES).map((k) => `\`${k.masked}\` ${creditsText(k)}`);
   if (synced.length > MAX_OUT_LINES) lines.push(`… and ${synced.length - MAX_OUT_LINES} more`);
   const sync = pool.upstreamSync;
-  if (sync && !sync.ok) lines.unshift(`Upstream unreachable (${clip(sync.error ?? 'unknown error', 200)}), last tried ${discordTime(sync.at)}`);
+  if (sync && !sync.ok)
+    lines.unshift(
+      `Upstream unreachable (${clip(sync.error ?? 'unknown error', 200)}), last tried ${discordTime(sync.at)}`,
+    );
   else if (sync) lines.push(`synced ${discordTime(sync.at)}`);
   const total = pool.creditsRemaining === null ? '' : ` (${pool.creditsRemaining} on usable keys)`;
   return { name: `Credits left${total}`, value: clip(lines.join('\n') || 'not synced yet') };
@@ -80,14 +91,22 @@ function keyFileField(pool: PoolStats): APIEmbedField {
 function proxyField(pool: PoolStats): APIEmbedField | null {
   const p = pool.proxy;
   if (!p || p.requests === 0) return null;
-  return { name: 'Proxy', value: `${p.requests} requests · **${p.creditsSpent}** credits spent · ${p.free} free · ${p.failovers} failovers · ${p.pins} identifications pinned` };
+  return {
+    name: 'Proxy',
+    value: `${p.requests} requests · **${p.creditsSpent}** credits spent · ${p.free} free · ${p.failovers} failovers · ${p.pins} identifications pinned`,
+  };
 }
 
 /**
  * One embed for one pool: availability, current key, keys out and when they return, forecast, key
  * file; its title links to the dashboard when `dashboardUrl` is given (DASHBOARD_URL).
  */
-export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' | 'generatedAt'>, threshold: number, dashboardUrl: string | null = null): APIEmbed {
+export function poolEmbed(
+  pool: PoolStats,
+  stats: Pick<StatsResponse, 'version' | 'generatedAt'>,
+  threshold: number,
+  dashboardUrl: string | null = null,
+): APIEmbed {
   const level = poolLevel(pool, threshold);
   const credits = pool.creditsRemaining !== null ? ` · ${pool.creditsRemaining} credits left` : '';
   const lines = [`**${pool.available}/${pool.total}** keys available · ${pool.strategy}${credits}`];
@@ -104,7 +123,13 @@ export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' 
       { name: 'Current key', value: clip(current) },
       outOfRotation(pool),
       ...[creditsField(pool), proxyField(pool)].filter((f): f is APIEmbedField => f !== null),
-      { name: 'Forecast', value: pool.exhaustsAt !== null ? `runs dry ${discordTime(pool.exhaustsAt)} at the last hour's rate` : 'not running dry before the next reset' },
+      {
+        name: 'Forecast',
+        value:
+          pool.exhaustsAt !== null
+            ? `runs dry ${discordTime(pool.exhaustsAt)} at the last hour's rate`
+            : 'not running dry before the next reset',
+      },
       keyFileField(pool),
     ],
     footer: { text: `Keywarden ${stats.version} · data from` },
@@ -116,12 +141,23 @@ export function poolEmbed(pool: PoolStats, stats: Pick<StatsResponse, 'version' 
 export function statsEmbeds(stats: StatsResponse, threshold: number, dashboardUrl: string | null = null): APIEmbed[] {
   const pools = stats.pools;
   if (pools.length === 0) {
-    return [{ title: 'No pools', description: 'The key server reports no pools.', color: COLORS.empty, timestamp: new Date(stats.generatedAt).toISOString() }];
+    return [
+      {
+        title: 'No pools',
+        description: 'The key server reports no pools.',
+        color: COLORS.empty,
+        timestamp: new Date(stats.generatedAt).toISOString(),
+      },
+    ];
   }
   if (pools.length <= MAX_EMBEDS) return pools.map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
   const shown = pools.slice(0, MAX_EMBEDS - 1).map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
   const rest = pools.slice(MAX_EMBEDS - 1);
-  const worst = rest.some((p) => poolLevel(p, threshold) === 'empty') ? 'empty' : rest.some((p) => poolLevel(p, threshold) === 'low') ? 'low' : 'ok';
+  const worst = rest.some((p) => poolLevel(p, threshold) === 'empty')
+    ? 'empty'
+    : rest.some((p) => poolLevel(p, threshold) === 'low')
+      ? 'low'
+      : 'ok';
   shown.push({
     title: `${rest.length} more pools`,
     ...(dashboardUrl ? { url: dashboardUrl } : {}),
@@ -134,7 +170,12 @@ export function statsEmbeds(stats: StatsResponse, threshold: number, dashboardUr
 }
 
 /** The red embed shown when the key server cannot be reached (or is degraded: up, but its state store is not). */
-export function unreachableEmbed(error: string, lastSeenAt: number | null, checkedAt: number, degraded = false): APIEmbed {
+export function unreachableEmbed(
+  error: string,
+  lastSeenAt: number | null,
+  checkedAt: number,
+  degraded = false,
+): APIEmbed {
   return {
     title: degraded ? 'Key server degraded' : 'Key server unreachable',
     description: `${degraded ? `The key server is up but its state store is not (${clip(error, 200)}): apps get 503 until it is back.` : `The key server did not answer (${clip(error, 200)}).`}\n${lastSeenAt === null ? 'Not seen since the bot started.' : `Last seen ${discordTime(lastSeenAt)} (${discordTime(lastSeenAt, 'f')}).`}`,
@@ -149,11 +190,26 @@ export function alertEmbed(alert: Alert, at: number): APIEmbed {
   const timestamp = new Date(at).toISOString();
   switch (alert.kind) {
     case 'pool_low':
-      return { title: `Pool ${alert.pool} is running low`, description: `${alert.available}/${alert.total} keys available.`, color: COLORS.low, timestamp };
+      return {
+        title: `Pool ${alert.pool} is running low`,
+        description: `${alert.available}/${alert.total} keys available.`,
+        color: COLORS.low,
+        timestamp,
+      };
     case 'pool_empty':
-      return { title: `Pool ${alert.pool} has no usable key`, description: `${alert.available}/${alert.total} keys available: apps get 503 until a key comes back.`, color: COLORS.empty, timestamp };
+      return {
+        title: `Pool ${alert.pool} has no usable key`,
+        description: `${alert.available}/${alert.total} keys available: apps get 503 until a key comes back.`,
+        color: COLORS.empty,
+        timestamp,
+      };
     case 'pool_recovered':
-      return { title: `Pool ${alert.pool} recovered`, description: `${alert.available}/${alert.total} keys available.`, color: COLORS.ok, timestamp };
+      return {
+        title: `Pool ${alert.pool} recovered`,
+        description: `${alert.available}/${alert.total} keys available.`,
+        color: COLORS.ok,
+        timestamp,
+      };
     case 'server_down':
       return {
         title: alert.degraded ? 'Key server is degraded (state store down)' : 'Key server is down',

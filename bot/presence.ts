@@ -20,5 +20,8 @@ export function presenceFor(result: PollResult, threshold: number): PresenceData
   let text = pools.map((p) => `${p.name} ${p.available}/${p.total}`).join(' · ') || 'no pools';
   if (text.length > MAX_STATE) text = `${text.slice(0, MAX_STATE - 1)}…`;
   const low = pools.some((p) => poolLevel(p, threshold) !== 'ok');
-  return { status: low ? 'idle' : 'online', activities: [{ name: 'Custom Status', type: ActivityType.Custom, state: text }] };
+  return {
+    status: low ? 'idle' : 'online',
+    activities: [{ name: 'Custom Status', type: ActivityType.Custom, state: text }],
+  };
 }

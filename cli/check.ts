@@ -21,7 +21,9 @@ const WINDOWS: ReadonlyArray<keyof CreditWindows> = ['day', 'week', 'month', 'to
 /** `check`'s table: one row a key, masked, with what the upstream said and the credits left per window. */
 export function printChecks(out: (l: string) => void, pool: string, rows: readonly CheckRow[]): void {
   out(`${pool}: ${rows.length} key${rows.length === 1 ? '' : 's'} checked`);
-  out(`  ${'keyId'.padEnd(12)}  ${'key'.padEnd(11)}  ${'upstream'.padEnd(11)}  ${WINDOWS.map((w) => w.padStart(7)).join(' ')}  reason`);
+  out(
+    `  ${'keyId'.padEnd(12)}  ${'key'.padEnd(11)}  ${'upstream'.padEnd(11)}  ${WINDOWS.map((w) => w.padStart(7)).join(' ')}  reason`,
+  );
   for (const r of rows) {
     const left = WINDOWS.map((w) => String(r.remaining?.[w] ?? '-').padStart(7)).join(' ');
     out(`  ${r.keyId}  ${r.masked.padEnd(11)}  ${r.verdict.padEnd(11)}  ${left}${r.reason ? `  ${r.reason}` : ''}`);
@@ -32,14 +34,35 @@ export function printChecks(out: (l: string) => void, pool: string, rows: readon
  * Asks the upstreams pools.json configures from this process (no server running): the checks
  * before `add`, and with a registry of the saved state, `check`. `close` lets go of the connections.
  */
-export function offlineChecker(upstreams: ReadonlyMap<string, UpstreamConfig>, timeoutMs: number, fetchUsage?: UsageFetcher): { checker: UsageChecker; close(): Promise<void> } {
+export function offlineChecker(
+  upstreams: ReadonlyMap<string, UpstreamConfig>,
+  timeoutMs: number,
+  fetchUsage?: UsageFetcher,
+): { checker: UsageChecker; close(): Promise<void> } {
   const agents = new UpstreamAgents();
-  return { checker: new UsageChecker({ upstreams: usageUpstreams(upstreams), fetchUsage: fetchUsage ?? createUsageFetcher(agents, timeoutMs), clock: Date.now }), close: () => agents.close() };
+  return {
+    checker: new UsageChecker({
+      upstreams: usageUpstreams(upstreams),
+      fetchUsage: fetchUsage ?? createUsageFetcher(agents, timeoutMs),
+      clock: Date.now,
+    }),
+    close: () => agents.close(),
+  };
 }
 
 /** Checks every key of `pool`, recording the answers in the registry's state; the rows to print. */
-export async function checkPoolOffline(registry: PoolRegistry, checker: UsageChecker, pool: string): Promise<CheckRow[]> {
-  const sync = new UpstreamSync({ registry, checker, logger: createLogger({ level: 'error', file: null, console: false }), intervalMs: 0, claim: async () => true });
+export async function checkPoolOffline(
+  registry: PoolRegistry,
+  checker: UsageChecker,
+  pool: string,
+): Promise<CheckRow[]> {
+  const sync = new UpstreamSync({
+    registry,
+    checker,
+    logger: createLogger({ level: 'error', file: null, console: false }),
+    intervalMs: 0,
+    claim: async () => true,
+  });
   return (await sync.checkPool(pool)).map((c) => checkRow(c.keyId, c.masked, c.check));
 }
 
@@ -49,7 +72,13 @@ export async function checkPoolOffline(registry: PoolRegistry, checker: UsageChe
  * key file is edited. Nothing is written when a key is refused.
  */
 export async function addOffline(
-  to: { path: string; upstreams: ReadonlyMap<string, UpstreamConfig>; timeoutMs: number; cipher: KeyCipher | null; fetchUsage?: UsageFetcher },
+  to: {
+    path: string;
+    upstreams: ReadonlyMap<string, UpstreamConfig>;
+    timeoutMs: number;
+    cipher: KeyCipher | null;
+    fetchUsage?: UsageFetcher;
+  },
   pool: string,
   keys: string[],
   force: boolean,
@@ -66,10 +95,16 @@ export async function addOffline(
     }
     if (screening && screening.refused.length > 0) {
       const which = screening.refused.map((r) => `${r.keyId} (${r.masked}): ${r.reason}`).join('; ');
-      if (!force) throw new CliError(`the upstream rejects ${screening.refused.length} of the keys: ${which}; nothing was added (--force adds them anyway)`);
+      if (!force)
+        throw new CliError(
+          `the upstream rejects ${screening.refused.length} of the keys: ${which}; nothing was added (--force adds them anyway)`,
+        );
       warnings.push(`added ${screening.refused.length} key(s) the upstream rejects, as forced: ${which}`);
     }
-    if (screening && screening.unreachable.length > 0) warnings.push(`the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`);
+    if (screening && screening.unreachable.length > 0)
+      warnings.push(
+        `the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`,
+      );
     return { added: await addKeys(to.path, keys, to.cipher), warnings };
   } catch (err) {
     if (err instanceof KeyEditError) throw new CliError(err.message);

@@ -1,23 +1,18 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { z } from 'zod';
-import { ConfigError, intVar, parseEnv } from '../shared/env.js';
-import { createLogger } from '../shared/logger.js';
+import { join } from 'node:path';
+import { ConfigError } from '../shared/env.js';
 import type { KeyStats, PoolStats } from '../shared/stats.js';
 import { loadPools, POOL_NAME } from '../server/config.js';
 import { cipherFromEnv, type KeyCipher } from '../server/keys/cipher.js';
-import { addKeys, KeyEditError, recryptKeyFile, removeKey, type Recrypt } from '../server/keys/keyedit.js';
+import { KeyEditError, recryptKeyFile, removeKey, type Recrypt } from '../server/keys/keyedit.js';
 import type { UsageFetcher } from '../server/upstream/usage-client.js';
+import type { CheckRow } from '../server/upstream/screen.js';
+import { deserializeState, stateExport, type StateFile } from '../server/state/format.js';
+import type { ProcessProbe } from '../server/state/lock.js';
 import { addOffline, checkPoolOffline, offlineChecker, printChecks } from './check.js';
 import { CliError } from './errors.js';
-import { KeyFiles } from '../server/keys/key-files.js';
-import { PoolRegistry } from '../server/pools/registry.js';
-import { FileBackend } from '../server/state/file-backend.js';
-import { FileStore, StateFileError } from '../server/state/file.js';
-import { deserializeState, type StateFile } from '../server/state/format.js';
-import type { PoolState } from '../server/pools/records.js';
-import { StateLock, StateLockedError, type ProcessProbe } from '../server/state/lock.js';
-import type { StateStore } from '../server/state/store.js';
+import { editStateOffline, exportOffline, offlineRegistry } from './offline.js';
+import { api, detectMode, targetOf, type Target } from './target.js';
 
 export { CliError };
 
@@ -38,17 +33,6 @@ export const USAGE = `usage: npm run keys -- <command>
   state import <file>         replace the rotation state with a file's (another backend's, another machine's)
   status                      one line per pool`;
 
-const envSchema = z.object({
-  HOST: z.string().default('127.0.0.1'),
-  PORT: intVar(5000, 0, 65535),
-  KEYWARDEN_URL: z.url().optional(),
-  ADMIN_TOKEN: z.string().optional(),
-  KEYS_DIR: z.string().default('./keys'),
-  STATE_FILE: z.string().default('./api_state.json'),
-  STATE_BACKEND: z.enum(['file', 'redis']).default('file'),
-  UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
-});
-
 export interface CliDeps {
   env: Record<string, string | undefined>;
   /** This process, to take the state file's lock while editing it offline. */
@@ -61,85 +45,16 @@ export interface CliDeps {
   fetchUsage?: UsageFetcher;
 }
 
-interface Target {
-  url: string;
-  adminToken: string | null;
-  keysDir: string;
-  stateFile: string;
-  /** With Redis, state is only reachable through a running server's admin API. */
-  redis: boolean;
-  /** KEYS_SECRET: encrypted key-file lines, and keys added to the files, go through it. */
-  cipher: KeyCipher | null;
-  upstreamTimeoutMs: number;
-}
-
-type Mode = { kind: 'api' } | { kind: 'files'; serverRunning: boolean };
-
-function targetOf(env: Record<string, string | undefined>): Target {
-  const e = parseEnv(envSchema, env);
-  const host = e.HOST === '0.0.0.0' || e.HOST === '::' ? '127.0.0.1' : e.HOST;
-  return {
-    url: (e.KEYWARDEN_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${e.PORT}`).replace(/\/+$/u, ''),
-    adminToken: e.ADMIN_TOKEN ?? null,
-    keysDir: resolve(e.KEYS_DIR),
-    stateFile: resolve(e.STATE_FILE),
-    redis: e.STATE_BACKEND === 'redis',
-    cipher: cipherFromEnv(env),
-    upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
-  };
-}
-
-async function detectMode(t: Target, doFetch: typeof fetch): Promise<Mode> {
-  let running = false;
-  try {
-    const res = await doFetch(`${t.url}/healthz`, { signal: AbortSignal.timeout(1500) });
-    running = res.ok;
-  } catch {
-    running = false;
-  }
-  if (running && t.adminToken) return { kind: 'api' };
-  return { kind: 'files', serverRunning: running };
-}
-
-async function api(t: Target, doFetch: typeof fetch, method: string, path: string, body?: unknown): Promise<any> {
-  let res: Response;
-  try {
-    res = await doFetch(`${t.url}/admin${path}`, {
-      method,
-      headers: { authorization: `Bearer ${t.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-  } catch (err) {
-    throw new CliError(`the server at ${t.url} stopped answering (${(err as Error).message})`);
-  }
-  const text = await res.text();
-  const json = text ? JSON.parse(text) : null;
-  if (res.status === 401) throw new CliError(`ADMIN_TOKEN was refused by the server at ${t.url}`);
-  if (res.status === 404 && json?.error === 'not_found') throw new CliError(`the server at ${t.url} has no admin API: start it with ADMIN_TOKEN set`);
-  if (res.status >= 400) throw new CliError(json?.message ?? `the server answered ${res.status}`);
-  return json;
-}
-
-/** The pools as the files say: key files plus the saved state, read without moving a bad file aside. */
-async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; backend: FileBackend }> {
-  const file = new FileStore(t.stateFile);
-  const readOnly: StateStore = { description: file.description, load: () => file.loadReadOnly(), save: (plan) => file.save(plan), flush: () => file.flush() };
-  const logger = createLogger({ level: 'error', file: null, console: false });
-  const backend = new FileBackend(readOnly, { clock: Date.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({ policies: (await loadPools(t.keysDir)).policies, clock: Date.now, keyFilePath: (name) => join(t.keysDir, `${name}.txt`), createPool: backend.createPool.bind(backend) });
-  await new KeyFiles({ keysDir: t.keysDir, registry, logger, cipher: t.cipher }).loadAll();
-  await backend.resume().catch((err: unknown) => {
-    throw err instanceof StateFileError ? new CliError(err.message) : err;
-  });
-  return { registry, backend };
-}
-
 /**
  * encrypt, decrypt, rotate-secret: rewrite a key file in place (atomically; a running server
  * picks it up like any edit, and after rotate-secret needs the new KEYS_SECRET to read it).
  */
-async function recrypt(command: 'encrypt' | 'decrypt' | 'rotate-secret', rest: string[], t: Target, deps: CliDeps): Promise<void> {
+async function recrypt(
+  command: 'encrypt' | 'decrypt' | 'rotate-secret',
+  rest: string[],
+  t: Target,
+  deps: CliDeps,
+): Promise<void> {
   const pool = poolArg(rest[0], [...(await loadPools(t.keysDir)).policies.keys()]);
   const path = join(t.keysDir, `${pool}.txt`);
   const cipher = t.cipher;
@@ -162,48 +77,22 @@ async function recrypt(command: 'encrypt' | 'decrypt' | 'rotate-secret', rest: s
     if (err instanceof KeyEditError) throw new CliError(err.message);
     throw err;
   }
-  deps.out(`${how.to} ${changed} key${changed === 1 ? '' : 's'} in ${path}${command === 'rotate-secret' ? '; now set KEYS_SECRET to the new secret where the server runs, and restart it' : ''}`);
-}
-
-/** Every pool's state as the offline registry holds it. */
-async function exportOffline({ registry }: { registry: PoolRegistry }): Promise<Record<string, PoolState>> {
-  const pools: Record<string, PoolState> = {};
-  for (const name of registry.names()) pools[name] = await registry.withPool(name, (p, now) => p.exportState(now));
-  return pools;
-}
-
-/**
- * Changes the saved state with no server running: under the state file's lock (a server that
- * holds it is named), one change, then a full save.
- */
-async function editStateOffline<T>(t: Target, probe: ProcessProbe, change: (registry: PoolRegistry) => Promise<T>): Promise<T> {
-  const moved = await new FileStore(t.stateFile).moved();
-  if (moved) {
-    throw new CliError(`STATE_FILE ${t.stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so edit through it (run it with ADMIN_TOKEN, and set KEYWARDEN_URL, STATE_BACKEND=redis and ADMIN_TOKEN here)`);
-  }
-  const lock = new StateLock(t.stateFile, probe);
-  await lock.acquire().catch((err: unknown) => {
-    throw err instanceof StateLockedError ? new CliError(err.message) : err;
-  });
-  try {
-    const { registry, backend } = await offlineRegistry(t);
-    const result = await change(registry);
-    await backend.close(); // the final, full save
-    return result;
-  } finally {
-    await lock.release();
-  }
+  deps.out(
+    `${how.to} ${changed} key${changed === 1 ? '' : 's'} in ${path}${command === 'rotate-secret' ? '; now set KEYS_SECRET to the new secret where the server runs, and restart it' : ''}`,
+  );
 }
 
 function poolArg(pool: string | undefined, names: string[] | null): string {
   if (pool === undefined) throw new CliError(`missing <pool>; run "npm run keys -- help" for usage`, 2);
-  if (!POOL_NAME.test(pool) || (names !== null && !names.includes(pool))) throw new CliError(`unknown pool ${JSON.stringify(pool)}${names ? ` (pools: ${names.join(', ')})` : ''}`);
+  if (!POOL_NAME.test(pool) || (names !== null && !names.includes(pool)))
+    throw new CliError(`unknown pool ${JSON.stringify(pool)}${names ? ` (pools: ${names.join(', ')})` : ''}`);
   return pool;
 }
 
 function keyIdArg(keyId: string | undefined): string {
   if (keyId === undefined) throw new CliError(`missing <keyId>; run "npm run keys -- help" for usage`, 2);
-  if (!/^[0-9a-f]{12}$/u.test(keyId)) throw new CliError(`keyId ${JSON.stringify(keyId)} is not 12 lowercase hex characters (see "list")`);
+  if (!/^[0-9a-f]{12}$/u.test(keyId))
+    throw new CliError(`keyId ${JSON.stringify(keyId)} is not 12 lowercase hex characters (see "list")`);
   return keyId;
 }
 
@@ -215,16 +104,27 @@ function printKeys(out: (l: string) => void, pool: string, keys: KeyStats[]): vo
   out(`${pool}: ${keys.length} key${keys.length === 1 ? '' : 's'}`);
   for (const k of keys) {
     const why = k.reason ? ` (${k.reason}${k.until ? `, until ${when(k.until)}` : ''})` : '';
-    out(`  ${k.keyId}  ${k.masked.padEnd(11)}  ${k.status.padEnd(9)}  day ${String(k.served.day).padStart(6)}  total ${String(k.served.total).padStart(8)}${why}`);
+    out(
+      `  ${k.keyId}  ${k.masked.padEnd(11)}  ${k.status.padEnd(9)}  day ${String(k.served.day).padStart(6)}  total ${String(k.served.total).padStart(8)}${why}`,
+    );
   }
 }
 
 function printStatus(out: (l: string) => void, pools: Array<Omit<PoolStats, 'keys'>>): void {
   for (const p of pools) {
     const parts = [`${p.available}/${p.total} available`];
-    for (const [n, v] of [['blocked', p.blocked], ['exhausted', p.exhausted], ['invalid', p.invalid], ['disabled', p.disabled], ['expired', p.expired], ['probing', p.probing]] as const) if (v) parts.push(`${v} ${n}`);
+    for (const [n, v] of [
+      ['blocked', p.blocked],
+      ['exhausted', p.exhausted],
+      ['invalid', p.invalid],
+      ['disabled', p.disabled],
+      ['expired', p.expired],
+      ['probing', p.probing],
+    ] as const)
+      if (v) parts.push(`${v} ${n}`);
     if (p.creditsRemaining !== null) parts.push(`${p.creditsRemaining} credits left`);
-    if (p.upstreamSync && !p.upstreamSync.ok) parts.push(`upstream unreachable at ${when(p.upstreamSync.at)} (${p.upstreamSync.error})`);
+    if (p.upstreamSync && !p.upstreamSync.ok)
+      parts.push(`upstream unreachable at ${when(p.upstreamSync.at)} (${p.upstreamSync.error})`);
     if (!p.keyFile.present) parts.push(`no key file at ${p.keyFile.path}`);
     out(`${p.name.padEnd(12)} ${parts.join(', ')}`);
   }
@@ -264,7 +164,23 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (command === undefined) throw new CliError('missing <command>; see the usage above', 2);
     return;
   }
-  if (!['list', 'add', 'check', 'remove', 'disable', 'enable', 'clear-throttle', 'state', 'encrypt', 'decrypt', 'rotate-secret', 'status'].includes(command)) throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
+  if (
+    ![
+      'list',
+      'add',
+      'check',
+      'remove',
+      'disable',
+      'enable',
+      'clear-throttle',
+      'state',
+      'encrypt',
+      'decrypt',
+      'rotate-secret',
+      'status',
+    ].includes(command)
+  )
+    throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
   let t: Target;
   try {
     t = targetOf(deps.env);
@@ -272,26 +188,46 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (err instanceof ConfigError) throw new CliError(err.message);
     throw err;
   }
-  if (command === 'encrypt' || command === 'decrypt' || command === 'rotate-secret') return recrypt(command, rest, t, deps);
+  if (command === 'encrypt' || command === 'decrypt' || command === 'rotate-secret')
+    return recrypt(command, rest, t, deps);
   const mode = await detectMode(t, doFetch);
   if (mode.kind === 'files' && t.redis && command !== 'add' && command !== 'remove') {
-    throw new CliError(`with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} with ADMIN_TOKEN set (add and remove work on the key files alone)`);
+    throw new CliError(
+      `with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} with ADMIN_TOKEN set (add and remove work on the key files alone)`,
+    );
   }
-  const names = mode.kind === 'api' ? ((await api(t, doFetch, 'GET', '/pools')).pools as Array<{ name: string }>).map((p) => p.name) : [...(await loadPools(t.keysDir)).policies.keys()];
+  const names =
+    mode.kind === 'api'
+      ? (await api<{ pools: Array<{ name: string }> }>(t, doFetch, 'GET', '/pools')).pools.map((p) => p.name)
+      : [...(await loadPools(t.keysDir)).policies.keys()];
 
   switch (command) {
     case 'status': {
-      if (mode.kind === 'api') printStatus(deps.out, (await api(t, doFetch, 'GET', '/pools')).pools);
-      else printStatus(deps.out, (await (await offlineRegistry(t)).registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' })).pools);
+      if (mode.kind === 'api')
+        printStatus(
+          deps.out,
+          (await api<{ pools: Array<Omit<PoolStats, 'keys'>> }>(t, doFetch, 'GET', '/pools')).pools,
+        );
+      else
+        printStatus(
+          deps.out,
+          (await (await offlineRegistry(t)).registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' })).pools,
+        );
       return;
     }
     case 'list': {
       const pools = rest[0] === undefined ? names : [poolArg(rest[0], names)];
       if (mode.kind === 'api') {
-        for (const p of pools) printKeys(deps.out, p, (await api(t, doFetch, 'GET', `/pools/${p}/keys`)).keys);
+        for (const p of pools)
+          printKeys(deps.out, p, (await api<{ keys: KeyStats[] }>(t, doFetch, 'GET', `/pools/${p}/keys`)).keys);
       } else {
         const { registry } = await offlineRegistry(t);
-        for (const p of pools) printKeys(deps.out, p, (await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool: p })).pools[0]!.keys);
+        for (const p of pools)
+          printKeys(
+            deps.out,
+            p,
+            (await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool: p })).pools[0]!.keys,
+          );
       }
       return;
     }
@@ -299,13 +235,31 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       const force = rest.includes('--force');
       const pool = poolArg(rest.filter((a) => a !== '--force')[0], names);
       const keys = await deps.readKeys();
-      if (keys.length === 0) throw new CliError('no keys given (type one at the prompt, or pipe one per line on stdin)');
+      if (keys.length === 0)
+        throw new CliError('no keys given (type one at the prompt, or pipe one per line on stdin)');
       let added: Array<{ keyId: string; masked: string }>;
-      let warnings: string[] = [];
+      let warnings: string[];
       if (mode.kind === 'api') {
-        ({ added, warnings } = await api(t, doFetch, 'POST', `/pools/${pool}/keys${force ? '?force=true' : ''}`, { keys }));
+        ({ added, warnings } = await api<{ added: typeof added; warnings: string[] }>(
+          t,
+          doFetch,
+          'POST',
+          `/pools/${pool}/keys${force ? '?force=true' : ''}`,
+          { keys },
+        ));
       } else {
-        ({ added, warnings } = await addOffline({ path: join(t.keysDir, `${pool}.txt`), upstreams: (await loadPools(t.keysDir)).upstreams, timeoutMs: t.upstreamTimeoutMs, cipher: t.cipher, fetchUsage: deps.fetchUsage }, pool, keys, force));
+        ({ added, warnings } = await addOffline(
+          {
+            path: join(t.keysDir, `${pool}.txt`),
+            upstreams: (await loadPools(t.keysDir)).upstreams,
+            timeoutMs: t.upstreamTimeoutMs,
+            cipher: t.cipher,
+            fetchUsage: deps.fetchUsage,
+          },
+          pool,
+          keys,
+          force,
+        ));
       }
       for (const a of added) deps.out(`added ${a.keyId} ${a.masked} to ${pool}`);
       for (const w of warnings) deps.out(`warning: ${w}`);
@@ -314,15 +268,23 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     case 'check': {
       const pool = poolArg(rest[0], names);
       if (mode.kind === 'api') {
-        printChecks(deps.out, pool, (await api(t, doFetch, 'POST', `/pools/${pool}/check`)).keys);
+        printChecks(deps.out, pool, (await api<{ keys: CheckRow[] }>(t, doFetch, 'POST', `/pools/${pool}/check`)).keys);
         return;
       }
       const { upstreams } = await loadPools(t.keysDir);
-      if (upstreams.get(pool)?.type !== 'kindwise') throw new CliError(`pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
-      if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to check keys while it runs`);
+      if (upstreams.get(pool)?.type !== 'kindwise')
+        throw new CliError(`pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
+      if (mode.serverRunning)
+        throw new CliError(
+          `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to check keys while it runs`,
+        );
       const asker = offlineChecker(upstreams, t.upstreamTimeoutMs, deps.fetchUsage);
       try {
-        printChecks(deps.out, pool, await editStateOffline(t, deps.probe, (registry) => checkPoolOffline(registry, asker.checker, pool)));
+        printChecks(
+          deps.out,
+          pool,
+          await editStateOffline(t, deps.probe, (registry) => checkPoolOffline(registry, asker.checker, pool)),
+        );
       } finally {
         await asker.close();
       }
@@ -345,12 +307,13 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     }
     case 'state': {
       const [action, file] = rest;
-      if ((action !== 'export' && action !== 'import') || file === undefined) throw new CliError('usage: state export <file> | state import <file>', 2);
+      if ((action !== 'export' && action !== 'import') || file === undefined)
+        throw new CliError('usage: state export <file> | state import <file>', 2);
       if (action === 'export') {
         const state: StateFile =
           mode.kind === 'api'
-            ? await api(t, doFetch, 'GET', '/state')
-            : { version: 1, savedAt: Date.now(), seq: 0, pools: await exportOffline(await offlineRegistry(t)) };
+            ? await api<StateFile>(t, doFetch, 'GET', '/state')
+            : stateExport(await exportOffline(await offlineRegistry(t)), Date.now());
         await writeFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 });
         deps.out(`exported the state of ${Object.keys(state.pools).join(', ')} to ${file}`);
         return;
@@ -359,7 +322,9 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       try {
         text = await readFile(file, 'utf8');
       } catch (err) {
-        throw new CliError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        throw new CliError(
+          `${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        );
       }
       let parsed: ReturnType<typeof deserializeState>;
       try {
@@ -369,9 +334,13 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       }
       for (const d of parsed.dropped) deps.out(`warning: ${d}`);
       let imported: string[];
-      if (mode.kind === 'api') imported = (await api(t, doFetch, 'POST', '/state', parsed.state)).imported;
+      if (mode.kind === 'api')
+        imported = (await api<{ imported: typeof imported }>(t, doFetch, 'POST', '/state', parsed.state)).imported;
       else {
-        if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to import state while it runs`);
+        if (mode.serverRunning)
+          throw new CliError(
+            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to import state while it runs`,
+          );
         imported = await editStateOffline(t, deps.probe, async (registry) => {
           const done: string[] = [];
           for (const [name, st] of Object.entries(parsed.state.pools)) {
@@ -388,10 +357,16 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     case 'clear-throttle': {
       const pool = poolArg(rest[0], names);
       let cleared: boolean;
-      if (mode.kind === 'api') cleared = (await api(t, doFetch, 'POST', `/pools/${pool}/clear-throttle`)).cleared;
+      if (mode.kind === 'api')
+        cleared = (await api<{ cleared: typeof cleared }>(t, doFetch, 'POST', `/pools/${pool}/clear-throttle`)).cleared;
       else {
-        if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to clear a throttle while it runs`);
-        cleared = await editStateOffline(t, deps.probe, (registry) => registry.withPool(pool, (p, now) => p.clearThrottle(now)));
+        if (mode.serverRunning)
+          throw new CliError(
+            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to clear a throttle while it runs`,
+          );
+        cleared = await editStateOffline(t, deps.probe, (registry) =>
+          registry.withPool(pool, (p, now) => p.clearThrottle(now)),
+        );
       }
       deps.out(cleared ? `cleared the throttle of ${pool}` : `${pool} was not throttled`);
       return;
@@ -404,8 +379,13 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         await api(t, doFetch, 'POST', `/pools/${pool}/keys/${keyId}/${command}`);
       } else {
         // The running server owns the state file and would overwrite an edit made behind its back.
-        if (mode.serverRunning) throw new CliError(`a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${command} keys while it runs`);
-        const ok = await editStateOffline(t, deps.probe, (registry) => registry.withPool(pool, (p, now) => p.admin(command, keyId, now, 'disabled by admin (cli)')));
+        if (mode.serverRunning)
+          throw new CliError(
+            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${command} keys while it runs`,
+          );
+        const ok = await editStateOffline(t, deps.probe, (registry) =>
+          registry.withPool(pool, (p, now) => p.admin(command, keyId, now, 'disabled by admin (cli)')),
+        );
         if (!ok) throw new CliError(`pool ${pool} has no key ${keyId}`);
       }
       deps.out(`${command}d ${keyId} in ${pool}`);

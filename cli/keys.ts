@@ -43,7 +43,8 @@ dotenv.config({ quiet: true }); // ADMIN_TOKEN, HOST, PORT, KEYS_DIR, STATE_FILE
 cliMain(process.argv.slice(2), {
   env: process.env,
   probe: processProbe(process.pid, process.kill),
-  readKeys: async () => (process.stdin.isTTY ? [await promptHidden('key (input hidden): ')].filter((k) => k !== '') : readStdinKeys()),
+  readKeys: async () =>
+    process.stdin.isTTY ? [await promptHidden('key (input hidden): ')].filter((k) => k !== '') : readStdinKeys(),
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
 }).then((code) => process.exit(code));

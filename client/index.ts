@@ -82,16 +82,22 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
 function statusOf(value: unknown): number | null {
   if (typeof value !== 'object' || value === null) return null;
   const v = value as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } };
-  for (const s of [v.status, v.statusCode, v.response?.status]) if (typeof s === 'number' && s >= 100 && s < 600) return s;
+  for (const s of [v.status, v.statusCode, v.response?.status])
+    if (typeof s === 'number' && s >= 100 && s < 600) return s;
   return null;
 }
 
 function retryAfterOf(value: unknown, now: number): number | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const headers = (value as { headers?: unknown; response?: { headers?: unknown } }).headers ?? (value as { response?: { headers?: unknown } }).response?.headers;
+  const headers =
+    (value as { headers?: unknown; response?: { headers?: unknown } }).headers ??
+    (value as { response?: { headers?: unknown } }).response?.headers;
   if (!headers) return undefined;
   const get = (headers as { get?: (n: string) => string | null }).get;
-  const raw = typeof get === 'function' ? get.call(headers, 'retry-after') : (headers as Record<string, string | undefined>)['retry-after'];
+  const raw =
+    typeof get === 'function'
+      ? get.call(headers, 'retry-after')
+      : (headers as Record<string, string | undefined>)['retry-after'];
   return parseRetryAfter(raw, now);
 }
 
@@ -125,7 +131,12 @@ export function createKeywardenClient(options: KeywardenClientOptions) {
     } catch {
       // not JSON
     }
-    throw new KeywardenError(res.status, body.error ?? `http_${res.status}`, body.message ?? `Keywarden answered ${res.status}`, body.retryAfter ?? null);
+    throw new KeywardenError(
+      res.status,
+      body.error ?? `http_${res.status}`,
+      body.message ?? `Keywarden answered ${res.status}`,
+      body.retryAfter ?? null,
+    );
   }
 
   async function lease(pool: string, count: number): Promise<KeyHandout & { granted: number }> {
@@ -146,10 +157,25 @@ export function createKeywardenClient(options: KeywardenClientOptions) {
   async function report(keyId: string, result: UpstreamResult, opts: ReportOptions = {}): Promise<void> {
     const pool = opts.pool ?? poolOf.get(keyId);
     if (!pool) throw new KeywardenError(0, 'unknown_pool', `no pool known for key ${keyId}; pass { pool }`);
-    const body = { keyId, ...(typeof result === 'string' ? { outcome: result } : { status: result.status }), ...(opts.retryAfter !== undefined ? { retryAfter: opts.retryAfter } : {}) };
-    const res = await call(`/api/${encodeURIComponent(pool)}/report`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const body = {
+      keyId,
+      ...(typeof result === 'string' ? { outcome: result } : { status: result.status }),
+      ...(opts.retryAfter !== undefined ? { retryAfter: opts.retryAfter } : {}),
+    };
+    const res = await call(`/api/${encodeURIComponent(pool)}/report`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     if (res.status !== 204) await fail(res);
-    const bad = typeof result === 'string' ? result !== 'ok' : result.status === 401 || result.status === 403 || result.status === 402 || result.status === 429 || result.status >= 500;
+    const bad =
+      typeof result === 'string'
+        ? result !== 'ok'
+        : result.status === 401 ||
+          result.status === 403 ||
+          result.status === 402 ||
+          result.status === 429 ||
+          result.status >= 500;
     if (bad) for (const [p, c] of cache) if (c.handout.keyId === keyId) cache.delete(p);
   }
 
@@ -180,11 +206,17 @@ export function createKeywardenClient(options: KeywardenClientOptions) {
       result = await fn(handout.key, handout);
     } catch (err) {
       const status = statusOf(err);
-      await report(handout.keyId, status === null ? 'error' : { status }, { pool, retryAfter: retryAfterOf(err, clock()) }).catch(() => {});
+      await report(handout.keyId, status === null ? 'error' : { status }, {
+        pool,
+        retryAfter: retryAfterOf(err, clock()),
+      }).catch(() => {});
       throw err;
     }
     const status = statusOf(result);
-    await report(handout.keyId, status === null ? 'ok' : { status }, { pool, retryAfter: status === 429 ? retryAfterOf(result, clock()) : undefined }).catch(() => {});
+    await report(handout.keyId, status === null ? 'ok' : { status }, {
+      pool,
+      retryAfter: status === 429 ? retryAfterOf(result, clock()) : undefined,
+    }).catch(() => {});
     return result;
   }
 

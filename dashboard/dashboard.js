@@ -5,8 +5,25 @@
 
 const REFRESH_MS = 5000;
 const KINDS = ['served', 'credits', 'free', 'ok', 'rate_limited', 'exhausted', 'invalid', 'error', 'no_key'];
-const KIND_COLORS = { served: '#2563eb', credits: '#0891b2', free: '#84cc16', ok: '#16a34a', rate_limited: '#d97706', exhausted: '#9333ea', invalid: '#dc2626', error: '#64748b', no_key: '#0f172a' };
-const WINDOWS = [['minute', 'perMinute'], ['hour', 'perHour'], ['day', 'perDay'], ['week', 'perWeek'], ['month', 'perMonth'], ['total', 'total']];
+const KIND_COLORS = {
+  served: '#2563eb',
+  credits: '#0891b2',
+  free: '#84cc16',
+  ok: '#16a34a',
+  rate_limited: '#d97706',
+  exhausted: '#9333ea',
+  invalid: '#dc2626',
+  error: '#64748b',
+  no_key: '#0f172a',
+};
+const WINDOWS = [
+  ['minute', 'perMinute'],
+  ['hour', 'perHour'],
+  ['day', 'perDay'],
+  ['week', 'perWeek'],
+  ['month', 'perMonth'],
+  ['total', 'total'],
+];
 
 const store = window.sessionStorage;
 const $ = (id) => document.getElementById(id);
@@ -22,7 +39,8 @@ function el(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children.flat())
+    if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return e;
 }
 
@@ -31,7 +49,14 @@ function el(tag, attrs = {}, ...children) {
 function relative(ms, now = Date.now()) {
   const d = ms - now;
   const a = Math.abs(d);
-  const [n, unit] = a < 60_000 ? [Math.round(a / 1000), 's'] : a < 3_600_000 ? [Math.round(a / 60_000), 'min'] : a < 86_400_000 ? [Math.round(a / 3_600_000), 'h'] : [Math.round(a / 86_400_000), 'd'];
+  const [n, unit] =
+    a < 60_000
+      ? [Math.round(a / 1000), 's']
+      : a < 3_600_000
+        ? [Math.round(a / 60_000), 'min']
+        : a < 86_400_000
+          ? [Math.round(a / 3_600_000), 'h']
+          : [Math.round(a / 86_400_000), 'd'];
   return d >= 0 ? `in ${n} ${unit}` : `${n} ${unit} ago`;
 }
 
@@ -53,9 +78,14 @@ async function call(path, { method = 'GET', body, admin = false } = {}) {
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: 'no-store',
+  });
   const text = await res.text();
-  let json = null;
+  let json;
   try {
     json = text ? JSON.parse(text) : null;
   } catch {
@@ -142,12 +172,22 @@ function poolView(name) {
     tbody: el('tbody'),
     head: el('tr'),
   };
-  const filter = el('input', { type: 'search', placeholder: 'Filter keys (keyId, key, status, reason)', 'aria-label': `Filter the keys of ${name}`, oninput: (e) => ((view.filter = e.target.value.toLowerCase()), renderKeys(view)) });
+  const filter = el('input', {
+    type: 'search',
+    placeholder: 'Filter keys (keyId, key, status, reason)',
+    'aria-label': `Filter the keys of ${name}`,
+    oninput: (e) => ((view.filter = e.target.value.toLowerCase()), renderKeys(view)),
+  });
   const status = el(
     'select',
-    { 'aria-label': `Show keys of ${name} by status`, onchange: (e) => ((view.status = e.target.value), renderKeys(view)) },
+    {
+      'aria-label': `Show keys of ${name} by status`,
+      onchange: (e) => ((view.status = e.target.value), renderKeys(view)),
+    },
     el('option', { value: '' }, 'every status'),
-    ...['available', 'probing', 'blocked', 'exhausted', 'invalid', 'disabled', 'expired'].map((s) => el('option', { value: s }, s)),
+    ...['available', 'probing', 'blocked', 'exhausted', 'invalid', 'disabled', 'expired'].map((s) =>
+      el('option', { value: s }, s),
+    ),
   );
   const columns = [
     ['masked', 'Key'],
@@ -159,7 +199,14 @@ function poolView(name) {
     ['lastUsedAt', 'Last used'],
   ];
   for (const [key, label] of columns) {
-    const b = el('button', { type: 'button', onclick: () => ((view.sort = { key, dir: view.sort.key === key ? -view.sort.dir : 1 }), renderKeys(view)) }, label);
+    const b = el(
+      'button',
+      {
+        type: 'button',
+        onclick: () => ((view.sort = { key, dir: view.sort.key === key ? -view.sort.dir : 1 }), renderKeys(view)),
+      },
+      label,
+    );
     view.head.append(el('th', { scope: 'col' }, b));
     b.dataset.key = key;
   }
@@ -196,8 +243,19 @@ function renderSummary(view) {
     item('Last sync', sync === null ? '—' : `${sync.ok ? 'ok' : `failed: ${sync.error}`}, ${relative(sync.at)}`),
     item('Throttle', p.throttledUntil === null ? 'none' : `until ${when(p.throttledUntil)}`),
     item('Runs dry', p.exhaustsAt === null ? 'not before the next reset' : when(p.exhaustsAt)),
-    item('Proxy', p.proxy.requests === 0 ? 'no requests' : `${p.proxy.requests} requests · ${p.proxy.creditsSpent} credits spent · ${p.proxy.free} free · ${p.proxy.failovers} failovers · ${p.proxy.pins} pinned`),
-    item('Out', ['blocked', 'exhausted', 'invalid', 'disabled', 'expired', 'probing'].filter((s) => p[s]).map((s) => `${p[s]} ${s}`).join(', ') || 'none'),
+    item(
+      'Proxy',
+      p.proxy.requests === 0
+        ? 'no requests'
+        : `${p.proxy.requests} requests · ${p.proxy.creditsSpent} credits spent · ${p.proxy.free} free · ${p.proxy.failovers} failovers · ${p.proxy.pins} pinned`,
+    ),
+    item(
+      'Out',
+      ['blocked', 'exhausted', 'invalid', 'disabled', 'expired', 'probing']
+        .filter((s) => p[s])
+        .map((s) => `${p[s]} ${s}`)
+        .join(', ') || 'none',
+    ),
   );
 }
 
@@ -214,14 +272,24 @@ function sortValue(k, key) {
 }
 
 function servedText(k, limits) {
-  return WINDOWS.map(([w, limit]) => (limits[limit] !== undefined ? `${k.served[w]}/${limits[limit]}` : String(k.served[w]))).join(' · ');
+  return WINDOWS.map(([w, limit]) =>
+    limits[limit] !== undefined ? `${k.served[w]}/${limits[limit]}` : String(k.served[w]),
+  ).join(' · ');
 }
 
 function keyActions(view, k) {
   const pool = view.name;
-  const act = (label, run, danger = false) => el('button', { type: 'button', class: danger ? 'danger' : undefined, 'aria-label': `${label} ${k.keyId}`, onclick: run }, label);
+  const act = (label, run, danger = false) =>
+    el(
+      'button',
+      { type: 'button', class: danger ? 'danger' : undefined, 'aria-label': `${label} ${k.keyId}`, onclick: run },
+      label,
+    );
   const post = async (what, path, body) => {
-    answer(`${what} ${k.keyId}`, await call(`/admin/pools/${pool}/keys/${k.keyId}${path}`, { method: 'POST', admin: true, body }));
+    answer(
+      `${what} ${k.keyId}`,
+      await call(`/admin/pools/${pool}/keys/${k.keyId}${path}`, { method: 'POST', admin: true, body }),
+    );
     await refresh();
   };
   return el(
@@ -233,12 +301,18 @@ function keyActions(view, k) {
           const reason = window.prompt(`Disable ${k.masked} (${k.keyId})? Give a reason (optional):`, '');
           if (reason !== null) void post('Disable', '/disable', reason ? { reason } : undefined);
         }),
-    act('Reset', () => window.confirm(`Reset the served counters of ${k.masked} (${k.keyId})?`) && void post('Reset', '/reset')),
+    act(
+      'Reset',
+      () => window.confirm(`Reset the served counters of ${k.masked} (${k.keyId})?`) && void post('Reset', '/reset'),
+    ),
     act(
       'Remove',
       async () => {
         if (!window.confirm(`Remove ${k.masked} (${k.keyId}) from ${pool}'s key file?`)) return;
-        answer(`Remove ${k.keyId}`, await call(`/admin/pools/${pool}/keys/${k.keyId}`, { method: 'DELETE', admin: true }));
+        answer(
+          `Remove ${k.keyId}`,
+          await call(`/admin/pools/${pool}/keys/${k.keyId}`, { method: 'DELETE', admin: true }),
+        );
         await refresh();
       },
       true,
@@ -271,7 +345,12 @@ function renderKeys(view) {
         { 'data-key-id': k.keyId },
         el('td', {}, el('code', {}, k.masked)),
         el('td', {}, el('code', {}, k.keyId)),
-        el('td', { class: 'reason' }, el('span', { class: `status ${k.status}` }, k.status), k.reason ? ` ${k.reason}` : ''),
+        el(
+          'td',
+          { class: 'reason' },
+          el('span', { class: `status ${k.status}` }, k.status),
+          k.reason ? ` ${k.reason}` : '',
+        ),
         el('td', {}, k.until === null ? '—' : when(k.until)),
         el('td', {}, servedText(k, p.limits)),
         el('td', {}, creditsLeft(k) ?? '—'),
@@ -280,7 +359,20 @@ function renderKeys(view) {
       ),
     ),
   );
-  if (rows.length === 0) view.tbody.append(el('tr', {}, el('td', { colspan: 8 }, p.keys.length ? 'No key matches the filter.' : 'No keys: add one per line to the key file, or below with an admin token.')));
+  if (rows.length === 0)
+    view.tbody.append(
+      el(
+        'tr',
+        {},
+        el(
+          'td',
+          { colspan: 8 },
+          p.keys.length
+            ? 'No key matches the filter.'
+            : 'No keys: add one per line to the key file, or below with an admin token.',
+        ),
+      ),
+    );
 }
 
 function renderAdminBar(view) {
@@ -291,7 +383,12 @@ function renderAdminBar(view) {
   }
   if (view.adminBar.childElementCount) return; // built once; keeps what is being typed
   view.adminBar.hidden = false;
-  const area = el('textarea', { 'aria-label': `Keys to add to ${view.name}, one per line`, placeholder: 'Keys to add, one per line', autocomplete: 'off', spellcheck: 'false' });
+  const area = el('textarea', {
+    'aria-label': `Keys to add to ${view.name}, one per line`,
+    placeholder: 'Keys to add, one per line',
+    autocomplete: 'off',
+    spellcheck: 'false',
+  });
   view.adminBar.append(
     el('h3', {}, 'Admin'),
     area,
@@ -303,7 +400,10 @@ function renderAdminBar(view) {
         {
           type: 'button',
           onclick: async () => {
-            const keys = area.value.split('\n').map((s) => s.trim()).filter((s) => s && !s.startsWith('#'));
+            const keys = area.value
+              .split('\n')
+              .map((s) => s.trim())
+              .filter((s) => s && !s.startsWith('#'));
             if (!keys.length) return show('Type at least one key, one per line.', true);
             const r = await call(`/admin/pools/${view.name}/keys`, { method: 'POST', admin: true, body: { keys } });
             area.value = '';
@@ -319,7 +419,10 @@ function renderAdminBar(view) {
           type: 'button',
           onclick: async () => {
             if (!window.confirm(`Lift the pool-wide throttle of ${view.name}?`)) return;
-            answer(`Clear the throttle of ${view.name}`, await call(`/admin/pools/${view.name}/clear-throttle`, { method: 'POST', admin: true }));
+            answer(
+              `Clear the throttle of ${view.name}`,
+              await call(`/admin/pools/${view.name}/clear-throttle`, { method: 'POST', admin: true }),
+            );
             await refresh();
           },
         },
@@ -345,7 +448,15 @@ function drawChart(view, range, series) {
       width,
       height: 200,
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
-      series: [{}, ...KINDS.map((k) => ({ label: k.replace('_', ' '), stroke: KIND_COLORS[k], width: k === 'served' ? 2 : 1.5, fill: k === 'served' ? 'rgba(37, 99, 235, 0.12)' : undefined }))],
+      series: [
+        {},
+        ...KINDS.map((k) => ({
+          label: k.replace('_', ' '),
+          stroke: KIND_COLORS[k],
+          width: k === 'served' ? 2 : 1.5,
+          fill: k === 'served' ? 'rgba(37, 99, 235, 0.12)' : undefined,
+        })),
+      ],
       axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor' }],
     },
     data,
@@ -389,7 +500,11 @@ async function refresh() {
       renderKeys(view);
       renderAdminBar(view);
     }
-    for (const [name, view] of state.pools) if (!names.has(name)) (view.section.remove(), state.pools.delete(name));
+    for (const [name, view] of state.pools) {
+      if (names.has(name)) continue;
+      view.section.remove();
+      state.pools.delete(name);
+    }
     await Promise.all(
       [...state.pools.values()].flatMap((view) =>
         ['1h', '7d'].map(async (range) => {

@@ -33,7 +33,10 @@ const envSchema = z.object({
     .string()
     .regex(/^rediss?:\/\/\S+$/u, 'must be a redis:// or rediss:// URL')
     .default('redis://127.0.0.1:6379'),
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/u, 'must be 1-64 letters, digits or _ : . -').default('keywarden:'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_:.-]{1,64}$/u, 'must be 1-64 letters, digits or _ : . -')
+    .default('keywarden:'),
   REDIS_ALLOW_VOLATILE: boolVar(),
   UPSTREAM_SYNC_INTERVAL_MS: intVar(300_000, 0, 86_400_000),
   UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
@@ -91,10 +94,17 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
   const e = parseEnv(envSchema, env);
   const open = e.API_TOKENS.length === 0;
   if (open && !isLoopback(e.HOST)) {
-    throw new ConfigError(`API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at least one token or bind to 127.0.0.1`);
+    throw new ConfigError(
+      `API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at least one token or bind to 127.0.0.1`,
+    );
   }
   // pm2 exports its app settings to the environment; cluster mode shares nothing between workers.
-  if (e.STATE_BACKEND === 'file' && env.exec_mode === 'cluster_mode' && env.instances !== undefined && env.instances !== '1') {
+  if (
+    e.STATE_BACKEND === 'file' &&
+    env.exec_mode === 'cluster_mode' &&
+    env.instances !== undefined &&
+    env.instances !== '1'
+  ) {
     throw new ConfigError(
       `pm2 cluster mode (instances: ${env.instances}) is not supported with the file state store: each instance would count handouts on its own and overwrite the others' saves; set STATE_BACKEND=redis (with REDIS_URL) to run several instances, or run one`,
     );
@@ -118,7 +128,12 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     keyCipher: cipherFromEnv(env),
     upstreamSyncIntervalMs: e.UPSTREAM_SYNC_INTERVAL_MS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
-    proxy: { maxAttempts: e.PROXY_MAX_ATTEMPTS, maxBodyBytes: e.PROXY_MAX_BODY_BYTES, bodyTimeoutMs: e.PROXY_BODY_TIMEOUT_MS, timeoutMs: e.PROXY_TIMEOUT_MS },
+    proxy: {
+      maxAttempts: e.PROXY_MAX_ATTEMPTS,
+      maxBodyBytes: e.PROXY_MAX_BODY_BYTES,
+      bodyTimeoutMs: e.PROXY_BODY_TIMEOUT_MS,
+      timeoutMs: e.PROXY_TIMEOUT_MS,
+    },
     maxRetryAfterSec: e.MAX_RETRY_AFTER_S,
     pins: { ttlMs: e.PIN_TTL_DAYS * 86_400_000, max: e.PIN_MAX },
     open,
@@ -132,7 +147,14 @@ const poolSchema = z
     strategy: z.enum(['round-robin', 'fill-first', 'least-recently-used', 'random']),
     rotateEvery: positiveInt,
     limits: z
-      .object({ perMinute: positiveInt, perHour: positiveInt, perDay: positiveInt, perWeek: positiveInt, perMonth: positiveInt, total: positiveInt })
+      .object({
+        perMinute: positiveInt,
+        perHour: positiveInt,
+        perDay: positiveInt,
+        perWeek: positiveInt,
+        perMonth: positiveInt,
+        total: positiveInt,
+      })
       .partial()
       .strict(),
     poolPerMinute: positiveInt,
@@ -181,13 +203,18 @@ export function parsePoolsFile(raw: unknown, file: string): PoolsConfig {
   const entries = new Map<string, PoolsFileEntry>();
   for (const name of BUILTIN_POOLS) entries.set(name, {});
   for (const [name, entry] of Object.entries(raw)) {
-    if (!POOL_NAME.test(name)) throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name must match [a-z0-9_-]{1,64}`);
-    if (RESERVED_POOL_NAMES.includes(name)) throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name is reserved (GET /api/${name} is not a pool)`);
+    if (!POOL_NAME.test(name))
+      throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name must match [a-z0-9_-]{1,64}`);
+    if (RESERVED_POOL_NAMES.includes(name))
+      throw new ConfigError(`${file}: pool ${JSON.stringify(name)}: name is reserved (GET /api/${name} is not a pool)`);
     const parsed = poolSchema.safeParse(entry ?? {});
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(settings)');
-      const where = issue.code === 'unrecognized_keys' ? `${[...issue.path, ...issue.keys].join('.')}: unknown field` : `${field}: ${issue.message}`;
+      const where =
+        issue.code === 'unrecognized_keys'
+          ? `${[...issue.path, ...issue.keys].join('.')}: unknown field`
+          : `${field}: ${issue.message}`;
       throw new ConfigError(`${file}: pool ${name}: ${where}`);
     }
     entries.set(name, parsed.data);

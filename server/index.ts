@@ -14,7 +14,10 @@ function packageVersion(): string {
   // Works from both server/ (tsx) and dist/server/ (compiled).
   for (const rel of ['../package.json', '../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'keywarden' && pkg.version) return pkg.version;
     } catch {
       // try the next candidate
@@ -26,7 +29,11 @@ function packageVersion(): string {
 /** The state file as the Redis backend reads it to import (never moved aside or cleaned up). */
 function readOnlyStateFile(path: string) {
   const file = new FileStore(path);
-  return { description: file.description, load: () => file.loadReadOnly(), markMoved: (where: string, at: number) => file.markMoved(where, at) };
+  return {
+    description: file.description,
+    load: () => file.loadReadOnly(),
+    markMoved: (where: string, at: number) => file.markMoved(where, at),
+  };
 }
 
 async function main(): Promise<void> {
@@ -48,9 +55,20 @@ async function main(): Promise<void> {
             retryStrategy: (times) => Math.min(100 * times, 2000),
           }),
           config.redisPrefix,
-          { logger, url: config.redisUrl, clock: Date.now, allowVolatile: config.redisAllowVolatile, importFrom: readOnlyStateFile(config.stateFile) },
+          {
+            logger,
+            url: config.redisUrl,
+            clock: Date.now,
+            allowVolatile: config.redisAllowVolatile,
+            importFrom: readOnlyStateFile(config.stateFile),
+          },
         )
-      : new FileBackend(new FileStore(config.stateFile), { clock: Date.now, logger, intervalMs: config.stateSaveIntervalMs, lock: new StateLock(config.stateFile, processProbe(process.pid, process.kill)) });
+      : new FileBackend(new FileStore(config.stateFile), {
+          clock: Date.now,
+          logger,
+          intervalMs: config.stateSaveIntervalMs,
+          lock: new StateLock(config.stateFile, processProbe(process.pid, process.kill)),
+        });
   // Signals are handled from the start: one that arrives while the server starts stops it as soon
   // as it is up (with the final save), instead of killing it the default way in between.
   let running: RunningServer | null = null;

@@ -7,7 +7,12 @@ export function logPoolEvent(log: Logger, e: PoolEvent): void {
     case 'rotate':
       // Turn-taking reaches here only with debug on (the registry drops it otherwise: the hot path);
       // a rotation away from a key that went out is news.
-      log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, { pool: e.pool, from: e.from, to: e.to, why: e.why });
+      log.log(e.why === 'unavailable' ? 'info' : 'debug', `pool ${e.pool}: rotated ${e.from ?? '-'} -> ${e.to}`, {
+        pool: e.pool,
+        from: e.from,
+        to: e.to,
+        why: e.why,
+      });
       break;
     case 'key_out':
       log.log(e.status === 'exhausted' ? 'info' : 'warn', `pool ${e.pool}: key ${e.keyId} ${e.status} (${e.reason})`, {
@@ -22,10 +27,13 @@ export function logPoolEvent(log: Logger, e: PoolEvent): void {
       log.debug(`pool ${e.pool}: ${e.count} oldest pins evicted (PIN_MAX)`, { pool: e.pool, count: e.count });
       break;
     case 'pool_throttled':
-      log.warn(`pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ${new Date(e.until).toISOString()} and leaving the keys unmarked`, {
-        pool: e.pool,
-        until: new Date(e.until).toISOString(),
-      });
+      log.warn(
+        `pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ${new Date(e.until).toISOString()} and leaving the keys unmarked`,
+        {
+          pool: e.pool,
+          until: new Date(e.until).toISOString(),
+        },
+      );
       break;
   }
 }

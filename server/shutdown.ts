@@ -9,7 +9,13 @@ import type { StateBackend } from './state/backend.js';
  * finish, then close the state backend (the file backend's final save), and let the composition
  * root exit. Idempotent: a second signal waits for the first stop.
  */
-export function createShutdown(deps: { server: Server; keyFiles: KeyFiles; backend: StateBackend; logger: Logger; upstream?: { stop(): Promise<void> } }): (reason: string) => Promise<void> {
+export function createShutdown(deps: {
+  server: Server;
+  keyFiles: KeyFiles;
+  backend: StateBackend;
+  logger: Logger;
+  upstream?: { stop(): Promise<void> };
+}): (reason: string) => Promise<void> {
   let stopping: Promise<void> | null = null;
   return (reason: string) => {
     stopping ??= (async () => {

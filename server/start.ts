@@ -69,8 +69,20 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const synced = usageUpstreams(upstreams);
   const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()] });
   const agents = new UpstreamAgents();
-  const checker = new UsageChecker({ upstreams: synced, fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs), clock, onCheck: metrics.upstreamCheck, servedOf: (pool, keyId) => registry.servedTotal(pool, keyId) });
-  const sync = new UpstreamSync({ registry, checker, logger, intervalMs: config.upstreamSyncIntervalMs, claim: (job, ttlMs) => backend.claim(job, ttlMs) });
+  const checker = new UsageChecker({
+    upstreams: synced,
+    fetchUsage: deps.fetchUsage ?? createUsageFetcher(agents, config.upstreamTimeoutMs),
+    clock,
+    onCheck: metrics.upstreamCheck,
+    servedOf: (pool, keyId) => registry.servedTotal(pool, keyId),
+  });
+  const sync = new UpstreamSync({
+    registry,
+    checker,
+    logger,
+    intervalMs: config.upstreamSyncIntervalMs,
+    claim: (job, ttlMs) => backend.claim(job, ttlMs),
+  });
   try {
     try {
       await keyFiles.loadAll();
@@ -80,7 +92,10 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
       logger.error(`state: ${err.detail}; key files apply once the state backend answers`);
     }
     const reapplyKeyFiles = async () => {
-      for (const name of registry.names()) await keyFiles.load(name, true).catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
+      for (const name of registry.names())
+        await keyFiles
+          .load(name, true)
+          .catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
     };
     await backend.resume({ reapplyKeyFiles, onSave: metrics.stateSave });
   } catch (err) {
@@ -100,9 +115,19 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     version: deps.version ?? '0.0.0',
     startedAt: clock(),
     upstream: sync,
-    proxy: { upstreams, retryPost: proxyRetryPost, refusals: new RefusalJudge({ registry, checker, logger, clock }), agents, maxRetryAfterSec: config.maxRetryAfterSec, ...config.proxy },
+    proxy: {
+      upstreams,
+      retryPost: proxyRetryPost,
+      refusals: new RefusalJudge({ registry, checker, logger, clock }),
+      agents,
+      maxRetryAfterSec: config.maxRetryAfterSec,
+      ...config.proxy,
+    },
   });
-  if (config.open) logger.warn(`API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`);
+  if (config.open)
+    logger.warn(
+      `API_TOKENS is empty: /api/* is open to anyone who can reach ${config.host} (allowed on loopback only)`,
+    );
 
   const server = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
@@ -118,7 +143,11 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
   if (synced.size > 0) {
     const where = [...synced].map(([name, u]) => `${name} -> ${u.origin}`).join(', ');
-    logger.info(config.upstreamSyncIntervalMs > 0 ? `upstream sync every ${config.upstreamSyncIntervalMs / 1000}s: ${where}` : `upstream sync off (UPSTREAM_SYNC_INTERVAL_MS=0); checks on demand: ${where}`);
+    logger.info(
+      config.upstreamSyncIntervalMs > 0
+        ? `upstream sync every ${config.upstreamSyncIntervalMs / 1000}s: ${where}`
+        : `upstream sync off (UPSTREAM_SYNC_INTERVAL_MS=0); checks on demand: ${where}`,
+    );
   }
   sync.start();
 

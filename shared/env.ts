@@ -26,7 +26,9 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, str
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
     const got = cleaned[name];
-    throw new ConfigError(`${name}: ${issue.message}${got !== undefined && !/TOKEN|URL|PASSWORD|SECRET/u.test(name) ? ` (got ${JSON.stringify(got)})` : ''}`);
+    throw new ConfigError(
+      `${name}: ${issue.message}${got !== undefined && !/TOKEN|URL|PASSWORD|SECRET/u.test(name) ? ` (got ${JSON.stringify(got)})` : ''}`,
+    );
   }
   return result.data;
 }
@@ -45,11 +47,18 @@ export function intVar(def: number, min: number, max: number) {
 export function listVar() {
   return z
     .string()
-    .transform((s) => s.split(',').map((t) => t.trim()).filter((t) => t !== ''))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== ''),
+    )
     .default([]);
 }
 
-export const logLevelVar = z.enum(['error', 'warn', 'info', 'debug'], 'must be one of error, warn, info, debug').default('info');
+export const logLevelVar = z
+  .enum(['error', 'warn', 'info', 'debug'], 'must be one of error, warn, info, debug')
+  .default('info');
 
 /** A yes/no variable: true or false (also 1/0, yes/no), default false. */
 export function boolVar() {

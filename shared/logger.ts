@@ -35,7 +35,9 @@ export function createLogger(options: LoggerOptions): Logger {
     );
   }
   if (options.console ?? true) {
-    transports.push(new winston.transports.Console({ format: winston.format.combine(winston.format.timestamp(), consoleFormat) }));
+    transports.push(
+      new winston.transports.Console({ format: winston.format.combine(winston.format.timestamp(), consoleFormat) }),
+    );
   }
   // With nowhere to write (the CLI offline), silent: winston would warn on every line instead.
   return winston.createLogger({ level: options.level, transports, silent: transports.length === 0 });
@@ -58,6 +60,8 @@ export function ensureLogFolder(variable: string, file: string): void {
   try {
     mkdirSync(dirname(file), { recursive: true });
   } catch (err) {
-    throw new ConfigError(`${variable}: cannot create the folder for ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ConfigError(
+      `${variable}: cannot create the folder for ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
 }

@@ -16,7 +16,9 @@ function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const f of sources) {
     const text = readFileSync(resolve(REPO_ROOT, f), 'utf8');
-    const deps = [...text.matchAll(/from '(\.{1,2}\/[^']+)'/gu)].map((m) => relative(REPO_ROOT, resolve(REPO_ROOT, dirname(f), m[1]!.replace(/\.js$/u, '.ts'))));
+    const deps = [...text.matchAll(/from '(\.{1,2}\/[^']+)'/gu)].map((m) =>
+      relative(REPO_ROOT, resolve(REPO_ROOT, dirname(f), m[1]!.replace(/\.js$/u, '.ts'))),
+    );
     graph.set(f, deps);
   }
   return graph;
@@ -68,7 +70,8 @@ describe('source layout', () => {
         ['node:fs', /from 'node:fs/u],
         ['a timer', /\b(setInterval|setTimeout|setImmediate)\(/u],
         ['the logger', /shared\/logger\.js|winston/u],
-      ] as const) if (re.test(text)) found.push(`${f}: ${what}`);
+      ] as const)
+        if (re.test(text)) found.push(`${f}: ${what}`);
     }
     assert.deepEqual(found, []);
   });

@@ -21,8 +21,6 @@ const run = promisify(execFile);
 const PM2 = join(REPO_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 const BOT_TOKEN = 'pm2-emulated-bot-token.x.y';
 
-
-
 /**
  * The real pm2 with its own PM2_HOME in `layout`, the apps configured for `layout` and `port`
  * (plus `extra`), killed and removed after the test (pm2 kill must run while PM2_HOME exists).
@@ -69,16 +67,28 @@ describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
     const served = async (n: number) => {
       for (let i = 0; i < n; i++) assert.equal((await getJson(`${url}/api/plantid`)).status, 200);
     };
-    const total = async () => ((await getJson(`${url}/api/stats`)).body as StatsResponse).pools[0]!.keys.reduce((s, k) => s + k.served.total, 0);
+    const total = async () =>
+      ((await getJson(`${url}/api/stats`)).body as StatsResponse).pools[0]!.keys.reduce(
+        (s, k) => s + k.served.total,
+        0,
+      );
     await served(7);
 
     // The bot under pm2 reaches the emulator and shows the server's counts.
-    const presence = await emu.waitFor('presence', emu.presences, (p: any) => p.activities?.[0]?.state === 'plantid 4/4 · healthid 2/2', 30_000);
+    const presence = await emu.waitFor(
+      'presence',
+      emu.presences,
+      (p) => p.activities?.[0]?.state === 'plantid 4/4 · healthid 2/2',
+      30_000,
+    );
     assert.equal(presence.status, 'online');
 
     await pm2('stop', 'keywarden-server');
     const { state } = deserializeState(await readFile(layout.stateFile, 'utf8'));
-    assert.equal(Object.values(state.pools.plantid!.keys).reduce((s, k) => s + k.total, 0), 7);
+    assert.equal(
+      Object.values(state.pools.plantid!.keys).reduce((s, k) => s + k.total, 0),
+      7,
+    );
 
     await pm2('restart', 'keywarden-server');
     await until('server back', async () => (await getJson(`${url}/healthz`)).status === 200);
@@ -90,11 +100,18 @@ describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
     await until('server reloaded', async () => (await getJson(`${url}/healthz`)).status === 200);
     assert.equal(await total(), 12);
 
-    const list = JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: { status: string; restart_time: number } }>;
-    assert.deepEqual(list.map((p) => [p.name, p.pm2_env.status]).sort(), [['keywarden-bot', 'online'], ['keywarden-server', 'online']]);
+    const list = JSON.parse((await pm2('jlist')).stdout) as Array<{
+      name: string;
+      pm2_env: { status: string; restart_time: number };
+    }>;
+    assert.deepEqual(list.map((p) => [p.name, p.pm2_env.status]).sort(), [
+      ['keywarden-bot', 'online'],
+      ['keywarden-server', 'online'],
+    ]);
     const serverLog = await readFile(join(layout.dir, 'pm2-logs', 'keywarden-server.out.log'), 'utf8');
     // The apps start from bin/*.mjs: pm2 does not go looking for ts-node.
-    for (const f of ['keywarden-server.err.log', 'keywarden-bot.err.log']) assert.equal(await readFile(join(layout.dir, 'pm2-logs', f), 'utf8').catch(() => ''), '', f);
+    for (const f of ['keywarden-server.err.log', 'keywarden-bot.err.log'])
+      assert.equal(await readFile(join(layout.dir, 'pm2-logs', f), 'utf8').catch(() => ''), '', f);
     assert.equal(serverLog.match(/state saved; bye/gu)?.length, 2); // stop and reload stopped a running server; restart started a stopped one
   });
 
@@ -104,7 +121,13 @@ describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
     const pm2 = await pm2For(t, layout, port, {}); // no DISCORD_BOT_TOKEN
     await pm2('start', 'ecosystem.config.cjs').catch(() => {}); // pm2 may report the bot's failed start
     type Env = { status: string; restart_time: number; exit_code?: number };
-    const apps = async () => Object.fromEntries((JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: Env }>).map((p) => [p.name, p.pm2_env]));
+    const apps = async () =>
+      Object.fromEntries(
+        (JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: Env }>).map((p) => [
+          p.name,
+          p.pm2_env,
+        ]),
+      );
     await until('the bot to exit 78', async () => (await apps())['keywarden-bot']?.exit_code === 78);
     // Longer than the bot's restart back-off (2 s): a restarting app would have been started again by now.
     // (pm2 labels an app with a back-off "waiting restart" even when its exit code stops it.)
@@ -114,7 +137,10 @@ describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
     assert.notEqual(after['keywarden-bot']!.status, 'online');
     assert.equal(after['keywarden-server']!.status, 'online');
     const botErr = await readFile(join(layout.dir, 'pm2-logs', 'keywarden-bot.err.log'), 'utf8');
-    assert.equal(botErr, 'keywarden-bot: DISCORD_BOT_TOKEN: is required: the bot token from the Discord developer portal\n');
+    assert.equal(
+      botErr,
+      'keywarden-bot: DISCORD_BOT_TOKEN: is required: the bot token from the Discord developer portal\n',
+    );
     const reload = await pm2('reload', 'keywarden-server');
     assert.doesNotMatch(`${reload.stdout}${reload.stderr}`, /error|pid/iu);
     await until('server reloaded', async () => (await getJson(`http://127.0.0.1:${port}/healthz`)).status === 200);

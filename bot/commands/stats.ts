@@ -24,7 +24,15 @@ export function canAnswerFromCache(monitor: Monitor, now: number): boolean {
 }
 
 /** The embeds for `!stats` and `/stats`: the pools, or a red "unreachable" embed; never silence. */
-export async function statsReply(monitor: Monitor, threshold: number, dashboardUrl: string | null = null): Promise<{ embeds: APIEmbed[] }> {
+export async function statsReply(
+  monitor: Monitor,
+  threshold: number,
+  dashboardUrl: string | null = null,
+): Promise<{ embeds: APIEmbed[] }> {
   const r = await monitor.fresh(FRESH_MS);
-  return { embeds: r.ok ? statsEmbeds(r.stats, threshold, dashboardUrl) : [unreachableEmbed(r.error, monitor.lastSeenAt, r.at, r.degraded)] };
+  return {
+    embeds: r.ok
+      ? statsEmbeds(r.stats, threshold, dashboardUrl)
+      : [unreachableEmbed(r.error, monitor.lastSeenAt, r.at, r.degraded)],
+  };
 }

@@ -112,7 +112,12 @@ async function writePieces(fh: WriteHandle, text: string | Iterable<string>, pat
  * cut back off, so the file ends where it did (or, after a crash mid-append, with at most a torn
  * last line, which readers of the file must ignore). Returns bytes appended.
  */
-export async function appendLine(path: string, text: string | Iterable<string>, fs: WriteFs = NODE_FS, defaultMode = 0o600): Promise<number> {
+export async function appendLine(
+  path: string,
+  text: string | Iterable<string>,
+  fs: WriteFs = NODE_FS,
+  defaultMode = 0o600,
+): Promise<number> {
   const target = await writeTarget(path, fs);
   const fh = await fs.open(target, 'a', defaultMode);
   const before = await fs.stat(target).then((s) => s.size);
@@ -137,7 +142,12 @@ export async function appendLine(path: string, text: string | Iterable<string>, 
  * (the temp file beside the target). Keeps an existing file's mode. Pieces are pulled lazily,
  * one write batch at a time. Returns the bytes written.
  */
-export async function atomicWrite(path: string, text: string | Iterable<string>, fs: WriteFs = NODE_FS, defaultMode = 0o600): Promise<number> {
+export async function atomicWrite(
+  path: string,
+  text: string | Iterable<string>,
+  fs: WriteFs = NODE_FS,
+  defaultMode = 0o600,
+): Promise<number> {
   const target = await writeTarget(path, fs);
   const dir = dirname(target);
   const tmp = join(dir, `${tempPrefix(target)}${randomBytes(6).toString('hex')}.tmp`);
@@ -178,5 +188,9 @@ export async function removeStaleTemps(path: string, fs: WriteFs = NODE_FS): Pro
   } catch {
     return;
   }
-  await Promise.all(names.filter((n) => n.startsWith(prefix) && n.endsWith('.tmp')).map((n) => fs.unlink(join(dirname(target), n)).catch(() => {})));
+  await Promise.all(
+    names
+      .filter((n) => n.startsWith(prefix) && n.endsWith('.tmp'))
+      .map((n) => fs.unlink(join(dirname(target), n)).catch(() => {})),
+  );
 }

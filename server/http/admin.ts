@@ -10,7 +10,7 @@ import type { PoolBackend } from '../pools/contract.js';
 import type { KeyFiles } from '../keys/key-files.js';
 import type { PoolRegistry } from '../pools/registry.js';
 import type { PoolState } from '../pools/records.js';
-import { readState, type StateFile } from '../state/format.js';
+import { readState, stateExport } from '../state/format.js';
 import { checkRow, screenKeys, type KeyChecker } from '../upstream/screen.js';
 
 /** Admin bodies may carry many keys at once. */
@@ -21,7 +21,11 @@ const KEY_ID = /^[0-9a-f]{12}$/u;
 
 const addSchema = z.union([
   z.object({ key: z.string() }).strict(),
-  z.object({ keys: z.array(z.string()).min(1, 'must hold at least one key').max(10_000, 'at most 10,000 keys at once') }).strict(),
+  z
+    .object({
+      keys: z.array(z.string()).min(1, 'must hold at least one key').max(10_000, 'at most 10,000 keys at once'),
+    })
+    .strict(),
 ]);
 /** Optional body of disable/enable/reset. */
 const disableSchema = z.object({ reason: z.string().max(200).optional() }).strict();
@@ -39,7 +43,13 @@ function mapKeyEdit(err: unknown): never {
  * pool's key file atomically (other lines untouched) and reloads it at once; disable, enable and
  * reset change the key's state. Plaintext keys arrive in request bodies and go only to the file.
  */
-export function createAdminRouter(deps: { registry: PoolRegistry; keyFiles: KeyFiles; logger: Logger; clock: () => number; upstream: KeyChecker | null }): Router {
+export function createAdminRouter(deps: {
+  registry: PoolRegistry;
+  keyFiles: KeyFiles;
+  logger: Logger;
+  clock: () => number;
+  upstream: KeyChecker | null;
+}): Router {
   const { registry, keyFiles, logger, upstream } = deps;
   const router = new Router({ prefix: '/admin', sensitive: true });
 
@@ -77,17 +87,33 @@ export function createAdminRouter(deps: { registry: PoolRegistry; keyFiles: KeyF
     const screening = upstream ? await screenKeys(upstream, pool, keys) : null;
     if (screening && screening.refused.length > 0 && !force) {
       const ids = screening.refused.map((r) => r.keyId);
-      logger.warn(`admin: refused to add ${ids.length} key(s) to pool ${pool} that the upstream rejects: ${ids.join(', ')}`, { pool });
-      throw new HttpError(422, 'invalid_key', `the upstream rejects ${ids.length} of the keys (${screening.refused.map((r) => `${r.keyId}: ${r.reason}`).join('; ')}); nothing was added (add ?force=true to add them anyway)`, { keys: screening.refused });
+      logger.warn(
+        `admin: refused to add ${ids.length} key(s) to pool ${pool} that the upstream rejects: ${ids.join(', ')}`,
+        { pool },
+      );
+      throw new HttpError(
+        422,
+        'invalid_key',
+        `the upstream rejects ${ids.length} of the keys (${screening.refused.map((r) => `${r.keyId}: ${r.reason}`).join('; ')}); nothing was added (add ?force=true to add them anyway)`,
+        { keys: screening.refused },
+      );
     }
     const added = await keyFiles.edit(pool, (path) => addKeys(path, keys, keyFiles.cipher)).catch(mapKeyEdit);
     const warnings: string[] = [];
     if (screening) {
       for (const { check } of screening.checks) await registry.recordUpstream(pool, check); // stats know the new keys' credits at once
-      if (screening.unreachable.length > 0) warnings.push(`the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`);
-      if (force && screening.refused.length > 0) warnings.push(`added ${screening.refused.length} key(s) the upstream rejects, as forced: ${screening.refused.map((r) => r.keyId).join(', ')}`);
+      if (screening.unreachable.length > 0)
+        warnings.push(
+          `the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`,
+        );
+      if (force && screening.refused.length > 0)
+        warnings.push(
+          `added ${screening.refused.length} key(s) the upstream rejects, as forced: ${screening.refused.map((r) => r.keyId).join(', ')}`,
+        );
     }
-    logger.info(`admin: added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, { pool });
+    logger.info(`admin: added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, {
+      pool,
+    });
     for (const w of warnings) logger.warn(`admin: pool ${pool}: ${w}`, { pool });
     ctx.status = 201;
     ctx.body = { pool, added, checked: screening?.rows ?? null, warnings };
@@ -95,7 +121,12 @@ export function createAdminRouter(deps: { registry: PoolRegistry; keyFiles: KeyF
 
   router.post('/pools/:pool/check', async (ctx) => {
     const pool = poolName(ctx.params.pool!);
-    if (!upstream?.has(pool)) throw new HttpError(409, 'no_upstream', `pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
+    if (!upstream?.has(pool))
+      throw new HttpError(
+        409,
+        'no_upstream',
+        `pool ${pool} has no upstream to check its keys with (pools.json "upstream")`,
+      );
     const checks = await upstream.checkPool(pool);
     ctx.body = { pool, keys: checks.map((c) => checkRow(c.keyId, c.masked, c.check)) };
   });
@@ -112,7 +143,7 @@ export function createAdminRouter(deps: { registry: PoolRegistry; keyFiles: KeyF
   router.get('/state', async (ctx) => {
     const pools: Record<string, PoolState> = {};
     for (const name of registry.names()) pools[name] = await registry.withPool(name, (p, now) => p.exportState(now));
-    ctx.body = { version: 1, savedAt: deps.clock(), seq: 0, pools } satisfies StateFile;
+    ctx.body = stateExport(pools, deps.clock());
   });
 
   router.post('/state', async (ctx) => {
@@ -134,19 +165,30 @@ export function createAdminRouter(deps: { registry: PoolRegistry; keyFiles: KeyF
       await keyFiles.load(name, true); // membership stays the key file's
       imported.push(name);
     }
-    logger.warn(`admin: replaced the state of ${imported.join(', ') || 'no pool'} from an import${skipped.length ? ` (not configured here: ${skipped.join(', ')})` : ''}`);
+    logger.warn(
+      `admin: replaced the state of ${imported.join(', ') || 'no pool'} from an import${skipped.length ? ` (not configured here: ${skipped.join(', ')})` : ''}`,
+    );
     ctx.body = { imported, skipped, dropped: parsed.dropped };
   });
 
   router.post('/pools/:pool/clear-throttle', async (ctx) => {
     const pool = poolName(ctx.params.pool!);
     const inForce = await registry.withPool(pool, (p, now) => p.clearThrottle(now));
-    logger.log(inForce ? 'warn' : 'info', `admin: cleared the throttle of pool ${pool}${inForce ? '' : ' (none was in force)'}`, { pool });
+    logger.log(
+      inForce ? 'warn' : 'info',
+      `admin: cleared the throttle of pool ${pool}${inForce ? '' : ' (none was in force)'}`,
+      { pool },
+    );
     ctx.body = { pool, cleared: inForce };
   });
 
   /** A state change of one key: 204, or 404 when the pool has no such key. */
-  const keyAction = (verb: string, level: 'info' | 'warn', apply: (p: PoolBackend, keyId: string, now: number, reason: string | undefined) => boolean | Promise<boolean>) =>
+  const keyAction =
+    (
+      verb: string,
+      level: 'info' | 'warn',
+      apply: (p: PoolBackend, keyId: string, now: number, reason: string | undefined) => boolean | Promise<boolean>,
+    ) =>
     async (ctx: Context) => {
       const pool = poolName(ctx.params.pool!);
       const keyId = keyIdParam(ctx.params.keyId!);
@@ -162,9 +204,20 @@ export function createAdminRouter(deps: { registry: PoolRegistry; keyFiles: KeyF
       ctx.status = 204;
     };
 
-  router.post('/pools/:pool/keys/:keyId/disable', keyAction('disabled', 'warn', (p, keyId, now, reason) => p.admin('disable', keyId, now, `disabled by admin${reason ? `: ${reason}` : ''}`)));
-  router.post('/pools/:pool/keys/:keyId/enable', keyAction('enabled', 'info', (p, keyId, now) => p.admin('enable', keyId, now)));
-  router.post('/pools/:pool/keys/:keyId/reset', keyAction('reset counters of', 'info', (p, keyId, now) => p.admin('reset', keyId, now)));
+  router.post(
+    '/pools/:pool/keys/:keyId/disable',
+    keyAction('disabled', 'warn', (p, keyId, now, reason) =>
+      p.admin('disable', keyId, now, `disabled by admin${reason ? `: ${reason}` : ''}`),
+    ),
+  );
+  router.post(
+    '/pools/:pool/keys/:keyId/enable',
+    keyAction('enabled', 'info', (p, keyId, now) => p.admin('enable', keyId, now)),
+  );
+  router.post(
+    '/pools/:pool/keys/:keyId/reset',
+    keyAction('reset counters of', 'info', (p, keyId, now) => p.admin('reset', keyId, now)),
+  );
 
   return router;
 }

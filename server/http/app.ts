@@ -42,7 +42,14 @@ export function createApp(deps: AppDeps): Koa {
   const auth = createAuth(deps.apiTokens, deps.adminToken);
   const handout = createHandout(deps);
   const dashboard = createDashboard();
-  const proxy = createProxy({ ...deps.proxy, registry: deps.registry, auth, logger: deps.logger, metrics: deps.metrics, clock: deps.clock });
+  const proxy = createProxy({
+    ...deps.proxy,
+    registry: deps.registry,
+    auth,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    clock: deps.clock,
+  });
 
   /** The single place errors become JSON. */
   const fail = (ctx: Context, err: unknown): void => {
@@ -56,7 +63,9 @@ export function createApp(deps: AppDeps): Koa {
       ctx.set(err.headers);
       ctx.body = { error: err.code, message: err.message, ...err.extra };
     } else {
-      deps.logger.error(`unhandled error on ${ctx.method} ${ctx.path}: ${(err as Error).message}`, { stack: (err as Error).stack });
+      deps.logger.error(`unhandled error on ${ctx.method} ${ctx.path}: ${(err as Error).message}`, {
+        stack: (err as Error).stack,
+      });
       ctx.status = 500;
       ctx.body = { error: 'internal_error', message: 'internal server error' };
     }
@@ -65,7 +74,8 @@ export function createApp(deps: AppDeps): Koa {
     deps.metrics.request(ctx.method, route ?? 'unmatched', ctx.status, (performance.now() - start) / 1000);
   };
   /** The route @koa/router matched (its documented `_matchedRoute`), read after the routers ran. */
-  const routerRoute = (ctx: Context): string | undefined => (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+  const routerRoute = (ctx: Context): string | undefined =>
+    (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
 
   // One middleware in front of everything: request latency, auth, JSON errors, the handout
   // (handout.ts) and the proxy (proxy.ts), matched here on the raw URL ahead of any router. Not an async function: a
@@ -112,11 +122,21 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   if (deps.adminToken) {
-    const admin = createAdminRouter({ registry: deps.registry, keyFiles: deps.keyFiles, logger: deps.logger, clock: deps.clock, upstream: deps.upstream ?? null });
+    const admin = createAdminRouter({
+      registry: deps.registry,
+      keyFiles: deps.keyFiles,
+      logger: deps.logger,
+      clock: deps.clock,
+      upstream: deps.upstream ?? null,
+    });
     app.use(admin.routes());
     app.use(admin.allowedMethods());
   }
-  const router = createRoutes({ ...deps, health: deps.health ?? (() => ({ ok: true })), open: deps.apiTokens.length === 0 });
+  const router = createRoutes({
+    ...deps,
+    health: deps.health ?? (() => ({ ok: true })),
+    open: deps.apiTokens.length === 0,
+  });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

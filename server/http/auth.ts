@@ -40,7 +40,8 @@ export function createAuth(apiTokens: readonly string[], adminToken: string | nu
   };
   return {
     authorizeApi,
-    isApiToken: (presented) => tokenDigests.length === 0 || (presented !== null && tokenMatches(presented, tokenDigests)),
+    isApiToken: (presented) =>
+      tokenDigests.length === 0 || (presented !== null && tokenMatches(presented, tokenDigests)),
     authorize(ctx, path) {
       // Compared case-insensitively, so no spelling of a path (/API/…, /Metrics) can reach a
       // route without the check.

@@ -53,7 +53,9 @@ export function loadDashboard(): Map<string, Asset> {
     ['/dashboard/vendor/uplot.js', uplot],
     ['/dashboard/vendor/uplot.css', join(dirname(uplot), 'uPlot.min.css')],
   ];
-  return new Map(files.map(([path, file]) => [path, { type: TYPES[file.slice(file.lastIndexOf('.'))]!, body: readFileSync(file) }]));
+  return new Map(
+    files.map(([path, file]) => [path, { type: TYPES[file.slice(file.lastIndexOf('.'))]!, body: readFileSync(file) }]),
+  );
 }
 
 /** Whether a path is the page or one of its files (served without a token). */

@@ -36,5 +36,11 @@ export const payloadTooLarge = (limitBytes: number) =>
 /** 503/429 with the seconds to wait, also as a Retry-After header when known. */
 export function unavailable(status: 429 | 503, code: string, message: string, retryAfterMs: number | null): HttpError {
   const retryAfter = retryAfterMs === null ? null : Math.max(1, Math.ceil(retryAfterMs / 1000));
-  return new HttpError(status, code, message, { retryAfter }, retryAfter === null ? {} : { 'Retry-After': String(retryAfter) });
+  return new HttpError(
+    status,
+    code,
+    message,
+    { retryAfter },
+    retryAfter === null ? {} : { 'Retry-After': String(retryAfter) },
+  );
 }

@@ -20,7 +20,11 @@ const HANDOUT_URL = /^\/api\/([^/?]+)(?:\?|$)/u;
 /** Methods @koa/router knows: any other is 501 there, and so here. */
 const KNOWN_METHODS = new Set(['HEAD', 'OPTIONS', 'GET', 'PUT', 'PATCH', 'POST', 'DELETE']);
 
-const HANDOUT_OUTCOME = { no_key_available: 'no_key', pool_rate_limited: 'rate_limited', pool_throttled: 'throttled' } as const;
+const HANDOUT_OUTCOME = {
+  no_key_available: 'no_key',
+  pool_rate_limited: 'rate_limited',
+  pool_throttled: 'throttled',
+} as const;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -60,11 +64,19 @@ export function noKeyError(pool: string, result: Handout & { ok: false }): HttpE
     case 'pool_rate_limited':
       return unavailable(429, 'pool_rate_limited', `pool ${pool} reached its poolPerMinute limit`, result.retryAfterMs);
     case 'pool_throttled':
-      return unavailable(429, 'pool_throttled', `pool ${pool} is throttled upstream (many keys reported 429 at once)`, result.retryAfterMs);
+      return unavailable(
+        429,
+        'pool_throttled',
+        `pool ${pool} is throttled upstream (many keys reported 429 at once)`,
+        result.retryAfterMs,
+      );
   }
 }
 
-export function createHandout(deps: { registry: PoolRegistry; metrics: Metrics }): (ctx: Context, pool: string) => void | Promise<void> {
+export function createHandout(deps: {
+  registry: PoolRegistry;
+  metrics: Metrics;
+}): (ctx: Context, pool: string) => void | Promise<void> {
   const { registry, metrics } = deps;
 
   const answer = (ctx: Context, name: string, want: number, result: Handout): void => {
@@ -75,7 +87,14 @@ export function createHandout(deps: { registry: PoolRegistry; metrics: Metrics }
       // request, more than everything else this route does. Errors still go through Koa.
       const body = handoutJson(name, result, want > 1);
       ctx.respond = false;
-      ctx.res.writeHead(200, ['Content-Type', JSON_TYPE, 'Content-Length', String(Buffer.byteLength(body)), 'Cache-Control', 'no-store']);
+      ctx.res.writeHead(200, [
+        'Content-Type',
+        JSON_TYPE,
+        'Content-Length',
+        String(Buffer.byteLength(body)),
+        'Cache-Control',
+        'no-store',
+      ]);
       ctx.res.end(body);
       return;
     }

@@ -20,7 +20,15 @@ export interface Metrics {
   proxySpent(pool: string, credits: number): void;
 }
 
-const STATUSES: readonly KeyStatus[] = ['available', 'probing', 'exhausted', 'blocked', 'invalid', 'disabled', 'expired'];
+const STATUSES: readonly KeyStatus[] = [
+  'available',
+  'probing',
+  'exhausted',
+  'blocked',
+  'invalid',
+  'disabled',
+  'expired',
+];
 
 /**
  * Prometheus metrics on a registry of their own (so several servers can share a process in
@@ -31,7 +39,12 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keywarden_' });
   const handouts = talliedCounter(registry, 'keywarden_handouts_total', 'Key requests by pool and outcome', 'outcome');
-  const reports = talliedCounter(registry, 'keywarden_reports_total', 'Upstream reports by pool and outcome', 'outcome');
+  const reports = talliedCounter(
+    registry,
+    'keywarden_reports_total',
+    'Upstream reports by pool and outcome',
+    'outcome',
+  );
   new Gauge({
     name: 'keywarden_keys',
     help: 'Keys by pool and status',
@@ -58,7 +71,7 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
   const upstreamPools = options.upstreamPools ?? [];
   new Gauge({
     name: 'keywarden_key_credits_remaining',
-    help: "Credits the upstream last said a key has left, by window (keys of pools with an upstream, once synced)",
+    help: 'Credits the upstream last said a key has left, by window (keys of pools with an upstream, once synced)',
     labelNames: ['pool', 'key_id', 'window'],
     registers: [registry],
     async collect() {
@@ -66,7 +79,8 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
       for (const pool of upstreamPools) {
         const stats = await pools.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool }).catch(() => null);
         for (const k of stats?.pools[0]?.keys ?? []) {
-          for (const [window, left] of Object.entries(k.credits?.remaining ?? {})) if (left !== null) this.set({ pool, key_id: k.keyId, window }, left);
+          for (const [window, left] of Object.entries(k.credits?.remaining ?? {}))
+            if (left !== null) this.set({ pool, key_id: k.keyId, window }, left);
         }
       }
     },
@@ -78,16 +92,34 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const syncFailures = new Counter({ name: 'keywarden_upstream_sync_failures_total', help: 'Upstream usage checks that did not reach the upstream (timeout, connection, 5xx)', labelNames: ['pool'], registers: [registry] });
-  const proxyRequests = talliedCounter(registry, 'keywarden_proxy_requests_total', 'Proxied requests by pool and the status the caller got', 'status');
+  const syncFailures = new Counter({
+    name: 'keywarden_upstream_sync_failures_total',
+    help: 'Upstream usage checks that did not reach the upstream (timeout, connection, 5xx)',
+    labelNames: ['pool'],
+    registers: [registry],
+  });
+  const proxyRequests = talliedCounter(
+    registry,
+    'keywarden_proxy_requests_total',
+    'Proxied requests by pool and the status the caller got',
+    'status',
+  );
   const proxyAttempts = talliedCounter(
     registry,
     'keywarden_proxy_attempts_total',
     'Upstream attempts of proxied requests by pool and outcome (ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
     'outcome',
   );
-  const proxyCredits = poolTally(registry, 'keywarden_proxy_credits_total', 'Credits (uses, outside Kindwise) spent by proxied requests the upstream charged');
-  const proxyFree = poolTally(registry, 'keywarden_proxy_free_total', 'Proxied requests that cost nothing (retrievals, feedback, conversations, usage_info)');
+  const proxyCredits = poolTally(
+    registry,
+    'keywarden_proxy_credits_total',
+    'Credits (uses, outside Kindwise) spent by proxied requests the upstream charged',
+  );
+  const proxyFree = poolTally(
+    registry,
+    'keywarden_proxy_free_total',
+    'Proxied requests that cost nothing (retrievals, feedback, conversations, usage_info)',
+  );
   new Gauge({
     name: 'keywarden_proxy_pins',
     help: 'Identifications pinned to the key that made them',
@@ -105,7 +137,8 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     registers: [registry],
     async collect() {
       this.reset();
-      for (const pool of pools.names()) this.inc({ pool }, (await pools.pinStats(pool).catch(() => null))?.evicted ?? 0);
+      for (const pool of pools.names())
+        this.inc({ pool }, (await pools.pinStats(pool).catch(() => null))?.evicted ?? 0);
     },
   });
   const proxyDuration = new Histogram({
@@ -121,8 +154,17 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
   );
   registry.registerMetric(latency as unknown as Parameters<Registry['registerMetric']>[0]);
-  const saveDuration = new Histogram({ name: 'keywarden_state_save_duration_seconds', help: 'State save duration', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
-  const saveFailures = new Counter({ name: 'keywarden_state_save_failures_total', help: 'Failed state saves', registers: [registry] });
+  const saveDuration = new Histogram({
+    name: 'keywarden_state_save_duration_seconds',
+    help: 'State save duration',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const saveFailures = new Counter({
+    name: 'keywarden_state_save_failures_total',
+    help: 'Failed state saves',
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -170,7 +212,12 @@ function poolTally(registry: Registry, name: string, help: string): { add(pool: 
   return { add: (pool, n) => pending.set(pool, (pending.get(pool) ?? 0) + n) };
 }
 
-function talliedCounter(registry: Registry, name: string, help: string, label: string): { add(pool: string, value: string): void } {
+function talliedCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: string,
+): { add(pool: string, value: string): void } {
   // Nested maps, not a joined key: no string is built per count.
   const pending = new Map<string, Map<string, number>>();
   new Counter({
@@ -228,7 +275,12 @@ class RequestHistogram {
     if (!byStatus) byMethod.set(method, (byStatus = new Map()));
     let s = byStatus.get(status);
     if (!s) {
-      s = { labels: { method, route, status: String(status) }, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+      s = {
+        labels: { method, route, status: String(status) },
+        counts: new Float64Array(this.bounds.length + 1),
+        sum: 0,
+        count: 0,
+      };
       byStatus.set(status, s);
     }
     let i = 0;
@@ -242,7 +294,13 @@ class RequestHistogram {
     this.series.clear();
   }
 
-  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }>;
+  } {
     const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
     for (const s of [...this.series.values()].flatMap((m) => [...m.values()].flatMap((b) => [...b.values()]))) {
       let acc = 0;

@@ -5,7 +5,17 @@ import { Writable } from 'node:stream';
 export const PEEK_BYTES = 64 * 1024;
 
 /** Connection-level headers (RFC 9110 7.6.1): they describe one hop and are never passed on. */
-export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+export const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
 
 /** The names a Connection header lists: hop-by-hop too. */
 export function connectionListed(value: string | string[] | undefined): Set<string> {

@@ -47,7 +47,10 @@ export type Sent =
  * the caller's head), or null for one the proxy must read first (held, see PeekingSink).
  * Resolves when a streamed answer is done, once a held one is peeked, or on failure.
  */
-export function sendAttempt(out: Outgoing, pass: (status: number, headers: IncomingHttpHeaders) => Writable | null): Promise<Sent> {
+export function sendAttempt(
+  out: Outgoing,
+  pass: (status: number, headers: IncomingHttpHeaders) => Writable | null,
+): Promise<Sent> {
   return new Promise<Sent>((resolve) => {
     const signal = new StopSignal();
     let timedOut = false;
@@ -102,8 +105,20 @@ export function sendAttempt(out: Outgoing, pass: (status: number, headers: Incom
         const h = head as { status: number; sink: PeekingSink | null } | null;
         if (out.callerGone.aborted) return settle({ kind: 'gone', answered: h !== null });
         if (h && !h.sink) return settle({ kind: 'streamed', status: h.status, broken: true });
-        if (h?.sink) return settle({ kind: 'failed', why: requestFailure(err, out.timeoutMs), timedOut: false, code: (err as { code?: string }).code });
-        if (timedOut) return settle({ kind: 'failed', why: `timed out after ${out.timeoutMs} ms`, timedOut: true, code: 'UND_ERR_HEADERS_TIMEOUT' });
+        if (h?.sink)
+          return settle({
+            kind: 'failed',
+            why: requestFailure(err, out.timeoutMs),
+            timedOut: false,
+            code: (err as { code?: string }).code,
+          });
+        if (timedOut)
+          return settle({
+            kind: 'failed',
+            why: `timed out after ${out.timeoutMs} ms`,
+            timedOut: true,
+            code: 'UND_ERR_HEADERS_TIMEOUT',
+          });
         const why = requestFailure(err, out.timeoutMs);
         settle({ kind: 'failed', why, timedOut: why.startsWith('timed out'), code: (err as { code?: string }).code });
       },

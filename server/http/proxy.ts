@@ -7,57 +7,28 @@ import { upstreamUrl, type UpstreamConfig } from '../upstream/config.js';
 import { keyHeader, keyHeaderLine, presentedToken, upstreamPathAndQuery } from '../upstream/credentials.js';
 import { maskBody, maskHeaders, maskKeysIn } from '../upstream/key-mask.js';
 import { accessTokenIn, ACCESS_TOKEN_SCAN_BYTES, priceOf, type Price } from '../upstream/prices.js';
-import { judgeAttempt, mayFailOver, mayResend, neverSent, refusedTheKey, type AttemptVerdict } from '../upstream/proxy-outcome.js';
+import {
+  judgeAttempt,
+  mayFailOver,
+  mayResend,
+  neverSent,
+  refusedTheKey,
+  type AttemptVerdict,
+} from '../upstream/proxy-outcome.js';
 import type { RefusalJudge } from '../upstream/refusals.js';
 import { bearer, type Auth } from './auth.js';
 import { readBody } from './body.js';
 import { HttpError, unauthorized, unavailable, unknownPool } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { answerHeaders, connectionListed, HOP_BY_HOP, SniffingSink, withoutLength } from './proxy-answer.js';
+import { answerHeaders, connectionListed, SniffingSink, withoutLength } from './proxy-answer.js';
+import { attemptOutcome, forwardHeaders, type ProxyTarget } from './proxy-request.js';
+
+export { proxyTarget, type ProxyTarget } from './proxy-request.js';
 import { sendAttempt, StopSignal, writeHead, type Sent } from './proxy-attempt.js';
 import { noKeyError } from './handout.js';
 
 /** The route label proxied requests carry in metrics. */
 export const PROXY_ROUTE = '/proxy/:pool';
-
-/** `/proxy/<pool>[/<path>][?<query>]` on the raw URL. */
-const PROXY_URL = /^\/proxy\/([^/?]+)(\/[^?]*)?(?:\?(.*))?$/su;
-
-export interface ProxyTarget {
-  pool: string;
-  /** The path to send upstream (at least `/`). */
-  path: string;
-  /** The raw query, without `?`. */
-  query: string;
-}
-
-/** The pool and upstream path of a proxy URL, or null when the URL is not one. */
-export function proxyTarget(url: string): ProxyTarget | null {
-  if (!url.startsWith('/proxy/')) return null;
-  const m = PROXY_URL.exec(url);
-  return m === null ? null : { pool: m[1]!, path: m[2] ?? '/', query: m[3] ?? '' };
-}
-
-/** Besides hop-by-hop headers, what a request upstream never carries from the caller: its Host, its credentials, its length (the body is re-sent whole). */
-const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-length', 'expect']);
-
-/** The caller's headers to send upstream, in their order and spelling, without what must not go. */
-function forwardHeaders(raw: readonly string[], keyHeaderName: string | null, listed: Set<string>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (NOT_FORWARDED.has(name) || name === keyHeaderName || listed.has(name)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
-  }
-  return out;
-}
-
-/** The attempt outcome metrics count an answer under. */
-function attemptOutcome(status: number): 'ok' | 'invalid' | 'refused' | 'error' {
-  if (status >= 500) return 'error';
-  if (status === 401 || status === 403) return 'invalid';
-  return status === 429 ? 'refused' : 'ok';
-}
 
 /** One key tried: its keyId and what came of it (a status, or why there was none), for the log line. */
 interface Attempt {
@@ -115,17 +86,30 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
           void deps.refusals.refused(pool, key);
           break;
         case 'exhausted':
-          await registry.recordUpstream(pool, { reached: true, keyId, finding: { status: 'exhausted', reason: v.reason, window: v.window }, credits: null, viaProxy: true });
+          await registry.recordUpstream(pool, {
+            reached: true,
+            keyId,
+            finding: { status: 'exhausted', reason: v.reason, window: v.window },
+            credits: null,
+            viaProxy: true,
+          });
           break;
         case 'rate_limited':
-          await registry.report(pool, { keyId, outcome: 'rate_limited', ...(v.retryAfterSec === null ? {} : { retryAfterSec: v.retryAfterSec }) });
+          await registry.report(pool, {
+            keyId,
+            outcome: 'rate_limited',
+            ...(v.retryAfterSec === null ? {} : { retryAfterSec: v.retryAfterSec }),
+          });
           break;
         case 'error':
           await registry.report(pool, { keyId, outcome: 'error' });
           break;
       }
     } catch (err) {
-      logger.warn(`proxy ${pool}: recording the outcome for key ${keyId} failed: ${(err as Error).message}`, { pool, keyId });
+      logger.warn(`proxy ${pool}: recording the outcome for key ${keyId} failed: ${(err as Error).message}`, {
+        pool,
+        keyId,
+      });
     }
   };
 
@@ -134,12 +118,21 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
     const { pool } = target;
     if (!POOL_NAME.test(pool) || !registry.has(pool)) throw unknownPool(pool);
     const upstream = deps.upstreams.get(pool);
-    if (!upstream) throw new HttpError(404, 'no_upstream', `pool ${pool} has no upstream to proxy to (pools.json "upstream")`);
+    if (!upstream)
+      throw new HttpError(404, 'no_upstream', `pool ${pool} has no upstream to proxy to (pools.json "upstream")`);
 
     // The caller's token: a bearer token, or in the upstream's key header (an SDK's api_key).
     const headerName = keyHeader(upstream);
-    const presented = [bearer(ctx.get('authorization')), presentedToken(upstream, headerName ? ctx.get(headerName) || undefined : undefined, upstream.type === 'query' ? new URLSearchParams(target.query) : null)];
-    if (!presented.some((t) => t !== null && deps.auth.isApiToken(t)) && !deps.auth.isApiToken(null)) throw unauthorized();
+    const presented = [
+      bearer(ctx.get('authorization')),
+      presentedToken(
+        upstream,
+        headerName ? ctx.get(headerName) || undefined : undefined,
+        upstream.type === 'query' ? new URLSearchParams(target.query) : null,
+      ),
+    ];
+    if (!presented.some((t) => t !== null && deps.auth.isApiToken(t)) && !deps.auth.isApiToken(null))
+      throw unauthorized();
 
     const method = ctx.method;
     const headers = forwardHeaders(ctx.req.rawHeaders, headerName, connectionListed(ctx.req.headers.connection));
@@ -169,17 +162,32 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       registry.countProxyRequest(pool, attempts.length);
       const ms = Math.round(performance.now() - started);
       const path = maskKeysIn(target.path, sentKeys, isPoolKey);
-      logger.info(`proxy ${pool} ${method} ${path} -> ${status} in ${ms} ms (${attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key'})`, { pool, status, ms });
+      logger.info(
+        `proxy ${pool} ${method} ${path} -> ${status} in ${ms} ms (${attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key'})`,
+        { pool, status, ms },
+      );
     };
 
     /** Sends the request with `key`; `hold` says which statuses are read before they go on. */
-    const attempt = async (key: PoolKey, hold: (status: number) => boolean, passTo?: (status: number) => SniffingSink | null): Promise<Sent> => {
+    const attempt = async (
+      key: PoolKey,
+      hold: (status: number) => boolean,
+      passTo?: (status: number) => SniffingSink | null,
+    ): Promise<Sent> => {
       sentKeys.push(key.key);
       const headerLine = keyHeaderLine(upstream, key.key);
       const url = upstreamUrl(upstream, upstreamPathAndQuery(upstream, target.path, target.query, key.key));
       const attemptStarted = performance.now();
       const sent = await sendAttempt(
-        { url, method, headers: headerLine ? [...headers, ...headerLine] : headers, body, dispatcher: deps.agents.for(upstream.origin), timeoutMs: deps.timeoutMs, callerGone },
+        {
+          url,
+          method,
+          headers: headerLine ? [...headers, ...headerLine] : headers,
+          body,
+          dispatcher: deps.agents.for(upstream.origin),
+          timeoutMs: deps.timeoutMs,
+          callerGone,
+        },
         (status, head) => {
           attempts.push({ keyId: key.keyId, result: status });
           metrics.proxyAttempt(pool, attemptOutcome(status), (performance.now() - attemptStarted) / 1000);
@@ -201,7 +209,14 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       const text = maskBody(sent.sink.head(), sentKeys, isPoolKey).toString('utf8');
       const retryAfter = sent.headers['retry-after'];
       // Wall-clock time: a Retry-After date is the upstream's wall clock too.
-      const verdict = judgeAttempt(upstream, sent.status, text, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now(), deps.maxRetryAfterSec);
+      const verdict = judgeAttempt(
+        upstream,
+        sent.status,
+        text,
+        Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        Date.now(),
+        deps.maxRetryAfterSec,
+      );
       return { ...sent, verdict, keyId };
     };
 
@@ -233,7 +248,12 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
     const noAnswer = (failure: Extract<Sent, { kind: 'failed' }> | null): never => {
       const status = failure?.timedOut ? 504 : 502;
       done(status);
-      throw new HttpError(status, failure?.timedOut ? 'upstream_timeout' : 'upstream_unreachable', `the upstream of pool ${pool} did not answer (${failure?.why ?? 'no attempt'}) after ${attempts.length} attempt(s)`, { attempts: attempts.length });
+      throw new HttpError(
+        status,
+        failure?.timedOut ? 'upstream_timeout' : 'upstream_unreachable',
+        `the upstream of pool ${pool} did not answer (${failure?.why ?? 'no attempt'}) after ${attempts.length} attempt(s)`,
+        { attempts: attempts.length },
+      );
     };
 
     // ------------------------------------------------------------ a call naming an identification
@@ -246,7 +266,12 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
         if (key === null || key.status === 'disabled' || key.status === 'invalid' || key.status === 'expired') {
           const why = key === null ? 'removed from the pool' : key.status;
           done(409);
-          throw new HttpError(409, 'pinned_key_unavailable', `identification ${maskKeysIn(price.ref, [], isPoolKey)} belongs to key ${pinnedId}, which is ${why}; no other key can reach it`, { keyId: pinnedId, keyStatus: key?.status ?? 'removed' });
+          throw new HttpError(
+            409,
+            'pinned_key_unavailable',
+            `identification ${maskKeysIn(price.ref, [], isPoolKey)} belongs to key ${pinnedId}, which is ${why}; no other key can reach it`,
+            { keyId: pinnedId, keyStatus: key?.status ?? 'removed' },
+          );
         }
         // Whatever the pinned key answers is the answer (a 404 included: no other key has it).
         const sent = await attempt(key, mayFailOver);
@@ -343,13 +368,23 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       const key: PoolKey = { keyId: handout.keyId, key: handout.key, masked: '' };
       const charged = handout.granted;
       /** The upstream charged nothing (a 4xx, or the request never left): the handout's uses go back. */
-      const giveBack = () => registry.recount(pool, key.keyId, -charged, at).catch((err: Error) => logger.warn(`proxy ${pool}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`));
+      const giveBack = () =>
+        registry
+          .recount(pool, key.keyId, -charged, at)
+          .catch((err: Error) =>
+            logger.warn(`proxy ${pool}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`),
+          );
       const pinOnAnswer = (status: number): SniffingSink | null => {
         if (price.kind !== 'create' || status < 200 || status >= 300) return null;
         return new SniffingSink(ctx.res, ACCESS_TOKEN_SCAN_BYTES, async (head) => {
           const token = accessTokenIn(head.toString('utf8'));
           const refs = [token, price.customId].filter((r): r is string => r !== null);
-          if (refs.length > 0) await registry.pin(pool, refs, key.keyId).catch((err: Error) => logger.warn(`proxy ${pool}: pinning an identification to key ${key.keyId} failed: ${err.message}`));
+          if (refs.length > 0)
+            await registry
+              .pin(pool, refs, key.keyId)
+              .catch((err: Error) =>
+                logger.warn(`proxy ${pool}: pinning an identification to key ${key.keyId} failed: ${err.message}`),
+              );
         });
       };
       const sent = await attempt(key, mayFailOver, pinOnAnswer);
@@ -386,4 +421,3 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
     return noAnswer(failure);
   };
 }
-

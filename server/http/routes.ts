@@ -14,11 +14,23 @@ const reportSchema = z
     keyId: z.string().regex(/^[0-9a-f]{12}$/u, 'must be the 12-character keyId from the handout'),
     outcome: z.enum(OUTCOMES, `must be one of ${OUTCOMES.join(', ')}`).optional(),
     status: z.number().int().min(100, 'must be an HTTP status code').max(599, 'must be an HTTP status code').optional(),
-    retryAfter: z.number().min(0, 'must be seconds, 0 or more').max(31_536_000, 'must be at most a year in seconds').optional(),
-    credits: z.number().int('must be a whole number of credits').min(0, 'must be 0 or more').max(10_000, 'must be at most 10000').optional(),
+    retryAfter: z
+      .number()
+      .min(0, 'must be seconds, 0 or more')
+      .max(31_536_000, 'must be at most a year in seconds')
+      .optional(),
+    credits: z
+      .number()
+      .int('must be a whole number of credits')
+      .min(0, 'must be 0 or more')
+      .max(10_000, 'must be at most 10000')
+      .optional(),
   })
   .strict()
-  .refine((b) => b.outcome !== undefined || b.status !== undefined, { message: 'give an outcome (or the upstream status)', path: ['outcome'] });
+  .refine((b) => b.outcome !== undefined || b.status !== undefined, {
+    message: 'give an outcome (or the upstream status)',
+    path: ['outcome'],
+  });
 
 function describe(error: z.ZodError): string {
   const issue = error.issues[0]!;
@@ -69,7 +81,10 @@ export function createRoutes(deps: RoutesDeps): Router {
     if (pool !== undefined) poolName(pool);
     const q = ctx.query.keys;
     const keys = q === '0' || q === 'false' || q === 'none' ? 'none' : q === 'out' ? 'out' : 'all';
-    ctx.body = await registry.stats({ version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) }, { keys, pool });
+    ctx.body = await registry.stats(
+      { version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) },
+      { keys, pool },
+    );
   });
 
   router.get('/api/stats/history', async (ctx) => {
@@ -77,7 +92,8 @@ export function createRoutes(deps: RoutesDeps): Router {
     if (typeof pool !== 'string') throw badRequest('invalid_query', 'pool: give one pool, e.g. ?pool=plantid&range=1h');
     poolName(pool);
     const range = ctx.query.range ?? '1h';
-    if (typeof range !== 'string' || !(HISTORY_RANGES as readonly string[]).includes(range)) throw badRequest('invalid_query', `range: must be one of ${HISTORY_RANGES.join(', ')}`);
+    if (typeof range !== 'string' || !(HISTORY_RANGES as readonly string[]).includes(range))
+      throw badRequest('invalid_query', `range: must be one of ${HISTORY_RANGES.join(', ')}`);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { pool, ...(await registry.activitySeries(pool, range as HistoryRange)) };
   });
@@ -87,7 +103,12 @@ export function createRoutes(deps: RoutesDeps): Router {
     const parsed = reportSchema.safeParse(await readJson(ctx));
     if (!parsed.success) throw badRequest('invalid_body', describe(parsed.error));
     const b = parsed.data;
-    const result = await registry.report(name, { keyId: b.keyId, outcome: b.outcome, status: b.status, retryAfterSec: b.retryAfter });
+    const result = await registry.report(name, {
+      keyId: b.keyId,
+      outcome: b.outcome,
+      status: b.status,
+      retryAfterSec: b.retryAfter,
+    });
     if (!result.ok) throw new HttpError(404, 'unknown_key', `pool ${name} has no key ${b.keyId}`);
     deps.metrics.report(name, result.outcome);
     // What the call really cost: the handout counted one use; the difference is counted now.

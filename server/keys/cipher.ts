@@ -32,7 +32,10 @@ export class KeyCipher {
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.secret, raw.subarray(0, NONCE_BYTES));
       decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-      return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+      return Buffer.concat([
+        decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)),
+        decipher.final(),
+      ]).toString('utf8');
     } catch {
       return null;
     }
@@ -42,8 +45,15 @@ export class KeyCipher {
 /** A 32-byte secret from its text: 64 hex characters or base64; the error names `name`, never the value. */
 export function parseSecret(text: string, name: string): Buffer {
   const value = text.trim();
-  const bytes = /^[0-9a-fA-F]{64}$/u.test(value) ? Buffer.from(value, 'hex') : /^[A-Za-z0-9+/]{42,43}=?$/u.test(value) ? Buffer.from(value, 'base64') : null;
-  if (!bytes || bytes.length !== 32) throw new ConfigError(`${name}: must be 32 bytes as 64 hex characters or base64 (e.g. from: openssl rand -base64 32)`);
+  const bytes = /^[0-9a-fA-F]{64}$/u.test(value)
+    ? Buffer.from(value, 'hex')
+    : /^[A-Za-z0-9+/]{42,43}=?$/u.test(value)
+      ? Buffer.from(value, 'base64')
+      : null;
+  if (!bytes || bytes.length !== 32)
+    throw new ConfigError(
+      `${name}: must be 32 bytes as 64 hex characters or base64 (e.g. from: openssl rand -base64 32)`,
+    );
   return bytes;
 }
 
@@ -60,7 +70,9 @@ export function cipherFromEnv(env: Record<string, string | undefined>, prefix = 
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(`${prefix}_FILE: ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new ConfigError(
+        `${prefix}_FILE: ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
     return new KeyCipher(parseSecret(text, `${prefix}_FILE (${file})`));
   }

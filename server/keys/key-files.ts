@@ -60,7 +60,8 @@ export class KeyFiles {
       return;
     }
     const parsed = parseKeyFile(text, this.cipher);
-    for (const w of parsed.warnings) log.warn(`pool ${name}: ${path} line ${w.line}: ${w.message}`, { pool: name, line: w.line });
+    for (const w of parsed.warnings)
+      log.warn(`pool ${name}: ${path} line ${w.line}: ${w.message}`, { pool: name, line: w.line });
     const first = prior === null;
     if (parsed.errors.length > 0) {
       const problem = `${path} line ${parsed.errors[0]!.line} ${parsed.errors[0]!.message}${parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more lines)` : ''}`;
@@ -88,17 +89,27 @@ export class KeyFiles {
       log.warn(`pool ${name}: ${path} holds no keys; add one key per line to serve this pool`, { pool: name });
     }
     if (first) {
-      log.info(`pool ${name}: loaded ${parsed.keys.length} keys from ${path}`, { pool: name, keys: parsed.keys.length, skipped: parsed.skippedLines });
+      log.info(`pool ${name}: loaded ${parsed.keys.length} keys from ${path}`, {
+        pool: name,
+        keys: parsed.keys.length,
+        skipped: parsed.skippedLines,
+      });
     } else {
       const reenabled = summary.reenabled ? `, ${summary.reenabled} re-enabled` : '';
-      log.info(`pool ${name}: reloaded ${path}: ${summary.added} added, ${summary.removed} removed, ${summary.kept} kept${reenabled}`, { pool: name, ...summary });
+      log.info(
+        `pool ${name}: reloaded ${path}: ${summary.added} added, ${summary.removed} removed, ${summary.kept} kept${reenabled}`,
+        { pool: name, ...summary },
+      );
     }
   }
 
   /** A file that cannot be applied: stats say why, and the log says so once while it lasts. */
   private trouble(name: string, error: string, logged: string): void {
     if (this.errors.get(name) !== error) {
-      this.deps.logger.error(`pool ${name}: ${logged}; keeping the ${this.deps.registry.sizeOf(name)} keys already loaded`, { pool: name });
+      this.deps.logger.error(
+        `pool ${name}: ${logged}; keeping the ${this.deps.registry.sizeOf(name)} keys already loaded`,
+        { pool: name },
+      );
     }
     this.errors.set(name, error);
     this.deps.registry.keyFileTrouble(name, error);
@@ -119,7 +130,9 @@ export class KeyFiles {
           try {
             await this.load(name);
           } catch (err) {
-            this.deps.logger.error(`pool ${name}: reloading key file failed: ${(err as Error).message}`, { pool: name });
+            this.deps.logger.error(`pool ${name}: reloading key file failed: ${(err as Error).message}`, {
+              pool: name,
+            });
           }
         }
       })().finally(() => {

@@ -35,7 +35,10 @@ function eolOf(text: string): string {
 export function validateNewKeys(keys: readonly string[]): void {
   keys.forEach((key, i) => {
     if (!isValidKey(key) || key.length > MAX_KEY_LENGTH) {
-      throw new KeyEditError('invalid_key', `key ${i + 1} of ${keys.length} is not a valid key (1-${MAX_KEY_LENGTH} characters, no whitespace or control characters, not starting with #)`);
+      throw new KeyEditError(
+        'invalid_key',
+        `key ${i + 1} of ${keys.length} is not a valid key (1-${MAX_KEY_LENGTH} characters, no whitespace or control characters, not starting with #)`,
+      );
     }
   });
 }
@@ -46,7 +49,11 @@ export function validateNewKeys(keys: readonly string[]): void {
  * in the file or twice in the batch is a duplicate_key error and nothing is written. The write is
  * atomic.
  */
-export async function addKeys(path: string, keys: readonly string[], cipher: KeyCipher | null = null): Promise<Array<{ keyId: string; masked: string }>> {
+export async function addKeys(
+  path: string,
+  keys: readonly string[],
+  cipher: KeyCipher | null = null,
+): Promise<Array<{ keyId: string; masked: string }>> {
   validateNewKeys(keys);
   const text = await readText(path);
   const existing = new Set<string>();
@@ -61,7 +68,11 @@ export async function addKeys(path: string, keys: readonly string[], cipher: Key
     seen.add(key);
   }
   if (duplicates.length > 0) {
-    throw new KeyEditError('duplicate_key', `${duplicates.length} of the keys ${duplicates.length === 1 ? 'is' : 'are'} already in the pool (${duplicates.join(', ')})`, duplicates);
+    throw new KeyEditError(
+      'duplicate_key',
+      `${duplicates.length} of the keys ${duplicates.length === 1 ? 'is' : 'are'} already in the pool (${duplicates.join(', ')})`,
+      duplicates,
+    );
   }
   const eol = eolOf(text);
   const prefix = text === '' || text.endsWith('\n') || text.endsWith('\r') ? text : `${text}${eol}`;
@@ -89,7 +100,10 @@ export async function removeKey(path: string, keyId: string, cipher: KeyCipher |
   await atomicWrite(path, `${text.charCodeAt(0) === 0xfeff ? '\ufeff' : ''}${kept.join('')}`);
 }
 
-export type Recrypt = { to: 'encrypted'; cipher: KeyCipher } | { to: 'plaintext'; cipher: KeyCipher } | { to: 're-encrypted'; cipher: KeyCipher; next: KeyCipher };
+export type Recrypt =
+  | { to: 'encrypted'; cipher: KeyCipher }
+  | { to: 'plaintext'; cipher: KeyCipher }
+  | { to: 're-encrypted'; cipher: KeyCipher; next: KeyCipher };
 
 /**
  * Rewrites a key file with every key encrypted, every key in plaintext, or every encrypted key
@@ -105,7 +119,8 @@ export async function recryptKeyFile(path: string, how: Recrypt): Promise<number
   const out = parts.map((part, i) => {
     const line = part.replace(/[\r\n]+$/u, '');
     const c = parseLine(line, how.cipher);
-    if (c.kind === 'locked') throw new KeyEditError('invalid_key', `${path} line ${i + 1} ${c.message}; nothing was written`);
+    if (c.kind === 'locked')
+      throw new KeyEditError('invalid_key', `${path} line ${i + 1} ${c.message}; nothing was written`);
     if (c.kind !== 'key') return part;
     const token = /^\s*(\S+)/u.exec(line)![1]!;
     let next: string;

@@ -20,6 +20,7 @@ export interface ParsedKeyFile {
 }
 
 // Control characters (C0, DEL, C1) and Unicode whitespace that would make a key unusable in a header.
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
 const BAD_CHAR = /[\u0000-\u001f\u007f-\u009f\s\u200b\u2028\u2029\ufeff]/u;
 const INLINE_COMMENT = /^(\S+)\s+#(.*)$/u;
 const EXPIRES = /(?:^|\s)expires=(\S+)/u;
@@ -66,13 +67,16 @@ export function parseLine(raw: string, cipher: KeyCipher | null = null): LineCon
   if (encrypted) {
     if (!cipher) return { kind: 'locked', message: 'holds an encrypted key (enc:v1) but no KEYS_SECRET is set' };
     const plain = cipher.decrypt(key);
-    if (plain === null) return { kind: 'locked', message: 'holds an encrypted key (enc:v1) that does not decrypt with KEYS_SECRET' };
+    if (plain === null)
+      return { kind: 'locked', message: 'holds an encrypted key (enc:v1) that does not decrypt with KEYS_SECRET' };
     trimmed = `${plain}${trimmed.slice(key.length)}`;
     key = plain;
   }
-  if (BAD_CHAR.test(key) || (!inline && BAD_CHAR.test(trimmed))) return { kind: 'bad', message: 'skipped: contains whitespace or control characters' };
+  if (BAD_CHAR.test(key) || (!inline && BAD_CHAR.test(trimmed)))
+    return { kind: 'bad', message: 'skipped: contains whitespace or control characters' };
   const expiresAt = parseExpiry(comment);
-  if (expiresAt === 'bad') return { kind: 'bad', message: 'skipped: expires= is not a valid date (use YYYY-MM-DD or an ISO 8601 time)' };
+  if (expiresAt === 'bad')
+    return { kind: 'bad', message: 'skipped: expires= is not a valid date (use YYYY-MM-DD or an ISO 8601 time)' };
   const lineHash = createHash('sha256').update(trimmed, 'utf8').digest('hex').slice(0, 16);
   return { kind: 'key', key, lineHash, expiresAt, encrypted };
 }

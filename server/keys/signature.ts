@@ -10,7 +10,14 @@ export interface FileSignature {
 }
 
 export function sameSignature(a: FileSignature | null, b: FileSignature): boolean {
-  return a !== null && a.present === b.present && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size && a.ino === b.ino;
+  return (
+    a !== null &&
+    a.present === b.present &&
+    a.mtimeMs === b.mtimeMs &&
+    a.ctimeMs === b.ctimeMs &&
+    a.size === b.size &&
+    a.ino === b.ino
+  );
 }
 
 /** The signature of the file at `path`; a missing file is one too (present: false). */
@@ -19,7 +26,8 @@ export async function signatureOf(path: string): Promise<FileSignature> {
     const s = await stat(path);
     return { present: true, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, size: s.size, ino: s.ino };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { present: false, mtimeMs: 0, ctimeMs: 0, size: 0, ino: 0 };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      return { present: false, mtimeMs: 0, ctimeMs: 0, size: 0, ino: 0 };
     throw err;
   }
 }

@@ -8,7 +8,17 @@
  * What is counted: handouts served, each reported outcome, requests that found no key, and of
  * proxied requests the credits they spent and the free calls (new kinds go last: saved rows are by index).
  */
-export const ACTIVITY_KINDS = ['served', 'ok', 'rate_limited', 'exhausted', 'invalid', 'error', 'no_key', 'credits', 'free'] as const;
+export const ACTIVITY_KINDS = [
+  'served',
+  'ok',
+  'rate_limited',
+  'exhausted',
+  'invalid',
+  'error',
+  'no_key',
+  'credits',
+  'free',
+] as const;
 export type ActivityKind = (typeof ACTIVITY_KINDS)[number];
 
 export type HistoryRange = '1h' | '24h' | '7d';
@@ -44,7 +54,10 @@ export interface HistorySeries {
 }
 
 const K = ACTIVITY_KINDS.length;
-const INDEX: Record<ActivityKind, number> = Object.fromEntries(ACTIVITY_KINDS.map((k, i) => [k, i])) as Record<ActivityKind, number>;
+const INDEX: Record<ActivityKind, number> = Object.fromEntries(ACTIVITY_KINDS.map((k, i) => [k, i])) as Record<
+  ActivityKind,
+  number
+>;
 
 class Buckets {
   readonly byStart = new Map<number, Float64Array>();

@@ -44,7 +44,14 @@ export type ReportResult = { ok: true; outcome: Outcome } | { ok: false; reason:
  * upstream was asked (what was handed out since is added to the upstream's count of what it used).
  */
 export type UpstreamCheck =
-  | { reached: true; keyId: string; finding: UpstreamFinding; credits: Credits | null; viaProxy?: boolean; servedBefore?: number }
+  | {
+      reached: true;
+      keyId: string;
+      finding: UpstreamFinding;
+      credits: Credits | null;
+      viaProxy?: boolean;
+      servedBefore?: number;
+    }
   | { reached: false; error: string };
 
 /** What recording a check did: `found` false for a key the pool no longer has; `revived` when it lifted the key's upstream hold. */
@@ -52,7 +59,6 @@ export interface UpstreamRecorded {
   found: boolean;
   revived: boolean;
 }
-
 
 export interface ReloadSummary {
   added: number;
@@ -114,7 +120,10 @@ export interface PoolBackend {
   pinCount(): number | Promise<number>;
   /** An operator's action on a key; false when the pool has no such key. */
   admin(action: AdminAction, keyId: string, now: number, reason?: string): boolean | Promise<boolean>;
-  stats(now: number, options?: { keys: KeyRows }): Omit<PoolStats, 'keyFile' | 'proxy'> | Promise<Omit<PoolStats, 'keyFile' | 'proxy'>>;
+  stats(
+    now: number,
+    options?: { keys: KeyRows },
+  ): Omit<PoolStats, 'keyFile' | 'proxy'> | Promise<Omit<PoolStats, 'keyFile' | 'proxy'>>;
   /** The history behind the dashboard's charts (every instance's, with a shared backend). */
   activitySeries(range: HistoryRange, now: number): HistorySeries | Promise<HistorySeries>;
   /** The pool's state in the state file's shape (an export; keyIds only, never a key). */

@@ -40,7 +40,13 @@ export function ratePerMs(history: readonly Counter[], now: number): number {
  * nothing; blocked keys are assumed to come back) divided by the rate. Null when no limit runs
  * out before its window resets, or nothing is being handed out.
  */
-export function forecastDryAt(records: Iterable<RuleRecord>, history: readonly Counter[], limits: Limits, clock: WindowClock, now: number): number | null {
+export function forecastDryAt(
+  records: Iterable<RuleRecord>,
+  history: readonly Counter[],
+  limits: Limits,
+  clock: WindowClock,
+  now: number,
+): number | null {
   const rate = ratePerMs(history, now);
   if (rate <= 0) return null;
   const bounded: Array<[keyof Limits, WindowKind | null]> = [...LIMIT_WINDOWS, ['total', null]];

@@ -91,8 +91,11 @@ export class PinTable {
   load(saved: Readonly<Record<string, SavedPin | null>>, now: number): void {
     this.pins.clear();
     this.changed = new Map();
-    const live = Object.entries(saved).filter((e): e is [string, SavedPin] => e[1] !== null && now - e[1][1] < this.limits.ttlMs);
+    const live = Object.entries(saved).filter(
+      (e): e is [string, SavedPin] => e[1] !== null && now - e[1][1] < this.limits.ttlMs,
+    );
     live.sort((a, b) => a[1][1] - b[1][1]);
-    for (const [ref, [keyId, at]] of live.slice(Math.max(0, live.length - this.limits.max))) this.pins.set(ref, { keyId, at });
+    for (const [ref, [keyId, at]] of live.slice(Math.max(0, live.length - this.limits.max)))
+      this.pins.set(ref, { keyId, at });
   }
 }

@@ -61,7 +61,13 @@ export const RULE_CONSTANTS = {
   NEVER_USED_SEQ_BASE: -1_000_000_000,
 } as const;
 
-export const { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, BASE_BACKOFF_MS, FORECAST_WINDOW_MS, NEVER_USED_SEQ_BASE } = RULE_CONSTANTS;
+export const {
+  CORRELATION_WINDOW_MS,
+  DEFAULT_POOL_THROTTLE_MS,
+  BASE_BACKOFF_MS,
+  FORECAST_WINDOW_MS,
+  NEVER_USED_SEQ_BASE,
+} = RULE_CONSTANTS;
 
 /** The windowed limits, in WINDOW_KINDS order. */
 export const LIMIT_WINDOWS: ReadonlyArray<[keyof Limits, WindowKind]> = [
@@ -80,7 +86,14 @@ export const LIMIT_WINDOWS: ReadonlyArray<[keyof Limits, WindowKind]> = [
  * 0 for a pool without limits, where over-issue cannot happen.
  */
 export function reservationBlock(limits: Limits): number {
-  const values = [limits.total, limits.perMinute, limits.perHour, limits.perDay, limits.perWeek, limits.perMonth].filter((v): v is number => v !== undefined);
+  const values = [
+    limits.total,
+    limits.perMinute,
+    limits.perHour,
+    limits.perDay,
+    limits.perWeek,
+    limits.perMonth,
+  ].filter((v): v is number => v !== undefined);
   if (values.length === 0) return 0;
   return Math.max(1, Math.min(10_000, Math.floor(Math.min(...values) / 50)));
 }

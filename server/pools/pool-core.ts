@@ -1,6 +1,17 @@
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { CreditWindows, UpstreamSyncStats } from '../../shared/stats.js';
-import type { Handout, HandoutAttempt, KeyLine, KeyNow, PoolEvent, PoolOptions, ReloadSummary, ReportResult, UpstreamCheck, UpstreamRecorded } from './contract.js';
+import type {
+  Handout,
+  HandoutAttempt,
+  KeyLine,
+  KeyNow,
+  PoolEvent,
+  PoolOptions,
+  ReloadSummary,
+  ReportResult,
+  UpstreamCheck,
+  UpstreamRecorded,
+} from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
@@ -27,7 +38,6 @@ import { Selection } from './selection.js';
 import { UseOrder } from './use-order.js';
 import { WINDOW_KINDS, WindowClock } from './windows.js';
 
-
 /**
  * The in-memory pool's rules at work (see Pool, which adds what it saves and shows): membership,
  * handouts, reports, refunds and reservations around the rules of rules.ts, with its selection
@@ -48,7 +58,10 @@ export abstract class PoolCore {
   protected throttle: Hold | null = null;
   protected history: Counter[] = [];
   protected upstreamSync: UpstreamSyncStats | null = null;
-  protected recent429 = new Map<string, { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }>();
+  protected recent429 = new Map<
+    string,
+    { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }
+  >();
   protected readonly useOrder = new UseOrder();
   /** What the next save must carry (state/file-backend.ts reads it). */
   readonly changes = new ChangeTracker<KeyRecord>();
@@ -82,7 +95,14 @@ export abstract class PoolCore {
   }
 
   protected keyOut(rec: KeyRecord, ev: Evaluation): void {
-    this.emit({ type: 'key_out', pool: this.name, keyId: rec.keyId, status: ev.status, reason: ev.reason ?? ev.status, until: ev.until });
+    this.emit({
+      type: 'key_out',
+      pool: this.name,
+      keyId: rec.keyId,
+      status: ev.status,
+      reason: ev.reason ?? ev.status,
+      until: ev.until,
+    });
   }
 
   // ---------------------------------------------------------------- membership
@@ -105,7 +125,16 @@ export abstract class PoolCore {
       if (prior) summary.kept++;
       else summary.added++;
       const base: KeyState = prior ?? retired ?? emptyKeyState();
-      const rec = new KeyRecord(base, next.length, keyId, line.key, maskKey(line.key), line.lineHash, line.expiresAt, nums);
+      const rec = new KeyRecord(
+        base,
+        next.length,
+        keyId,
+        line.key,
+        maskKey(line.key),
+        line.lineHash,
+        line.expiresAt,
+        nums,
+      );
       if (prior) rec.useSeq = prior.useSeq;
       else if (base.useSeq === undefined) rec.useSeq = this.useOrder.fresh(base);
       if (retired) this.retired.delete(keyId);
@@ -155,7 +184,8 @@ export abstract class PoolCore {
   }
 
   protected wakeDue(now: number): void {
-    for (let slot = this.selection.popDue(now); slot !== undefined; slot = this.selection.popDue(now)) this.place(this.records[slot]!, now);
+    for (let slot = this.selection.popDue(now); slot !== undefined; slot = this.selection.popDue(now))
+      this.place(this.records[slot]!, now);
   }
 
   // ---------------------------------------------------------------- handouts
@@ -167,7 +197,8 @@ export abstract class PoolCore {
    */
   handout(now: number, want = 1): HandoutAttempt {
     if (this.throttle) {
-      if (now < this.throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
+      if (now < this.throttle.until)
+        return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
       this.throttle = null;
       this.changes.dirty();
     }
@@ -205,7 +236,10 @@ export abstract class PoolCore {
    * request waiting on the key. Never past the total limit: a crash would only overcount.
    */
   protected reserve(rec: KeyRecord, uses: number, waiting = 0): void {
-    const target = Math.max(uses, Math.min(Math.max(uses + this.reserveBlock, rec.reserveTo + waiting), this.limits.total ?? Infinity));
+    const target = Math.max(
+      uses,
+      Math.min(Math.max(uses + this.reserveBlock, rec.reserveTo + waiting), this.limits.total ?? Infinity),
+    );
     if (target <= rec.reserveTo) return;
     rec.reserveTo = target;
     this.changes.touch(rec);
@@ -213,7 +247,8 @@ export abstract class PoolCore {
   }
 
   protected serve(rec: KeyRecord, now: number, granted: number): Handout & { ok: true } {
-    for (let k = 0; k < WINDOW_KINDS.length; k++) rec.addTo(k, this.clock.bounds(WINDOW_KINDS[k]!, now).startMs, granted);
+    for (let k = 0; k < WINDOW_KINDS.length; k++)
+      rec.addTo(k, this.clock.bounds(WINDOW_KINDS[k]!, now).startMs, granted);
     rec.total += granted;
     rec.lastUsedAt = now;
     rec.useSeq = this.useOrder.next();
@@ -223,7 +258,13 @@ export abstract class PoolCore {
     if (rec.slot !== this.current) {
       const from = this.records[this.current]?.keyId ?? null;
       const wasUsable = this.current >= 0 && this.selection.isUsable(this.current);
-      this.emit({ type: 'rotate', pool: this.name, from, to: rec.keyId, why: wasUsable || from === null ? 'turn' : 'unavailable' });
+      this.emit({
+        type: 'rotate',
+        pool: this.name,
+        from,
+        to: rec.keyId,
+        why: wasUsable || from === null ? 'turn' : 'unavailable',
+      });
       this.current = rec.slot;
       this.servedInTurn = 0;
     } else if (this.servedInTurn >= this.policy.rotateEvery) {
@@ -237,7 +278,12 @@ export abstract class PoolCore {
     const after = this.place(rec, now);
     if (!after.usable && after.status !== 'probing') this.keyOut(rec, after);
     this.changes.touch(rec);
-    const remaining = remainingAfter(limitsLeft(rec, this.limits, this.clock, now), this.policy, true, this.servedInTurn);
+    const remaining = remainingAfter(
+      limitsLeft(rec, this.limits, this.clock, now),
+      this.policy,
+      true,
+      this.servedInTurn,
+    );
     return { ok: true, key: rec.key, keyId: rec.keyId, remaining, granted };
   }
 
@@ -287,7 +333,11 @@ export abstract class PoolCore {
     const withinThrottle = r.outcome === 'rate_limited' && this.throttle !== null && now < this.throttle.until;
     if (!withinThrottle) {
       if (r.outcome === 'rate_limited') {
-        this.recent429.set(rec.keyId, { at: now, retryAfterMs: r.retryAfterMs, prior: { block: rec.block, backoffLevel: rec.backoffLevel, probe: rec.probe } });
+        this.recent429.set(rec.keyId, {
+          at: now,
+          retryAfterMs: r.retryAfterMs,
+          prior: { block: rec.block, backoffLevel: rec.backoffLevel, probe: rec.probe },
+        });
       }
       applyReport(rec, r, this.policy, now);
       if (r.outcome === 'rate_limited' && this.throttleIfCorrelated(now)) return { ok: true, outcome: r.outcome };
@@ -319,7 +369,10 @@ export abstract class PoolCore {
       if (r.retryAfterMs !== null) shortest = shortest === null ? r.retryAfterMs : Math.min(shortest, r.retryAfterMs);
     }
     const until = now + (shortest ?? DEFAULT_POOL_THROTTLE_MS);
-    this.throttle = { until, reason: `${n} of ${this.records.length} keys reported 429 within ${CORRELATION_WINDOW_MS / 1000}s` };
+    this.throttle = {
+      until,
+      reason: `${n} of ${this.records.length} keys reported 429 within ${CORRELATION_WINDOW_MS / 1000}s`,
+    };
     this.recent429.clear();
     this.emit({ type: 'pool_throttled', pool: this.name, until, keys: n });
     this.changes.dirty();
@@ -330,7 +383,9 @@ export abstract class PoolCore {
 
   recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded {
     if (!check.reached || !check.viaProxy) {
-      this.upstreamSync = check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error };
+      this.upstreamSync = check.reached
+        ? { ok: true, at: now, error: null }
+        : { ok: false, at: now, error: check.error };
       this.changes.dirty();
     }
     if (!check.reached) return { found: true, revived: false };
@@ -386,5 +441,4 @@ export abstract class PoolCore {
     this.changes.touch(rec);
     return true;
   }
-
 }

@@ -23,7 +23,6 @@ import type { KeyRows } from './stats.js';
 
 export type Clock = () => number;
 
-
 /** Statuses the upstream no longer answers for: no request goes to such a key, not even a free one. */
 const DEAD: ReadonlySet<KeyStatus> = new Set(['disabled', 'invalid', 'expired']);
 
@@ -32,7 +31,6 @@ const ANSWERING_BATCH = 8;
 
 /** How long a handout waits for reservations to be saved before it is a 503 state_unavailable. */
 const RESERVATION_WAIT_MS = 10_000;
-
 
 interface Entry {
   pool: PoolBackend;
@@ -77,7 +75,6 @@ export interface RegistryOptions {
   createPool: (name: string, policy: PoolPolicy, options: PoolOptions) => PoolBackend;
 }
 
-
 /**
  * The named pools, each with its mutex and key file. Every change to a pool (handout, report,
  * reload, admin action) runs inside that pool's mutex; the pool logic itself is synchronous, so
@@ -88,13 +85,25 @@ export class PoolRegistry {
   constructor(private readonly options: RegistryOptions) {
     for (const [name, policy] of options.policies) {
       const activity = new Activity();
-      const poolOptions = { rng: options.rng, onEvent: (e: PoolEvent) => this.logEvent(e), activity, pinLimits: options.pinLimits };
+      const poolOptions = {
+        rng: options.rng,
+        onEvent: (e: PoolEvent) => this.logEvent(e),
+        activity,
+        pinLimits: options.pinLimits,
+      };
       const pool = options.createPool(name, policy, poolOptions);
       this.entries.set(name, {
         pool,
         activity,
         mutex: new Mutex(),
-        file: { path: options.keyFilePath(name), present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
+        file: {
+          path: options.keyFilePath(name),
+          present: false,
+          keyCount: 0,
+          skippedLines: 0,
+          modifiedAt: null,
+          error: null,
+        },
         lines: [],
         keys: [],
         byId: new Map(),
@@ -124,7 +133,6 @@ export class PoolRegistry {
     if (e.type === 'rotate' && e.why === 'turn' && !this.options.traceRotations) return;
     this.options.onEvent?.(e);
   }
-
 
   /**
    * Runs a state change of a pool. In memory it runs under the pool's mutex (the pool logic is
@@ -156,8 +164,11 @@ export class PoolRegistry {
   handout(name: string, want = 1): Handout | Promise<Handout> {
     const e = this.entry(name);
     const first = this.exclusiveSync(e, (p, now) => p.handout(now, want));
-    if (first instanceof Promise) return first.then((h) => this.afterReservation(e, h, want, 0)).then((h) => this.counted(e, h));
-    return first.ok || first.reason !== 'reserving' ? this.counted(e, first) : this.afterReservation(e, first, want, 0).then((h) => this.counted(e, h));
+    if (first instanceof Promise)
+      return first.then((h) => this.afterReservation(e, h, want, 0)).then((h) => this.counted(e, h));
+    return first.ok || first.reason !== 'reserving'
+      ? this.counted(e, first)
+      : this.afterReservation(e, first, want, 0).then((h) => this.counted(e, h));
   }
 
   /** Counts a handout's result in the pool's history. */
@@ -169,11 +180,13 @@ export class PoolRegistry {
 
   private async afterReservation(e: Entry, h: HandoutAttempt, want: number, since: number): Promise<Handout> {
     if (h.ok || h.reason !== 'reserving') return h;
-    if (!this.options.reserve) throw new Error(`pool ${e.pool.name} keeps reservations, but the registry has no reserve()`);
+    if (!this.options.reserve)
+      throw new Error(`pool ${e.pool.name} keeps reservations, but the registry has no reserve()`);
     // Every save makes the reservations asked for before it began durable, so each round serves
     // the requests waiting then; a request can lose rounds to others only while they are served.
     const startedAt = since || performance.now();
-    if (performance.now() - startedAt > RESERVATION_WAIT_MS) throw new StateUnavailableError(new Error(`no reservation could be saved within ${RESERVATION_WAIT_MS} ms`));
+    if (performance.now() - startedAt > RESERVATION_WAIT_MS)
+      throw new StateUnavailableError(new Error(`no reservation could be saved within ${RESERVATION_WAIT_MS} ms`));
     await this.options.reserve();
     return this.afterReservation(e, await this.exclusive(e, (p, now) => p.handout(now, want)), want, startedAt);
   }
@@ -181,7 +194,8 @@ export class PoolRegistry {
   report(name: string, input: ReportInput): ReportResult | Promise<ReportResult> {
     const e = this.entry(name);
     const cap = this.options.maxRetryAfterSec;
-    if (cap !== undefined && input.retryAfterSec !== undefined && input.retryAfterSec > cap) input = { ...input, retryAfterSec: cap };
+    if (cap !== undefined && input.retryAfterSec !== undefined && input.retryAfterSec > cap)
+      input = { ...input, retryAfterSec: cap };
     const count = (r: ReportResult) => {
       if (r.ok) e.activity.record(r.outcome, this.options.clock());
       return r;
@@ -194,7 +208,8 @@ export class PoolRegistry {
   async recordUpstream(name: string, check: UpstreamCheck): Promise<UpstreamRecorded> {
     const e = this.entry(name);
     const recorded = await this.exclusive(e, (p, now) => p.recordUpstream(check, now));
-    if (check.reached && check.viaProxy && check.finding && recorded.found) e.activity.record(check.finding.status, this.options.clock());
+    if (check.reached && check.viaProxy && check.finding && recorded.found)
+      e.activity.record(check.finding.status, this.options.clock());
     return recorded;
   }
 
@@ -249,7 +264,12 @@ export class PoolRegistry {
     const keys = e.keys;
     for (let i = 0; i < keys.length; i += ANSWERING_BATCH) {
       const batch = keys.slice(i, i + ANSWERING_BATCH);
-      const statuses = await this.exclusiveSync(e, (p, now) => p.keyStatus(batch.map((k) => k.keyId), now));
+      const statuses = await this.exclusiveSync(e, (p, now) =>
+        p.keyStatus(
+          batch.map((k) => k.keyId),
+          now,
+        ),
+      );
       for (let j = 0; j < batch.length; j++) if (statuses[j] && !DEAD.has(statuses[j]!.status)) yield batch[j]!;
     }
   }
@@ -292,8 +312,6 @@ export class PoolRegistry {
 
   // ---------------------------------------------------------------- key files
 
-
-
   /**
    * Applies the lines of a pool's key file (keys/key-files.ts reads it) and what stats say of the
    * file. Keys that stay keep their records; removed keys leave rotation (and take their pins).
@@ -321,11 +339,18 @@ export class PoolRegistry {
 
   // ---------------------------------------------------------------- stats
 
-  async stats(meta: { version: string; uptimeSec: number }, options: { keys: KeyRows; pool?: string }): Promise<StatsResponse> {
+  async stats(
+    meta: { version: string; uptimeSec: number },
+    options: { keys: KeyRows; pool?: string },
+  ): Promise<StatsResponse> {
     const now = this.options.clock();
     const chosen = [...this.entries].filter(([name]) => options.pool === undefined || options.pool === name);
     const pools = await Promise.all(
-      chosen.map(async ([, e]) => ({ ...(await e.pool.stats(now, { keys: options.keys })), keyFile: { ...e.file }, proxy: { ...e.proxy, pins: await e.pool.pinCount() } })),
+      chosen.map(async ([, e]) => ({
+        ...(await e.pool.stats(now, { keys: options.keys })),
+        keyFile: { ...e.file },
+        proxy: { ...e.proxy, pins: await e.pool.pinCount() },
+      })),
     );
     return { version: meta.version, uptimeSec: meta.uptimeSec, generatedAt: now, pools };
   }

@@ -89,7 +89,15 @@ export function classifyStatus(status: number): Outcome {
 export function exhaustedUntil(policy: PoolPolicy, clock: WindowClock, now: number): number {
   const l = policy.limits;
   const kind: WindowKind =
-    l.perMonth !== undefined ? 'month' : l.perWeek !== undefined ? 'week' : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined) ? 'day' : l.perHour !== undefined ? 'hour' : 'minute';
+    l.perMonth !== undefined
+      ? 'month'
+      : l.perWeek !== undefined
+        ? 'week'
+        : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined)
+          ? 'day'
+          : l.perHour !== undefined
+            ? 'hour'
+            : 'minute';
   return clock.bounds(kind, now).endMs;
 }
 
@@ -109,7 +117,8 @@ export function readReport(input: ReportInput, policy: PoolPolicy, clock: Window
 export type CreditWindow = 'day' | 'week' | 'month' | 'total';
 
 /** What an upstream check found wrong with a key (null: nothing). */
-export type UpstreamFinding = { status: 'invalid'; reason: string } | { status: 'exhausted'; reason: string; window: CreditWindow } | null;
+export type UpstreamFinding =
+  { status: 'invalid'; reason: string } | { status: 'exhausted'; reason: string; window: CreditWindow } | null;
 
 /**
  * The hold an upstream finding puts on a key: an exhaustion lasts until the named window resets
@@ -120,7 +129,11 @@ export function upstreamHoldFor(finding: UpstreamFinding, clock: WindowClock, no
   if (finding === null) return null;
   const reason = `upstream: ${finding.reason}`;
   if (finding.status === 'invalid') return { status: 'invalid', reason, until: null };
-  return { status: 'exhausted', reason, until: finding.window === 'total' ? null : clock.bounds(finding.window, now).endMs };
+  return {
+    status: 'exhausted',
+    reason,
+    until: finding.window === 'total' ? null : clock.bounds(finding.window, now).endMs,
+  };
 }
 
 // ---------------------------------------------------------------- mirrored in redis/rules.lua
@@ -178,7 +191,8 @@ export function keyLimits(rec: RuleRecord, limits: CompiledLimits): CompiledLimi
     const l = plan[window];
     if (l !== null && Number.isFinite(l) && l >= 0) merged[name] = Math.min(merged[name] ?? Infinity, Math.floor(l));
   }
-  if (plan.total !== null && Number.isFinite(plan.total) && plan.total >= 0) merged.total = Math.min(merged.total ?? Infinity, Math.floor(plan.total));
+  if (plan.total !== null && Number.isFinite(plan.total) && plan.total >= 0)
+    merged.total = Math.min(merged.total ?? Infinity, Math.floor(plan.total));
   const compiled = compileLimits(merged);
   limits.perKey.set(rec.credits!, compiled);
   return compiled;
@@ -190,7 +204,12 @@ export function count(rec: RuleRecord, k: number, clock: WindowClock, now: numbe
 }
 
 /** Mirrored. The limits a key is at, with when all of them have reset (null: `total`, never). */
-export function quotaHit(rec: RuleRecord, poolLimits: CompiledLimits, clock: WindowClock, now: number): { reason: string; until: number | null } | null {
+export function quotaHit(
+  rec: RuleRecord,
+  poolLimits: CompiledLimits,
+  clock: WindowClock,
+  now: number,
+): { reason: string; until: number | null } | null {
   const limits = keyLimits(rec, poolLimits);
   let reason: string | null = null;
   let until: number | null = 0;
@@ -209,7 +228,12 @@ export function quotaHit(rec: RuleRecord, poolLimits: CompiledLimits, clock: Win
 }
 
 /** Mirrored. Handouts left before a limit stops the key; null when it has none. */
-export function limitsLeft(rec: RuleRecord, poolLimits: CompiledLimits, clock: WindowClock, now: number): number | null {
+export function limitsLeft(
+  rec: RuleRecord,
+  poolLimits: CompiledLimits,
+  clock: WindowClock,
+  now: number,
+): number | null {
   const limits = keyLimits(rec, poolLimits);
   let left: number | null = limits.total === undefined ? null : limits.total - rec.total;
   for (const { k, limit } of limits.windows) {
@@ -222,14 +246,23 @@ export function limitsLeft(rec: RuleRecord, poolLimits: CompiledLimits, clock: W
 /** Mirrored. Status of a settled record at `now`. */
 export function evaluate(rec: RuleRecord, limits: CompiledLimits, clock: WindowClock, now: number): Evaluation {
   if (rec.disabled) return { status: 'disabled', reason: rec.disabled.reason, until: null, usable: false };
-  if (rec.expiresAt !== null && now >= rec.expiresAt) return { status: 'expired', reason: 'expired', until: null, usable: false };
-  if (rec.upstreamHold) return { status: rec.upstreamHold.status, reason: rec.upstreamHold.reason, until: rec.upstreamHold.until, usable: false };
+  if (rec.expiresAt !== null && now >= rec.expiresAt)
+    return { status: 'expired', reason: 'expired', until: null, usable: false };
+  if (rec.upstreamHold)
+    return {
+      status: rec.upstreamHold.status,
+      reason: rec.upstreamHold.reason,
+      until: rec.upstreamHold.until,
+      usable: false,
+    };
   if (rec.block) return { status: 'blocked', reason: rec.block.reason, until: rec.block.until, usable: false };
-  if (rec.exhausted) return { status: 'exhausted', reason: rec.exhausted.reason, until: rec.exhausted.until, usable: false };
+  if (rec.exhausted)
+    return { status: 'exhausted', reason: rec.exhausted.reason, until: rec.exhausted.until, usable: false };
   const quota = quotaHit(rec, limits, clock, now);
   if (quota) return { status: 'exhausted', reason: quota.reason, until: quota.until, usable: false };
   if (rec.probe === 'ready') return { status: 'probing', reason: 'probing after block', until: null, usable: true };
-  if (typeof rec.probe === 'number') return { status: 'probing', reason: 'probe in flight', until: rec.probe, usable: false };
+  if (typeof rec.probe === 'number')
+    return { status: 'probing', reason: 'probe in flight', until: rec.probe, usable: false };
   return AVAILABLE;
 }
 
@@ -248,7 +281,12 @@ export function grant(want: number, left: number | null, capLeft: number | null,
 }
 
 /** Mirrored. What a handout tells the caller is left: the key's limits, and under round-robin also its turn. */
-export function remainingAfter(left: number | null, policy: PoolPolicy, isCurrent: boolean, servedInTurn: number): number | null {
+export function remainingAfter(
+  left: number | null,
+  policy: PoolPolicy,
+  isCurrent: boolean,
+  servedInTurn: number,
+): number | null {
   if (policy.strategy !== 'round-robin' || !isCurrent) return left;
   const turnLeft = Math.max(0, policy.rotateEvery - servedInTurn);
   return left === null ? turnLeft : Math.min(turnLeft, left);
@@ -280,7 +318,10 @@ export function applyReport(rec: RuleRecord, r: ReadReport, policy: PoolPolicy, 
       break;
     case 'exhausted':
       rec.probe = null;
-      rec.exhausted = { until: r.exhaustedUntil, reason: r.label === 'reported exhausted' ? r.label : `${r.label} (quota)` };
+      rec.exhausted = {
+        until: r.exhaustedUntil,
+        reason: r.label === 'reported exhausted' ? r.label : `${r.label} (quota)`,
+      };
       break;
     case 'invalid':
       rec.probe = null;
@@ -294,7 +335,13 @@ export function applyReport(rec: RuleRecord, r: ReadReport, policy: PoolPolicy, 
       const failures = [...recentFailures(rec.failures, now, policy.failureWindowSec * 1000), now];
       if (failures.length >= policy.maxFailures) {
         rec.failures = [];
-        blockKey(rec, now, backoffMs(rec.backoffLevel, maxBackoffMs), `${failures.length} errors in ${policy.failureWindowSec}s (last: ${r.label})`, true);
+        blockKey(
+          rec,
+          now,
+          backoffMs(rec.backoffLevel, maxBackoffMs),
+          `${failures.length} errors in ${policy.failureWindowSec}s (last: ${r.label})`,
+          true,
+        );
       } else rec.failures = failures;
       break;
     }

@@ -1,4 +1,13 @@
-import { creditsLeft, type Credits, type CurrentKeyStats, KeyStats, KeyStatus, PoolStats, ServedCounts, UpstreamSyncStats } from '../../shared/stats.js';
+import {
+  creditsLeft,
+  type Credits,
+  type CurrentKeyStats,
+  KeyStats,
+  KeyStatus,
+  PoolStats,
+  ServedCounts,
+  UpstreamSyncStats,
+} from '../../shared/stats.js';
 import { forecastDryAt } from './forecast.js';
 import type { PoolPolicy } from './policy.js';
 import type { Counter, Hold, RuleRecord } from './records.js';
@@ -9,7 +18,11 @@ import type { WindowClock } from './windows.js';
 export type KeyRows = 'all' | 'none' | 'out';
 
 /** A record as stats show it: the rules' view plus its names. */
-export type StatsRecord = RuleRecord & { readonly keyId: string; readonly masked: string; readonly credits: Credits | null };
+export type StatsRecord = RuleRecord & {
+  readonly keyId: string;
+  readonly masked: string;
+  readonly credits: Credits | null;
+};
 
 /** A pool as stats read it, from memory (Pool) or from what Redis holds (RedisPool). */
 export interface PoolView {
@@ -40,7 +53,15 @@ function served(rec: RuleRecord, clock: WindowClock, now: number): ServedCounts 
 /** Stats for `/api/stats`, masked; `keyFile` is the registry's to add. One function for both backends. */
 export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<PoolStats, 'keyFile' | 'proxy'> {
   const { limits, clock, policy } = view;
-  const counts: Record<KeyStatus, number> = { available: 0, probing: 0, exhausted: 0, blocked: 0, invalid: 0, disabled: 0, expired: 0 };
+  const counts: Record<KeyStatus, number> = {
+    available: 0,
+    probing: 0,
+    exhausted: 0,
+    blocked: 0,
+    invalid: 0,
+    disabled: 0,
+    expired: 0,
+  };
   let usable = 0;
   let creditsRemaining: number | null = null;
   const keys: KeyStats[] = [];
@@ -71,7 +92,11 @@ export function poolStats(view: PoolView, now: number, rows: KeyRows): Omit<Pool
   }
   const cur = view.current;
   const current: CurrentKeyStats | null = cur
-    ? { keyId: cur.rec.keyId, masked: cur.rec.masked, remaining: remainingAfter(limitsLeft(cur.rec, limits, clock, now), policy, true, cur.servedInTurn) }
+    ? {
+        keyId: cur.rec.keyId,
+        masked: cur.rec.masked,
+        remaining: remainingAfter(limitsLeft(cur.rec, limits, clock, now), policy, true, cur.servedInTurn),
+      }
     : null;
   return {
     name: view.name,

@@ -35,7 +35,11 @@ export class UseOrder {
    * it did. State without counters (saved before they were kept): the order is derived from
    * lastUsedAt, ties in file order.
    */
-  restore(saved: { used: number; seen: number } | undefined, records: readonly KeyRecord[], known: ReadonlySet<KeyRecord>): void {
+  restore(
+    saved: { used: number; seen: number } | undefined,
+    records: readonly KeyRecord[],
+    known: ReadonlySet<KeyRecord>,
+  ): void {
     if (saved) {
       this.used = saved.used;
       this.seen = saved.seen;

@@ -57,9 +57,11 @@ function localParts(instantMs: number, timeZone: string): LocalParts & { offsetM
   for (const p of formatterFor(timeZone).formatToParts(new Date(instantMs))) {
     if (p.type !== 'literal') parts[p.type] = Number(p.value);
   }
-  const year = parts.year!, month = parts.month!, day = parts.day!;
+  const year = parts.year!,
+    month = parts.month!,
+    day = parts.day!;
   const asUtc = Date.UTC(year, month - 1, day, parts.hour!, parts.minute!, parts.second!);
-  const offsetMs = asUtc - (instantMs - (instantMs % 1000 + 1000) % 1000);
+  const offsetMs = asUtc - (instantMs - (((instantMs % 1000) + 1000) % 1000));
   return { year, month, day, offsetMs };
 }
 
@@ -83,7 +85,10 @@ export function windowBounds(kind: WindowKind, nowMs: number, timeZone = 'UTC'):
     }
     case 'day': {
       const { year, month, day } = localParts(nowMs, timeZone);
-      return { startMs: zonedMidnight(year, month, day, timeZone), endMs: zonedMidnight(year, month, day + 1, timeZone) };
+      return {
+        startMs: zonedMidnight(year, month, day, timeZone),
+        endMs: zonedMidnight(year, month, day + 1, timeZone),
+      };
     }
     case 'month': {
       const { year, month } = localParts(nowMs, timeZone);
@@ -92,7 +97,10 @@ export function windowBounds(kind: WindowKind, nowMs: number, timeZone = 'UTC'):
     case 'week': {
       const { year, month, day } = localParts(nowMs, timeZone);
       const sinceMonday = (new Date(Date.UTC(year, month - 1, day)).getUTCDay() + 6) % 7;
-      return { startMs: zonedMidnight(year, month, day - sinceMonday, timeZone), endMs: zonedMidnight(year, month, day - sinceMonday + 7, timeZone) };
+      return {
+        startMs: zonedMidnight(year, month, day - sinceMonday, timeZone),
+        endMs: zonedMidnight(year, month, day - sinceMonday + 7, timeZone),
+      };
     }
   }
 }

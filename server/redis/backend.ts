@@ -14,7 +14,10 @@ const ACTIVITY_FLUSH_MS = 2000;
 
 /** A Redis URL without its password, for logs. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/u, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+  return url.replace(
+    /\/\/([^@/]*)@/u,
+    (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`,
+  );
 }
 
 /**
@@ -46,7 +49,11 @@ export class RedisBackend implements StateBackend {
        * The file backend's state, imported for each pool Redis holds nothing of (moving from file
        * to Redis), then marked as moved so nobody edits it believing it is in use.
        */
-      importFrom?: { description: string; load(): Promise<LoadResult>; markMoved(where: string, at: number): Promise<void> };
+      importFrom?: {
+        description: string;
+        load(): Promise<LoadResult>;
+        markMoved(where: string, at: number): Promise<void>;
+      };
     },
   ) {
     this.client = withPoolScript(client);
@@ -56,7 +63,15 @@ export class RedisBackend implements StateBackend {
   /** A lease in Redis (SET NX PX): the first instance to ask runs the job; the lease lapses with its ttl. */
   async claim(job: string, ttlMs: number): Promise<boolean> {
     try {
-      return (await this.client.set(`${this.prefix}lease:${job}`, this.instanceId, 'PX', Math.max(1, Math.round(ttlMs)), 'NX')) === 'OK';
+      return (
+        (await this.client.set(
+          `${this.prefix}lease:${job}`,
+          this.instanceId,
+          'PX',
+          Math.max(1, Math.round(ttlMs)),
+          'NX',
+        )) === 'OK'
+      );
     } catch {
       return false; // Redis down: nobody can record a result anyway
     }
@@ -100,12 +115,16 @@ export class RedisBackend implements StateBackend {
       save = ((await this.client.config('GET', 'save')) as string[])[1];
     } catch (err) {
       // Managed Redis services often refuse CONFIG; they persist by their own means.
-      this.options.logger.warn(`state: cannot ask Redis whether it persists (${(err as Error).message}); make sure it keeps an append-only file`);
+      this.options.logger.warn(
+        `state: cannot ask Redis whether it persists (${(err as Error).message}); make sure it keeps an append-only file`,
+      );
       return;
     }
     if (appendonly === 'yes' || (save !== undefined && save.trim() !== '')) return;
     if (this.options.allowVolatile) {
-      this.options.logger.warn('state: Redis keeps no append-only file and no snapshots: a Redis restart forgets every count (REDIS_ALLOW_VOLATILE=true)');
+      this.options.logger.warn(
+        'state: Redis keeps no append-only file and no snapshots: a Redis restart forgets every count (REDIS_ALLOW_VOLATILE=true)',
+      );
       return;
     }
     throw new ConfigError(
@@ -117,7 +136,9 @@ export class RedisBackend implements StateBackend {
     const from = this.options.importFrom;
     if (!from) return;
     const loaded = await from.load().catch((err: Error) => {
-      this.options.logger.warn(`state: ${from.description} cannot be read to import (${err.message}); starting from what Redis holds`);
+      this.options.logger.warn(
+        `state: ${from.description} cannot be read to import (${err.message}); starting from what Redis holds`,
+      );
       return null;
     });
     if (loaded?.kind !== 'loaded') return;
@@ -127,11 +148,18 @@ export class RedisBackend implements StateBackend {
       if (!pool) continue;
       const { uses } = countReservedAsUsed(st, pool.clock, now);
       if (await pool.importState(st, now)) {
-        this.options.logger.info(`state: pool ${name}: Redis held nothing; imported ${Object.keys(st.keys).length} keys' state from ${from.description}${uses ? ` (${uses} reserved uses counted as used)` : ''}`, { pool: name });
+        this.options.logger.info(
+          `state: pool ${name}: Redis held nothing; imported ${Object.keys(st.keys).length} keys' state from ${from.description}${uses ? ` (${uses} reserved uses counted as used)` : ''}`,
+          { pool: name },
+        );
       }
     }
     // State lives in Redis now: the file is left as it was, marked, so the CLI will not edit it.
-    await from.markMoved(this.description, now).catch((err: Error) => this.options.logger.warn(`state: could not mark ${from.description} as moved to Redis (${err.message})`));
+    await from
+      .markMoved(this.description, now)
+      .catch((err: Error) =>
+        this.options.logger.warn(`state: could not mark ${from.description} as moved to Redis (${err.message})`),
+      );
   }
 
   async resume(hooks: { reapplyKeyFiles: () => Promise<void> }): Promise<void> {
@@ -142,7 +170,8 @@ export class RedisBackend implements StateBackend {
     let down = client.status !== 'ready';
     const lost = (why: string) => {
       if (this.closing) return;
-      if (!down) logger.error(`state: Redis connection lost (${why}); answering 503 state_unavailable until it is back`);
+      if (!down)
+        logger.error(`state: Redis connection lost (${why}); answering 503 state_unavailable until it is back`);
       down = true;
     };
     client.on('error', (err: Error) => lost(err.message));
@@ -156,7 +185,9 @@ export class RedisBackend implements StateBackend {
   }
 
   health(): Health {
-    return this.client.status === 'ready' ? { ok: true } : { ok: false, reason: `state backend (Redis) is ${this.client.status}` };
+    return this.client.status === 'ready'
+      ? { ok: true }
+      : { ok: false, reason: `state backend (Redis) is ${this.client.status}` };
   }
 
   /** Adds every pool's counts for the dashboard's history to Redis (every ACTIVITY_FLUSH_MS, and at close). */

@@ -72,7 +72,13 @@ export class RedisPins {
     } while (cursor !== '0');
     for (let i = 0; i < out.length; i += 1000) {
       const batch = out.slice(i, i + 1000);
-      await this.call(() => this.redis.multi().hdel(this.hash, ...batch).zrem(this.byAge, ...batch).exec());
+      await this.call(() =>
+        this.redis
+          .multi()
+          .hdel(this.hash, ...batch)
+          .zrem(this.byAge, ...batch)
+          .exec(),
+      );
     }
   }
 
@@ -89,13 +95,16 @@ export class RedisPins {
 
   /** Puts saved pins (an import, a state file's) in the place of what Redis holds. */
   async replace(saved: Readonly<Record<string, SavedPin | null>>, now: number): Promise<void> {
-    const live = Object.entries(saved).filter((e): e is [string, SavedPin] => e[1] !== null && now - e[1][1] < this.limits.ttlMs);
+    const live = Object.entries(saved).filter(
+      (e): e is [string, SavedPin] => e[1] !== null && now - e[1][1] < this.limits.ttlMs,
+    );
     live.sort((a, b) => a[1][1] - b[1][1]);
     const kept = live.slice(Math.max(0, live.length - this.limits.max));
     await this.call(() => this.redis.del(this.hash, this.byAge));
     for (let i = 0; i < kept.length; i += 1000) {
       const multi = this.redis.multi();
-      for (const [ref, [keyId, at]] of kept.slice(i, i + 1000)) multi.hset(this.hash, ref, `${keyId}:${at}`).zadd(this.byAge, at, ref);
+      for (const [ref, [keyId, at]] of kept.slice(i, i + 1000))
+        multi.hset(this.hash, ref, `${keyId}:${at}`).zadd(this.byAge, at, ref);
       await this.call(() => multi.exec());
     }
   }

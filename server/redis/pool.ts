@@ -15,22 +15,38 @@ import {
   type UpstreamRecorded,
 } from '../pools/contract.js';
 import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
-import { Activity, ACTIVITY_KINDS, type HistoryRange, type HistorySeries, type SavedActivity } from '../pools/activity.js';
-import { StateRecord, type Counter, type KeyState, type PoolState } from '../pools/records.js';
+import {
+  Activity,
+  ACTIVITY_KINDS,
+  type HistoryRange,
+  type HistorySeries,
+  type SavedActivity,
+} from '../pools/activity.js';
+import { StateRecord, type KeyState, type PoolState } from '../pools/records.js';
 import { DEFAULT_PIN_LIMITS } from '../pools/pins.js';
 import { RedisPins } from './pins.js';
-import { compileLimits, readReport, settle, upstreamHoldFor, type AdminAction, type CompiledLimits, type ReportInput } from '../pools/rules.js';
+import { hashOf, keyStateOf } from './codec.js';
+import {
+  compileLimits,
+  readReport,
+  settle,
+  upstreamHoldFor,
+  type AdminAction,
+  type CompiledLimits,
+  type ReportInput,
+} from '../pools/rules.js';
 import { poolStats, type KeyRows } from '../pools/stats.js';
-import { WINDOW_KINDS, WindowClock, type WindowKind } from '../pools/windows.js';
+import { WINDOW_KINDS, WindowClock } from '../pools/windows.js';
 
 /**
  * The script: `rules.lua` (the mirror of pools/rules.ts) followed by `pool.lua` (the operations),
  * run as one. Kept in two files so the rules read side by side with their TS twin.
  */
 const LUA = ['rules.lua', 'pool.lua'].map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8')).join('\n');
-const FIELD: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o', week: 'w' };
 
-type KeywardenRedis = Redis & { keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string> };
+type KeywardenRedis = Redis & {
+  keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string>;
+};
 
 /** Registers the pool script on a client (EVALSHA, with EVAL after a Redis restart forgot it). */
 export function withPoolScript(client: Redis): KeywardenRedis {
@@ -41,62 +57,6 @@ export function withPoolScript(client: Redis): KeywardenRedis {
 interface ScriptEvent {
   type: 'rotate' | 'key_out' | 'pool_throttled';
   [k: string]: unknown;
-}
-
-/** Reads a key's hash into the persisted KeyState shape (the same the state file holds). */
-export function keyStateOf(h: Record<string, string>): KeyState {
-  const windows: KeyState['windows'] = {};
-  for (const kind of WINDOW_KINDS) {
-    const start = h[`${FIELD[kind]}S`];
-    if (start !== undefined) windows[kind] = { start: Number(start), count: Number(h[`${FIELD[kind]}C`] ?? 0) } satisfies Counter;
-  }
-  return {
-    windows,
-    total: Number(h.t ?? 0),
-    lastUsedAt: h.lu === undefined ? null : Number(h.lu),
-    block: h.bU === undefined ? null : { until: Number(h.bU), reason: h.bR ?? '' },
-    exhausted: h.eU === undefined ? null : { until: Number(h.eU), reason: h.eR ?? '' },
-    disabled: h.xR === undefined ? null : { reason: h.xR, lineHash: h.xL ?? '' },
-    failures: h.f ? h.f.split(',').map(Number) : [],
-    backoffLevel: Number(h.bl ?? 0),
-    probe: h.pr === undefined ? null : h.pr === 'ready' ? 'ready' : Number(h.pr),
-    useSeq: h.us === undefined ? undefined : Number(h.us),
-    upstreamHold: h.uS === undefined ? null : { status: h.uS as 'invalid' | 'exhausted', reason: h.uR ?? '', until: h.uU === undefined ? null : Number(h.uU) },
-    credits: h.uc === undefined ? null : (JSON.parse(h.uc) as KeyState['credits']),
-  };
-}
-
-/** A key's persisted state as its Redis hash (the inverse of keyStateOf); retired keys keep their hash too. */
-export function hashOf(k: KeyState): Record<string, string> {
-  const h: Record<string, string> = { t: String(k.total) };
-  for (const kind of WINDOW_KINDS) {
-    const w = k.windows[kind];
-    if (w) {
-      h[`${FIELD[kind]}S`] = String(w.start);
-      h[`${FIELD[kind]}C`] = String(w.count);
-    }
-  }
-  if (k.lastUsedAt !== null) h.lu = String(k.lastUsedAt);
-  if (k.block) Object.assign(h, { bU: String(k.block.until), bR: k.block.reason });
-  if (k.exhausted) Object.assign(h, { eU: String(k.exhausted.until), eR: k.exhausted.reason });
-  if (k.disabled) Object.assign(h, { xR: k.disabled.reason, xL: k.disabled.lineHash });
-  if (k.failures.length > 0) h.f = k.failures.join(',');
-  if (k.backoffLevel !== 0) h.bl = String(k.backoffLevel);
-  if (k.probe !== null) h.pr = String(k.probe);
-  if (k.useSeq !== undefined) h.us = String(k.useSeq);
-  if (k.upstreamHold) {
-    Object.assign(h, { uS: k.upstreamHold.status, uR: k.upstreamHold.reason });
-    if (k.upstreamHold.until !== null) h.uU = String(k.upstreamHold.until);
-  }
-  if (k.credits) {
-    h.uc = JSON.stringify(k.credits);
-    // The plan's limits, as the script reads them (rules.lua keyLimits).
-    for (const [field, window] of [['pD', 'day'], ['pW', 'week'], ['pO', 'month'], ['pT', 'total']] as const) {
-      const l = k.credits.limits[window];
-      if (l !== null) h[field] = String(l);
-    }
-  }
-  return h;
 }
 
 /**
@@ -168,12 +128,17 @@ export class RedisPool implements PoolBackend {
 
   private emit(events: ScriptEvent[] | Record<string, never> | undefined): void {
     // Lua's cjson writes an empty list as {}.
-    for (const e of Array.isArray(events) ? events : []) this.options.onEvent?.({ ...(e as object), pool: this.name } as PoolEvent);
+    for (const e of Array.isArray(events) ? events : [])
+      this.options.onEvent?.({ ...(e as object), pool: this.name } as PoolEvent);
   }
 
   async setKeys(lines: readonly KeyLine[], now: number): Promise<ReloadSummary> {
     const keys = lines.map((l) => ({ id: keyIdOf(l.key), lh: l.lineHash, exp: l.expiresAt }));
-    const { removedIds, ...summary } = await this.run<ReloadSummary & { removedIds: string[] | Record<string, never> }>('sync', now, { keys });
+    const { removedIds, ...summary } = await this.run<ReloadSummary & { removedIds: string[] | Record<string, never> }>(
+      'sync',
+      now,
+      { keys },
+    );
     this.lines = new Map(lines.map((l, i) => [keys[i]!.id, l]));
     this.order = keys.map((k) => k.id);
     // A removed key's identifications can be reached through no other key: its pins go.
@@ -208,7 +173,8 @@ export class RedisPool implements PoolBackend {
 
   async handout(now: number, want = 1): Promise<Handout> {
     const r = await this.run<
-      { ok: true; keyId: string; remaining: number | null; granted: number; events: ScriptEvent[] } | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null }
+      | { ok: true; keyId: string; remaining: number | null; granted: number; events: ScriptEvent[] }
+      | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null }
     >('handout', now, { want, rng: (this.options.rng ?? Math.random)() });
     if (!r.ok) return r;
     this.emit(r.events);
@@ -222,7 +188,11 @@ export class RedisPool implements PoolBackend {
 
   async report(input: ReportInput, now: number): Promise<ReportResult> {
     const report = readReport(input, this.policy, this.clock, now);
-    const r = await this.run<{ ok: true; events: ScriptEvent[] } | { ok: false; reason: 'unknown_key' }>('report', now, { keyId: input.keyId, report });
+    const r = await this.run<{ ok: true; events: ScriptEvent[] } | { ok: false; reason: 'unknown_key' }>(
+      'report',
+      now,
+      { keyId: input.keyId, report },
+    );
     if (!r.ok) return r;
     this.emit(r.events);
     return { ok: true, outcome: report.outcome };
@@ -233,7 +203,12 @@ export class RedisPool implements PoolBackend {
   }
 
   async recordUpstream(check: UpstreamCheck, now: number): Promise<UpstreamRecorded> {
-    const sync = check.reached && check.viaProxy ? null : JSON.stringify(check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error });
+    const sync =
+      check.reached && check.viaProxy
+        ? null
+        : JSON.stringify(
+            check.reached ? { ok: true, at: now, error: null } : { ok: false, at: now, error: check.error },
+          );
     const args = check.reached
       ? {
           sync,
@@ -262,7 +237,10 @@ export class RedisPool implements PoolBackend {
     const pending = activity.takePending();
     const pipe = this.redis.pipeline();
     let n = 0;
-    for (const [prefix, rows] of [['m', pending.minutes], ['h', pending.hours]] as const) {
+    for (const [prefix, rows] of [
+      ['m', pending.minutes],
+      ['h', pending.hours],
+    ] as const) {
       for (const [start, ...counts] of rows) {
         counts.forEach((c, k) => {
           if (c > 0) {
@@ -332,9 +310,14 @@ export class RedisPool implements PoolBackend {
    * place of what Redis holds. Membership follows at the next key-file sync.
    */
   async importState(state: PoolState, now: number, replace = false): Promise<boolean> {
-    const meta: Record<string, string> = { turn: String(state.servedInTurn), seq: String(state.seq?.used ?? 0), nseq: String(state.seq?.seen ?? 0) };
+    const meta: Record<string, string> = {
+      turn: String(state.servedInTurn),
+      seq: String(state.seq?.used ?? 0),
+      nseq: String(state.seq?.seen ?? 0),
+    };
     if (state.current !== null) meta.cur = state.current;
-    if (state.poolWindow) Object.assign(meta, { pwS: String(state.poolWindow.start), pwC: String(state.poolWindow.count) });
+    if (state.poolWindow)
+      Object.assign(meta, { pwS: String(state.poolWindow.start), pwC: String(state.poolWindow.count) });
     if (state.throttle) Object.assign(meta, { thU: String(state.throttle.until), thR: state.throttle.reason });
     if (state.upstreamSync) meta.usync = JSON.stringify(state.upstreamSync);
     const keys = Object.fromEntries(Object.entries(state.keys).map(([id, k]) => [id, hashOf(k)]));
@@ -343,8 +326,12 @@ export class RedisPool implements PoolBackend {
     if (imported) await this.pins.replace(state.pins ?? {}, now);
     if (imported && state.activity) {
       const act: Record<string, string> = {};
-      for (const [prefix, rows] of [['m', state.activity.minutes], ['h', state.activity.hours]] as const) {
-        for (const [start, ...counts] of rows) counts.forEach((c, k) => c > 0 && (act[`${prefix}:${start}:${k}`] = String(c)));
+      for (const [prefix, rows] of [
+        ['m', state.activity.minutes],
+        ['h', state.activity.hours],
+      ] as const) {
+        for (const [start, ...counts] of rows)
+          counts.forEach((c, k) => c > 0 && (act[`${prefix}:${start}:${k}`] = String(c)));
       }
       try {
         await this.redis.del(`${this.prefix}act`);

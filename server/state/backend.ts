@@ -19,7 +19,10 @@ export interface StateBackend {
    * After the key files are applied: resume saved state and start keeping it. `reapplyKeyFiles`
    * applies every key file again (Redis, once it is back from an outage).
    */
-  resume(hooks: { reapplyKeyFiles: () => Promise<void>; onSave?: (seconds: number, ok: boolean) => void }): Promise<void>;
+  resume(hooks: {
+    reapplyKeyFiles: () => Promise<void>;
+    onSave?: (seconds: number, ok: boolean) => void;
+  }): Promise<void>;
   /**
    * Makes the pools' pending reservations durable (see KeyState.reserved); only a backend whose
    * pools keep reservations has it. Rejects when the state cannot be saved.

@@ -60,7 +60,10 @@ export class FileBackend implements StateBackend, SaveSource {
     const lock = this.options.lock;
     if (!lock) return;
     const { tookOverFrom } = await lock.acquire();
-    if (tookOverFrom !== null) this.options.logger.warn(`state: took over ${lock.path}, left by pid ${tookOverFrom}, which is no longer running`);
+    if (tookOverFrom !== null)
+      this.options.logger.warn(
+        `state: took over ${lock.path}, left by pid ${tookOverFrom}, which is no longer running`,
+      );
   }
 
   /** After a start that failed past `open`: the lock goes. */
@@ -73,20 +76,32 @@ export class FileBackend implements StateBackend, SaveSource {
     const { logger } = this.options;
     const moved = await this.store.moved?.();
     if (moved) {
-      logger.warn(`state: ${this.store.description} was moved to ${moved.movedTo} on ${moved.at}: it holds the state as of then; to bring Redis's back, run npm run keys -- state export there and state import here`);
+      logger.warn(
+        `state: ${this.store.description} was moved to ${moved.movedTo} on ${moved.at}: it holds the state as of then; to bring Redis's back, run npm run keys -- state export there and state import here`,
+      );
       await this.store.clearMoved?.();
     }
     const loaded = await this.store.load();
     if (loaded.kind === 'loaded') {
       for (const d of loaded.dropped) logger.warn(`state: ${d}`);
       this.restore(loaded.state.pools, loaded.state.seq);
-      logger.info(`state: resumed from ${this.store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`);
+      logger.info(
+        `state: resumed from ${this.store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`,
+      );
     } else if (loaded.kind === 'quarantined') {
-      logger.error(`state: ${this.store.description} is ${loaded.error}; moved it to ${loaded.movedTo} and starting fresh`);
+      logger.error(
+        `state: ${this.store.description} is ${loaded.error}; moved it to ${loaded.movedTo} and starting fresh`,
+      );
     } else {
       logger.info(`state: nothing saved in ${this.store.description} yet; starting fresh`);
     }
-    this.saver = createSaver({ source: this, store: this.store, intervalMs: this.options.intervalMs, logger, onSave: hooks.onSave });
+    this.saver = createSaver({
+      source: this,
+      store: this.store,
+      intervalMs: this.options.intervalMs,
+      logger,
+      onSave: hooks.onSave,
+    });
     if (this.options.intervalMs > 0) this.saver.start();
   }
 
@@ -97,12 +112,17 @@ export class FileBackend implements StateBackend, SaveSource {
     for (const [name, st] of Object.entries(pools)) {
       const pool = this.pools.get(name);
       if (!pool) {
-        this.options.logger.warn(`state: pool ${name} is no longer configured; its saved state is dropped`, { pool: name });
+        this.options.logger.warn(`state: pool ${name} is no longer configured; its saved state is dropped`, {
+          pool: name,
+        });
         continue;
       }
       const unsure = countReservedAsUsed(st, pool.clock, now);
       if (unsure.keys > 0) {
-        this.options.logger.warn(`state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ${unsure.keys} keys as used, so no limit is passed`, { pool: name });
+        this.options.logger.warn(
+          `state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ${unsure.keys} keys as used, so no limit is passed`,
+          { pool: name },
+        );
       }
       pool.restore(st, now);
     }

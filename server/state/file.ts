@@ -30,7 +30,8 @@ export class StateFileError extends Error {
 export class FileStore implements StateStore {
   readonly description: string;
   private writing: Promise<void> | null = null;
-  private pending: { plan: SavePlan; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null = null;
+  private pending: { plan: SavePlan; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | null =
+    null;
 
   readonly journalPath: string;
   private snapshotBytes = 0;
@@ -88,7 +89,13 @@ export class FileStore implements StateStore {
       text = await readFile(this.journalPath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return loaded;
-      return { ...loaded, dropped: [...loaded.dropped, `journal ${this.journalPath} cannot be read (${(err as NodeJS.ErrnoException).code}); using the snapshot alone`] };
+      return {
+        ...loaded,
+        dropped: [
+          ...loaded.dropped,
+          `journal ${this.journalPath} cannot be read (${(err as NodeJS.ErrnoException).code}); using the snapshot alone`,
+        ],
+      };
     }
     this.journalBytes = Buffer.byteLength(text, 'utf8');
     const lines = text.split('\n');
@@ -159,7 +166,8 @@ export class FileStore implements StateStore {
   }
 
   private async write(plan: SavePlan): Promise<void> {
-    const journal = this.snapshotBytes >= this.journalMinBytes && this.journalBytes < this.snapshotBytes * JOURNAL_MAX_RATIO;
+    const journal =
+      this.snapshotBytes >= this.journalMinBytes && this.journalBytes < this.snapshotBytes * JOURNAL_MAX_RATIO;
     const delta = journal ? plan.delta() : null;
     if (delta) {
       this.journalBytes += await appendLine(this.journalPath, delta, this.fs);
@@ -178,7 +186,11 @@ export class FileStore implements StateStore {
    * when. The CLI then refuses to edit the stale file, and a file backend started on it warns.
    */
   async markMoved(where: string, at: number): Promise<void> {
-    await atomicWrite(this.movedPath, `${JSON.stringify({ movedTo: where, at: new Date(at).toISOString() })}\n`, this.fs);
+    await atomicWrite(
+      this.movedPath,
+      `${JSON.stringify({ movedTo: where, at: new Date(at).toISOString() })}\n`,
+      this.fs,
+    );
   }
 
   /** Where and when this state file was moved, or null. */
@@ -201,7 +213,11 @@ export class FileStore implements StateStore {
 
   /** Sizes on disk now, for tests and logs. */
   async sizes(): Promise<{ snapshotBytes: number; journalBytes: number }> {
-    const size = (p: string) => stat(p).then((s) => s.size, () => 0);
+    const size = (p: string) =>
+      stat(p).then(
+        (s) => s.size,
+        () => 0,
+      );
     return { snapshotBytes: await size(this.path), journalBytes: await size(this.journalPath) };
   }
 

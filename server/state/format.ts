@@ -25,6 +25,14 @@ export interface StateFile {
   pools: Record<string, PoolState>;
 }
 
+/**
+ * A state export (`GET /admin/state`, `keys state export`): every pool's state with each key
+ * whole, the shape of format 1, which every reader reads; so it says version 1, not the file's 2.
+ */
+export function stateExport(pools: Record<string, PoolState>, savedAt: number): StateFile {
+  return { version: 1, savedAt, seq: 0, pools };
+}
+
 /** The file is not a readable Keywarden state at all (as opposed to a few bad entries). */
 export class CorruptStateError extends Error {
   constructor(message: string) {
@@ -85,7 +93,12 @@ const poolHeader = z.object({
   seq: z.object({ used: z.number().int().nonnegative(), seen: z.number().int().nonnegative() }).optional(),
   upstreamSync: upstreamSync.nullable().optional(),
   pins: z.record(z.string().max(256), z.tuple([keyIdSchema, ms]).nullable()).optional(),
-  activity: z.object({ minutes: z.array(z.array(z.number().finite().nonnegative())), hours: z.array(z.array(z.number().finite().nonnegative())) }).optional(),
+  activity: z
+    .object({
+      minutes: z.array(z.array(z.number().finite().nonnegative())),
+      hours: z.array(z.array(z.number().finite().nonnegative())),
+    })
+    .optional(),
   keys: z.record(z.string(), z.unknown()),
 });
 const fileHeader = z.object({
@@ -133,7 +146,9 @@ export function readState(raw: unknown): { state: StateFile; dropped: string[] }
   if (!header.success) throw new CorruptStateError(`not a Keywarden state file (${issueText(header.error)})`);
   const version = header.data.version;
   if (!READABLE_VERSIONS.includes(version)) {
-    throw new CorruptStateError(`unsupported state version ${version} (this server reads ${READABLE_VERSIONS.join(' and ')})`);
+    throw new CorruptStateError(
+      `unsupported state version ${version} (this server reads ${READABLE_VERSIONS.join(' and ')})`,
+    );
   }
   const dropped: string[] = [];
   const pools: Record<string, PoolState> = {};
@@ -202,9 +217,25 @@ export function msText(ms: number): string {
  * fields that differ from a healthy key's. Built by hand because saves of large pools run it for
  * every key handed out since the last save; format 1 wrote ~330 bytes a key, this ~75.
  */
-function keyEntryJson(keyId: string, r: RuleRecord & { credits: Credits | null }, useSeq: number | undefined, reserved: number | undefined, removedAt: number | undefined, starts: WindowStarts): string {
+function keyEntryJson(
+  keyId: string,
+  r: RuleRecord & { credits: Credits | null },
+  useSeq: number | undefined,
+  reserved: number | undefined,
+  removedAt: number | undefined,
+  starts: WindowStarts,
+): string {
   // Indexes in WINDOW_KINDS order, the order of `counts` in the file.
-  const counts = r.countIn(0, starts.minute) + ',' + r.countIn(1, starts.hour) + ',' + r.countIn(2, starts.day) + ',' + r.countIn(3, starts.month) + ',' + r.countIn(4, starts.week);
+  const counts =
+    r.countIn(0, starts.minute) +
+    ',' +
+    r.countIn(1, starts.hour) +
+    ',' +
+    r.countIn(2, starts.day) +
+    ',' +
+    r.countIn(3, starts.month) +
+    ',' +
+    r.countIn(4, starts.week);
   const used = r.lastUsedAt === null ? 'null' : msText(r.lastUsedAt);
   let out = '"' + keyId + '":{"total":' + r.total + ',"lastUsedAt":' + used + ',"counts":[' + counts + ']';
   if (r.block !== null) out += ',"block":' + JSON.stringify(r.block);
@@ -259,7 +290,9 @@ export function* poolJsonChunks(
     return out;
   };
   for (const [keyId, st] of retired) {
-    parts.push(keyEntryJson(keyId, new StateRecord(st, keyId, '', '', null), st.useSeq, st.reserved, st.removedAt, starts));
+    parts.push(
+      keyEntryJson(keyId, new StateRecord(st, keyId, '', '', null), st.useSeq, st.reserved, st.removedAt, starts),
+    );
     if (parts.length >= batch) yield flush();
   }
   for (const rec of records) {

@@ -31,7 +31,9 @@ export class StateLockedError extends Error {
     readonly statePath: string,
     readonly holderPid: number,
   ) {
-    super(`STATE_FILE ${statePath} is in use by another Keywarden server (pid ${holderPid}); stop it, or give this one its own STATE_FILE`);
+    super(
+      `STATE_FILE ${statePath} is in use by another Keywarden server (pid ${holderPid}); stop it, or give this one its own STATE_FILE`,
+    );
     this.name = 'StateLockedError';
   }
 }
@@ -102,7 +104,9 @@ export class StateLock {
   private async read(): Promise<LockBody | null> {
     try {
       const body = JSON.parse(await readFile(this.path, 'utf8')) as Partial<LockBody>;
-      return typeof body.pid === 'number' && typeof body.token === 'string' ? { pid: body.pid, token: body.token } : null;
+      return typeof body.pid === 'number' && typeof body.token === 'string'
+        ? { pid: body.pid, token: body.token }
+        : null;
     } catch {
       return null;
     }

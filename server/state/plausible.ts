@@ -45,7 +45,13 @@ export function clearImplausible(pools: Record<string, PoolState>, savedAt: numb
       warn('', 'history', pool.history.length - history.length, `minutes are after the state was saved`);
       pool.history = history;
     }
-    for (const [keyId, k] of Object.entries(pool.keys)) checkKey(k, (field, value, why) => warn(`, key ${keyId}`, field, value, why), { end, event, pastHorizon, notYet });
+    for (const [keyId, k] of Object.entries(pool.keys))
+      checkKey(k, (field, value, why) => warn(`, key ${keyId}`, field, value, why), {
+        end,
+        event,
+        pastHorizon,
+        notYet,
+      });
   }
   return warnings;
 }

@@ -30,7 +30,13 @@ const PRODUCT_NAMES = Object.keys(KINDWISE_PRODUCTS) as [KindwiseProduct, ...Kin
 /** A Kindwise upstream of `product` (at `origin`, when given instead of the product's). */
 export function kindwiseUpstream(product: KindwiseProduct, origin?: string): KindwiseUpstream {
   const p = KINDWISE_PRODUCTS[product];
-  return { type: 'kindwise', product, origin: origin ?? p.origin, apiBase: p.apiBase, usagePath: `${p.apiBase}/usage_info` };
+  return {
+    type: 'kindwise',
+    product,
+    origin: origin ?? p.origin,
+    apiBase: p.apiBase,
+    usagePath: `${p.apiBase}/usage_info`,
+  };
 }
 
 /** Any other API that takes its key in a header: `header` set to `format` with `{key}` replaced (e.g. Authorization: Bearer {key}). */
@@ -68,11 +74,17 @@ const origin = z.string().transform((value, ctx) => {
     return z.NEVER;
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOST.test(url.hostname))) {
-    ctx.addIssue({ code: 'custom', message: `must be https:// (http:// only on a loopback host such as 127.0.0.1; got ${JSON.stringify(value)})` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be https:// (http:// only on a loopback host such as 127.0.0.1; got ${JSON.stringify(value)})`,
+    });
     return z.NEVER;
   }
   if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') {
-    ctx.addIssue({ code: 'custom', message: `must be scheme, host and port only, with no path, query or credentials (got ${JSON.stringify(url.origin + url.pathname)})` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be scheme, host and port only, with no path, query or credentials (got ${JSON.stringify(url.origin + url.pathname)})`,
+    });
     return z.NEVER;
   }
   return url.origin;
@@ -91,13 +103,18 @@ const kindwiseSchema = z
   .strict();
 
 /** An HTTP header name (RFC 9110 token). */
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/u, 'must be an HTTP header name such as Authorization');
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/u, 'must be an HTTP header name such as Authorization');
 
 const headerSchema = z
   .object({
     type: z.literal('header'),
     origin,
-    header: headerName.refine((h) => !['host', 'content-length', 'transfer-encoding', 'connection'].includes(h.toLowerCase()), 'cannot carry a key'),
+    header: headerName.refine(
+      (h) => !['host', 'content-length', 'transfer-encoding', 'connection'].includes(h.toLowerCase()),
+      'cannot carry a key',
+    ),
     format: z
       .string()
       .regex(/^[^\r\n]*\{key\}[^\r\n]*$/u, 'must hold {key} once, on one line, e.g. "Bearer {key}"')
@@ -120,8 +137,11 @@ const querySchema = z
  */
 export const upstreamSchema = z
   .preprocess(
-    (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('type' in v) ? { type: 'kindwise', ...v } : v),
-    z.discriminatedUnion('type', [kindwiseSchema, headerSchema, querySchema], { error: 'must be kindwise, header or query' }),
+    (v) =>
+      v !== null && typeof v === 'object' && !Array.isArray(v) && !('type' in v) ? { type: 'kindwise', ...v } : v,
+    z.discriminatedUnion('type', [kindwiseSchema, headerSchema, querySchema], {
+      error: 'must be kindwise, header or query',
+    }),
   )
   .nullable();
 
@@ -131,7 +151,10 @@ export type UpstreamEntry = z.infer<typeof upstreamSchema>;
  * The upstream of pool `name`: its pools.json entry over the pool's default. Returns a message
  * naming the field when the entry leaves out what has no default.
  */
-export function resolveUpstream(name: string, entry: UpstreamEntry | undefined): UpstreamConfig | null | { error: string } {
+export function resolveUpstream(
+  name: string,
+  entry: UpstreamEntry | undefined,
+): UpstreamConfig | null | { error: string } {
   if (entry === null) return null;
   const fallback = DEFAULT_UPSTREAMS[name];
   if (entry === undefined) return fallback ?? null;
@@ -139,7 +162,8 @@ export function resolveUpstream(name: string, entry: UpstreamEntry | undefined):
   const base = fallback?.type === 'kindwise' && entry.product === undefined ? fallback : null;
   const product = entry.product ?? base?.product ?? 'plant.id';
   const originValue = entry.origin ?? (entry.product ? KINDWISE_PRODUCTS[entry.product].origin : base?.origin);
-  if (originValue === undefined) return { error: 'upstream.origin: required (no default for this pool; or name a product)' };
+  if (originValue === undefined)
+    return { error: 'upstream.origin: required (no default for this pool; or name a product)' };
   const upstream = kindwiseUpstream(product, originValue);
   // The older form names usage_info's path; the API's paths start where it does.
   if (entry.usagePath !== undefined) {
@@ -155,7 +179,10 @@ export function resolveUpstream(name: string, entry: UpstreamEntry | undefined):
  * resolved, so `//host/…` is a path on the origin, not another host.
  */
 export function upstreamUrl(upstream: UpstreamConfig, pathAndQuery: string): URL {
-  if (!pathAndQuery.startsWith('/')) throw new Error(`refusing to send a key off ${upstream.origin}: ${JSON.stringify(pathAndQuery.slice(0, 100))} is not a path`);
+  if (!pathAndQuery.startsWith('/'))
+    throw new Error(
+      `refusing to send a key off ${upstream.origin}: ${JSON.stringify(pathAndQuery.slice(0, 100))} is not a path`,
+    );
   const url = new URL(upstream.origin + pathAndQuery);
   if (url.origin !== upstream.origin) throw new Error(`refusing to send a key off ${upstream.origin}`);
   return url;

@@ -17,13 +17,22 @@ export function keyHeader(upstream: UpstreamConfig): string | null {
  * its api_key): the header's value read through the format (`Bearer {key}` → what follows
  * "Bearer "), or the query parameter. Null when absent.
  */
-export function presentedToken(upstream: UpstreamConfig, headerValue: string | undefined, query: URLSearchParams | null): string | null {
+export function presentedToken(
+  upstream: UpstreamConfig,
+  headerValue: string | undefined,
+  query: URLSearchParams | null,
+): string | null {
   if (upstream.type === 'query') return query?.get(upstream.param) ?? null;
   if (headerValue === undefined) return null;
   if (upstream.type === 'kindwise') return headerValue.trim() || null;
   const [before, after] = upstream.format.split('{key}') as [string, string];
   const v = headerValue.trim();
-  if (v.length < before.length + after.length || !v.toLowerCase().startsWith(before.toLowerCase()) || !v.endsWith(after)) return null;
+  if (
+    v.length < before.length + after.length ||
+    !v.toLowerCase().startsWith(before.toLowerCase()) ||
+    !v.endsWith(after)
+  )
+    return null;
   return v.slice(before.length, v.length - after.length).trim() || null;
 }
 

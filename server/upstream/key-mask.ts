@@ -13,7 +13,12 @@ export type IsPoolKey = (candidate: string) => boolean;
 /** Runs of the characters API keys are made of, long enough to be one. */
 const KEY_LIKE = /[A-Za-z0-9_-]{16,512}/gu;
 
-export function maskKeysIn(text: string, sent: readonly string[], isPoolKey: IsPoolKey, mask: (key: string) => string = maskKey): string {
+export function maskKeysIn(
+  text: string,
+  sent: readonly string[],
+  isPoolKey: IsPoolKey,
+  mask: (key: string) => string = maskKey,
+): string {
   let out = text;
   for (const key of sent) if (key !== '' && out.includes(key)) out = out.split(key).join(mask(key));
   return out.replace(KEY_LIKE, (run) => (isPoolKey(run) ? mask(run) : run));

@@ -72,7 +72,8 @@ function exhaustedWindow(remaining: CreditWindows, reason: string): CreditWindow
 export function readUsageAnswer(keyId: string, answer: UsageAnswer, now: number): UpstreamCheck {
   if ('error' in answer) return { reached: false, error: answer.error };
   const { status, body } = answer;
-  if (status === 401 || status === 403) return { reached: true, keyId, finding: { status: 'invalid', reason: sentenceOf(body, status) }, credits: null };
+  if (status === 401 || status === 403)
+    return { reached: true, keyId, finding: { status: 'invalid', reason: sentenceOf(body, status) }, credits: null };
   if (status !== 200) return { reached: false, error: `usage_info answered ${status}: ${sentenceOf(body, status)}` };
   let parsed: z.infer<typeof usageInfo>;
   try {
@@ -80,7 +81,12 @@ export function readUsageAnswer(keyId: string, answer: UsageAnswer, now: number)
   } catch {
     return { reached: false, error: 'usage_info answered 200 with a body that is not usage_info' };
   }
-  const credits: Credits = { remaining: creditWindows(parsed.remaining), used: creditWindows(parsed.used), limits: creditWindows(parsed.credit_limits), syncedAt: now };
+  const credits: Credits = {
+    remaining: creditWindows(parsed.remaining),
+    used: creditWindows(parsed.used),
+    limits: creditWindows(parsed.credit_limits),
+    syncedAt: now,
+  };
   let finding: UpstreamFinding = null;
   if (!parsed.active) finding = { status: 'invalid', reason: 'inactive' };
   else if (parsed.can_use_credits && !parsed.can_use_credits.value) {

@@ -109,7 +109,13 @@ function bytesFrom(pieces: readonly Buffer[], i: number, at: number, n: number):
  * The price of `method path?query` with `body` (in the pieces it arrived in) on `upstream`.
  * `path` is the path sent upstream (with the API's base, e.g. `/api/v3/identification`).
  */
-export function priceOf(upstream: UpstreamConfig, method: string, path: string, query: string, body: readonly Buffer[] | null): Price {
+export function priceOf(
+  upstream: UpstreamConfig,
+  method: string,
+  path: string,
+  query: string,
+  body: readonly Buffer[] | null,
+): Price {
   if (upstream.type !== 'kindwise') return ONE_USE;
   const base = upstream.apiBase;
   if (!path.startsWith(`${base}/`)) return ONE_USE;
@@ -125,7 +131,12 @@ export function priceOf(upstream: UpstreamConfig, method: string, path: string, 
     const healthAll = fields.health === 'all' || new URLSearchParams(query).get('health') === 'all';
     const credits = upstream.product === 'plant.id' && route === '/identification' && healthAll ? 2 : 1;
     const custom = fields.customId;
-    const customId = typeof custom === 'number' && Number.isFinite(custom) ? String(custom) : typeof custom === 'string' && custom !== '' ? custom : null;
+    const customId =
+      typeof custom === 'number' && Number.isFinite(custom)
+        ? String(custom)
+        : typeof custom === 'string' && custom !== ''
+          ? custom
+          : null;
     return { kind: 'create', credits, customId };
   }
   return ONE_USE;

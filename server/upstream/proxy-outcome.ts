@@ -40,7 +40,14 @@ export function retryAfterSeconds(header: string | undefined, now: number, maxSe
  * Kindwise answers 429 both out of credits ("… reached its day credit limit (100).") and when
  * rate limited, and only the sentence tells them apart.
  */
-export function judgeAttempt(upstream: UpstreamConfig, status: number, body: string, retryAfter: string | undefined, now: number, maxRetryAfterSec: number): AttemptVerdict {
+export function judgeAttempt(
+  upstream: UpstreamConfig,
+  status: number,
+  body: string,
+  retryAfter: string | undefined,
+  now: number,
+  maxRetryAfterSec: number,
+): AttemptVerdict {
   if (status === 401 || status === 403) return { outcome: 'invalid', reason: sentenceOf(body, status) };
   if (status === 429) {
     if (upstream.type === 'kindwise') {
@@ -72,7 +79,14 @@ export function mayResend(method: string, retryPost: boolean): boolean {
 }
 
 /** Connection errors that happen before a byte of the request was sent: always safe to try again. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 export function neverSent(code: string | undefined): boolean {
   return code !== undefined && NOT_SENT.has(code);

@@ -19,9 +19,7 @@ export class RefusalJudge {
   private readonly checking = new Map<string, Promise<void>>();
   private readonly ladder = new Map<string, { level: number; at: number }>();
 
-  constructor(
-    private readonly deps: { registry: PoolRegistry; checker: UsageChecker; logger: Logger; clock: Clock },
-  ) {}
+  constructor(private readonly deps: { registry: PoolRegistry; checker: UsageChecker; logger: Logger; clock: Clock }) {}
 
   /** Acts on a refusal of `key` in `pool`; resolves when what it does is recorded (tests wait on it). */
   refused(pool: string, key: PoolKey): Promise<void> {
@@ -38,7 +36,10 @@ export class RefusalJudge {
         // Not reached: the upstream could not say; the key stays as it is.
         if (check?.reached) await this.deps.registry.recordUpstream(pool, { ...check, viaProxy: true });
       } catch (err) {
-        this.deps.logger.warn(`proxy ${pool}: checking key ${key.keyId} after a refusal failed: ${(err as Error).message}`, { pool, keyId: key.keyId });
+        this.deps.logger.warn(
+          `proxy ${pool}: checking key ${key.keyId} after a refusal failed: ${(err as Error).message}`,
+          { pool, keyId: key.keyId },
+        );
       } finally {
         this.checking.delete(id);
       }

@@ -33,7 +33,13 @@ export interface CheckRow {
 export function checkRow(keyId: string, masked: string, check: UpstreamCheck): CheckRow {
   if (!check.reached) return { keyId, masked, verdict: 'unreachable', reason: check.error, remaining: null };
   const f = check.finding;
-  return { keyId, masked, verdict: f === null ? 'ok' : f.status, reason: f?.reason ?? null, remaining: check.credits?.remaining ?? null };
+  return {
+    keyId,
+    masked,
+    verdict: f === null ? 'ok' : f.status,
+    reason: f?.reason ?? null,
+    remaining: check.credits?.remaining ?? null,
+  };
 }
 
 /** Keys screened before they are added: each key's check, and which the upstream refuses. */
@@ -54,7 +60,11 @@ const SCREEN_CONCURRENCY = 8;
  * adds it with a warning); one out of credits is a real key and is added. Null when the pool has
  * no upstream.
  */
-export async function screenKeys(checker: Pick<KeyChecker, 'has' | 'checkKey'>, pool: string, keys: readonly string[]): Promise<Screening | null> {
+export async function screenKeys(
+  checker: Pick<KeyChecker, 'has' | 'checkKey'>,
+  pool: string,
+  keys: readonly string[],
+): Promise<Screening | null> {
   if (!checker.has(pool)) return null;
   const gate = new Semaphore(SCREEN_CONCURRENCY);
   const checks = await Promise.all(

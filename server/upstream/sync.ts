@@ -23,9 +23,18 @@ export interface SyncDeps {
  * Whether a check's outcome is news for the log: the first failure after success (or at start)
  * and the first success after a failure; a failure repeated is not.
  */
-export function syncLogLine(pool: string, wasReachable: boolean | null, check: UpstreamCheck): { level: 'warn' | 'info'; message: string } | null {
-  if (!check.reached && wasReachable !== false) return { level: 'warn', message: `pool ${pool}: upstream sync failed (${check.error}); keys keep their state until it answers` };
-  if (check.reached && wasReachable === false) return { level: 'info', message: `pool ${pool}: upstream answers again; sync resumed` };
+export function syncLogLine(
+  pool: string,
+  wasReachable: boolean | null,
+  check: UpstreamCheck,
+): { level: 'warn' | 'info'; message: string } | null {
+  if (!check.reached && wasReachable !== false)
+    return {
+      level: 'warn',
+      message: `pool ${pool}: upstream sync failed (${check.error}); keys keep their state until it answers`,
+    };
+  if (check.reached && wasReachable === false)
+    return { level: 'info', message: `pool ${pool}: upstream answers again; sync resumed` };
   return null;
 }
 
@@ -79,9 +88,11 @@ export class UpstreamSync {
       this.deps.checker.pools().map(async (name) => {
         // The lease lasts a little less than the interval, so the next round finds it lapsed.
         if (!(await this.deps.claim(`upstream-sync:${name}`, Math.ceil(this.deps.intervalMs * 0.9)))) return;
-        await this.checkKeys(name, this.deps.registry.keysOf(name), spread ? this.deps.intervalMs : 0).catch((err: Error) => {
-          this.deps.logger.error(`pool ${name}: upstream sync round failed: ${err.message}`, { pool: name });
-        });
+        await this.checkKeys(name, this.deps.registry.keysOf(name), spread ? this.deps.intervalMs : 0).catch(
+          (err: Error) => {
+            this.deps.logger.error(`pool ${name}: upstream sync round failed: ${err.message}`, { pool: name });
+          },
+        );
       }),
     );
   }
@@ -129,7 +140,11 @@ export class UpstreamSync {
     if (line) this.deps.logger.log(line.level, line.message, { pool: name });
     this.reachable.set(name, check.reached);
     const recorded = await this.deps.registry.recordUpstream(name, check);
-    if (recorded.revived) this.deps.logger.info(`pool ${name}: key ${k.keyId} back in rotation: the upstream finds it fine`, { pool: name, keyId: k.keyId });
+    if (recorded.revived)
+      this.deps.logger.info(`pool ${name}: key ${k.keyId} back in rotation: the upstream finds it fine`, {
+        pool: name,
+        keyId: k.keyId,
+      });
   }
 
   /** Waits `ms` (a round's spacing), or less if the sync stops. */

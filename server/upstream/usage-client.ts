@@ -13,9 +13,17 @@ const MAX_BODY_BYTES = 64 * 1024;
 /** Why a request failed, in a line that names no key: the error code, or a timeout. */
 export function requestFailure(err: unknown, timeoutMs: number): string {
   const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return `timed out after ${timeoutMs} ms`;
+  if (
+    e.name === 'TimeoutError' ||
+    e.name === 'AbortError' ||
+    e.code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    e.code === 'UND_ERR_BODY_TIMEOUT'
+  )
+    return `timed out after ${timeoutMs} ms`;
   const code = e.code ?? e.cause?.code;
-  return code ? `${code}${e.cause?.message && !e.cause.message.includes(code) ? ` (${e.cause.message})` : ''}` : e.message;
+  return code
+    ? `${code}${e.cause?.message && !e.cause.message.includes(code) ? ` (${e.cause.message})` : ''}`
+    : e.message;
 }
 
 /**

@@ -32,13 +32,22 @@ describe('stats client', () => {
       res.statusCode = 401;
       res.end(JSON.stringify({ error: 'unauthorized', message: 'x' }));
     });
-    assert.deepEqual(await createStatsClient(url401, null, { timeoutMs: 1000, clock: () => 1 }).fetchStats(), { ok: false, error: 'HTTP 401 unauthorized', at: 1 });
+    assert.deepEqual(await createStatsClient(url401, null, { timeoutMs: 1000, clock: () => 1 }).fetchStats(), {
+      ok: false,
+      error: 'HTTP 401 unauthorized',
+      at: 1,
+    });
 
     const degraded = await serve(t, (_req, res) => {
       res.statusCode = 503;
       res.end(JSON.stringify({ error: 'state_unavailable', message: 'x' }));
     });
-    assert.deepEqual(await createStatsClient(degraded, null, { timeoutMs: 1000, clock: () => 4 }).fetchStats(), { ok: false, error: 'HTTP 503 state_unavailable', at: 4, degraded: true });
+    assert.deepEqual(await createStatsClient(degraded, null, { timeoutMs: 1000, clock: () => 4 }).fetchStats(), {
+      ok: false,
+      error: 'HTTP 503 state_unavailable',
+      at: 4,
+      degraded: true,
+    });
 
     const slow = await serve(t, () => {
       /* never answers */
@@ -46,7 +55,10 @@ describe('stats client', () => {
     const timedOut = await createStatsClient(slow, null, { timeoutMs: 150, clock: () => 2 }).fetchStats();
     assert.deepEqual(timedOut, { ok: false, error: 'timed out after 150 ms', at: 2 });
 
-    const refused = await createStatsClient('http://127.0.0.1:1/api/stats', null, { timeoutMs: 1000, clock: () => 3 }).fetchStats();
+    const refused = await createStatsClient('http://127.0.0.1:1/api/stats', null, {
+      timeoutMs: 1000,
+      clock: () => 3,
+    }).fetchStats();
     assert.deepEqual(refused, { ok: false, error: 'ECONNREFUSED', at: 3 });
   });
 });

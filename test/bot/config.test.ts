@@ -17,8 +17,8 @@ describe('bot environment', () => {
         prefix: '!',
         alertChannelId: null,
         lowKeysThreshold: 1,
-      lowCreditsThreshold: 50,
-      dashboardUrl: null,
+        lowCreditsThreshold: 50,
+        dashboardUrl: null,
         discordApiUrl: 'https://discord.com/api',
         logLevel: 'info',
         logFile: undefined,
@@ -33,10 +33,17 @@ describe('bot environment', () => {
       [{ DISCORD_BOT_TOKEN: 't', STATS_API: 'ftp://x' }, /^STATS_API: must be an http\(s\) URL/u],
       [{ DISCORD_BOT_TOKEN: 't', ALERT_CHANNEL_ID: 'general' }, /^ALERT_CHANNEL_ID: must be a Discord channel id/u],
       [{ DISCORD_BOT_TOKEN: 't', LOW_KEYS_THRESHOLD: 'few' }, /^LOW_KEYS_THRESHOLD: must be a whole number/u],
-      [{ DISCORD_BOT_TOKEN: 't', STATS_TOKEN: '' , STATS_POLL_INTERVAL_MS: '5' }, /^STATS_POLL_INTERVAL_MS: must be at least 100/u],
+      [
+        { DISCORD_BOT_TOKEN: 't', STATS_TOKEN: '', STATS_POLL_INTERVAL_MS: '5' },
+        /^STATS_POLL_INTERVAL_MS: must be at least 100/u,
+      ],
     ];
     for (const [env, message] of cases) {
-      assert.throws(() => loadBotConfig(env), (e: unknown) => e instanceof ConfigError && message.test(e.message) && !e.message.includes('a b'), JSON.stringify(env));
+      assert.throws(
+        () => loadBotConfig(env),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message) && !e.message.includes('a b'),
+        JSON.stringify(env),
+      );
     }
   });
 });

@@ -24,11 +24,44 @@ function pool(over: Partial<PoolStats> = {}): PoolStats {
     exhaustsAt: T + 3_600_000,
     upstreamSync: null,
     creditsRemaining: null,
-    keyFile: { path: '/srv/keys/plantid.txt', present: true, keyCount: 4, skippedLines: 1, modifiedAt: T - 60_000, error: null },
+    keyFile: {
+      path: '/srv/keys/plantid.txt',
+      present: true,
+      keyCount: 4,
+      skippedLines: 1,
+      modifiedAt: T - 60_000,
+      error: null,
+    },
     proxy: { requests: 0, free: 0, creditsSpent: 0, failovers: 0, pins: 0 },
     keys: [
-      { keyId: 'aaaaaaaaaaaa', masked: 'aaaa…1111', status: 'blocked', reason: 'reported 429', until: T + 60_000, served: { minute: 0, hour: 0, day: 0, week: 0, month: 0, total: 9 }, remaining: null, blockedUntil: T + 60_000, failures: 0, lastUsedAt: T, expiresAt: null, credits: null },
-      { keyId: 'bbbbbbbbbbbb', masked: 'bbbb…2222', status: 'exhausted', reason: 'quota: perDay 100/100', until: T + 7_200_000, served: { minute: 0, hour: 0, day: 100, week: 100, month: 100, total: 100 }, remaining: 0, blockedUntil: null, failures: 0, lastUsedAt: T, expiresAt: null, credits: null },
+      {
+        keyId: 'aaaaaaaaaaaa',
+        masked: 'aaaa…1111',
+        status: 'blocked',
+        reason: 'reported 429',
+        until: T + 60_000,
+        served: { minute: 0, hour: 0, day: 0, week: 0, month: 0, total: 9 },
+        remaining: null,
+        blockedUntil: T + 60_000,
+        failures: 0,
+        lastUsedAt: T,
+        expiresAt: null,
+        credits: null,
+      },
+      {
+        keyId: 'bbbbbbbbbbbb',
+        masked: 'bbbb…2222',
+        status: 'exhausted',
+        reason: 'quota: perDay 100/100',
+        until: T + 7_200_000,
+        served: { minute: 0, hour: 0, day: 100, week: 100, month: 100, total: 100 },
+        remaining: 0,
+        blockedUntil: null,
+        failures: 0,
+        lastUsedAt: T,
+        expiresAt: null,
+        credits: null,
+      },
     ],
     ...over,
   };
@@ -60,12 +93,25 @@ describe('stats embeds', () => {
     const low = poolEmbed(pool({ available: 1 }), stats([]), 1);
     assert.equal(low.color, 0xf1c40f);
     const empty = poolEmbed(
-      pool({ available: 0, total: 0, blocked: 0, exhausted: 0, keys: [], current: null, exhaustsAt: null, throttledUntil: T + 5000, keyFile: { path: 'keys/x.txt', present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null } }),
+      pool({
+        available: 0,
+        total: 0,
+        blocked: 0,
+        exhausted: 0,
+        keys: [],
+        current: null,
+        exhaustsAt: null,
+        throttledUntil: T + 5000,
+        keyFile: { path: 'keys/x.txt', present: false, keyCount: 0, skippedLines: 0, modifiedAt: null, error: null },
+      }),
       stats([]),
       1,
     );
     assert.equal(empty.color, 0xe74c3c);
-    assert.equal(empty.description, `**0/0** keys available · round-robin\nThrottled upstream, serving again <t:${S + 5}:R>`);
+    assert.equal(
+      empty.description,
+      `**0/0** keys available · round-robin\nThrottled upstream, serving again <t:${S + 5}:R>`,
+    );
     assert.deepEqual(empty.fields, [
       { name: 'Current key', value: 'none yet' },
       { name: 'Out of rotation', value: 'none' },
@@ -83,31 +129,106 @@ describe('stats embeds', () => {
   });
 
   it('a synced pool: credits left in the description and per key (fewest first), an invalid key out until the upstream accepts it', () => {
-    const credits = (day: number | null, total: number | null) => ({ remaining: { day, week: null, month: null, total }, used: { day: 0, week: null, month: null, total: 0 }, limits: { day: 100, week: null, month: null, total: null }, syncedAt: T - 60_000 });
+    const credits = (day: number | null, total: number | null) => ({
+      remaining: { day, week: null, month: null, total },
+      used: { day: 0, week: null, month: null, total: 0 },
+      limits: { day: 100, week: null, month: null, total: null },
+      syncedAt: T - 60_000,
+    });
     const base = pool().keys[0]!;
     const keys = [
-      { ...base, keyId: 'cccccccccccc', masked: 'cccc…3333', status: 'available' as const, reason: null, until: null, credits: credits(80, 4000) },
-      { ...base, keyId: 'dddddddddddd', masked: 'dddd…4444', status: 'available' as const, reason: null, until: null, credits: credits(12, null) },
-      { ...base, keyId: 'eeeeeeeeeeee', masked: 'eeee…5555', status: 'invalid' as const, reason: 'upstream: The specified api key is not active.', until: null, credits: null },
+      {
+        ...base,
+        keyId: 'cccccccccccc',
+        masked: 'cccc…3333',
+        status: 'available' as const,
+        reason: null,
+        until: null,
+        credits: credits(80, 4000),
+      },
+      {
+        ...base,
+        keyId: 'dddddddddddd',
+        masked: 'dddd…4444',
+        status: 'available' as const,
+        reason: null,
+        until: null,
+        credits: credits(12, null),
+      },
+      {
+        ...base,
+        keyId: 'eeeeeeeeeeee',
+        masked: 'eeee…5555',
+        status: 'invalid' as const,
+        reason: 'upstream: The specified api key is not active.',
+        until: null,
+        credits: null,
+      },
     ];
-    const e = poolEmbed(pool({ available: 2, total: 3, blocked: 0, exhausted: 0, invalid: 1, keys, creditsRemaining: 92, upstreamSync: { ok: true, at: T - 60_000, error: null } }), stats([]), 1);
+    const e = poolEmbed(
+      pool({
+        available: 2,
+        total: 3,
+        blocked: 0,
+        exhausted: 0,
+        invalid: 1,
+        keys,
+        creditsRemaining: 92,
+        upstreamSync: { ok: true, at: T - 60_000, error: null },
+      }),
+      stats([]),
+      1,
+    );
     assert.equal(e.description, '**2/3** keys available · round-robin · 92 credits left');
-    assert.deepEqual(e.fields![1], { name: 'Out of rotation (1 invalid)', value: '`eeee…5555` invalid: upstream: The specified api key is not active., until the upstream accepts it' });
-    assert.deepEqual(e.fields![2], { name: 'Credits left (92 on usable keys)', value: `\`dddd…4444\` day 12\n\`cccc…3333\` day 80 · total 4000\nsynced <t:${S - 60}:R>` });
-    const down = poolEmbed(pool({ keys: [], creditsRemaining: null, upstreamSync: { ok: false, at: T - 5000, error: 'timed out after 10000 ms' } }), stats([]), 1);
-    assert.deepEqual(down.fields![2], { name: 'Credits left', value: `Upstream unreachable (timed out after 10000 ms), last tried <t:${S - 5}:R>` });
-    assert.equal(poolEmbed(pool(), stats([]), 1).fields!.some((f) => f.name.startsWith('Credits')), false); // no upstream: no field
+    assert.deepEqual(e.fields![1], {
+      name: 'Out of rotation (1 invalid)',
+      value: '`eeee…5555` invalid: upstream: The specified api key is not active., until the upstream accepts it',
+    });
+    assert.deepEqual(e.fields![2], {
+      name: 'Credits left (92 on usable keys)',
+      value: `\`dddd…4444\` day 12\n\`cccc…3333\` day 80 · total 4000\nsynced <t:${S - 60}:R>`,
+    });
+    const down = poolEmbed(
+      pool({
+        keys: [],
+        creditsRemaining: null,
+        upstreamSync: { ok: false, at: T - 5000, error: 'timed out after 10000 ms' },
+      }),
+      stats([]),
+      1,
+    );
+    assert.deepEqual(down.fields![2], {
+      name: 'Credits left',
+      value: `Upstream unreachable (timed out after 10000 ms), last tried <t:${S - 5}:R>`,
+    });
+    assert.equal(
+      poolEmbed(pool(), stats([]), 1).fields!.some((f) => f.name.startsWith('Credits')),
+      false,
+    ); // no upstream: no field
   });
 
   it('a pool the proxy serves: credits spent beside its requests, free calls, failovers and pins', () => {
-    const e = poolEmbed(pool({ proxy: { requests: 40, free: 25, creditsSpent: 17, failovers: 2, pins: 12 } }), stats([]), 1);
-    assert.deepEqual(e.fields![2], { name: 'Proxy', value: '40 requests · **17** credits spent · 25 free · 2 failovers · 12 identifications pinned' });
+    const e = poolEmbed(
+      pool({ proxy: { requests: 40, free: 25, creditsSpent: 17, failovers: 2, pins: 12 } }),
+      stats([]),
+      1,
+    );
+    assert.deepEqual(e.fields![2], {
+      name: 'Proxy',
+      value: '40 requests · **17** credits spent · 25 free · 2 failovers · 12 identifications pinned',
+    });
   });
 
   it('links each pool to the dashboard when DASHBOARD_URL is set', () => {
-    assert.equal(poolEmbed(pool(), stats([]), 1, 'https://keys.example/dashboard').url, 'https://keys.example/dashboard');
+    assert.equal(
+      poolEmbed(pool(), stats([]), 1, 'https://keys.example/dashboard').url,
+      'https://keys.example/dashboard',
+    );
     assert.equal('url' in poolEmbed(pool(), stats([]), 1), false);
-    assert.deepEqual(statsEmbeds(stats([pool(), pool({ name: 'healthid' })]), 1, 'https://keys.example/dashboard').map((e) => e.url), ['https://keys.example/dashboard', 'https://keys.example/dashboard']);
+    assert.deepEqual(
+      statsEmbeds(stats([pool(), pool({ name: 'healthid' })]), 1, 'https://keys.example/dashboard').map((e) => e.url),
+      ['https://keys.example/dashboard', 'https://keys.example/dashboard'],
+    );
   });
 
   it('one embed per pool, and past ten pools a summary of the rest', () => {
@@ -115,7 +236,10 @@ describe('stats embeds', () => {
     const many = Array.from({ length: 12 }, (_, i) => pool({ name: `p${i}`, available: i === 11 ? 0 : 2 }));
     const embeds = statsEmbeds(stats(many), 1);
     assert.equal(embeds.length, 10);
-    assert.deepEqual([embeds[9]!.title, embeds[9]!.description, embeds[9]!.color], ['3 more pools', '**p9** 2/4\n**p10** 2/4\n**p11** 0/4', 0xe74c3c]);
+    assert.deepEqual(
+      [embeds[9]!.title, embeds[9]!.description, embeds[9]!.color],
+      ['3 more pools', '**p9** 2/4\n**p10** 2/4\n**p11** 0/4', 0xe74c3c],
+    );
   });
 });
 
@@ -131,7 +255,10 @@ describe('unreachable and alert embeds', () => {
     assert.match(unreachableEmbed('x', null, T).description!, /Not seen since the bot started/u);
     const degraded = unreachableEmbed('HTTP 503 state_unavailable', T - 5000, T, true);
     assert.equal(degraded.title, 'Key server degraded');
-    assert.match(degraded.description!, /^The key server is up but its state store is not \(HTTP 503 state_unavailable\): apps get 503 until it is back\./u);
+    assert.match(
+      degraded.description!,
+      /^The key server is up but its state store is not \(HTTP 503 state_unavailable\): apps get 503 until it is back\./u,
+    );
   });
 
   it('alerts read as one line each with the pool counts', () => {
@@ -142,8 +269,15 @@ describe('unreachable and alert embeds', () => {
       timestamp: '2026-11-21T12:00:00.000Z',
     });
     assert.equal(alertEmbed({ kind: 'server_up' }, T).title, 'Key server is back');
-    assert.equal(alertEmbed({ kind: 'server_down', error: 'HTTP 503 state_unavailable', lastSeenAt: null, degraded: true }, T).title, 'Key server is degraded (state store down)');
-    assert.equal(alertEmbed({ kind: 'server_down', error: 'timed out after 10000 ms', lastSeenAt: T - 1000 }, T).description, `Polling the stats API failed (timed out after 10000 ms). Last seen <t:${S - 1}:R>.`);
+    assert.equal(
+      alertEmbed({ kind: 'server_down', error: 'HTTP 503 state_unavailable', lastSeenAt: null, degraded: true }, T)
+        .title,
+      'Key server is degraded (state store down)',
+    );
+    assert.equal(
+      alertEmbed({ kind: 'server_down', error: 'timed out after 10000 ms', lastSeenAt: T - 1000 }, T).description,
+      `Polling the stats API failed (timed out after 10000 ms). Last seen <t:${S - 1}:R>.`,
+    );
   });
 
   it('credit alerts: a pool running out, a key the upstream refuses', () => {
@@ -153,12 +287,25 @@ describe('unreachable and alert embeds', () => {
       color: 0xf1c40f,
       timestamp: '2026-11-21T12:00:00.000Z',
     });
-    assert.deepEqual(alertEmbed({ kind: 'key_invalid', pool: 'plantid', keyId: 'eeeeeeeeeeee', masked: 'eeee…5555', reason: 'upstream: The specified api key is not active.' }, T), {
-      title: 'A key of pool plantid is invalid',
-      description: '`eeee…5555` (eeeeeeeeeeee): upstream: The specified api key is not active.\nOut of rotation until the upstream accepts it.',
-      color: 0xe74c3c,
-      timestamp: '2026-11-21T12:00:00.000Z',
-    });
+    assert.deepEqual(
+      alertEmbed(
+        {
+          kind: 'key_invalid',
+          pool: 'plantid',
+          keyId: 'eeeeeeeeeeee',
+          masked: 'eeee…5555',
+          reason: 'upstream: The specified api key is not active.',
+        },
+        T,
+      ),
+      {
+        title: 'A key of pool plantid is invalid',
+        description:
+          '`eeee…5555` (eeeeeeeeeeee): upstream: The specified api key is not active.\nOut of rotation until the upstream accepts it.',
+        color: 0xe74c3c,
+        timestamp: '2026-11-21T12:00:00.000Z',
+      },
+    );
   });
 
   it('formats Discord timestamps in whole seconds', () => {

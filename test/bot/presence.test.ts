@@ -7,19 +7,42 @@ import type { PoolStats } from '../../shared/stats.js';
 const ok = (counts: Array<[string, number, number]>): PollResult => ({
   ok: true,
   at: 1,
-  stats: { version: 't', uptimeSec: 1, generatedAt: 1, pools: counts.map(([name, available, total]) => ({ name, available, total }) as PoolStats) },
+  stats: {
+    version: 't',
+    uptimeSec: 1,
+    generatedAt: 1,
+    pools: counts.map(([name, available, total]) => ({ name, available, total }) as PoolStats),
+  },
 });
 
 describe('presence', () => {
   it('online with the counts when every pool is above the threshold', () => {
-    assert.deepEqual(presenceFor(ok([['plantid', 7, 10], ['healthid', 3, 5]]), 1), {
-      status: 'online',
-      activities: [{ name: 'Custom Status', type: 4, state: 'plantid 7/10 · healthid 3/5' }],
-    });
+    assert.deepEqual(
+      presenceFor(
+        ok([
+          ['plantid', 7, 10],
+          ['healthid', 3, 5],
+        ]),
+        1,
+      ),
+      {
+        status: 'online',
+        activities: [{ name: 'Custom Status', type: 4, state: 'plantid 7/10 · healthid 3/5' }],
+      },
+    );
   });
 
   it('idle when a pool is at or below the threshold, including empty', () => {
-    assert.equal(presenceFor(ok([['plantid', 7, 10], ['healthid', 2, 5]]), 2).status, 'idle');
+    assert.equal(
+      presenceFor(
+        ok([
+          ['plantid', 7, 10],
+          ['healthid', 2, 5],
+        ]),
+        2,
+      ).status,
+      'idle',
+    );
     assert.equal(presenceFor(ok([['plantid', 0, 10]]), 0).status, 'idle');
   });
 
@@ -37,7 +60,7 @@ describe('presence', () => {
     });
   });
 
-  it('keeps within Discord\'s 128-character status', () => {
+  it("keeps within Discord's 128-character status", () => {
     const many = Array.from({ length: 20 }, (_, i): [string, number, number] => [`pool-number-${i}`, 5, 5]);
     const state = presenceFor(ok(many), 1).activities![0]!.state!;
     assert.equal(state.length, 128);

@@ -30,7 +30,10 @@ describe('keys CLI with an upstream', () => {
 
     const refused = await runCli(layout, ['add', 'plantid'], { stdin: `${b}\n${bad}\n` });
     assert.equal(refused.code, 1);
-    assert.equal(refused.stderr, `keywarden-keys: the upstream rejects 1 of the keys: ${keyIdOf(bad!)} (${maskKey(bad!)}): The specified api key not found.; nothing was added (--force adds them anyway)\n`);
+    assert.equal(
+      refused.stderr,
+      `keywarden-keys: the upstream rejects 1 of the keys: ${keyIdOf(bad!)} (${maskKey(bad!)}): The specified api key not found.; nothing was added (--force adds them anyway)\n`,
+    );
     assert.equal(await readFile(file, 'utf8'), `${a}\n`);
 
     const added = await runCli(layout, ['add', 'plantid'], { stdin: `${b}\n` }); // out of credits, but a real key
@@ -54,26 +57,55 @@ describe('keys CLI with an upstream', () => {
       ].join('\n'),
     );
     const list = await runCli(layout, ['list', 'plantid']);
-    assert.match(list.stdout, new RegExp(`${keyIdOf(bad!)}\\s+\\S+\\s+invalid\\s.*\\(upstream: The specified api key not found\\.\\)`, 'u'));
-    assert.match(list.stdout, new RegExp(`${keyIdOf(b!)}\\s+\\S+\\s+exhausted\\s.*\\(upstream: Your api key reached its week credit limit \\(7\\)\\., until `, 'u'));
-    for (const out of [check.stdout, list.stdout, refused.stderr, forced.stdout]) for (const k of [a!, b!, bad!]) assert.equal(out.includes(k), false);
+    assert.match(
+      list.stdout,
+      new RegExp(`${keyIdOf(bad!)}\\s+\\S+\\s+invalid\\s.*\\(upstream: The specified api key not found\\.\\)`, 'u'),
+    );
+    assert.match(
+      list.stdout,
+      new RegExp(
+        `${keyIdOf(b!)}\\s+\\S+\\s+exhausted\\s.*\\(upstream: Your api key reached its week credit limit \\(7\\)\\., until `,
+        'u',
+      ),
+    );
+    for (const out of [check.stdout, list.stdout, refused.stderr, forced.stdout])
+      for (const k of [a!, b!, bad!]) assert.equal(out.includes(k), false);
 
     const none = await runCli(layout, ['check', 'healthid']);
-    assert.deepEqual([none.code, none.stderr], [1, 'keywarden-keys: pool healthid has no upstream to check its keys with (pools.json "upstream")\n']);
+    assert.deepEqual(
+      [none.code, none.stderr],
+      [1, 'keywarden-keys: pool healthid has no upstream to check its keys with (pools.json "upstream")\n'],
+    );
   });
 
   it('through a running server: the same checks, made and recorded by the server', async (t) => {
     const fake = await fakeUpstream(t);
     const [a, bad] = makeKeys(2);
     fake.addKey(a!, { limits: { month: 300 } });
-    const s = await startInProcess(t, { keys: { plantid: [a!] }, pools: { plantid: { upstream: { origin: fake.url } } }, env: { ADMIN_TOKEN: ADMIN, UPSTREAM_SYNC_INTERVAL_MS: '0' } });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!] },
+      pools: { plantid: { upstream: { origin: fake.url } } },
+      env: { ADMIN_TOKEN: ADMIN, UPSTREAM_SYNC_INTERVAL_MS: '0' },
+    });
     const env = { KEYWARDEN_URL: s.url, ADMIN_TOKEN: ADMIN };
     const refused = await runCli(s.layout, ['add', 'plantid'], { stdin: `${bad}\n`, env });
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, new RegExp(`^keywarden-keys: the upstream rejects 1 of the keys \\(${keyIdOf(bad!)}: The specified api key not found\\.\\); nothing was added`, 'u'));
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^keywarden-keys: the upstream rejects 1 of the keys \\(${keyIdOf(bad!)}: The specified api key not found\\.\\); nothing was added`,
+        'u',
+      ),
+    );
     const check = await runCli(s.layout, ['check', 'plantid'], { env });
     assert.equal(check.code, 0, check.stderr);
-    assert.match(check.stdout, new RegExp(`^plantid: 1 key checked\\n.*\\n  ${keyIdOf(a!)}  ${maskKey(a!)}    ok                 -       -     300       -\\n$`, 'u'));
+    assert.match(
+      check.stdout,
+      new RegExp(
+        `^plantid: 1 key checked\\n.*\\n  ${keyIdOf(a!)}  ${maskKey(a!)}    ok                 -       -     300       -\\n$`,
+        'u',
+      ),
+    );
     assert.equal(fake.received('/api/v3/usage_info').length, 2);
   });
 });

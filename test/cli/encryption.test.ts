@@ -27,7 +27,11 @@ describe('key files encrypted at rest', () => {
     const secret = randomBytes(32).toString('base64');
     const next = randomBytes(32).toString('hex');
 
-    assert.deepEqual(await cli(layout, ['encrypt', 'plantid'], { KEYS_SECRET: secret }), { code: 0, stdout: `encrypted 2 keys in ${file}\n`, stderr: '' });
+    assert.deepEqual(await cli(layout, ['encrypt', 'plantid'], { KEYS_SECRET: secret }), {
+      code: 0,
+      stdout: `encrypted 2 keys in ${file}\n`,
+      stderr: '',
+    });
     const encrypted = await readFile(file, 'utf8');
     assert.ok(!encrypted.includes(a!) && !encrypted.includes(b!), 'a plaintext key is left in the file');
     assert.match(encrypted, /^# team keys\nenc:v1:\S+ {2}# expires=2099-01-01\nenc:v1:\S+\n$/u);
@@ -35,14 +39,25 @@ describe('key files encrypted at rest', () => {
     const s = await spawnServer(t, layout, { KEYS_SECRET: secret, ADMIN_TOKEN: ADMIN });
     const got = (await getJson(`${s.url}/api/plantid`)).body;
     assert.deepEqual([got.key, got.keyId], [a, keyIdOf(a!)]); // keyIds are of the plaintext: state and stats unchanged
-    assert.equal((await postJson(`${s.url}/admin/pools/plantid/keys`, { key: c }, { authorization: `Bearer ${ADMIN}` })).status, 201);
+    assert.equal(
+      (await postJson(`${s.url}/admin/pools/plantid/keys`, { key: c }, { authorization: `Bearer ${ADMIN}` })).status,
+      201,
+    );
     const withC = await readFile(file, 'utf8');
-    assert.ok(!withC.includes(c!) && withC.trimEnd().split('\n').at(-1)!.startsWith('enc:v1:'), 'an added key is written encrypted');
+    assert.ok(
+      !withC.includes(c!) && withC.trimEnd().split('\n').at(-1)!.startsWith('enc:v1:'),
+      'an added key is written encrypted',
+    );
 
     // Rotate: the running server, still on the old secret, keeps its keys and says why.
     const rotated = await cli(layout, ['rotate-secret', 'plantid'], { KEYS_SECRET: secret, KEYS_SECRET_NEW: next });
-    assert.equal(rotated.stdout, `re-encrypted 3 keys in ${file}; now set KEYS_SECRET to the new secret where the server runs, and restart it\n`);
-    await until('the old server to notice', async () => /does not decrypt with KEYS_SECRET \(and 2 more lines\); keeping the 3 keys already loaded/u.test(s.output()));
+    assert.equal(
+      rotated.stdout,
+      `re-encrypted 3 keys in ${file}; now set KEYS_SECRET to the new secret where the server runs, and restart it\n`,
+    );
+    await until('the old server to notice', async () =>
+      /does not decrypt with KEYS_SECRET \(and 2 more lines\); keeping the 3 keys already loaded/u.test(s.output()),
+    );
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
     assert.equal(await s.kill('SIGTERM'), 0);
     const s2 = await spawnServer(t, layout, { KEYS_SECRET: next });
@@ -51,7 +66,8 @@ describe('key files encrypted at rest', () => {
 
     assert.equal((await cli(layout, ['decrypt', 'plantid'], { KEYS_SECRET: next })).code, 0);
     assert.equal(await readFile(file, 'utf8'), `# team keys\n${a}  # expires=2099-01-01\n${b}\n${c}\n`);
-    for (const out of [s.output(), s2.output()]) for (const k of [a, b, c]) assert.ok(!out.includes(k!), 'a key in a log line');
+    for (const out of [s.output(), s2.output()])
+      for (const k of [a, b, c]) assert.ok(!out.includes(k!), 'a key in a log line');
   });
 
   it('a disabled key stays disabled when its file is encrypted (its line counts as unchanged)', async (t) => {
@@ -60,7 +76,10 @@ describe('key files encrypted at rest', () => {
     const secret = randomBytes(32).toString('hex');
     assert.equal((await cli(layout, ['disable', 'plantid', keyIdOf(a!)])).code, 0);
     assert.equal((await cli(layout, ['encrypt', 'plantid'], { KEYS_SECRET: secret })).code, 0);
-    assert.match((await cli(layout, ['list', 'plantid'], { KEYS_SECRET: secret })).stdout, new RegExp(`${keyIdOf(a!)}.*disabled`, 'u'));
+    assert.match(
+      (await cli(layout, ['list', 'plantid'], { KEYS_SECRET: secret })).stdout,
+      new RegExp(`${keyIdOf(a!)}.*disabled`, 'u'),
+    );
   });
 
   it('start-up errors name the file and line, never the key; rotate-secret writes nothing when a line does not decrypt', async (t) => {
@@ -73,7 +92,10 @@ describe('key files encrypted at rest', () => {
 
     const cases: Array<[Record<string, string>, string]> = [
       [{}, `keywarden: KEYS_SECRET: ${file} line 1 holds an encrypted key (enc:v1) but no KEYS_SECRET is set\n`],
-      [{ KEYS_SECRET: randomBytes(32).toString('base64') }, `keywarden: KEYS_SECRET: ${file} line 1 holds an encrypted key (enc:v1) that does not decrypt with KEYS_SECRET\n`],
+      [
+        { KEYS_SECRET: randomBytes(32).toString('base64') },
+        `keywarden: KEYS_SECRET: ${file} line 1 holds an encrypted key (enc:v1) that does not decrypt with KEYS_SECRET\n`,
+      ],
     ];
     for (const [env, line] of cases) {
       const p = runServerProcess(layout, env);
@@ -81,9 +103,15 @@ describe('key files encrypted at rest', () => {
       assert.equal(p.output(), line);
     }
     // A bad secret is a configuration error like any other (the process path of those is tested in server/index.test.ts).
-    assert.throws(() => loadServerConfig({ KEYS_SECRET: 'too-short' }), { message: 'KEYS_SECRET: must be 32 bytes as 64 hex characters or base64 (e.g. from: openssl rand -base64 32)' });
-    assert.throws(() => loadServerConfig({ KEYS_SECRET_FILE: join(layout.dir, 'missing') }), { message: `KEYS_SECRET_FILE: ${join(layout.dir, 'missing')} cannot be read (ENOENT)` });
-    assert.throws(() => loadServerConfig({ KEYS_SECRET: secret, KEYS_SECRET_FILE: 'x' }), { message: 'KEYS_SECRET: set either KEYS_SECRET or KEYS_SECRET_FILE, not both' });
+    assert.throws(() => loadServerConfig({ KEYS_SECRET: 'too-short' }), {
+      message: 'KEYS_SECRET: must be 32 bytes as 64 hex characters or base64 (e.g. from: openssl rand -base64 32)',
+    });
+    assert.throws(() => loadServerConfig({ KEYS_SECRET_FILE: join(layout.dir, 'missing') }), {
+      message: `KEYS_SECRET_FILE: ${join(layout.dir, 'missing')} cannot be read (ENOENT)`,
+    });
+    assert.throws(() => loadServerConfig({ KEYS_SECRET: secret, KEYS_SECRET_FILE: 'x' }), {
+      message: 'KEYS_SECRET: set either KEYS_SECRET or KEYS_SECRET_FILE, not both',
+    });
     const secretFile = join(layout.dir, 'secret');
     await writeFile(secretFile, `${secret}\n`);
     const ok = await spawnServer(t, layout, { KEYS_SECRET_FILE: secretFile });
@@ -91,9 +119,21 @@ describe('key files encrypted at rest', () => {
     assert.equal(await ok.kill('SIGTERM'), 0);
 
     const before = await readFile(file, 'utf8');
-    const wrong = await cli(layout, ['rotate-secret', 'plantid'], { KEYS_SECRET: randomBytes(32).toString('hex'), KEYS_SECRET_NEW: secret });
-    assert.deepEqual([wrong.code, wrong.stderr], [1, `keywarden-keys: ${file} line 1 holds an encrypted key (enc:v1) that does not decrypt with KEYS_SECRET; nothing was written\n`]);
+    const wrong = await cli(layout, ['rotate-secret', 'plantid'], {
+      KEYS_SECRET: randomBytes(32).toString('hex'),
+      KEYS_SECRET_NEW: secret,
+    });
+    assert.deepEqual(
+      [wrong.code, wrong.stderr],
+      [
+        1,
+        `keywarden-keys: ${file} line 1 holds an encrypted key (enc:v1) that does not decrypt with KEYS_SECRET; nothing was written\n`,
+      ],
+    );
     assert.equal(await readFile(file, 'utf8'), before);
-    assert.equal((await cli(layout, ['encrypt', 'plantid'])).stderr, `keywarden-keys: KEYS_SECRET: set it (or KEYS_SECRET_FILE) to encrypt ${file}\n`);
+    assert.equal(
+      (await cli(layout, ['encrypt', 'plantid'])).stderr,
+      `keywarden-keys: KEYS_SECRET: set it (or KEYS_SECRET_FILE) to encrypt ${file}\n`,
+    );
   });
 });

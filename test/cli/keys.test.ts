@@ -23,7 +23,13 @@ function cliProcess(layout: Layout, args: string[], opts: CliOpts = {}): Promise
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', TSX, join(REPO_ROOT, 'cli', 'keys.ts'), ...args], {
       cwd: layout.dir,
-      env: { PATH: process.env.PATH ?? '', KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', ...opts.env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        KEYS_DIR: layout.keysDir,
+        STATE_FILE: layout.stateFile,
+        PORT: '1',
+        ...opts.env,
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -41,7 +47,10 @@ describe('keys CLI on the files (no server answering)', () => {
     const layout = await makeLayout(t, { plantid: `# mine\n${a}\n` });
     const add = await cliProcess(layout, ['add', 'plantid'], { stdin: `${b}\n\n# comment\n${c}\n` }); // the real process, once
     assert.equal(add.code, 0, add.stderr);
-    assert.equal(add.stdout, `added ${keyIdOf(b!)} ${maskKey(b!)} to plantid\nadded ${keyIdOf(c!)} ${maskKey(c!)} to plantid\n`);
+    assert.equal(
+      add.stdout,
+      `added ${keyIdOf(b!)} ${maskKey(b!)} to plantid\nadded ${keyIdOf(c!)} ${maskKey(c!)} to plantid\n`,
+    );
     assert.equal(await readFile(join(layout.keysDir, 'plantid.txt'), 'utf8'), `# mine\n${a}\n${b}\n${c}\n`);
 
     const list = await cli(layout, ['list', 'plantid']);
@@ -54,7 +63,10 @@ describe('keys CLI on the files (no server answering)', () => {
     assert.equal(await readFile(join(layout.keysDir, 'plantid.txt'), 'utf8'), `# mine\n${b}\n${c}\n`);
 
     const status = await cli(layout, ['status']);
-    assert.equal(status.stdout, `plantid      2/2 available\nhealthid     0/0 available, no key file at ${join(layout.keysDir, 'healthid.txt')}\n`);
+    assert.equal(
+      status.stdout,
+      `plantid      2/2 available\nhealthid     0/0 available, no key file at ${join(layout.keysDir, 'healthid.txt')}\n`,
+    );
   });
 
   it('disables and enables in the state file when no server runs', async (t) => {
@@ -72,16 +84,33 @@ describe('keys CLI on the files (no server answering)', () => {
     const keys = makeKeys(2);
     const layout = await makeLayout(t, { plantid: keys });
     const until = Date.now() + 3_600_000;
-    const header = { current: null, servedInTurn: 0, poolWindow: null, throttle: { until, reason: '2 of 2 keys reported 429' }, history: [], keys: {} };
-    await writeFile(layout.stateFile, JSON.stringify({ version: 2, savedAt: Date.now(), seq: 1, pools: { plantid: header } }));
+    const header = {
+      current: null,
+      servedInTurn: 0,
+      poolWindow: null,
+      throttle: { until, reason: '2 of 2 keys reported 429' },
+      history: [],
+      keys: {},
+    };
+    await writeFile(
+      layout.stateFile,
+      JSON.stringify({ version: 2, savedAt: Date.now(), seq: 1, pools: { plantid: header } }),
+    );
     const r = await cli(layout, ['clear-throttle', 'plantid']);
     assert.deepEqual([r.code, r.stdout], [0, 'cleared the throttle of plantid\n']);
     assert.equal(deserializeState(await readFile(layout.stateFile, 'utf8')).state.pools.plantid!.throttle, null);
     assert.equal((await cli(layout, ['clear-throttle', 'plantid'])).stdout, 'plantid was not throttled\n');
 
     const s = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
-    for (const k of keys) await getJson(`${s.url}/api/plantid/report`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId: keyIdOf(k), status: 429 }) });
-    const viaApi = await cli(s.layout, ['clear-throttle', 'plantid'], { env: { KEYWARDEN_URL: s.url, ADMIN_TOKEN: ADMIN } });
+    for (const k of keys)
+      await getJson(`${s.url}/api/plantid/report`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ keyId: keyIdOf(k), status: 429 }),
+      });
+    const viaApi = await cli(s.layout, ['clear-throttle', 'plantid'], {
+      env: { KEYWARDEN_URL: s.url, ADMIN_TOKEN: ADMIN },
+    });
     assert.deepEqual([viaApi.code, viaApi.stdout], [0, 'cleared the throttle of plantid\n']);
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
   });
@@ -102,24 +131,40 @@ describe('keys CLI on the files (no server answering)', () => {
     const imported = await cli(layout, ['state', 'import', file]);
     assert.deepEqual([imported.code, imported.stdout], [0, `imported the state of plantid, healthid from ${file}\n`]);
     const saved = deserializeState(await readFile(layout.stateFile, 'utf8')).state.pools.plantid!;
-    assert.deepEqual(Object.values(saved.keys).map((k) => k.total).sort(), [2, 3]);
+    assert.deepEqual(
+      Object.values(saved.keys)
+        .map((k) => k.total)
+        .sort(),
+      [2, 3],
+    );
 
     // And back through a running server (its admin API), replacing what it counted meanwhile.
     const to = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
     await getJson(`${to.url}/api/plantid`);
-    assert.equal((await cli(to.layout, ['state', 'import', file], { env: { KEYWARDEN_URL: to.url, ADMIN_TOKEN: ADMIN } })).code, 0);
+    assert.equal(
+      (await cli(to.layout, ['state', 'import', file], { env: { KEYWARDEN_URL: to.url, ADMIN_TOKEN: ADMIN } })).code,
+      0,
+    );
     const st = (await getJson(`${to.url}/api/stats`)).body;
     assert.deepEqual(st.pools[0].keys.map((k: { served: { total: number } }) => k.served.total).sort(), [2, 3]);
 
     const bad = await cli(layout, ['state', 'import', join(layout.dir, 'nope.json')]);
-    assert.deepEqual([bad.code, bad.stderr], [1, `keywarden-keys: ${join(layout.dir, 'nope.json')}: cannot be read (ENOENT)\n`]);
+    assert.deepEqual(
+      [bad.code, bad.stderr],
+      [1, `keywarden-keys: ${join(layout.dir, 'nope.json')}: cannot be read (ENOENT)\n`],
+    );
   });
 
   it('every error is one line and a non-zero exit', async (t) => {
     const [a] = makeKeys(1);
     const layout = await makeLayout(t, { plantid: [a!] });
     const cases: Array<[string[], string | undefined, RegExp, number]> = [
-      [['frobnicate'], undefined, /^keywarden-keys: unknown command "frobnicate"; run "npm run keys -- help" for usage\n$/u, 2],
+      [
+        ['frobnicate'],
+        undefined,
+        /^keywarden-keys: unknown command "frobnicate"; run "npm run keys -- help" for usage\n$/u,
+        2,
+      ],
       [['add', 'nopool'], a, /^keywarden-keys: unknown pool "nopool" \(pools: plantid, healthid\)\n$/u, 1],
       [['add', 'plantid'], `${a}\n`, /^keywarden-keys: 1 of the keys is already in the pool \([0-9a-f]{12}\)\n$/u, 1],
       [['add', 'plantid'], 'bad key\n', /^keywarden-keys: key 1 of 1 is not a valid key/u, 1],
@@ -130,7 +175,10 @@ describe('keys CLI on the files (no server answering)', () => {
     ];
     const redisOffline = await cli(layout, ['status'], { env: { STATE_BACKEND: 'redis' } });
     assert.deepEqual([redisOffline.code, redisOffline.stderr.split('\n').length], [1, 2]);
-    assert.match(redisOffline.stderr, /^keywarden-keys: with STATE_BACKEND=redis, "status" goes through a running server's admin API/u);
+    assert.match(
+      redisOffline.stderr,
+      /^keywarden-keys: with STATE_BACKEND=redis, "status" goes through a running server's admin API/u,
+    );
     for (const [args, stdin, message, code] of cases) {
       const r = await cli(layout, args, { stdin });
       assert.equal(r.code, code, args.join(' '));
@@ -149,13 +197,21 @@ describe('keys CLI through the admin API', () => {
     const add = await cli(s.layout, ['add', 'plantid'], { env, stdin: `${b}\n` });
     assert.equal(add.code, 0, add.stderr);
     assert.equal((await getJson(`${s.url}/api/stats`)).body.pools[0].total, 2);
-    assert.ok(s.lines.some((l) => l.includes('admin: added 1 key(s) to pool plantid')), 'went through the API');
+    assert.ok(
+      s.lines.some((l) => l.includes('admin: added 1 key(s) to pool plantid')),
+      'went through the API',
+    );
     assert.equal((await cli(s.layout, ['disable', 'plantid', keyIdOf(a!)], { env })).code, 0);
     assert.equal((await getJson(`${s.url}/api/stats`)).body.pools[0].disabled, 1);
     assert.match((await cli(s.layout, ['list', 'plantid'], { env })).stdout, /disabled by admin/u);
     assert.match((await cli(s.layout, ['status'], { env })).stdout, /^plantid\s+1\/2 available, 1 disabled$/mu);
-    const bad = await cli(s.layout, ['status'], { env: { KEYWARDEN_URL: s.url, ADMIN_TOKEN: 'wrong-token-0123456789' } });
-    assert.deepEqual([bad.code, bad.stderr], [1, `keywarden-keys: ADMIN_TOKEN was refused by the server at ${s.url}\n`]);
+    const bad = await cli(s.layout, ['status'], {
+      env: { KEYWARDEN_URL: s.url, ADMIN_TOKEN: 'wrong-token-0123456789' },
+    });
+    assert.deepEqual(
+      [bad.code, bad.stderr],
+      [1, `keywarden-keys: ADMIN_TOKEN was refused by the server at ${s.url}\n`],
+    );
   });
 
   it('with a server running but no ADMIN_TOKEN, file edits still work and state edits are refused', async (t) => {
@@ -178,7 +234,13 @@ describe('keys CLI on a terminal', () => {
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
       const p = spawn('script', ['-qec', cmd, '/dev/null'], {
         cwd: layout.dir,
-        env: { PATH: process.env.PATH ?? '', KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', TERM: 'dumb' },
+        env: {
+          PATH: process.env.PATH ?? '',
+          KEYS_DIR: layout.keysDir,
+          STATE_FILE: layout.stateFile,
+          PORT: '1',
+          TERM: 'dumb',
+        },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       let out = '';

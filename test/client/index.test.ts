@@ -35,11 +35,20 @@ describe('app client', () => {
   it('getKey and report against the real server; errors carry code and retryAfter', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T12:00:30Z'));
     const [a] = makeKeys(1);
-    const s = await startInProcess(t, { keys: { plantid: [a!] }, pools: { plantid: { limits: { perMinute: 1 } } }, env: { API_TOKENS: TOKEN }, clock });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!] },
+      pools: { plantid: { limits: { perMinute: 1 } } },
+      env: { API_TOKENS: TOKEN },
+      clock,
+    });
     const kw = createKeywardenClient({ baseUrl: s.url, token: TOKEN });
     const h = await kw.getKey('plantid');
     assert.deepEqual(h, { pool: 'plantid', key: a, keyId: keyIdOf(a!), remaining: 0 });
-    await assert.rejects(kw.getKey('plantid'), (e: unknown) => e instanceof KeywardenError && e.status === 503 && e.code === 'no_key_available' && e.retryAfterSec === 30);
+    await assert.rejects(
+      kw.getKey('plantid'),
+      (e: unknown) =>
+        e instanceof KeywardenError && e.status === 503 && e.code === 'no_key_available' && e.retryAfterSec === 30,
+    );
     await assert.rejects(kw.getKey('nosuch'), (e: unknown) => e instanceof KeywardenError && e.code === 'unknown_pool');
     await kw.report(h.keyId, 'invalid');
     assert.equal((await keyRow(s.url, h.keyId)).status, 'disabled');
@@ -50,7 +59,12 @@ describe('app client', () => {
   it('withKey reports the upstream status by itself, honouring Retry-After', async (t) => {
     const clock = new FakeClock();
     const [a, b] = makeKeys(2);
-    const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, pools: { plantid: { strategy: 'fill-first' } }, env: { API_TOKENS: TOKEN }, clock });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!, b!] },
+      pools: { plantid: { strategy: 'fill-first' } },
+      env: { API_TOKENS: TOKEN },
+      clock,
+    });
     const up = await upstream(t);
     const kw = createKeywardenClient({ baseUrl: s.url, token: TOKEN });
     const call = () => kw.withKey('plantid', (key) => fetch(up.url, { headers: { 'api-key': key } }));
@@ -72,28 +86,54 @@ describe('app client', () => {
     assert.deepEqual(up.state.seenKeys, [a, b, b]);
   });
 
-  it('withKey reports error when fn throws, and uses a thrown error\'s status', async (t) => {
+  it("withKey reports error when fn throws, and uses a thrown error's status", async (t) => {
     const [a, b] = makeKeys(2);
-    const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, pools: { plantid: { strategy: 'fill-first' } }, env: { API_TOKENS: TOKEN } });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!, b!] },
+      pools: { plantid: { strategy: 'fill-first' } },
+      env: { API_TOKENS: TOKEN },
+    });
     const kw = createKeywardenClient({ baseUrl: s.url, token: TOKEN });
-    await assert.rejects(kw.withKey('plantid', () => Promise.reject(new Error('socket hang up'))), /socket hang up/u);
+    await assert.rejects(
+      kw.withKey('plantid', () => Promise.reject(new Error('socket hang up'))),
+      /socket hang up/u,
+    );
     assert.equal((await keyRow(s.url, keyIdOf(a!))).failures, 1);
-    const axiosLike = Object.assign(new Error('Request failed with status code 401'), { response: { status: 401, headers: {} } });
-    await assert.rejects(kw.withKey('plantid', () => Promise.reject(axiosLike)), /401/u);
-    assert.deepEqual([(await keyRow(s.url, keyIdOf(a!))).status, (await keyRow(s.url, keyIdOf(a!))).reason], ['disabled', 'invalid: 401']);
+    const axiosLike = Object.assign(new Error('Request failed with status code 401'), {
+      response: { status: 401, headers: {} },
+    });
+    await assert.rejects(
+      kw.withKey('plantid', () => Promise.reject(axiosLike)),
+      /401/u,
+    );
+    assert.deepEqual(
+      [(await keyRow(s.url, keyIdOf(a!))).status, (await keyRow(s.url, keyIdOf(a!))).reason],
+      ['disabled', 'invalid: 401'],
+    );
     assert.equal(await kw.withKey('plantid', (key) => key), b); // plain values report ok
   });
 
   it('the short cache leases uses up front, so limits hold; a bad report drops it', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
     const [a, b] = makeKeys(2);
-    const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, pools: { plantid: { strategy: 'fill-first', limits: { perMinute: 3 } } }, env: { API_TOKENS: TOKEN }, clock });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!, b!] },
+      pools: { plantid: { strategy: 'fill-first', limits: { perMinute: 3 } } },
+      env: { API_TOKENS: TOKEN },
+      clock,
+    });
     const kw = createKeywardenClient({ baseUrl: s.url, token: TOKEN, cacheMs: 500, leaseSize: 5, clock: clock.now });
     const used: string[] = [];
     for (let i = 0; i < 6; i++) used.push(await kw.withKey('plantid', (key) => key));
     assert.deepEqual(used, [a, a, a, b, b, b]); // a's lease was cut to its 3 left
-    assert.deepEqual([(await keyRow(s.url, keyIdOf(a!))).served.minute, (await keyRow(s.url, keyIdOf(b!))).served.minute], [3, 3]);
-    await assert.rejects(kw.withKey('plantid', (key) => key), (e: unknown) => e instanceof KeywardenError && e.code === 'no_key_available');
+    assert.deepEqual(
+      [(await keyRow(s.url, keyIdOf(a!))).served.minute, (await keyRow(s.url, keyIdOf(b!))).served.minute],
+      [3, 3],
+    );
+    await assert.rejects(
+      kw.withKey('plantid', (key) => key),
+      (e: unknown) => e instanceof KeywardenError && e.code === 'no_key_available',
+    );
 
     clock.advance(60_000);
     assert.equal(await kw.withKey('plantid', (key) => key), a); // a new lease on a: 3 uses

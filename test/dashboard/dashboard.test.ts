@@ -28,7 +28,15 @@ function launch(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -40,7 +48,9 @@ function watch(page: Page): string[] {
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   void page.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`),
+    );
   });
   return problems;
 }
@@ -51,12 +61,19 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     const health = makeKeys(2, 'health');
     // A clock that stands still (at a minute's middle): the handouts below stay in the newest minute the chart shows.
     const clock = new FakeClock(Math.floor(Date.now() / 60_000) * 60_000 + 30_000);
-    const s = await startInProcess(t, { clock, keys: { plantid: plant, healthid: health }, pools: { plantid: { limits: { perDay: 100 } } }, env: { API_TOKENS: TOKEN, ADMIN_TOKEN: ADMIN } });
+    const s = await startInProcess(t, {
+      clock,
+      keys: { plantid: plant, healthid: health },
+      pools: { plantid: { limits: { perDay: 100 } } },
+      env: { API_TOKENS: TOKEN, ADMIN_TOKEN: ADMIN },
+    });
     // Real traffic for the charts: handouts, reports, and one request with no key.
     for (let i = 0; i < 7; i++) assert.equal((await getJson(`${s.url}/api/plantid`, { headers: auth })).status, 200);
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(plant[0]!), outcome: 'ok' }, auth);
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(plant[1]!), status: 429, retryAfter: 120 }, auth);
-    const served = (await getJson(`${s.url}/api/stats/history?pool=plantid&range=1h`, { headers: auth })).body.counts.served.at(-1);
+    const served = (
+      await getJson(`${s.url}/api/stats/history?pool=plantid&range=1h`, { headers: auth })
+    ).body.counts.served.at(-1);
     assert.equal(served, 7);
 
     const browser = await launch();
@@ -69,7 +86,10 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     await wrong.locator('#signin-form input[name="token"]').fill('wrong-token-0123456789');
     await wrong.locator('#signin-form button[type="submit"]').click();
     await wrong.locator('#signin-error').filter({ hasText: 'refused' }).waitFor();
-    assert.match(await wrong.locator('#signin-error').innerText(), /That API token was refused by the server \(401 unauthorized\)/u);
+    assert.match(
+      await wrong.locator('#signin-error').innerText(),
+      /That API token was refused by the server \(401 unauthorized\)/u,
+    );
     assert.equal(await wrong.locator('section.pool').count(), 0);
     await wrong.close();
 
@@ -111,7 +131,10 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     const target = keyIdOf(plant[2]!);
     page.once('dialog', (d) => void d.accept('rotated out by the test'));
     await page.getByRole('button', { name: `Disable ${target}` }).click();
-    await page.locator('#message').filter({ hasText: `Disable ${target}: done` }).waitFor();
+    await page
+      .locator('#message')
+      .filter({ hasText: `Disable ${target}: done` })
+      .waitFor();
     const stats = (await getJson(`${s.url}/api/stats?pool=plantid`, { headers: auth })).body as StatsResponse;
     const disabled = stats.pools[0]!.keys.find((k) => k.keyId === target)!;
     assert.deepEqual([disabled.status, disabled.reason], ['disabled', 'disabled by admin: rotated out by the test']);
@@ -126,8 +149,13 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     // On a phone the page fits the screen (wide tables scroll in their own box); dark mode follows the system.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.emulateMedia({ colorScheme: 'dark' });
-    await page.waitForFunction(() => document.documentElement.scrollWidth <= 390, undefined, { timeout: 5000 }).catch(() => undefined);
-    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390, 'the page is wider than a phone');
+    await page
+      .waitForFunction(() => document.documentElement.scrollWidth <= 390, undefined, { timeout: 5000 })
+      .catch(() => undefined);
+    assert.ok(
+      (await page.evaluate(() => document.documentElement.scrollWidth)) <= 390,
+      'the page is wider than a phone',
+    );
     assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(16, 20, 28)');
     await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -135,7 +163,8 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     const shot = join(await tempDir(t), 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`dashboard screenshot: ${shot}`);
-    if (process.env.DASHBOARD_SCREENSHOT) await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
+    if (process.env.DASHBOARD_SCREENSHOT)
+      await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
     assert.deepEqual(problems, []);
   });
 });

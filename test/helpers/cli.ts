@@ -12,7 +12,11 @@ export interface CliRun {
  * The keys CLI in this process, as cli/keys.ts runs it (cliMain) minus the process: pointed at
  * `layout`, with `stdin` as the piped keys and `env` added (KEYWARDEN_URL, ADMIN_TOKEN, KEYS_SECRET …).
  */
-export async function runCli(layout: Layout, args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}): Promise<CliRun> {
+export async function runCli(
+  layout: Layout,
+  args: string[],
+  opts: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   const code = await cliMain(args, {

@@ -6,7 +6,26 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type {
+  APIEmbed,
+  GatewayIdentifyData,
+  GatewayPresenceUpdateData,
+  RESTPostAPIApplicationCommandsJSONBody,
+} from 'discord.js';
 import { WebSocketServer, type WebSocket } from 'ws';
+
+/** A message or interaction answer the bot sent, as the tests read it: its answers are embeds. */
+export interface SentBody {
+  content?: string;
+  embeds: APIEmbed[];
+  message_reference?: unknown;
+  /** Interaction callbacks: the answer's type (4: a message), and the message in `data`. */
+  type?: number;
+  data?: { embeds: APIEmbed[] };
+}
+
+/** A slash command as the bot registered it, with the id the emulator gave it. */
+export type RegisteredCommand = RESTPostAPIApplicationCommandsJSONBody & { id: string };
 
 export const APP_ID = '900000000000000001';
 export const BOT_USER_ID = APP_ID;
@@ -17,13 +36,13 @@ export const HUMAN_ID = '900000000000000030';
 
 export interface RecordedMessage {
   channelId: string;
-  body: any;
+  body: SentBody;
 }
 
 export interface RecordedInteractionResponse {
   interactionId: string;
   token: string;
-  body: any;
+  body: SentBody;
 }
 
 let snowflakeSeq = 0n;
@@ -32,14 +51,21 @@ function snowflake(): string {
   return ((BigInt(Date.now() - 1420070400000) << 22n) + ++snowflakeSeq).toString();
 }
 
-const human = { id: HUMAN_ID, username: 'gardener', discriminator: '0', global_name: 'Gardener', avatar: null, bot: false };
+const human = {
+  id: HUMAN_ID,
+  username: 'gardener',
+  discriminator: '0',
+  global_name: 'Gardener',
+  avatar: null,
+  bot: false,
+};
 
 export class DiscordEmulator extends EventEmitter {
-  readonly presences: any[] = [];
+  readonly presences: GatewayPresenceUpdateData[] = [];
   readonly messages: RecordedMessage[] = [];
   readonly interactionResponses: RecordedInteractionResponse[] = [];
-  readonly commands: any[] = [];
-  identifies: any[] = [];
+  readonly commands: RegisteredCommand[] = [];
+  identifies: Array<Pick<GatewayIdentifyData, 'intents' | 'presence'>> = [];
   private server: Server | null = null;
   private wss: WebSocketServer | null = null;
   private sockets = new Set<WebSocket>();
@@ -77,7 +103,7 @@ export class DiscordEmulator extends EventEmitter {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
-    let body: any = null;
+    let body: unknown = null;
     if (text) {
       // discord.js sends JSON, or multipart with a payload_json part when files are attached.
       const m = /name="payload_json"\r\n(?:Content-Type: application\/json\r\n)?\r\n([\s\S]*?)\r\n--/u.exec(text);
@@ -102,31 +128,42 @@ export class DiscordEmulator extends EventEmitter {
         session_start_limit: { total: 1000, remaining: 999, reset_after: 0, max_concurrency: 1 },
       });
     } else if (req.method === 'PUT' && (m = /^\/applications\/(\d+)\/(?:guilds\/\d+\/)?commands$/u.exec(path))) {
-      const registered = (body as any[]).map((c) => ({ id: snowflake(), application_id: m![1], version: '1', default_member_permissions: null, type: 1, ...c }));
+      const registered = (body as RESTPostAPIApplicationCommandsJSONBody[]).map((c) => ({
+        id: snowflake(),
+        application_id: m![1],
+        version: '1',
+        default_member_permissions: null,
+        type: 1,
+        ...c,
+      }));
       this.commands.splice(0, this.commands.length, ...registered);
       this.emit('commands', registered);
       send(200, registered);
     } else if (req.method === 'POST' && (m = /^\/channels\/(\d+)\/messages$/u.exec(path))) {
-      const message = this.messageObject(m[1]!, { ...body, author: { id: BOT_USER_ID, username: 'keywarden', discriminator: '0', bot: true, avatar: null } });
-      this.messages.push({ channelId: m[1]!, body });
-      this.emit('message', { channelId: m[1]!, body });
+      const sent = body as SentBody;
+      const message = this.messageObject(m[1]!, {
+        ...sent,
+        author: { id: BOT_USER_ID, username: 'keywarden', discriminator: '0', bot: true, avatar: null },
+      });
+      this.messages.push({ channelId: m[1]!, body: sent });
+      this.emit('message', { channelId: m[1]!, body: sent });
       send(200, message);
     } else if (req.method === 'POST' && (m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/u.exec(path))) {
-      const r = { interactionId: m[1]!, token: m[2]!, body };
+      const r = { interactionId: m[1]!, token: m[2]!, body: body as SentBody };
       this.interactionResponses.push(r);
       this.emit('interactionResponse', r);
       send(204);
     } else if (req.method === 'PATCH' && (m = /^\/webhooks\/(\d+)\/([^/]+)\/messages\/@original$/u.exec(path))) {
-      const r = { interactionId: 'followup', token: m[2]!, body };
+      const r = { interactionId: 'followup', token: m[2]!, body: body as SentBody };
       this.interactionResponses.push(r);
       this.emit('interactionResponse', r);
-      send(200, this.messageObject(TEXT_CHANNEL_ID, body));
+      send(200, this.messageObject(TEXT_CHANNEL_ID, r.body));
     } else {
       send(404, { message: `404: Not Found (${req.method} ${path})`, code: 0 });
     }
   }
 
-  private messageObject(channelId: string, body: any) {
+  private messageObject(channelId: string, body: { content?: string; embeds?: APIEmbed[]; author?: object }) {
     return {
       id: snowflake(),
       channel_id: channelId,
@@ -155,21 +192,30 @@ export class DiscordEmulator extends EventEmitter {
     ws.on('close', () => this.sockets.delete(ws));
     ws.send(JSON.stringify({ op: 10, d: { heartbeat_interval: 41_250 }, s: null, t: null }));
     ws.on('message', (raw) => {
-      const msg = JSON.parse(raw.toString()) as { op: number; d: any };
+      const msg = JSON.parse(raw.toString()) as { op: number; d: unknown };
       switch (msg.op) {
         case 1:
           ws.send(JSON.stringify({ op: 11, d: null, s: null, t: null }));
           break;
-        case 2:
-          if (msg.d.token !== this.token) {
+        case 2: {
+          const identify = msg.d as GatewayIdentifyData;
+          if (identify.token !== this.token) {
             ws.close(4004, 'Authentication failed.');
             return;
           }
-          this.identifies.push({ intents: msg.d.intents, presence: msg.d.presence });
-          if (msg.d.presence) this.recordPresence(msg.d.presence);
+          this.identifies.push({ intents: identify.intents, presence: identify.presence });
+          if (identify.presence) this.recordPresence(identify.presence);
           this.dispatch(ws, 'READY', {
             v: 10,
-            user: { id: BOT_USER_ID, username: 'keywarden', discriminator: '0', bot: true, avatar: null, global_name: null, flags: 0 },
+            user: {
+              id: BOT_USER_ID,
+              username: 'keywarden',
+              discriminator: '0',
+              bot: true,
+              avatar: null,
+              global_name: null,
+              flags: 0,
+            },
             guilds: [{ id: GUILD_ID, unavailable: true }],
             session_id: 'session-1',
             resume_gateway_url: `ws://127.0.0.1:${this.port}/gateway`,
@@ -178,8 +224,9 @@ export class DiscordEmulator extends EventEmitter {
           });
           this.dispatch(ws, 'GUILD_CREATE', this.guild());
           break;
+        }
         case 3:
-          this.recordPresence(msg.d);
+          this.recordPresence(msg.d as GatewayPresenceUpdateData);
           break;
         default:
           break;
@@ -187,13 +234,22 @@ export class DiscordEmulator extends EventEmitter {
     });
   }
 
-  private recordPresence(p: any): void {
+  private recordPresence(p: GatewayPresenceUpdateData): void {
     this.presences.push(p);
     this.emit('presence', p);
   }
 
   private guild() {
-    const channel = (id: string, name: string) => ({ id, type: 0, name, guild_id: GUILD_ID, position: 0, permission_overwrites: [], nsfw: false, parent_id: null });
+    const channel = (id: string, name: string) => ({
+      id,
+      type: 0,
+      name,
+      guild_id: GUILD_ID,
+      position: 0,
+      permission_overwrites: [],
+      nsfw: false,
+      parent_id: null,
+    });
     return {
       id: GUILD_ID,
       name: 'Garden',
@@ -203,7 +259,19 @@ export class DiscordEmulator extends EventEmitter {
       member_count: 2,
       large: false,
       joined_at: new Date().toISOString(),
-      roles: [{ id: GUILD_ID, name: '@everyone', permissions: '68608', position: 0, color: 0, hoist: false, managed: false, mentionable: false, flags: 0 }],
+      roles: [
+        {
+          id: GUILD_ID,
+          name: '@everyone',
+          permissions: '68608',
+          position: 0,
+          color: 0,
+          hoist: false,
+          managed: false,
+          mentionable: false,
+          flags: 0,
+        },
+      ],
       channels: [channel(TEXT_CHANNEL_ID, 'general'), channel(ALERT_CHANNEL_ID, 'alerts')],
       threads: [],
       members: [],
@@ -243,7 +311,11 @@ export class DiscordEmulator extends EventEmitter {
   /** A human posts `content` in #general. */
   userMessage(content: string, channelId = TEXT_CHANNEL_ID): string {
     const id = snowflake();
-    this.broadcast('MESSAGE_CREATE', { ...this.messageObject(channelId, { content, author: human }), id, member: { roles: [], joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0 } });
+    this.broadcast('MESSAGE_CREATE', {
+      ...this.messageObject(channelId, { content, author: human }),
+      id,
+      member: { roles: [], joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0 },
+    });
     return id;
   }
 
@@ -261,7 +333,15 @@ export class DiscordEmulator extends EventEmitter {
       guild_id: GUILD_ID,
       channel_id: TEXT_CHANNEL_ID,
       channel: { id: TEXT_CHANNEL_ID, type: 0, name: 'general', guild_id: GUILD_ID },
-      member: { user: human, roles: [], permissions: '2147483647', joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0 },
+      member: {
+        user: human,
+        roles: [],
+        permissions: '2147483647',
+        joined_at: new Date().toISOString(),
+        deaf: false,
+        mute: false,
+        flags: 0,
+      },
       data: { id: command?.id ?? snowflake(), name, type: 1 },
       locale: 'en-US',
       guild_locale: 'en-US',
@@ -275,13 +355,22 @@ export class DiscordEmulator extends EventEmitter {
   }
 
   /** Waits for the first recorded item (already there or arriving) that matches. */
-  waitFor<T>(event: 'presence' | 'message' | 'interactionResponse' | 'commands', list: T[], match: (x: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  waitFor<T>(
+    event: 'presence' | 'message' | 'interactionResponse' | 'commands',
+    list: T[],
+    match: (x: T) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<T> {
     const found = list.find(match);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off(event, onEvent);
-        reject(new Error(`emulator: no matching ${event} within ${timeoutMs} ms; got ${JSON.stringify(list).slice(0, 2000)}`));
+        reject(
+          new Error(
+            `emulator: no matching ${event} within ${timeoutMs} ms; got ${JSON.stringify(list).slice(0, 2000)}`,
+          ),
+        );
       }, timeoutMs);
       const onEvent = (x: T) => {
         if (!match(x)) return;

@@ -70,9 +70,21 @@ export class FakeKindwise {
   /** Requests left unanswered ('hang') whose connection the caller closed. */
   closedWhileHanging = 0;
   private readonly keys = new Map<string, FakeKey>();
-  private readonly identifications = new Map<string, { apiKey: string; customId: string | null; result: Record<string, unknown>; feedback: unknown; conversation: Conversation | null }>();
+  private readonly identifications = new Map<
+    string,
+    {
+      apiKey: string;
+      customId: string | null;
+      result: Record<string, unknown>;
+      feedback: unknown;
+      conversation: Conversation | null;
+    }
+  >();
   /** Paths answered as set by `answer()`, whatever the key. */
-  private readonly fixed = new Map<string, (apiKey: string) => { status: number; body: string | Buffer; headers?: Record<string, string | string[]> }>();
+  private readonly fixed = new Map<
+    string,
+    (apiKey: string) => { status: number; body: string | Buffer; headers?: Record<string, string | string[]> }
+  >();
   /** Credits each key was charged, summed (what the served counts must equal). */
   charged = 0;
   private server: Server | null = null;
@@ -83,9 +95,15 @@ export class FakeKindwise {
   constructor(private readonly clock: () => number = Date.now) {}
 
   /** Adds a key; limits default to none (null), usage to zero. */
-  addKey(key: string, opts: { active?: boolean; limits?: Partial<PerWindow>; used?: Partial<Record<CreditWindow, number>> } = {}): void {
+  addKey(
+    key: string,
+    opts: { active?: boolean; limits?: Partial<PerWindow>; used?: Partial<Record<CreditWindow, number>> } = {},
+  ): void {
     const now = this.clock();
-    const starts = Object.fromEntries(CREDIT_WINDOWS.map((w) => [w, windowStart(w, now)])) as Record<CreditWindow, number>;
+    const starts = Object.fromEntries(CREDIT_WINDOWS.map((w) => [w, windowStart(w, now)])) as Record<
+      CreditWindow,
+      number
+    >;
     this.keys.set(key, {
       active: opts.active ?? true,
       limits: { day: null, week: null, month: null, total: null, ...opts.limits },
@@ -105,14 +123,23 @@ export class FakeKindwise {
   }
 
   /** Answers `path` (any method, any key, even none) with what `fn` gives for the Api-Key sent. */
-  answer(path: string, fn: (apiKey: string) => { status: number; body: string | Buffer; headers?: Record<string, string | string[]> }): void {
+  answer(
+    path: string,
+    fn: (apiKey: string) => { status: number; body: string | Buffer; headers?: Record<string, string | string[]> },
+  ): void {
     this.fixed.set(path, fn);
   }
 
   /** Makes an identification with `key` directly, as an app did before Keywarden: its access_token. */
   identifyDirectly(key: string): string {
     const token = randomBytes(8).toString('hex');
-    this.identifications.set(token, { apiKey: key, customId: null, result: { access_token: token, status: 'COMPLETED' }, feedback: null, conversation: null });
+    this.identifications.set(token, {
+      apiKey: key,
+      customId: null,
+      result: { access_token: token, status: 'COMPLETED' },
+      feedback: null,
+      conversation: null,
+    });
     return token;
   }
 
@@ -129,7 +156,9 @@ export class FakeKindwise {
   /** Credits left in each window, null where unlimited. */
   remaining(key: string): PerWindow {
     const k = this.roll(this.key(key));
-    return Object.fromEntries(CREDIT_WINDOWS.map((w) => [w, k.limits[w] === null ? null : Math.max(0, k.limits[w]! - k.used[w])])) as PerWindow;
+    return Object.fromEntries(
+      CREDIT_WINDOWS.map((w) => [w, k.limits[w] === null ? null : Math.max(0, k.limits[w]! - k.used[w])]),
+    ) as PerWindow;
   }
 
   async start(): Promise<void> {
@@ -222,7 +251,9 @@ export class FakeKindwise {
     const named = /^\/identification\/([^/]+)(\/.*)?$/u.exec(route);
     if (named) {
       const ref = decodeURIComponent(named[1]!);
-      const entry = [...this.identifications].find(([token, v]) => v.apiKey === apiKey && (token === ref || v.customId === ref));
+      const entry = [...this.identifications].find(
+        ([token, v]) => v.apiKey === apiKey && (token === ref || v.customId === ref),
+      );
       if (!entry) return send(res, 404, 'Identification not found.');
       const [token, found] = entry;
       const sub = named[2] ?? '';
@@ -238,7 +269,11 @@ export class FakeKindwise {
       }
       if (sub === '/conversation' && m === 'POST') {
         found.conversation ??= [];
-        found.conversation.push({ question: String(parsed.question ?? ''), answer: 'It is a plant.', at: new Date(this.clock()).toISOString() });
+        found.conversation.push({
+          question: String(parsed.question ?? ''),
+          answer: 'It is a plant.',
+          at: new Date(this.clock()).toISOString(),
+        });
         return send(res, 200, this.conversationOf(token, found.conversation));
       }
       if (sub === '/conversation' && m === 'GET') {
@@ -263,14 +298,24 @@ export class FakeKindwise {
       for (const w of CREDIT_WINDOWS) k.used[w] += cost;
       this.charged += cost;
       const token = randomBytes(8).toString('hex');
-      const customId = typeof parsed.custom_id === 'number' || typeof parsed.custom_id === 'string' ? String(parsed.custom_id) : null;
-      const result = { access_token: token, model_version: 'fake_1.0', custom_id: customId === null ? null : Number(customId), status: 'COMPLETED', input: { images }, result: { is_plant: { probability: 0.99, binary: true } } };
+      const customId =
+        typeof parsed.custom_id === 'number' || typeof parsed.custom_id === 'string' ? String(parsed.custom_id) : null;
+      const result = {
+        access_token: token,
+        model_version: 'fake_1.0',
+        custom_id: customId === null ? null : Number(customId),
+        status: 'COMPLETED',
+        input: { images },
+        result: { is_plant: { probability: 0.99, binary: true } },
+      };
       // A custom id names the newest identification that carries it (the client's integer).
-      for (const [t, v] of this.identifications) if (customId !== null && v.apiKey === apiKey && v.customId === customId) this.identifications.delete(t);
+      for (const [t, v] of this.identifications)
+        if (customId !== null && v.apiKey === apiKey && v.customId === customId) this.identifications.delete(t);
       this.identifications.set(token, { apiKey: apiKey!, customId, result, feedback: null, conversation: null });
       return send(res, 201, result);
     }
-    if (req.method === 'GET' && /^\/kb\/[^/]+\/name_search$/u.test(route)) return send(res, 200, { entities: [], entities_trimmed: false, limit: 10 });
+    if (req.method === 'GET' && /^\/kb\/[^/]+\/name_search$/u.test(route))
+      return send(res, 200, { entities: [], entities_trimmed: false, limit: 10 });
     return send(res, 404, { detail: 'Not found.' });
   }
 
@@ -290,12 +335,15 @@ export class FakeKindwise {
       if (limit !== null && k.used[w] + cost > limit) return `Your api key reached its ${w} credit limit (${limit}).`;
     }
     const total = k.limits.total;
-    if (total !== null && k.used.total + cost > total) return 'Your api key does not have sufficient number of available credits.';
+    if (total !== null && k.used.total + cost > total)
+      return 'Your api key does not have sufficient number of available credits.';
     return null;
   }
 
   private usageInfo(k: FakeKey): unknown {
-    const remaining = Object.fromEntries(CREDIT_WINDOWS.map((w) => [w, k.limits[w] === null ? null : Math.max(0, k.limits[w]! - k.used[w])]));
+    const remaining = Object.fromEntries(
+      CREDIT_WINDOWS.map((w) => [w, k.limits[w] === null ? null : Math.max(0, k.limits[w]! - k.used[w])]),
+    );
     const out = this.outOfCredits(k, 1);
     return {
       active: k.active,

@@ -21,7 +21,14 @@ export async function fakeUpstream(t: TestContext, clock?: FakeClock): Promise<F
 }
 
 /** A server with `keys` in plantid, proxied to `fake`, with API_TOKENS set and no sync unless `env` says so. */
-export function proxyServer(t: TestContext, fake: FakeKindwise, keys: string[], env: Record<string, string> = {}, pool: Record<string, unknown> = {}, clock?: FakeClock) {
+export function proxyServer(
+  t: TestContext,
+  fake: FakeKindwise,
+  keys: string[],
+  env: Record<string, string> = {},
+  pool: Record<string, unknown> = {},
+  clock?: FakeClock,
+) {
   return startInProcess(t, {
     clock,
     keys: { plantid: keys },
@@ -32,5 +39,8 @@ export function proxyServer(t: TestContext, fake: FakeKindwise, keys: string[], 
 
 /** The plantid pool's stats. */
 export async function plantid(url: string): Promise<PoolStats> {
-  return ((await getJson(`${url}/api/stats?pool=plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).body as StatsResponse).pools[0]!;
+  return (
+    (await getJson(`${url}/api/stats?pool=plantid`, { headers: { authorization: `Bearer ${TOKEN}` } }))
+      .body as StatsResponse
+  ).pools[0]!;
 }

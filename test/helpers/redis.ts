@@ -13,7 +13,6 @@ export function redisServerBinary(): string | null {
 
 export const REDIS_MISSING = 'redis-server is not installed: apt-get install redis-server (CI installs it)';
 
-
 /**
  * A real redis-server on an ephemeral loopback port, with an append-only file fsynced on every
  * write (so a restart keeps everything acknowledged). `stop` + `start` restarts it on the same
@@ -36,11 +35,36 @@ export class TestRedis {
     if (!bin) throw new Error(REDIS_MISSING);
     if (!this.dir) this.dir = await mkdtemp(join(tmpdir(), 'keywarden-redis-'));
     if (!this.port) this.port = await freePort();
-    const persistence = this.opts.volatile ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always'];
-    this.proc = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', this.dir, '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    const persistence = this.opts.volatile
+      ? ['--appendonly', 'no']
+      : ['--appendonly', 'yes', '--appendfsync', 'always'];
+    this.proc = spawn(
+      bin,
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        ...persistence,
+        '--dir',
+        this.dir,
+        '--protected-mode',
+        'no',
+        '--loglevel',
+        'warning',
+      ],
+      { stdio: 'ignore' },
+    );
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+      const c = new Redis(this.url, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: false,
+        retryStrategy: () => null,
+      });
       c.on('error', () => {}); // refused while starting: expected
       try {
         await c.connect();

@@ -8,7 +8,12 @@ import { lines } from './keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from './redis.js';
 
 /** Makes a pool of `keys` (key-file lines) on one store. */
-export type MakePool = (keys: string[], policy?: Partial<PoolPolicy>, clock?: FakeClock, rng?: () => number) => Promise<PoolBackend>;
+export type MakePool = (
+  keys: string[],
+  policy?: Partial<PoolPolicy>,
+  clock?: FakeClock,
+  rng?: () => number,
+) => Promise<PoolBackend>;
 
 /** A state store the rule suites run on: set up once per file, each pool with a fresh prefix. */
 export interface RuleStore {
@@ -22,11 +27,13 @@ export interface RuleStore {
 export const memoryStore: RuleStore = {
   label: 'memory (file backend)',
   skip: false,
-  setup: async () => async (keys, policy = {}, clock = new FakeClock(), rng) => {
-    const p = new Pool('test', { ...DEFAULT_POLICY, ...policy }, { rng });
-    p.setKeys(lines(keys), clock.now());
-    return p;
-  },
+  setup:
+    async () =>
+    async (keys, policy = {}, clock = new FakeClock(), rng) => {
+      const p = new Pool('test', { ...DEFAULT_POLICY, ...policy }, { rng });
+      p.setKeys(lines(keys), clock.now());
+      return p;
+    },
   teardown: async () => {},
 };
 

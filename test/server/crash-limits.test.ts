@@ -23,7 +23,12 @@ const KEYS = 3;
  * Crash cycles: start a server, load it with `concurrency` callers until it has served a few
  * dozen (or has nothing left), kill -9 it. Returns the uses each keyId reached callers with.
  */
-async function crashCycles(t: TestContext, layout: Layout, env: Record<string, string>, between?: (cycle: number) => Promise<void>): Promise<{ perKey: Map<string, number>; lastStats: StatsResponse }> {
+async function crashCycles(
+  t: TestContext,
+  layout: Layout,
+  env: Record<string, string>,
+  between?: (cycle: number) => Promise<void>,
+): Promise<{ perKey: Map<string, number>; lastStats: StatsResponse }> {
   const perKey = new Map<string, number>();
   let lastStats: StatsResponse | null = null;
   for (let cycle = 0; cycle < CYCLES; cycle++) {
@@ -59,12 +64,18 @@ describe('limits across kill -9', { concurrency: true }, () => {
     assert.equal(await s.kill('SIGTERM'), 0);
     const again = await spawnServer(t, layout);
     const st = (await getJson(`${again.url}/api/stats`)).body as StatsResponse;
-    assert.equal(st.pools[0]!.keys.reduce((n, k) => n + k.served.total, 0), 50);
+    assert.equal(
+      st.pools[0]!.keys.reduce((n, k) => n + k.served.total, 0),
+      50,
+    );
     assert.doesNotMatch(again.output(), /not stopped cleanly/u);
     for (let i = 0; i < 5; i++) assert.equal((await getJson(`${again.url}/api/plantid`)).status, 200); // reserves ahead
     assert.equal(await again.kill('SIGKILL'), 'SIGKILL');
     const third = await spawnServer(t, layout); // after a kill -9, the reserved uses count
-    assert.match(third.output(), /pool plantid was not stopped cleanly; counted the \d+ reserved uses of \d+ keys as used/u);
+    assert.match(
+      third.output(),
+      /pool plantid was not stopped cleanly; counted the \d+ reserved uses of \d+ keys as used/u,
+    );
   });
 
   it(`file backend: ${CYCLES} crash cycles under load, no key past limits.total`, async (t) => {
@@ -72,25 +83,35 @@ describe('limits across kill -9', { concurrency: true }, () => {
     // Timed saves every 2 s, as by default: without reservations a crash forgets the handouts since the last one.
     const { perKey, lastStats } = await crashCycles(t, layout, { STATE_SAVE_INTERVAL_MS: '2000' });
     t.diagnostic(`uses that reached callers, per key: ${[...perKey.values()].join(', ')} (limit ${LIMIT})`);
-    for (const [keyId, n] of perKey) assert.ok(n <= LIMIT, `key ${keyId} reached callers ${n} times, its limit is ${LIMIT}`);
+    for (const [keyId, n] of perKey)
+      assert.ok(n <= LIMIT, `key ${keyId} reached callers ${n} times, its limit is ${LIMIT}`);
     const served = [...perKey.values()].reduce((a, b) => a + b, 0);
-    assert.ok(served >= Math.min(KEYS * LIMIT * 0.5, CYCLES * 10), `served ${served}: crashes may waste a little, not most of the quota`);
-    for (const k of lastStats.pools[0]!.keys) assert.ok(k.served.total <= LIMIT && k.served.total >= (perKey.get(k.keyId) ?? 0), JSON.stringify(k.served));
+    assert.ok(
+      served >= Math.min(KEYS * LIMIT * 0.5, CYCLES * 10),
+      `served ${served}: crashes may waste a little, not most of the quota`,
+    );
+    for (const k of lastStats.pools[0]!.keys)
+      assert.ok(k.served.total <= LIMIT && k.served.total >= (perKey.get(k.keyId) ?? 0), JSON.stringify(k.served));
   });
 
-  it(`Redis backend with AOF: ${CYCLES} crash cycles of the server (and of Redis every fifth), no key past limits.total`, { skip: redisServerBinary() ? false : REDIS_MISSING }, async (t) => {
-    const redis = new TestRedis();
-    await redis.start();
-    t.after(() => redis.destroy());
-    const layout = await makeLayout(t, { plantid: makeKeys(KEYS) }, { plantid: { limits: { total: LIMIT } } });
-    const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url, REDIS_PREFIX: 'kw-crash:' };
-    const { perKey } = await crashCycles(t, layout, env, async (cycle) => {
-      if (cycle % 5 !== 4) return;
-      await redis.stop('SIGKILL');
+  it(
+    `Redis backend with AOF: ${CYCLES} crash cycles of the server (and of Redis every fifth), no key past limits.total`,
+    { skip: redisServerBinary() ? false : REDIS_MISSING },
+    async (t) => {
+      const redis = new TestRedis();
       await redis.start();
-    });
-    t.diagnostic(`uses that reached callers, per key: ${[...perKey.values()].join(', ')} (limit ${LIMIT})`);
-    for (const [keyId, n] of perKey) assert.ok(n <= LIMIT, `key ${keyId} reached callers ${n} times, its limit is ${LIMIT}`);
-    assert.ok([...perKey.values()].reduce((a, b) => a + b, 0) >= Math.min(KEYS * LIMIT * 0.5, CYCLES * 10));
-  });
+      t.after(() => redis.destroy());
+      const layout = await makeLayout(t, { plantid: makeKeys(KEYS) }, { plantid: { limits: { total: LIMIT } } });
+      const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url, REDIS_PREFIX: 'kw-crash:' };
+      const { perKey } = await crashCycles(t, layout, env, async (cycle) => {
+        if (cycle % 5 !== 4) return;
+        await redis.stop('SIGKILL');
+        await redis.start();
+      });
+      t.diagnostic(`uses that reached callers, per key: ${[...perKey.values()].join(', ')} (limit ${LIMIT})`);
+      for (const [keyId, n] of perKey)
+        assert.ok(n <= LIMIT, `key ${keyId} reached callers ${n} times, its limit is ${LIMIT}`);
+      assert.ok([...perKey.values()].reduce((a, b) => a + b, 0) >= Math.min(KEYS * LIMIT * 0.5, CYCLES * 10));
+    },
+  );
 });

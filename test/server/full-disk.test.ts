@@ -16,8 +16,10 @@ import { until } from '../helpers/wait.js';
 /** Room for the state file of 700 keys (about 100 KB) and its temp file while a save runs. */
 const TMPFS_KIB = 256;
 
-const failures = async (url: string) => Number(/^keywarden_state_save_failures_total (\d+)/mu.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? -1);
-const totalServed = (text: string) => Object.values(deserializeState(text).state.pools.plantid!.keys).reduce((n, k) => n + k.total, 0);
+const failures = async (url: string) =>
+  Number(/^keywarden_state_save_failures_total (\d+)/mu.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? -1);
+const totalServed = (text: string) =>
+  Object.values(deserializeState(text).state.pools.plantid!.keys).reduce((n, k) => n + k.total, 0);
 
 describe('a full disk under the state file', () => {
   it('keeps the last good state, logs and counts the failure, retries; a failed final save exits non-zero', async (t) => {

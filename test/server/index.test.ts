@@ -71,7 +71,10 @@ describe('server process', () => {
     for (const r of okResults) perKey.set(r.body.keyId, (perKey.get(r.body.keyId) ?? 0) + 1);
     assert.deepEqual([...perKey.values()], Array(10).fill(150));
     const st = await stats(s.url);
-    assert.deepEqual(st.pools[0]!.keys.map((k) => k.served.total), Array(10).fill(150));
+    assert.deepEqual(
+      st.pools[0]!.keys.map((k) => k.served.total),
+      Array(10).fill(150),
+    );
     assert.equal(st.pools[0]!.exhausted, 10);
   });
 
@@ -107,7 +110,10 @@ describe('server process', () => {
     assert.equal(await s.exited, 0);
     assert.match(s.output(), /shutting down \(pm2 shutdown message\)/u);
     const { state } = deserializeState(await readFile(layout.stateFile, 'utf8'));
-    assert.equal(Object.values(state.pools.plantid!.keys).reduce((n, k) => n + k.total, 0), 3);
+    assert.equal(
+      Object.values(state.pools.plantid!.keys).reduce((n, k) => n + k.total, 0),
+      3,
+    );
   });
 
   it('kill -9 mid-load leaves a state file (and journal) that loads whole', async (t) => {
@@ -122,11 +128,17 @@ describe('server process', () => {
     assert.equal(loaded.kind, 'loaded');
     const state = (loaded as { state: StateFile }).state;
     // At most a torn last journal entry (a crash mid-append) is left out.
-    assert.ok((loaded as { dropped: string[] }).dropped.every((d) => /last entry was cut short/u.test(d)), JSON.stringify(loaded));
+    assert.ok(
+      (loaded as { dropped: string[] }).dropped.every((d) => /last entry was cut short/u.test(d)),
+      JSON.stringify(loaded),
+    );
     const saved = Object.values(state.pools.plantid!.keys).reduce((sum, k) => sum + k.total, 0);
     assert.ok(saved > 0 && saved <= okCount, `saved ${saved} of ${okCount}`);
     const again = await spawnServer(t, layout);
-    assert.deepEqual((await readdir(layout.dir)).filter((f) => f.includes('tmp') || f.includes('corrupt')), []);
+    assert.deepEqual(
+      (await readdir(layout.dir)).filter((f) => f.includes('tmp') || f.includes('corrupt')),
+      [],
+    );
     assert.equal(servedTotal(await stats(again.url)), saved);
     assert.doesNotMatch(again.output(), /corrupt/u);
   });
@@ -138,7 +150,10 @@ describe('server process', () => {
     const moved = (await readdir(layout.dir)).filter((f) => f.startsWith('api_state.json.corrupt-'));
     assert.equal(moved.length, 1);
     assert.equal(await readFile(join(layout.dir, moved[0]!), 'utf8'), '{"version":1,"pools":{"plantid":{"keys":');
-    assert.match(s.output(), /ERROR state: .*api_state\.json is not valid JSON.*moved it to .*corrupt-.*starting fresh/u);
+    assert.match(
+      s.output(),
+      /ERROR state: .*api_state\.json is not valid JSON.*moved it to .*corrupt-.*starting fresh/u,
+    );
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
     assert.equal(await s.kill('SIGTERM'), 0);
     assert.doesNotThrow(() => deserializeState(readFileSync(layout.stateFile, 'utf8')));
@@ -169,7 +184,11 @@ describe('server process', () => {
 
   it('no plaintext key in stats, logs, stdout or the state file', async (t) => {
     const keys = makeKeys(4);
-    const layout = await makeLayout(t, { plantid: [...keys, `bad ${keys[0]}x`, keys[1]!], healthid: keys.slice(2) }, { plantid: { limits: { perMinute: 3 } } });
+    const layout = await makeLayout(
+      t,
+      { plantid: [...keys, `bad ${keys[0]}x`, keys[1]!], healthid: keys.slice(2) },
+      { plantid: { limits: { perMinute: 3 } } },
+    );
     const s = await spawnServer(t, layout, { LOG_LEVEL: 'debug' });
     for (let i = 0; i < 15; i++) await getJson(`${s.url}/api/plantid`);
     await postJson(`${s.url}/api/healthid/report`, { keyId: keyIdOf(keys[2]!), outcome: 'invalid' });
@@ -181,7 +200,12 @@ describe('server process', () => {
     assert.match(logText, /line 5: skipped/u);
     assert.match(logText, /exhausted/u);
     for (const key of keys) {
-      for (const [what, text] of [['stats', statsText], ['log file', logText], ['stdout', s.output()], ['state', stateText]] as const) {
+      for (const [what, text] of [
+        ['stats', statsText],
+        ['log file', logText],
+        ['stdout', s.output()],
+        ['state', stateText],
+      ] as const) {
         assert.ok(!text.includes(key), `${what} contains a plaintext key`);
         assert.ok(!text.includes(key.slice(4, -4)), `${what} contains the middle of a key`);
       }
@@ -192,9 +216,24 @@ describe('server process', () => {
 describe('server startup errors', () => {
   const cases: Array<[string, Record<string, string>, unknown, RegExp]> = [
     ['a bad PORT', { PORT: 'eighty' }, undefined, /^keywarden: PORT: must be a whole number \(got "eighty"\)\n$/u],
-    ['a public HOST without tokens', { HOST: '0.0.0.0' }, undefined, /^keywarden: API_TOKENS: required when HOST is not a loopback address/u],
-    ['a bad pools.json', {}, { plantid: { strategy: 'best' } }, /^keywarden: .*pools\.json: pool plantid: strategy: .*\n$/u],
-    ['a LOG_FILE whose folder cannot be created', { LOG_FILE: '/dev/null/logs/server.log' }, undefined, /^keywarden: LOG_FILE: cannot create the folder for \/dev\/null\/logs\/server\.log \(ENOTDIR\)\n$/u],
+    [
+      'a public HOST without tokens',
+      { HOST: '0.0.0.0' },
+      undefined,
+      /^keywarden: API_TOKENS: required when HOST is not a loopback address/u,
+    ],
+    [
+      'a bad pools.json',
+      {},
+      { plantid: { strategy: 'best' } },
+      /^keywarden: .*pools\.json: pool plantid: strategy: .*\n$/u,
+    ],
+    [
+      'a LOG_FILE whose folder cannot be created',
+      { LOG_FILE: '/dev/null/logs/server.log' },
+      undefined,
+      /^keywarden: LOG_FILE: cannot create the folder for \/dev\/null\/logs\/server\.log \(ENOTDIR\)\n$/u,
+    ],
   ];
   for (const [what, env, pools, message] of cases) {
     it(`${what} exits 78 (a configuration error) with one line naming it`, async (t) => {

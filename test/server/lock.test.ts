@@ -16,12 +16,21 @@ describe('the state file lock', () => {
 
     const second = runServerProcess(layout);
     assert.equal(await second.exited, 78);
-    assert.equal(second.output(), `keywarden: STATE_FILE ${layout.stateFile} is in use by another Keywarden server (pid ${first.proc.pid}); stop it, or give this one its own STATE_FILE\n`);
+    assert.equal(
+      second.output(),
+      `keywarden: STATE_FILE ${layout.stateFile} is in use by another Keywarden server (pid ${first.proc.pid}); stop it, or give this one its own STATE_FILE\n`,
+    );
     assert.equal((await getJson(`${first.url}/api/plantid`)).status, 200, 'the first server is untouched');
 
     assert.equal(await first.kill('SIGKILL'), 'SIGKILL');
     const third = await spawnServer(t, layout);
-    assert.match(third.output(), new RegExp(`took over ${layout.stateFile}\\.lock, left by pid ${first.proc.pid}, which is no longer running`, 'u'));
+    assert.match(
+      third.output(),
+      new RegExp(
+        `took over ${layout.stateFile}\\.lock, left by pid ${first.proc.pid}, which is no longer running`,
+        'u',
+      ),
+    );
     assert.equal(await third.kill('SIGTERM'), 0);
     await assert.rejects(access(`${layout.stateFile}.lock`), 'a clean stop releases the lock');
   });

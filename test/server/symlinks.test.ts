@@ -34,13 +34,19 @@ describe('symlinked state and key files', () => {
     for (let i = 0; i < 3; i++) await getJson(`${s.url}/api/plantid`);
     assert.equal(await s.kill('SIGTERM'), 0);
 
-    for (const [link, target] of [[join(layout.keysDir, 'plantid.txt'), join(real, 'plantid.txt')], [stateLink, join(real, 'state.json')]] as const) {
+    for (const [link, target] of [
+      [join(layout.keysDir, 'plantid.txt'), join(real, 'plantid.txt')],
+      [stateLink, join(real, 'state.json')],
+    ] as const) {
       assert.ok((await lstat(link)).isSymbolicLink(), `${link} is still a link`);
       assert.equal(await readlink(link), target);
     }
     assert.equal(await readFile(join(real, 'plantid.txt'), 'utf8'), `${a}\n${b}\n`);
     const keys = deserializeState(await readFile(join(real, 'state.json'), 'utf8')).state.pools.plantid!.keys;
-    assert.equal(Object.values(keys).reduce((n, k) => n + k.total, 0), 4);
+    assert.equal(
+      Object.values(keys).reduce((n, k) => n + k.total, 0),
+      4,
+    );
     assert.deepEqual((await readdir(real)).sort(), ['plantid.txt', 'state.json']); // no temp files left
   });
 });

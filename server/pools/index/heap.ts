@@ -61,12 +61,14 @@ export class IndexedHeap {
   }
 
   private less(a: number, b: number): boolean {
-    const pa = this.prio.get(a)!, pb = this.prio.get(b)!;
+    const pa = this.prio.get(a)!,
+      pb = this.prio.get(b)!;
     return pa < pb || (pa === pb && a < b);
   }
 
   private swap(i: number, j: number): void {
-    const a = this.ids[i]!, b = this.ids[j]!;
+    const a = this.ids[i]!,
+      b = this.ids[j]!;
     this.ids[i] = b;
     this.ids[j] = a;
     this.slot.set(b, i);
@@ -85,7 +87,8 @@ export class IndexedHeap {
   private down(i: number): void {
     const n = this.ids.length;
     for (;;) {
-      const l = 2 * i + 1, r = l + 1;
+      const l = 2 * i + 1,
+        r = l + 1;
       let best = i;
       if (l < n && this.less(this.ids[l]!, this.ids[best]!)) best = l;
       if (r < n && this.less(this.ids[r]!, this.ids[best]!)) best = r;

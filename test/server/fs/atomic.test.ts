@@ -7,10 +7,19 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { appendLine, atomicWrite, NODE_FS, ShortWriteError, type WriteFs, type WriteHandle } from '../../../server/fs/atomic.js';
+import {
+  appendLine,
+  atomicWrite,
+  NODE_FS,
+  ShortWriteError,
+  type WriteFs,
+  type WriteHandle,
+} from '../../../server/fs/atomic.js';
 import { tempDir, tinyTmpfs } from '../../helpers/tmp.js';
 
-type Fault = { op: 'write'; after: number; kind: 'short' | 'zero' | NodeJS.ErrnoException['code'] } | { op: 'rename' | 'sync'; kind: string };
+type Fault =
+  | { op: 'write'; after: number; kind: 'short' | 'zero' | NodeJS.ErrnoException['code'] }
+  | { op: 'rename' | 'sync'; kind: string };
 
 /** node:fs/promises, except for the one fault it is told to play. */
 function faultyFs(fault: Fault): WriteFs & { writes: number } {
@@ -50,7 +59,11 @@ const GOOD = '{"the":"previous good state"}';
 
 describe('atomicWrite and appendLine under disk faults', () => {
   const faults: Array<[string, Fault, RegExp]> = [
-    ['a write that stops making progress (full disk, no error)', { op: 'write', after: 1, kind: 'zero' }, /short write .* \(disk full\?\)/u],
+    [
+      'a write that stops making progress (full disk, no error)',
+      { op: 'write', after: 1, kind: 'zero' },
+      /short write .* \(disk full\?\)/u,
+    ],
     ['ENOSPC mid-file', { op: 'write', after: 1, kind: 'ENOSPC' }, /ENOSPC/u],
     ['EIO', { op: 'write', after: 0, kind: 'EIO' }, /EIO/u],
     ['a failing fsync', { op: 'sync', kind: 'EIO' }, /EIO/u],
@@ -82,7 +95,14 @@ describe('atomicWrite and appendLine under disk faults', () => {
     const dir = await tempDir(t);
     const path = join(dir, 'state.json.journal');
     await appendLine(path, '{"entry":1}');
-    await assert.rejects(appendLine(path, Array.from({ length: 50 }, () => 'z'.repeat(4000)), faultyFs({ op: 'write', after: 1, kind: 'ENOSPC' })), /ENOSPC/u);
+    await assert.rejects(
+      appendLine(
+        path,
+        Array.from({ length: 50 }, () => 'z'.repeat(4000)),
+        faultyFs({ op: 'write', after: 1, kind: 'ENOSPC' }),
+      ),
+      /ENOSPC/u,
+    );
     assert.equal(await readFile(path, 'utf8'), '{"entry":1}\n');
     await assert.rejects(appendLine(path, 'short', faultyFs({ op: 'write', after: 0, kind: 'zero' })), ShortWriteError);
     assert.equal(await readFile(path, 'utf8'), '{"entry":1}\n');
@@ -113,7 +133,10 @@ describe('atomicWrite on a real full disk (tmpfs)', () => {
     const path = join(dir, 'state.json');
     await atomicWrite(path, GOOD);
     await writeFile(join(dir, 'filler'), Buffer.alloc(120 * 1024)); // about 8 KiB left
-    await assert.rejects(atomicWrite(path, 'w'.repeat(60 * 1024)), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+    await assert.rejects(
+      atomicWrite(path, 'w'.repeat(60 * 1024)),
+      (err: NodeJS.ErrnoException) => err.code === 'ENOSPC',
+    );
     assert.equal(await readFile(path, 'utf8'), GOOD);
     assert.deepEqual((await readdir(dir)).sort(), ['filler', 'state.json']);
   });

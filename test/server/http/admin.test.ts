@@ -15,19 +15,26 @@ describe('admin API', () => {
     assert.equal((await getJson(`${off.url}/admin/pools`, { headers: auth })).status, 404);
     const on = await startInProcess(t, { keys: { plantid: makeKeys(1) }, env: { ADMIN_TOKEN: ADMIN } });
     assert.equal((await getJson(`${on.url}/admin/pools`)).status, 401);
-    assert.equal((await getJson(`${on.url}/admin/pools`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status, 401);
+    assert.equal(
+      (await getJson(`${on.url}/admin/pools`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status,
+      401,
+    );
     assert.equal((await getJson(`${on.url}/admin/pools`, { headers: auth })).status, 200);
   });
 
   it('clears a pool throttle: handouts resume at once', async (t) => {
     const keys = makeKeys(2);
     const s = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
-    for (const k of keys) await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(k), status: 429, retryAfter: 3600 });
+    for (const k of keys)
+      await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(k), status: 429, retryAfter: 3600 });
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.error, 'pool_throttled');
     const cleared = await postJson(`${s.url}/admin/pools/plantid/clear-throttle`, '', auth);
     assert.deepEqual([cleared.status, cleared.body], [200, { pool: 'plantid', cleared: true }]);
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
-    assert.deepEqual((await postJson(`${s.url}/admin/pools/plantid/clear-throttle`, '', auth)).body, { pool: 'plantid', cleared: false });
+    assert.deepEqual((await postJson(`${s.url}/admin/pools/plantid/clear-throttle`, '', auth)).body, {
+      pool: 'plantid',
+      cleared: false,
+    });
     assert.equal((await postJson(`${s.url}/admin/pools/nosuch/clear-throttle`, '', auth)).status, 404);
     assert.ok(s.lines.some((l) => /admin: cleared the throttle of pool plantid/u.test(l)));
   });
@@ -37,7 +44,15 @@ describe('admin API', () => {
     const s = await startInProcess(t, { keys: { plantid: `# ops keys\n${a}\n` }, env: { ADMIN_TOKEN: ADMIN } });
     const r = await postJson(`${s.url}/admin/pools/plantid/keys`, { keys: [b, c] }, auth);
     assert.equal(r.status, 201);
-    assert.deepEqual(r.body, { pool: 'plantid', added: [{ keyId: keyIdOf(b!), masked: maskKey(b!) }, { keyId: keyIdOf(c!), masked: maskKey(c!) }], checked: null, warnings: [] });
+    assert.deepEqual(r.body, {
+      pool: 'plantid',
+      added: [
+        { keyId: keyIdOf(b!), masked: maskKey(b!) },
+        { keyId: keyIdOf(c!), masked: maskKey(c!) },
+      ],
+      checked: null,
+      warnings: [],
+    });
     assert.equal((await getJson(`${s.url}/api/stats`)).body.pools[0].total, 3);
     assert.equal(await readFile(join(s.layout.keysDir, 'plantid.txt'), 'utf8'), `# ops keys\n${a}\n${b}\n${c}\n`);
     const dup = await postJson(`${s.url}/admin/pools/plantid/keys`, { key: a }, auth);
@@ -45,7 +60,10 @@ describe('admin API', () => {
     assert.deepEqual([dup.body.error, dup.body.keyIds], ['duplicate_key', [keyIdOf(a!)]]);
     assert.ok(!JSON.stringify(dup.body).includes(a!));
     assert.equal((await readFile(join(s.layout.keysDir, 'plantid.txt'), 'utf8')).split(a!).length, 2);
-    assert.equal((await postJson(`${s.url}/admin/pools/plantid/keys`, { key: 'bad key' }, auth)).body.error, 'invalid_key');
+    assert.equal(
+      (await postJson(`${s.url}/admin/pools/plantid/keys`, { key: 'bad key' }, auth)).body.error,
+      'invalid_key',
+    );
     assert.equal((await postJson(`${s.url}/admin/pools/plantid/keys`, { nope: 1 }, auth)).status, 400);
     assert.equal((await postJson(`${s.url}/admin/pools/nosuch/keys`, { key: 'k-aaaaaaaaaaaa' }, auth)).status, 404);
     assert.ok(!s.lines.some((l) => l.includes(b!) || l.includes(c!)), 'a log line holds an added key');
@@ -53,13 +71,22 @@ describe('admin API', () => {
 
   it('removes a key by keyId, keeping the other lines; unknown keyId is 404', async (t) => {
     const [a, b] = makeKeys(2);
-    const s = await startInProcess(t, { keys: { plantid: `${a}\n# b below\n${b}  # expires=2030-01-01\n` }, env: { ADMIN_TOKEN: ADMIN } });
+    const s = await startInProcess(t, {
+      keys: { plantid: `${a}\n# b below\n${b}  # expires=2030-01-01\n` },
+      env: { ADMIN_TOKEN: ADMIN },
+    });
     const r = await getJson(`${s.url}/admin/pools/plantid/keys/${keyIdOf(b!)}`, { method: 'DELETE', headers: auth });
     assert.equal(r.status, 204);
     assert.equal(await readFile(join(s.layout.keysDir, 'plantid.txt'), 'utf8'), `${a}\n# b below\n`);
     assert.equal((await getJson(`${s.url}/api/stats`)).body.pools[0].total, 1);
-    assert.equal((await getJson(`${s.url}/admin/pools/plantid/keys/${keyIdOf(b!)}`, { method: 'DELETE', headers: auth })).status, 404);
-    assert.equal((await getJson(`${s.url}/admin/pools/plantid/keys/NOTHEX`, { method: 'DELETE', headers: auth })).status, 400);
+    assert.equal(
+      (await getJson(`${s.url}/admin/pools/plantid/keys/${keyIdOf(b!)}`, { method: 'DELETE', headers: auth })).status,
+      404,
+    );
+    assert.equal(
+      (await getJson(`${s.url}/admin/pools/plantid/keys/NOTHEX`, { method: 'DELETE', headers: auth })).status,
+      400,
+    );
   });
 
   it('disables, enables and resets a key; lists a pool masked', async (t) => {
@@ -67,9 +94,15 @@ describe('admin API', () => {
     const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, env: { ADMIN_TOKEN: ADMIN } });
     for (let i = 0; i < 4; i++) await getJson(`${s.url}/api/plantid`);
     const id = keyIdOf(a!);
-    assert.equal((await postJson(`${s.url}/admin/pools/plantid/keys/${id}/disable`, { reason: 'leaked' }, auth)).status, 204);
+    assert.equal(
+      (await postJson(`${s.url}/admin/pools/plantid/keys/${id}/disable`, { reason: 'leaked' }, auth)).status,
+      204,
+    );
     let list = (await getJson(`${s.url}/admin/pools/plantid/keys`, { headers: auth })).body;
-    assert.deepEqual([list.keys[0].status, list.keys[0].reason, list.keys[0].masked], ['disabled', 'disabled by admin: leaked', maskKey(a!)]);
+    assert.deepEqual(
+      [list.keys[0].status, list.keys[0].reason, list.keys[0].masked],
+      ['disabled', 'disabled by admin: leaked', maskKey(a!)],
+    );
     assert.ok(!JSON.stringify(list).includes(a!));
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, b);
     assert.equal((await postJson(`${s.url}/admin/pools/plantid/keys/${id}/enable`, '', auth)).status, 204);

@@ -17,20 +17,42 @@ describe('bearer auth on /api/*', () => {
       const wrong = await getJson(`${s.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}x` } });
       assert.equal(wrong.status, 401, path);
     }
-    assert.equal((await getJson(`${s.url}/api/plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+    assert.equal(
+      (await getJson(`${s.url}/api/plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).status,
+      200,
+    );
     assert.equal((await getJson(`${s.url}/api/stats`, { headers: { authorization: `bearer ${OTHER}` } })).status, 200);
     assert.equal((await getJson(`${s.url}/healthz`)).status, 200);
   });
 
   it('no spelling of a path gets past the token check', async (t) => {
-    const s = await startInProcess(t, { keys: { plantid: makeKeys(1) }, env: { API_TOKENS: TOKEN, ADMIN_TOKEN: OTHER } });
-    for (const path of ['/API/plantid', '/Api/stats', '/api/PLANTID', '//api/plantid', '/api//plantid', '/api/plantid/', '/METRICS', '/Metrics', '/api/%70lantid', '/ADMIN/pools', '/Admin/pools/plantid/keys', '/anything']) {
+    const s = await startInProcess(t, {
+      keys: { plantid: makeKeys(1) },
+      env: { API_TOKENS: TOKEN, ADMIN_TOKEN: OTHER },
+    });
+    for (const path of [
+      '/API/plantid',
+      '/Api/stats',
+      '/api/PLANTID',
+      '//api/plantid',
+      '/api//plantid',
+      '/api/plantid/',
+      '/METRICS',
+      '/Metrics',
+      '/api/%70lantid',
+      '/ADMIN/pools',
+      '/Admin/pools/plantid/keys',
+      '/anything',
+    ]) {
       const r = await getJson(`${s.url}${path}`);
       assert.equal(r.status, 401, path);
       assert.ok(!JSON.stringify(r.body).includes('"key"'), path);
     }
     // Authorised, odd spellings do not reach a route either.
-    assert.equal((await getJson(`${s.url}/API/plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 404);
+    assert.equal(
+      (await getJson(`${s.url}/API/plantid`, { headers: { authorization: `Bearer ${TOKEN}` } })).status,
+      404,
+    );
     assert.equal((await getJson(`${s.url}/HEALTHZ`)).status, 404);
   });
 

@@ -25,10 +25,20 @@ function rawRequest(url: string, raw: string): Promise<{ status: number; headers
 
 describe('errors from the HTTP parser', () => {
   const cases: Array<[string, string, number, string]> = [
-    ['a bad chunk size', 'POST /api/plantid/report HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, 'bad_request'],
+    [
+      'a bad chunk size',
+      'POST /api/plantid/report HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      400,
+      'bad_request',
+    ],
     ['a space in the URL', 'GET /api/plant id HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'bad_request'],
     ['an unknown method', 'FOO /api/plantid HTTP/1.1\r\nHost: x\r\n\r\n', 501, 'not_implemented'],
-    ['20 KB of headers', `GET /api/plantid HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+    [
+      '20 KB of headers',
+      `GET /api/plantid HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'headers_too_large',
+    ],
   ];
   for (const [what, raw, status, code] of cases) {
     it(`${what} is ${status} ${code} as JSON`, async (t) => {
@@ -44,7 +54,11 @@ describe('errors from the HTTP parser', () => {
 
   it('OPTIONS names the methods a route takes in Allow', async (t) => {
     const s = await startInProcess(t, { keys: { plantid: makeKeys(1) } });
-    for (const [path, allow] of [['/healthz', 'HEAD, GET'], ['/api/plantid', 'GET'], ['/api/plantid/report', 'POST']]) {
+    for (const [path, allow] of [
+      ['/healthz', 'HEAD, GET'],
+      ['/api/plantid', 'GET'],
+      ['/api/plantid/report', 'POST'],
+    ]) {
       const r = await fetch(`${s.url}${path}`, { method: 'OPTIONS' });
       assert.equal(r.status, 200, path);
       assert.equal(r.headers.get('allow'), allow, path);

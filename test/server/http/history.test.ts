@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { keyIdOf } from '../../../shared/keys.js';
+import type { ActivityKind, HistorySeries } from '../../../server/pools/activity.js';
 import { RedisBackend } from '../../../server/redis/backend.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { makeKeys } from '../../helpers/keys.js';
@@ -19,7 +20,7 @@ async function traffic(s: InProcess, keys: string[]) {
   assert.equal((await getJson(`${s.url}/api/plantid`)).status, 503); // both keys out: no key
 }
 
-const last = (series: any, kind: string) => series.counts[kind].at(-1);
+const last = (series: HistorySeries, kind: ActivityKind) => series.counts[kind].at(-1);
 
 describe('history for the dashboard', () => {
   it('counts handouts, outcomes and requests without a key per minute and hour, and keeps them over a restart', async (t: TestContext) => {
@@ -29,18 +30,30 @@ describe('history for the dashboard', () => {
     const first = await startInProcess(t, { clock, layout });
     await traffic(first, keys);
     const h = (await getJson(`${first.url}/api/stats/history?pool=plantid&range=1h`)).body;
-    assert.deepEqual([h.pool, h.range, h.bucketMs, h.starts.length, h.starts.at(-1)], ['plantid', '1h', 60_000, 60, MINUTE]);
-    assert.deepEqual(['served', 'ok', 'rate_limited', 'invalid', 'no_key', 'exhausted', 'error'].map((k) => last(h, k)), [3, 1, 1, 1, 1, 0, 0]);
+    assert.deepEqual(
+      [h.pool, h.range, h.bucketMs, h.starts.length, h.starts.at(-1)],
+      ['plantid', '1h', 60_000, 60, MINUTE],
+    );
+    assert.deepEqual(
+      (['served', 'ok', 'rate_limited', 'invalid', 'no_key', 'exhausted', 'error'] as const).map((k) => last(h, k)),
+      [3, 1, 1, 1, 1, 0, 0],
+    );
     await first.stop();
 
     clock.advance(2 * 3_600_000); // two hours later, after a restart
     const second = await startInProcess(t, { clock, layout });
     const week = (await getJson(`${second.url}/api/stats/history?pool=plantid&range=7d`)).body;
     assert.equal(week.counts.served.at(-3), 3);
-    assert.equal((await getJson(`${second.url}/api/stats/history?pool=plantid&range=24h`)).body.counts.served.at(-121), 3);
+    assert.equal(
+      (await getJson(`${second.url}/api/stats/history?pool=plantid&range=24h`)).body.counts.served.at(-121),
+      3,
+    );
     assert.equal(last((await getJson(`${second.url}/api/stats/history?pool=plantid&range=1h`)).body, 'served'), 0);
 
-    assert.deepEqual((await getJson(`${second.url}/api/stats/history?pool=plantid&range=1y`)).body.error, 'invalid_query');
+    assert.deepEqual(
+      (await getJson(`${second.url}/api/stats/history?pool=plantid&range=1y`)).body.error,
+      'invalid_query',
+    );
     assert.deepEqual((await getJson(`${second.url}/api/stats/history`)).body.error, 'invalid_query');
     assert.equal((await getJson(`${second.url}/api/stats/history?pool=nosuch`)).status, 404);
   });
@@ -56,7 +69,18 @@ describe('history for the dashboard', () => {
       const clock = new FakeClock(MINUTE + 30_000);
       const keys = makeKeys(2);
       const instance = (layout: Layout) =>
-        startInProcess(t, { clock, layout, env: { STATE_BACKEND: 'redis' }, backend: (logger) => new RedisBackend(new Redis(redis.url), 'kwhist:', { logger, url: redis.url, clock: clock.now, allowVolatile: false }) });
+        startInProcess(t, {
+          clock,
+          layout,
+          env: { STATE_BACKEND: 'redis' },
+          backend: (logger) =>
+            new RedisBackend(new Redis(redis.url), 'kwhist:', {
+              logger,
+              url: redis.url,
+              clock: clock.now,
+              allowVolatile: false,
+            }),
+        });
       const layoutA = await makeLayout(t, { plantid: keys });
       const layoutB = await makeLayout(t, { plantid: keys });
       const a = await instance(layoutA);

@@ -18,14 +18,25 @@ function metric(text: string, series: string): number {
 describe('GET /metrics', () => {
   it('counts handouts and reports, gauges keys by status, times requests and saves; token-protected', async (t) => {
     const keys = makeKeys(3);
-    const s = await startInProcess(t, { keys: { plantid: keys }, pools: { plantid: { limits: { total: 2 } } }, env: { API_TOKENS: TOKEN, STATE_SAVE_INTERVAL_MS: '50' } });
+    const s = await startInProcess(t, {
+      keys: { plantid: keys },
+      pools: { plantid: { limits: { total: 2 } } },
+      env: { API_TOKENS: TOKEN, STATE_SAVE_INTERVAL_MS: '50' },
+    });
     const h = { authorization: `Bearer ${TOKEN}` };
     assert.equal((await getJson(`${s.url}/metrics`)).status, 401);
     for (let i = 0; i < 8; i++) await getJson(`${s.url}/api/plantid`, { headers: h });
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(keys[0]!), outcome: 'invalid' }, h);
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(keys[1]!), status: 503 }, h);
     // Until a timed state save has run (every 50 ms here).
-    await until('a state save', async () => metric(await (await fetch(`${s.url}/metrics`, { headers: h })).text(), 'keywarden_state_save_duration_seconds_count') >= 1);
+    await until(
+      'a state save',
+      async () =>
+        metric(
+          await (await fetch(`${s.url}/metrics`, { headers: h })).text(),
+          'keywarden_state_save_duration_seconds_count',
+        ) >= 1,
+    );
     const res = await fetch(`${s.url}/metrics`, { headers: h });
     assert.match(res.headers.get('content-type') ?? '', /text\/plain/u);
     const text = await res.text();
@@ -36,8 +47,14 @@ describe('GET /metrics', () => {
     assert.equal(metric(text, 'keywarden_keys{pool="plantid",status="disabled"}'), 1);
     assert.equal(metric(text, 'keywarden_keys{pool="plantid",status="exhausted"}'), 2);
     assert.equal(metric(text, 'keywarden_keys{pool="healthid",status="available"}'), 0);
-    assert.equal(metric(text, 'keywarden_http_request_duration_seconds_count{method="GET",route="/api/:pool",status="200"}'), 6);
-    assert.equal(metric(text, 'keywarden_http_request_duration_seconds_count{method="GET",route="/api/:pool",status="503"}'), 2);
+    assert.equal(
+      metric(text, 'keywarden_http_request_duration_seconds_count{method="GET",route="/api/:pool",status="200"}'),
+      6,
+    );
+    assert.equal(
+      metric(text, 'keywarden_http_request_duration_seconds_count{method="GET",route="/api/:pool",status="503"}'),
+      2,
+    );
     assert.ok(metric(text, 'keywarden_state_save_duration_seconds_count') >= 1);
     assert.equal(metric(text, 'keywarden_state_save_failures_total'), 0);
     assert.match(text, /^keywarden_process_resident_memory_bytes \d+/mu);
@@ -51,14 +68,24 @@ describe('GET /metrics', () => {
     m.handout('plantid', 'served');
     m.handout('plantid', 'served');
     let text = await m.registry.metrics();
-    const series = (le: string) => `keywarden_http_request_duration_seconds_bucket{method="GET",route="/api/:pool",status="200",le="${le}"}`;
+    const series = (le: string) =>
+      `keywarden_http_request_duration_seconds_bucket{method="GET",route="/api/:pool",status="200",le="${le}"}`;
     assert.equal(metric(text, series('0.0005')), 1);
     assert.equal(metric(text, series('0.001')), 3);
     assert.equal(metric(text, series('0.25')), 3);
     assert.equal(metric(text, series('1')), 4);
     assert.equal(metric(text, series('+Inf')), 5);
-    assert.equal(metric(text, 'keywarden_http_request_duration_seconds_sum{method="GET",route="/api/:pool",status="200"}'), 0.0005 + 0.0007 + 0.001 + 0.3 + 2);
-    assert.equal(metric(text, 'keywarden_http_request_duration_seconds_count{method="POST",route="/api/:pool/report",status="204"}'), 1);
+    assert.equal(
+      metric(text, 'keywarden_http_request_duration_seconds_sum{method="GET",route="/api/:pool",status="200"}'),
+      0.0005 + 0.0007 + 0.001 + 0.3 + 2,
+    );
+    assert.equal(
+      metric(
+        text,
+        'keywarden_http_request_duration_seconds_count{method="POST",route="/api/:pool/report",status="204"}',
+      ),
+      1,
+    );
     assert.match(text, /^# TYPE keywarden_http_request_duration_seconds histogram$/mu);
     assert.equal(metric(text, 'keywarden_handouts_total{pool="plantid",outcome="served"}'), 2);
     m.handout('plantid', 'served');

@@ -26,7 +26,11 @@ describe('Kindwise-native proxy', () => {
     for (const k of keys) fake.addKey(k);
     const s = await proxyServer(t, fake, keys);
     for (let round = 0; round < 3; round++) {
-      const made = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json: { ...IMAGE, custom_id: 100 + round } });
+      const made = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+        method: 'POST',
+        headers: KEY,
+        json: { ...IMAGE, custom_id: 100 + round },
+      });
       assert.equal(made.status, 201);
       const owner = made.headers.get('x-keywarden-key-id');
       const token = made.body.access_token as string;
@@ -41,7 +45,11 @@ describe('Kindwise-native proxy', () => {
         ['DELETE', `${IDENTIFY}/${token}`],
       ];
       for (const [method, path, json] of steps) {
-        const r = await call(`${s.url}/proxy/plantid${path}`, { method, headers: KEY, ...(json === undefined ? {} : { json }) });
+        const r = await call(`${s.url}/proxy/plantid${path}`, {
+          method,
+          headers: KEY,
+          ...(json === undefined ? {} : { json }),
+        });
         assert.deepEqual([r.status, r.headers.get('x-keywarden-key-id')], [200, owner], `${method} ${path}`);
       }
     }
@@ -62,13 +70,32 @@ describe('Kindwise-native proxy', () => {
     for (const k of keys) fake.addKey(k);
     const s = await proxyServer(t, fake, keys);
     const post = (json: unknown) => call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json });
-    const made = [await post(IMAGE), await post({ ...IMAGE, health: 'all' }), await post({ ...IMAGE, health: 'all' }), await post(IMAGE)];
-    assert.deepEqual(made.map((r) => r.status), [201, 201, 201, 201]);
+    const made = [
+      await post(IMAGE),
+      await post({ ...IMAGE, health: 'all' }),
+      await post({ ...IMAGE, health: 'all' }),
+      await post(IMAGE),
+    ];
+    assert.deepEqual(
+      made.map((r) => r.status),
+      [201, 201, 201, 201],
+    );
     assert.equal((await post({ images: [] })).status, 400); // charged nothing: given back
-    assert.equal((await call(`${s.url}/proxy/plantid/api/v3/health_assessment`, { method: 'POST', headers: KEY, json: IMAGE })).status, 201);
-    for (const r of made) assert.equal((await call(`${s.url}/proxy/plantid${IDENTIFY}/${r.body.access_token}`, { headers: KEY })).status, 200);
+    assert.equal(
+      (await call(`${s.url}/proxy/plantid/api/v3/health_assessment`, { method: 'POST', headers: KEY, json: IMAGE }))
+        .status,
+      201,
+    );
+    for (const r of made)
+      assert.equal(
+        (await call(`${s.url}/proxy/plantid${IDENTIFY}/${r.body.access_token}`, { headers: KEY })).status,
+        200,
+      );
     assert.equal((await call(`${s.url}/proxy/plantid/api/v3/usage_info`, { headers: KEY })).status, 200);
-    assert.equal((await call(`${s.url}/proxy/plantid/api/v3/kb/plants/name_search?q=rose`, { headers: KEY })).status, 200);
+    assert.equal(
+      (await call(`${s.url}/proxy/plantid/api/v3/kb/plants/name_search?q=rose`, { headers: KEY })).status,
+      200,
+    );
     const p = await plantid(s.url);
     const served = p.keys.reduce((n, k) => n + k.served.total, 0);
     assert.equal(fake.charged, 1 + 2 + 2 + 1 + 1);
@@ -89,11 +116,20 @@ describe('Kindwise-native proxy', () => {
     const token = fake.identifyDirectly(keys[2]!);
     const found = await call(`${s.url}/proxy/plantid${IDENTIFY}/${token}`, { headers: KEY });
     assert.deepEqual([found.status, found.headers.get('x-keywarden-key-id')], [200, keyIdOf(keys[2]!)]);
-    assert.deepEqual(fake.received(`${IDENTIFY}/${token}`).map((r) => r.apiKey), keys); // asked in turn
-    assert.deepEqual((await plantid(s.url)).keys.map((k) => k.served.total), [0, 0, 0]);
+    assert.deepEqual(
+      fake.received(`${IDENTIFY}/${token}`).map((r) => r.apiKey),
+      keys,
+    ); // asked in turn
+    assert.deepEqual(
+      (await plantid(s.url)).keys.map((k) => k.served.total),
+      [0, 0, 0],
+    );
     await s.stop('restart');
 
-    const again = await startInProcess(t, { layout: s.layout, env: { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0' } });
+    const again = await startInProcess(t, {
+      layout: s.layout,
+      env: { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0' },
+    });
     const before = fake.requests.length;
     const retrieved = await call(`${again.url}/proxy/plantid${IDENTIFY}/${token}`, { headers: KEY });
     assert.deepEqual([retrieved.status, fake.requests.length - before], [200, 1]);
@@ -110,10 +146,22 @@ describe('Kindwise-native proxy', () => {
     const made = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json: IMAGE });
     const owner = made.headers.get('x-keywarden-key-id')!;
     const admin = { authorization: 'Bearer admin-token-0123456789abcdef' };
-    assert.equal((await call(`${s.url}/admin/pools/plantid/keys/${owner}/disable`, { method: 'POST', headers: admin, json: { reason: "test" } })).status, 204);
+    assert.equal(
+      (
+        await call(`${s.url}/admin/pools/plantid/keys/${owner}/disable`, {
+          method: 'POST',
+          headers: admin,
+          json: { reason: 'test' },
+        })
+      ).status,
+      204,
+    );
     const before = fake.requests.length;
     const r = await call(`${s.url}/proxy/plantid${IDENTIFY}/${made.body.access_token}`, { headers: KEY });
-    assert.deepEqual([r.status, r.body.error, r.body.keyId, r.body.keyStatus], [409, 'pinned_key_unavailable', owner, 'disabled']);
+    assert.deepEqual(
+      [r.status, r.body.error, r.body.keyId, r.body.keyStatus],
+      [409, 'pinned_key_unavailable', owner, 'disabled'],
+    );
     assert.equal(fake.requests.length, before);
   });
 
@@ -123,20 +171,33 @@ describe('Kindwise-native proxy', () => {
     for (const k of keys) fake.addKey(k);
     fake.answer('/api/v3/forbidden', () => ({ status: 401, body: '"Not allowed."' }));
     const s = await proxyServer(t, fake, keys);
-    for (let i = 0; i < 3; i++) assert.equal((await call(`${s.url}/proxy/plantid/api/v3/forbidden`, { headers: KEY })).status, 401);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await call(`${s.url}/proxy/plantid/api/v3/forbidden`, { headers: KEY })).status, 401);
     await until('the checks asked', async () => fake.received('/api/v3/usage_info').length >= 3);
     const p = await plantid(s.url);
-    assert.deepEqual(p.keys.map((k) => k.status), ['available', 'available', 'available']);
+    assert.deepEqual(
+      p.keys.map((k) => k.status),
+      ['available', 'available', 'available'],
+    );
   });
 
   it('an upstream that echoes the key in a 401 body, a header and Set-Cookie: the key reaches no caller, stats, state file, log or stdout', async (t) => {
     const fake = await fakeUpstream(t);
     const keys = makeKeys(2);
     for (const k of keys) fake.addKey(k);
-    fake.answer('/api/v3/echo', (apiKey) => ({ status: 401, body: JSON.stringify(`The key ${apiKey} is not allowed; also ${keys[1]}.`), headers: { 'x-echo': apiKey, 'set-cookie': [`k=${apiKey}; Path=/`] } }));
+    fake.answer('/api/v3/echo', (apiKey) => ({
+      status: 401,
+      body: JSON.stringify(`The key ${apiKey} is not allowed; also ${keys[1]}.`),
+      headers: { 'x-echo': apiKey, 'set-cookie': [`k=${apiKey}; Path=/`] },
+    }));
     // The real process: its stdout and log file are what an operator sees.
     const layout = await makeLayout(t, { plantid: keys }, { plantid: { upstream: { origin: fake.url } } });
-    const s = await spawnServer(t, layout, { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0', LOG_LEVEL: 'debug', STATE_SAVE_INTERVAL_MS: '50' });
+    const s = await spawnServer(t, layout, {
+      API_TOKENS: TOKEN,
+      UPSTREAM_SYNC_INTERVAL_MS: '0',
+      LOG_LEVEL: 'debug',
+      STATE_SAVE_INTERVAL_MS: '50',
+    });
     const r = await call(`${s.url}/proxy/plantid/api/v3/echo`, { headers: KEY });
     assert.equal(r.status, 401);
     const seen = [r.text, ...[...r.headers].flat()].join('\n');
@@ -149,7 +210,13 @@ describe('Kindwise-native proxy', () => {
     const logFile = await readFile(layout.logFile, 'utf8');
     assert.match(logFile, /proxy plantid GET \/api\/v3\/echo -> 401/u);
     for (const k of keys) {
-      for (const [what, text] of [['stats', stats], ['state file', state], ['log file', logFile], ['stdout', s.output()]] as const) assert.ok(!text.includes(k), `a key in the ${what}`);
+      for (const [what, text] of [
+        ['stats', stats],
+        ['state file', state],
+        ['log file', logFile],
+        ['stdout', s.output()],
+      ] as const)
+        assert.ok(!text.includes(k), `a key in the ${what}`);
     }
   });
 
@@ -158,13 +225,21 @@ describe('Kindwise-native proxy', () => {
     const keys = makeKeys(2);
     for (const k of keys) fake.addKey(k);
     let n = 0;
-    fake.answer('/api/v3/slowdown', () => ({ status: 429, body: '"Too many requests."', headers: { 'retry-after': n++ === 0 ? '99999999999' : 'Fri, 31 Dec 9999 23:59:59 GMT' } }));
+    fake.answer('/api/v3/slowdown', () => ({
+      status: 429,
+      body: '"Too many requests."',
+      headers: { 'retry-after': n++ === 0 ? '99999999999' : 'Fri, 31 Dec 9999 23:59:59 GMT' },
+    }));
     const s = await proxyServer(t, fake, keys);
     const started = Date.now();
     await call(`${s.url}/proxy/plantid/api/v3/slowdown`, { method: 'POST', headers: KEY, json: {} });
     const p = await plantid(s.url);
     const until = p.keys.map((k) => k.until ?? p.throttledUntil);
-    for (const u of until) assert.ok(u !== null && u <= started + 3_600_000 + 60_000, `held until ${u === null ? null : new Date(u).toISOString()}`);
+    for (const u of until)
+      assert.ok(
+        u !== null && u <= started + 3_600_000 + 60_000,
+        `held until ${u === null ? null : new Date(u).toISOString()}`,
+      );
   });
 
   it('slow uploads hold no upstream connection: with 140 callers dripping a byte every 2 s, a normal request is answered', async (t) => {
@@ -174,7 +249,13 @@ describe('Kindwise-native proxy', () => {
     const s = await proxyServer(t, fake, keys);
     const port = new URL(s.url).port;
     const drips = Array.from({ length: 140 }, () => {
-      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: `/proxy/plantid${IDENTIFY}`, headers: { ...KEY, 'content-type': 'application/json', 'content-length': '1000' } });
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `/proxy/plantid${IDENTIFY}`,
+        headers: { ...KEY, 'content-type': 'application/json', 'content-length': '1000' },
+      });
       req.on('error', () => undefined);
       req.write('{');
       const timer = setInterval(() => req.write(' '), 2000);
@@ -186,7 +267,10 @@ describe('Kindwise-native proxy', () => {
         d.req.destroy();
       }
     });
-    await until('the drips connected', async () => fake.requests.length === 0 && drips.every((d) => d.req.socket !== undefined && d.req.socket !== null));
+    await until(
+      'the drips connected',
+      async () => fake.requests.length === 0 && drips.every((d) => d.req.socket !== undefined && d.req.socket !== null),
+    );
     const started = performance.now();
     const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json: IMAGE });
     const ms = performance.now() - started;
@@ -203,11 +287,20 @@ describe('Kindwise-native proxy', () => {
     const s = await proxyServer(t, fake, keys, { PROXY_BODY_TIMEOUT_MS: '300' });
     const port = new URL(s.url).port;
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: `/proxy/plantid${IDENTIFY}`, headers: { ...KEY, 'content-type': 'application/json', 'content-length': '100' } }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: `/proxy/plantid${IDENTIFY}`,
+          headers: { ...KEY, 'content-type': 'application/json', 'content-length': '100' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        },
+      );
       req.on('error', reject);
       req.write('{');
     });
@@ -235,7 +328,11 @@ describe('Kindwise-native proxy', () => {
       }),
     );
     clearInterval(sampler);
-    assert.deepEqual(sizes, [[500, big.length], [500, big.length], [500, big.length]]);
+    assert.deepEqual(sizes, [
+      [500, big.length],
+      [500, big.length],
+      [500, big.length],
+    ]);
     // The fake itself holds one 30 MB buffer, sent three times; the proxy adds at most its peeks.
     t.diagnostic(`RSS before ${(rssBefore / 2 ** 20).toFixed(0)} MB, peak ${(peak / 2 ** 20).toFixed(0)} MB`);
     assert.ok(peak - rssBefore < 100 * 2 ** 20, `RSS grew ${((peak - rssBefore) / 2 ** 20).toFixed(0)} MB`);
@@ -252,21 +349,38 @@ describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDI
     const fake = await fakeUpstream(t);
     const keys = makeKeys(3);
     for (const k of keys) fake.addKey(k);
-    const layout = await makeLayout(t, { plantid: keys }, { plantid: { strategy: 'round-robin', upstream: { origin: fake.url } } });
+    const layout = await makeLayout(
+      t,
+      { plantid: keys },
+      { plantid: { strategy: 'round-robin', upstream: { origin: fake.url } } },
+    );
     const env = { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0', STATE_BACKEND: 'redis' };
-    const backend = (logger: Logger) => new RedisBackend(new Redis(redis.url), 'kwpins:', { logger, url: redis.url, clock: Date.now, allowVolatile: false });
+    const backend = (logger: Logger) =>
+      new RedisBackend(new Redis(redis.url), 'kwpins:', {
+        logger,
+        url: redis.url,
+        clock: Date.now,
+        allowVolatile: false,
+      });
     const one = await startInProcess(t, { layout, env, backend });
     const two = await startInProcess(t, { layout, env, backend });
     const made: Array<{ token: string; owner: string }> = [];
     for (let i = 0; i < 3; i++) {
-      const r = await call(`${one.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json: { ...IMAGE, custom_id: 7 } });
+      const r = await call(`${one.url}/proxy/plantid${IDENTIFY}`, {
+        method: 'POST',
+        headers: KEY,
+        json: { ...IMAGE, custom_id: 7 },
+      });
       made.push({ token: r.body.access_token, owner: r.headers.get('x-keywarden-key-id')! });
     }
     assert.equal(new Set(made.map((m) => m.owner)).size, 3);
     for (const m of made) {
       const before = fake.requests.length;
       const r = await call(`${two.url}/proxy/plantid${IDENTIFY}/${m.token}`, { headers: KEY });
-      assert.deepEqual([r.status, r.headers.get('x-keywarden-key-id'), fake.requests.length - before], [200, m.owner, 1]);
+      assert.deepEqual(
+        [r.status, r.headers.get('x-keywarden-key-id'), fake.requests.length - before],
+        [200, m.owner, 1],
+      );
     }
     // The custom id names the latest identification that carried it.
     const byCustom = await call(`${two.url}/proxy/plantid${IDENTIFY}/7`, { headers: KEY });
@@ -277,10 +391,16 @@ describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDI
     assert.deepEqual([found.status, found.headers.get('x-keywarden-key-id')], [200, keyIdOf(keys[1]!)]);
     const before = fake.requests.length;
     const again = await call(`${two.url}/proxy/plantid${IDENTIFY}/${direct}`, { headers: KEY });
-    assert.deepEqual([again.status, again.headers.get('x-keywarden-key-id'), fake.requests.length - before], [200, keyIdOf(keys[1]!), 1]);
+    assert.deepEqual(
+      [again.status, again.headers.get('x-keywarden-key-id'), fake.requests.length - before],
+      [200, keyIdOf(keys[1]!), 1],
+    );
     assert.equal((await plantid(two.url)).proxy.pins, 5);
     // Served counts (shared) are the credits charged.
-    assert.equal((await plantid(two.url)).keys.reduce((n, k) => n + k.served.total, 0), fake.charged);
+    assert.equal(
+      (await plantid(two.url)).keys.reduce((n, k) => n + k.served.total, 0),
+      fake.charged,
+    );
   });
 });
 
@@ -290,10 +410,22 @@ describe('Kindwise plans, read from usage_info', () => {
     const [small, big] = makeKeys(2);
     fake.addKey(small!, { limits: { day: 3 }, used: { day: 1 } });
     fake.addKey(big!, { limits: { day: 100 }, used: { day: 40 } });
-    const s = await proxyServer(t, fake, [small!, big!], { UPSTREAM_SYNC_INTERVAL_MS: '60000' }, { strategy: 'fill-first' });
+    const s = await proxyServer(
+      t,
+      fake,
+      [small!, big!],
+      { UPSTREAM_SYNC_INTERVAL_MS: '60000' },
+      { strategy: 'fill-first' },
+    );
     await until('the first sync', async () => (await plantid(s.url)).keys.every((k) => k.credits !== null));
     const before = await plantid(s.url);
-    assert.deepEqual(before.keys.map((k) => [k.served.day, k.remaining]), [[1, 2], [40, 60]]);
+    assert.deepEqual(
+      before.keys.map((k) => [k.served.day, k.remaining]),
+      [
+        [1, 2],
+        [40, 60],
+      ],
+    );
     const post = () => call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: KEY, json: IMAGE });
     const owners = [];
     for (let i = 0; i < 3; i++) owners.push((await post()).headers.get('x-keywarden-key-id'));
@@ -301,7 +433,13 @@ describe('Kindwise plans, read from usage_info', () => {
     assert.deepEqual(owners, [keyIdOf(small!), keyIdOf(small!), keyIdOf(big!)]);
     assert.equal(fake.requests.filter((r) => r.path === IDENTIFY).length, 3);
     const after = await plantid(s.url);
-    assert.deepEqual(after.keys.map((k) => [k.status, k.served.day]), [['exhausted', 3], ['available', 41]]);
+    assert.deepEqual(
+      after.keys.map((k) => [k.status, k.served.day]),
+      [
+        ['exhausted', 3],
+        ['available', 41],
+      ],
+    );
     assert.equal(after.keys[0]!.reason, 'quota: perDay 3/3');
   });
 });

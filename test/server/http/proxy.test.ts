@@ -14,7 +14,6 @@ import { makeKeys } from '../../helpers/keys.js';
 import { call, postJson, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
-
 describe('proxy mode', () => {
   it('an identification goes through with a real key put in; the caller token (bearer or Api-Key, as an SDK sends it) never reaches the upstream', async (t) => {
     const fake = await fakeUpstream(t);
@@ -22,35 +21,66 @@ describe('proxy mode', () => {
     for (const k of [a!, b!]) fake.addKey(k, { limits: { day: 100 } });
     const s = await proxyServer(t, fake, [a!, b!]);
 
-    const viaBearer = await call(`${s.url}/proxy/plantid${IDENTIFY}?details=common_names`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'x-trace': 'abc' }, json: IMAGE });
+    const viaBearer = await call(`${s.url}/proxy/plantid${IDENTIFY}?details=common_names`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'x-trace': 'abc' },
+      json: IMAGE,
+    });
     assert.equal(viaBearer.status, 201);
     assert.equal(viaBearer.body.status, 'COMPLETED');
     assert.equal(viaBearer.headers.get('x-keywarden-key-id'), keyIdOf(a!));
     assert.equal(viaBearer.headers.get('x-keywarden-attempts'), '1');
-    const sdkStyle = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
+    const sdkStyle = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
     assert.equal(sdkStyle.status, 201);
     assert.equal(sdkStyle.headers.get('x-keywarden-key-id'), keyIdOf(b!));
     // A retrieval goes to the key that made the identification (pinned from the create's answer),
     // not to the next key in turn: the fake, like Kindwise, knows it only there.
-    const retrieved = await call(`${s.url}/proxy/plantid${IDENTIFY}/${sdkStyle.body.access_token}`, { headers: { 'Api-Key': TOKEN } });
-    assert.deepEqual([retrieved.status, retrieved.body.access_token, retrieved.headers.get('x-keywarden-key-id')], [200, sdkStyle.body.access_token, keyIdOf(b!)]);
+    const retrieved = await call(`${s.url}/proxy/plantid${IDENTIFY}/${sdkStyle.body.access_token}`, {
+      headers: { 'Api-Key': TOKEN },
+    });
+    assert.deepEqual(
+      [retrieved.status, retrieved.body.access_token, retrieved.headers.get('x-keywarden-key-id')],
+      [200, sdkStyle.body.access_token, keyIdOf(b!)],
+    );
 
     const seen = fake.received(IDENTIFY);
-    assert.deepEqual(seen.map((r) => r.apiKey), [a, b]);
+    assert.deepEqual(
+      seen.map((r) => r.apiKey),
+      [a, b],
+    );
     assert.equal(seen[0]!.query, 'details=common_names');
     assert.equal(seen[0]!.headers['x-trace'], 'abc');
     // Hop-by-hop headers (and those the Connection header names) stay on this hop; raw, since fetch may not send them.
     const hop = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(`${s.url}/proxy/plantid/api/v3/usage_info`, { headers: { 'Api-Key': TOKEN, connection: 'keep-alive, x-hop', 'x-hop': 'drop me', 'keep-alive': 'timeout=5', te: 'trailers' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
-      });
+      const req = httpRequest(
+        `${s.url}/proxy/plantid/api/v3/usage_info`,
+        {
+          headers: {
+            'Api-Key': TOKEN,
+            connection: 'keep-alive, x-hop',
+            'x-hop': 'drop me',
+            'keep-alive': 'timeout=5',
+            te: 'trailers',
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
     assert.equal(hop, 200);
     const last = fake.requests.at(-1)!;
-    assert.deepEqual([last.headers['x-hop'], last.headers['keep-alive'], last.headers.te], [undefined, undefined, undefined]);
+    assert.deepEqual(
+      [last.headers['x-hop'], last.headers['keep-alive'], last.headers.te],
+      [undefined, undefined, undefined],
+    );
     for (const r of fake.requests) {
       assert.equal(r.authorization, null);
       assert.notEqual(r.apiKey, TOKEN);
@@ -60,7 +90,8 @@ describe('proxy mode', () => {
     // One log line a request: pool, method, path without query, keyIds and statuses; no key, no token.
     const line = s.lines.find((l) => l.includes(`proxy plantid POST ${IDENTIFY} -> 201`))!;
     assert.ok(line.includes(`${keyIdOf(a!)} 201`) && !line.includes('details='));
-    for (const l of s.lines) for (const secret of [a!, b!, TOKEN]) assert.ok(!l.includes(secret), 'a log line holds a key or the token');
+    for (const l of s.lines)
+      for (const secret of [a!, b!, TOKEN]) assert.ok(!l.includes(secret), 'a log line holds a key or the token');
   });
 
   it('a dead key (401) and one out of credits (429 naming its limit) are skipped within the same request and marked in stats', async (t) => {
@@ -70,21 +101,44 @@ describe('proxy mode', () => {
     fake.addKey(spent!, { limits: { day: 5 }, used: { day: 5 } });
     fake.addKey(good!);
     const s = await proxyServer(t, fake, [dead!, spent!, good!], {}, {}, clock);
-    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
+    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
     assert.equal(r.status, 201);
-    assert.deepEqual([r.headers.get('x-keywarden-key-id'), r.headers.get('x-keywarden-attempts')], [keyIdOf(good!), '3']);
-    assert.deepEqual(fake.received(IDENTIFY).map((q) => q.apiKey), [dead, spent, good]);
+    assert.deepEqual(
+      [r.headers.get('x-keywarden-key-id'), r.headers.get('x-keywarden-attempts')],
+      [keyIdOf(good!), '3'],
+    );
+    assert.deepEqual(
+      fake.received(IDENTIFY).map((q) => q.apiKey),
+      [dead, spent, good],
+    );
     // A 401 alone proves nothing (the caller chose the path): the key's usage_info is asked at
     // once, meanwhile the request failed over; the key's status follows that answer.
-    await until('the dead key invalid', async () => (await plantid(s.url)).keys.find((x) => x.keyId === keyIdOf(dead!))!.status === 'invalid');
+    await until(
+      'the dead key invalid',
+      async () => (await plantid(s.url)).keys.find((x) => x.keyId === keyIdOf(dead!))!.status === 'invalid',
+    );
     const p = await plantid(s.url);
     const row = (k: string) => p.keys.find((x) => x.keyId === keyIdOf(k))!;
     assert.deepEqual([row(dead!).status, row(dead!).reason], ['invalid', 'upstream: The specified api key not found.']);
-    assert.deepEqual(fake.received('/api/v3/usage_info').map((q) => q.apiKey), [dead]);
-    assert.deepEqual([row(spent!).status, row(spent!).reason, row(spent!).until], ['exhausted', 'upstream: Your api key reached its day credit limit (5).', Date.parse('2026-11-22T00:00:00Z')]);
+    assert.deepEqual(
+      fake.received('/api/v3/usage_info').map((q) => q.apiKey),
+      [dead],
+    );
+    assert.deepEqual(
+      [row(spent!).status, row(spent!).reason, row(spent!).until],
+      ['exhausted', 'upstream: Your api key reached its day credit limit (5).', Date.parse('2026-11-22T00:00:00Z')],
+    );
     assert.equal(row(good!).status, 'available');
     // The next request goes straight to the good key.
-    const again = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
+    const again = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
     assert.deepEqual([again.status, again.headers.get('x-keywarden-attempts')], [201, '1']);
     const metrics = (await call(`${s.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).body as string;
     for (const line of [
@@ -98,14 +152,24 @@ describe('proxy mode', () => {
     }
   });
 
-  it('on a pool whose sync runs, a 401 through the proxy is the upstream\'s verdict: the next sync lifts it', async (t) => {
+  it("on a pool whose sync runs, a 401 through the proxy is the upstream's verdict: the next sync lifts it", async (t) => {
     const fake = await fakeUpstream(t);
     const [a, b] = makeKeys(2);
     for (const k of [a!, b!]) fake.addKey(k);
-    const s = await proxyServer(t, fake, [a!, b!], { UPSTREAM_SYNC_INTERVAL_MS: '600000', ADMIN_TOKEN: 'proxy-admin-token-0123456789' });
-    await until('the start-up sync', async () => fake.received('/api/v3/usage_info').length === 2 && (await plantid(s.url)).upstreamSync !== null);
+    const s = await proxyServer(t, fake, [a!, b!], {
+      UPSTREAM_SYNC_INTERVAL_MS: '600000',
+      ADMIN_TOKEN: 'proxy-admin-token-0123456789',
+    });
+    await until(
+      'the start-up sync',
+      async () => fake.received('/api/v3/usage_info').length === 2 && (await plantid(s.url)).upstreamSync !== null,
+    );
     fake.setActive(a!, false);
-    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
+    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
     assert.deepEqual([r.status, r.headers.get('x-keywarden-key-id')], [201, keyIdOf(b!)]);
     let row = (await plantid(s.url)).keys[0]!;
     assert.deepEqual([row.status, row.reason], ['invalid', 'upstream: The specified api key is not active.']);
@@ -119,8 +183,15 @@ describe('proxy mode', () => {
     const fake = await fakeUpstream(t);
     const keys = makeKeys(4); // none known upstream
     const s = await proxyServer(t, fake, keys, { PROXY_MAX_ATTEMPTS: '3' });
-    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
-    assert.deepEqual([r.status, r.body, r.headers.get('x-keywarden-attempts')], [401, 'The specified api key not found.', '3']);
+    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
+    assert.deepEqual(
+      [r.status, r.body, r.headers.get('x-keywarden-attempts')],
+      [401, 'The specified api key not found.', '3'],
+    );
     assert.equal(r.headers.get('content-type'), 'application/json');
     assert.equal(fake.received(IDENTIFY).length, 3);
   });
@@ -130,11 +201,21 @@ describe('proxy mode', () => {
     const [a, b] = makeKeys(2);
     for (const k of [a!, b!]) fake.addKey(k);
     const s = await proxyServer(t, fake, [a!, b!]);
-    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: { images: [] } });
+    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: { images: [] },
+    });
     assert.deepEqual([r.status, r.body], [400, 'Invalid image data.']);
     assert.equal(fake.received(IDENTIFY).length, 1);
     const p = await plantid(s.url);
-    assert.deepEqual(p.keys.map((k) => [k.status, k.failures]), [['available', 0], ['available', 0]]);
+    assert.deepEqual(
+      p.keys.map((k) => [k.status, k.failures]),
+      [
+        ['available', 0],
+        ['available', 0],
+      ],
+    );
   });
 
   it('a POST that gets a 500 is sent once (it may have spent credits), unless the pool allows resending; a GET is retried', async (t) => {
@@ -143,19 +224,33 @@ describe('proxy mode', () => {
     for (const k of keys) fake.addKey(k);
     const s = await proxyServer(t, fake, keys);
     fake.fail('500', 1);
-    const post = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
-    assert.deepEqual([post.status, post.body, post.headers.get('x-keywarden-attempts')], [500, { detail: 'Internal server error.' }, '1']);
+    const post = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
+    assert.deepEqual(
+      [post.status, post.body, post.headers.get('x-keywarden-attempts')],
+      [500, { detail: 'Internal server error.' }, '1'],
+    );
     assert.equal(fake.received(IDENTIFY).length, 1);
     fake.fail('500', 1);
     const get = await call(`${s.url}/proxy/plantid/api/v3/usage_info`, { headers: { 'Api-Key': TOKEN } });
     assert.deepEqual([get.status, get.headers.get('x-keywarden-attempts')], [200, '2']);
     assert.equal(fake.received('/api/v3/usage_info').length, 2);
     // The 5xx counted as an error against its key (one error does not block it).
-    assert.equal((await plantid(s.url)).keys.reduce((n, k) => n + k.failures, 0), 2);
+    assert.equal(
+      (await plantid(s.url)).keys.reduce((n, k) => n + k.failures, 0),
+      2,
+    );
 
     const lenient = await proxyServer(t, fake, keys, {}, { proxyRetryPost: true });
     fake.fail('503', 1);
-    const resent = await call(`${lenient.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
+    const resent = await call(`${lenient.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
     assert.deepEqual([resent.status, resent.headers.get('x-keywarden-attempts')], [201, '2']);
   });
 
@@ -165,17 +260,28 @@ describe('proxy mode', () => {
     fake.addKey(a!);
     const s = await proxyServer(t, fake, [a!], { PROXY_MAX_BODY_BYTES: String(11 * 1024 * 1024) });
     const big = { images: [`data:image/jpeg;base64,${'A'.repeat(10 * 1024 * 1024)}`] };
-    const ok = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: big });
+    const ok = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: big,
+    });
     assert.equal(ok.status, 201);
     assert.ok(fake.received(IDENTIFY)[0]!.bodyBytes > 10 * 1024 * 1024);
 
     const tooBig = Buffer.alloc(11 * 1024 * 1024 + 1, 0x41);
     const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN, 'content-type': 'application/json', 'content-length': tooBig.length } }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
+      const req = httpRequest(
+        `${s.url}/proxy/plantid${IDENTIFY}`,
+        {
+          method: 'POST',
+          headers: { 'Api-Key': TOKEN, 'content-type': 'application/json', 'content-length': tooBig.length },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        },
+      );
       req.on('error', reject);
       req.end(tooBig);
     });
@@ -221,7 +327,10 @@ describe('proxy mode', () => {
     const s = await proxyServer(t, fake, [a!]);
     fake.fail('hang');
     const caller = new AbortController();
-    const pending = fetch(`${s.url}/proxy/plantid/api/v3/usage_info`, { headers: { 'Api-Key': TOKEN }, signal: caller.signal }).catch((e: Error) => e);
+    const pending = fetch(`${s.url}/proxy/plantid/api/v3/usage_info`, {
+      headers: { 'Api-Key': TOKEN },
+      signal: caller.signal,
+    }).catch((e: Error) => e);
     await until('the request to reach the upstream', async () => fake.requests.length === 1);
     caller.abort();
     await pending;
@@ -235,14 +344,26 @@ describe('proxy mode', () => {
     const [a] = makeKeys(1);
     fake.addKey(a!);
     const s = await proxyServer(t, fake, [a!], {}, { limits: { perMinute: 1 } });
-    assert.equal((await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE })).status, 201);
-    const none = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE });
+    assert.equal(
+      (await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers: { 'Api-Key': TOKEN }, json: IMAGE }))
+        .status,
+      201,
+    );
+    const none = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
     assert.equal(none.status, 503);
     assert.equal(none.body.error, 'no_key_available');
     assert.ok(Number(none.headers.get('retry-after')) >= 1);
     assert.equal(fake.requests.length, 1);
 
-    for (const headers of [{ 'Api-Key': 'wrong-token-0123456789' }, { authorization: 'Bearer wrong-token-0123456789' }, {}] as Array<Record<string, string>>) {
+    for (const headers of [
+      { 'Api-Key': 'wrong-token-0123456789' },
+      { authorization: 'Bearer wrong-token-0123456789' },
+      {},
+    ] as Array<Record<string, string>>) {
       const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, { method: 'POST', headers, json: IMAGE });
       assert.deepEqual([r.status, r.body.error], [401, 'unauthorized']);
     }
@@ -270,10 +391,15 @@ describe('proxy mode', () => {
     const [k1, k2] = makeKeys(2);
     const s = await startInProcess(t, {
       keys: { weather: [k1!], search: [k2!] },
-      pools: { weather: { upstream: { type: 'header', origin, header: 'Authorization', format: 'Bearer {key}' } }, search: { upstream: { type: 'query', origin, param: 'key' } } },
+      pools: {
+        weather: { upstream: { type: 'header', origin, header: 'Authorization', format: 'Bearer {key}' } },
+        search: { upstream: { type: 'query', origin, param: 'key' } },
+      },
       env: { API_TOKENS: TOKEN },
     });
-    const w = await call(`${s.url}/proxy/weather/v1/forecast?city=Brno`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const w = await call(`${s.url}/proxy/weather/v1/forecast?city=Brno`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     assert.deepEqual([w.status, w.body, w.headers.get('set-cookie')], [200, { ok: true }, 'a=1, b=2']);
     assert.deepEqual([seen[0]!.url, seen[0]!.headers.authorization], ['/v1/forecast?city=Brno', `Bearer ${k1}`]);
     const q = await call(`${s.url}/proxy/search/find?q=fern&key=${TOKEN}`);

@@ -22,10 +22,17 @@ describe('key health over HTTP', () => {
   it('honours Retry-After to the millisecond', async (t) => {
     const clock = new FakeClock();
     const [a, b] = makeKeys(2);
-    const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, clock, pools: { plantid: { strategy: 'fill-first' } } });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!, b!] },
+      clock,
+      pools: { plantid: { strategy: 'fill-first' } },
+    });
     assert.equal((await report(s.url, { keyId: keyIdOf(a!), status: 429, retryAfter: 17 })).status, 204);
     const row = await keyRow(s.url, keyIdOf(a!));
-    assert.deepEqual([row.status, row.reason, row.until, row.blockedUntil], ['blocked', 'reported 429', clock.now() + 17_000, clock.now() + 17_000]);
+    assert.deepEqual(
+      [row.status, row.reason, row.until, row.blockedUntil],
+      ['blocked', 'reported 429', clock.now() + 17_000, clock.now() + 17_000],
+    );
     clock.advance(16_999);
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, b);
     clock.advance(1);
@@ -35,7 +42,11 @@ describe('key health over HTTP', () => {
   it('escalates the backoff on repeated 429s and resets it after a success', async (t) => {
     const clock = new FakeClock();
     const [a, b] = makeKeys(2);
-    const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, clock, pools: { plantid: { strategy: 'fill-first' } } });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!, b!] },
+      clock,
+      pools: { plantid: { strategy: 'fill-first' } },
+    });
     const id = keyIdOf(a!);
     const blocks: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -107,7 +118,11 @@ describe('key health over HTTP', () => {
   it('a perDay quota resets at Pacific midnight', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T07:58:00Z'));
     const [a] = makeKeys(1);
-    const s = await startInProcess(t, { keys: { plantid: [a!] }, clock, pools: { plantid: { limits: { perDay: 2 }, resetTimezone: 'America/Los_Angeles' } } });
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!] },
+      clock,
+      pools: { plantid: { limits: { perDay: 2 }, resetTimezone: 'America/Los_Angeles' } },
+    });
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
     const out = await getJson(`${s.url}/api/plantid`);
@@ -121,7 +136,11 @@ describe('key health over HTTP', () => {
 
   it('the exhaustion forecast moves as load changes', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T02:00:00Z'));
-    const s = await startInProcess(t, { keys: { plantid: makeKeys(2) }, clock, pools: { plantid: { limits: { perDay: 500 } } } });
+    const s = await startInProcess(t, {
+      keys: { plantid: makeKeys(2) },
+      clock,
+      pools: { plantid: { limits: { perDay: 500 } } },
+    });
     assert.equal((await poolStats(s.url)).exhaustsAt, null);
     for (let m = 0; m < 30; m++) {
       for (let i = 0; i < 2; i++) await getJson(`${s.url}/api/plantid`);

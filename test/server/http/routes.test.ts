@@ -39,7 +39,10 @@ describe('GET /api/<pool>', () => {
     const again = await getJson(`${s.url}/api/plantid`); // the HEAD used nothing: keys[1] is next
     assert.equal(again.body.key, keys[1]);
     const stats = (await getJson(`${s.url}/api/stats`)).body as StatsResponse;
-    assert.deepEqual(stats.pools[0]!.keys!.map((k) => k.served.total), [1, 1]);
+    assert.deepEqual(
+      stats.pools[0]!.keys!.map((k) => k.served.total),
+      [1, 1],
+    );
   });
 
   it('?count= leases several uses of one key; a bad count is 400 invalid_query', async (t) => {
@@ -55,7 +58,10 @@ describe('GET /api/<pool>', () => {
       assert.deepEqual(r.body, { error: 'invalid_query', message: 'count: must be a whole number from 1 to 1000' });
     }
     const stats = (await getJson(`${s.url}/api/stats`)).body as StatsResponse;
-    assert.deepEqual(stats.pools[0]!.keys!.map((k) => k.served.total), [3, 1]); // the bad requests used nothing
+    assert.deepEqual(
+      stats.pools[0]!.keys!.map((k) => k.served.total),
+      [3, 1],
+    ); // the bad requests used nothing
   });
 
   it('unknown pools and invalid pool names are 404 unknown_pool', async (t) => {
@@ -69,7 +75,11 @@ describe('GET /api/<pool>', () => {
 
   it('no usable key is 503 no_key_available with Retry-After when a key comes back', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T12:00:20Z'));
-    const s = await startInProcess(t, { keys: { plantid: makeKeys(1) }, pools: { plantid: { limits: { perMinute: 1 } } }, clock });
+    const s = await startInProcess(t, {
+      keys: { plantid: makeKeys(1) },
+      pools: { plantid: { limits: { perMinute: 1 } } },
+      clock,
+    });
     assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
     const r = await getJson(`${s.url}/api/plantid`);
     assert.equal(r.status, 503);
@@ -90,7 +100,11 @@ describe('GET /api/<pool>', () => {
 
   it('the pool-wide limit is 429 with Retry-After', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T12:00:50Z'));
-    const s = await startInProcess(t, { keys: { plantid: makeKeys(3) }, pools: { plantid: { poolPerMinute: 2 } }, clock });
+    const s = await startInProcess(t, {
+      keys: { plantid: makeKeys(3) },
+      pools: { plantid: { poolPerMinute: 2 } },
+      clock,
+    });
     await getJson(`${s.url}/api/plantid`);
     await getJson(`${s.url}/api/plantid`);
     const r = await getJson(`${s.url}/api/plantid`);
@@ -111,12 +125,28 @@ describe('GET /api/<pool>', () => {
 
 describe('handoutJson', () => {
   it('is the text JSON.stringify makes of the handout, for any key and remaining', () => {
-    const keys = ['plain-KEY_0123', 'quo"te', 'back\\slash\\', 'uni\u00e9\u4e2d\u{1f511}', 'lone\ud800surrogate', '</script>', 'a\u2028b'];
+    const keys = [
+      'plain-KEY_0123',
+      'quo"te',
+      'back\\slash\\',
+      'uni\u00e9\u4e2d\u{1f511}',
+      'lone\ud800surrogate',
+      '</script>',
+      'a\u2028b',
+    ];
     for (const key of keys) {
       for (const remaining of [null, 0, 7, 123456789, Infinity]) {
         const h = { ok: true as const, key, keyId: keyIdOf(key), remaining, granted: 3 };
-        assert.equal(handoutJson('plantid', h, false), JSON.stringify({ pool: 'plantid', key, keyId: h.keyId, remaining }), key);
-        assert.equal(handoutJson('plantid', h, true), JSON.stringify({ pool: 'plantid', key, keyId: h.keyId, remaining, granted: 3 }), key);
+        assert.equal(
+          handoutJson('plantid', h, false),
+          JSON.stringify({ pool: 'plantid', key, keyId: h.keyId, remaining }),
+          key,
+        );
+        assert.equal(
+          handoutJson('plantid', h, true),
+          JSON.stringify({ pool: 'plantid', key, keyId: h.keyId, remaining, granted: 3 }),
+          key,
+        );
       }
     }
   });
@@ -127,7 +157,11 @@ describe('POST /api/<pool>/report', () => {
     const clock = new FakeClock();
     const [a, b] = makeKeys(2);
     const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, clock });
-    const r = await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfter: 30 });
+    const r = await postJson(`${s.url}/api/plantid/report`, {
+      keyId: keyIdOf(a!),
+      outcome: 'rate_limited',
+      retryAfter: 30,
+    });
     assert.equal(r.status, 204);
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, b);
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, b);
@@ -138,15 +172,31 @@ describe('POST /api/<pool>/report', () => {
   it('a report may say what the call really cost in credits: the key is counted that, its limits follow', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
     const [a, b] = makeKeys(2);
-    const s = await startInProcess(t, { keys: { plantid: [a!, b!] }, pools: { plantid: { strategy: 'fill-first', limits: { perDay: 4 } } }, clock });
-    const served = async () => ((await getJson(`${s.url}/api/stats?pool=plantid`)).body as StatsResponse).pools[0]!.keys.map((k) => k.served.day);
+    const s = await startInProcess(t, {
+      keys: { plantid: [a!, b!] },
+      pools: { plantid: { strategy: 'fill-first', limits: { perDay: 4 } } },
+      clock,
+    });
+    const served = async () =>
+      ((await getJson(`${s.url}/api/stats?pool=plantid`)).body as StatsResponse).pools[0]!.keys.map(
+        (k) => k.served.day,
+      );
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, a);
-    assert.equal((await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 2 })).status, 204);
+    assert.equal(
+      (await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 2 })).status,
+      204,
+    );
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, a);
-    assert.equal((await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 0 })).status, 204);
+    assert.equal(
+      (await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 0 })).status,
+      204,
+    );
     assert.deepEqual(await served(), [2, 0]); // 2, then a call that cost nothing
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, a);
-    assert.equal((await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 2 })).status, 204);
+    assert.equal(
+      (await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(a!), outcome: 'ok', credits: 2 })).status,
+      204,
+    );
     assert.deepEqual(await served(), [4, 0]);
     assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, b); // a is at its perDay
     const history = (await getJson(`${s.url}/api/stats/history?pool=plantid&range=1h`)).body;
@@ -159,7 +209,10 @@ describe('POST /api/<pool>/report', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ outcome: 'ok' }, /^keyId: /u],
       [{ keyId: 'xyz', outcome: 'ok' }, /^keyId: /u],
-      [{ keyId: keyIdOf(a!), outcome: 'great' }, /^outcome: must be one of ok, rate_limited, exhausted, invalid, error/u],
+      [
+        { keyId: keyIdOf(a!), outcome: 'great' },
+        /^outcome: must be one of ok, rate_limited, exhausted, invalid, error/u,
+      ],
       [{ keyId: keyIdOf(a!) }, /^outcome: give an outcome/u],
       [{ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfter: -1 }, /^retryAfter: /u],
       [{ keyId: keyIdOf(a!), outcome: 'ok', extra: 1 }, /unknown field extra/u],
@@ -202,14 +255,20 @@ describe('POST /api/<pool>/report', () => {
     const r = await postJson(`${s.url}/api/plantid/report`, { keyId: 'abcdefabcdef', outcome: 'ok' });
     assert.equal(r.status, 404);
     assert.equal(r.body.error, 'unknown_key');
-    assert.equal((await postJson(`${s.url}/api/nope/report`, { keyId: 'abcdefabcdef', outcome: 'ok' })).body.error, 'unknown_pool');
+    assert.equal(
+      (await postJson(`${s.url}/api/nope/report`, { keyId: 'abcdefabcdef', outcome: 'ok' })).body.error,
+      'unknown_pool',
+    );
   });
 });
 
 describe('GET /api/stats and /healthz', () => {
   it('stats show every pool, masked keys, counts, current key and key-file status; never a key', async (t) => {
     const keys = makeKeys(3);
-    const s = await startInProcess(t, { keys: { plantid: [...keys, 'has space', keys[0]!] }, pools: { plantid: { limits: { perDay: 10 } } } });
+    const s = await startInProcess(t, {
+      keys: { plantid: [...keys, 'has space', keys[0]!] },
+      pools: { plantid: { limits: { perDay: 10 } } },
+    });
     await getJson(`${s.url}/api/plantid`);
     await postJson(`${s.url}/api/plantid/report`, { keyId: keyIdOf(keys[2]!), outcome: 'invalid' });
     const r = await getJson(`${s.url}/api/stats`);
@@ -217,7 +276,10 @@ describe('GET /api/stats and /healthz', () => {
     const stats = r.body as StatsResponse;
     for (const k of keys) assert.ok(!JSON.stringify(stats).includes(k));
     assert.equal(stats.version, 'test');
-    assert.deepEqual(stats.pools.map((p) => p.name), ['plantid', 'healthid']);
+    assert.deepEqual(
+      stats.pools.map((p) => p.name),
+      ['plantid', 'healthid'],
+    );
     const p = stats.pools[0]!;
     assert.equal(p.total, 3);
     assert.equal(p.available, 2);
@@ -251,12 +313,18 @@ describe('GET /api/stats and /healthz', () => {
     const [a] = (await getJson(`${s.url}/api/stats`)).body.pools[0].keys;
     await postJson(`${s.url}/api/plantid/report`, { keyId: a.keyId, outcome: 'invalid' });
     const out = await getJson(`${s.url}/api/stats?keys=out`);
-    assert.deepEqual(out.body.pools[0].keys.map((k: { keyId: string }) => k.keyId), [a.keyId]);
+    assert.deepEqual(
+      out.body.pools[0].keys.map((k: { keyId: string }) => k.keyId),
+      [a.keyId],
+    );
     assert.deepEqual(out.body.pools[1].keys, []);
   });
 
   it('healthz answers ok', async (t) => {
     const s = await startInProcess(t);
-    assert.deepEqual(await getJson(`${s.url}/healthz`).then((r) => [r.status, r.body]), [200, { status: 'ok', auth: 'open' }]);
+    assert.deepEqual(await getJson(`${s.url}/healthz`).then((r) => [r.status, r.body]), [
+      200,
+      { status: 'ok', auth: 'open' },
+    ]);
   });
 });

@@ -12,8 +12,14 @@ describe('key file editing', () => {
     const file = join(dir, 'plantid.txt');
     await writeFile(file, '# team keys\r\nkey-one-aaaa  # expires=2027-01-01\r\n\r\nkey-two-bbbb');
     const added = await addKeys(file, ['key-three-cc', 'key-four-ddd']);
-    assert.deepEqual(added, [{ keyId: keyIdOf('key-three-cc'), masked: 'key-…e-cc' }, { keyId: keyIdOf('key-four-ddd'), masked: 'key-…-ddd' }]);
-    assert.equal(await readFile(file, 'utf8'), '# team keys\r\nkey-one-aaaa  # expires=2027-01-01\r\n\r\nkey-two-bbbb\r\nkey-three-cc\r\nkey-four-ddd\r\n');
+    assert.deepEqual(added, [
+      { keyId: keyIdOf('key-three-cc'), masked: 'key-…e-cc' },
+      { keyId: keyIdOf('key-four-ddd'), masked: 'key-…-ddd' },
+    ]);
+    assert.equal(
+      await readFile(file, 'utf8'),
+      '# team keys\r\nkey-one-aaaa  # expires=2027-01-01\r\n\r\nkey-two-bbbb\r\nkey-three-cc\r\nkey-four-ddd\r\n',
+    );
     assert.deepEqual(await readdir(dir), ['plantid.txt']);
   });
 
@@ -26,9 +32,19 @@ describe('key file editing', () => {
   it('refuses duplicates (in the file or the batch) and invalid keys, writing nothing', async (t) => {
     const file = join(await tempDir(t), 'x.txt');
     await writeFile(file, 'key-one-aaaa\n');
-    await assert.rejects(addKeys(file, ['key-new-bbbb', 'key-one-aaaa']), (e: unknown) => e instanceof KeyEditError && e.code === 'duplicate_key' && e.keyIds[0] === keyIdOf('key-one-aaaa'));
-    await assert.rejects(addKeys(file, ['key-new-bbbb', 'key-new-bbbb']), (e: unknown) => e instanceof KeyEditError && e.code === 'duplicate_key');
-    await assert.rejects(addKeys(file, ['has space']), (e: unknown) => e instanceof KeyEditError && e.code === 'invalid_key' && !e.message.includes('has space'));
+    await assert.rejects(
+      addKeys(file, ['key-new-bbbb', 'key-one-aaaa']),
+      (e: unknown) =>
+        e instanceof KeyEditError && e.code === 'duplicate_key' && e.keyIds[0] === keyIdOf('key-one-aaaa'),
+    );
+    await assert.rejects(
+      addKeys(file, ['key-new-bbbb', 'key-new-bbbb']),
+      (e: unknown) => e instanceof KeyEditError && e.code === 'duplicate_key',
+    );
+    await assert.rejects(
+      addKeys(file, ['has space']),
+      (e: unknown) => e instanceof KeyEditError && e.code === 'invalid_key' && !e.message.includes('has space'),
+    );
     await assert.rejects(addKeys(file, ['']), (e: unknown) => e instanceof KeyEditError && e.code === 'invalid_key');
     assert.equal(await readFile(file, 'utf8'), 'key-one-aaaa\n');
   });
@@ -38,6 +54,9 @@ describe('key file editing', () => {
     await writeFile(file, '\ufeff# keep\r\nkey-one-aaaa\r\n  key-two-bbbb  # note\r\nkey-three-cc');
     await removeKey(file, keyIdOf('key-two-bbbb'));
     assert.equal(await readFile(file, 'utf8'), '\ufeff# keep\r\nkey-one-aaaa\r\nkey-three-cc');
-    await assert.rejects(removeKey(file, 'abcdefabcdef'), (e: unknown) => e instanceof KeyEditError && e.code === 'unknown_key');
+    await assert.rejects(
+      removeKey(file, 'abcdefabcdef'),
+      (e: unknown) => e instanceof KeyEditError && e.code === 'unknown_key',
+    );
   });
 });

@@ -14,9 +14,15 @@ describe('the history behind the dashboard', () => {
     assert.equal(h.starts.length, 60);
     assert.equal(h.bucketMs, 60_000);
     assert.equal(h.starts.at(-1), Date.parse('2026-11-21T12:00:00Z'));
-    assert.deepEqual([h.counts.served.at(-1), h.counts.ok.at(-1), h.counts.no_key.at(-2), h.counts.served.at(-2)], [3, 1, 1, 0]);
+    assert.deepEqual(
+      [h.counts.served.at(-1), h.counts.ok.at(-1), h.counts.no_key.at(-2), h.counts.served.at(-2)],
+      [3, 1, 1, 0],
+    );
     const week = a.series('7d', T);
-    assert.deepEqual([week.starts.length, week.bucketMs, week.counts.served.at(-1), week.counts.no_key.at(-2)], [168, 3_600_000, 3, 1]);
+    assert.deepEqual(
+      [week.starts.length, week.bucketMs, week.counts.served.at(-1), week.counts.no_key.at(-2)],
+      [168, 3_600_000, 3, 1],
+    );
     assert.equal(a.series('24h', T).starts.length, 1440);
   });
 
@@ -27,7 +33,10 @@ describe('the history behind the dashboard', () => {
     a.record('served', T);
     const saved = a.save();
     assert.equal(saved.minutes.length, 1); // the minute two days back fell out
-    assert.deepEqual(saved.hours.map((r) => r[0]), [Date.parse('2026-11-19T12:00:00Z'), Date.parse('2026-11-21T12:00:00Z')]);
+    assert.deepEqual(
+      saved.hours.map((r) => r[0]),
+      [Date.parse('2026-11-19T12:00:00Z'), Date.parse('2026-11-21T12:00:00Z')],
+    );
     const b = new Activity();
     b.load(saved);
     assert.deepEqual(b.series('7d', T), a.series('7d', T));

@@ -29,7 +29,11 @@ function prng(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
+  };
 }
 
 function randomPolicy(r: ReturnType<typeof prng>): Partial<PoolPolicy> {
@@ -62,7 +66,10 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
   let roll = 0; // both engines draw the same number for a random pick
   const rng = () => roll;
   let members = keys.slice(0, Math.max(1, keys.length - r.int(2)));
-  const pools: PoolBackend[] = [await makeMemory(members, policy, clock, rng), await makeRedis(members, policy, clock, rng)];
+  const pools: PoolBackend[] = [
+    await makeMemory(members, policy, clock, rng),
+    await makeRedis(members, policy, clock, rng),
+  ];
   const both = async <T>(what: string, step: number, op: (p: PoolBackend) => T | Promise<T>): Promise<void> => {
     const [a, b] = [await op(pools[0]!), await op(pools[1]!)];
     assert.deepEqual(b, a, `seed ${seed} step ${step}: ${what} differs (memory first, Redis second)`);
@@ -109,8 +116,18 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
           ? null
           : {
               remaining: { day: r.int(50), week: null, month: r.int(500), total: null },
-              used: { day: r.int(8), week: r.int(3) ? null : r.int(20), month: 2 + r.int(20), total: r.int(2) ? null : 20 + r.int(40) },
-              limits: { day: r.pick([null, 3, 8, 50]), week: r.pick([null, 30]), month: r.pick([null, 10, 500]), total: r.pick([null, 60]) },
+              used: {
+                day: r.int(8),
+                week: r.int(3) ? null : r.int(20),
+                month: 2 + r.int(20),
+                total: r.int(2) ? null : 20 + r.int(40),
+              },
+              limits: {
+                day: r.pick([null, 3, 8, 50]),
+                week: r.pick([null, 30]),
+                month: r.pick([null, 10, 500]),
+                total: r.pick([null, 60]),
+              },
               syncedAt: clock.now(),
             };
         const check: UpstreamCheck =
@@ -121,7 +138,16 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
                 keyId: keyIdOf(key),
                 credits,
                 ...(r.int(2) ? { servedBefore: r.int(10) } : {}),
-                finding: kind === 1 ? null : kind === 2 ? { status: 'invalid', reason: 'not active' } : { status: 'exhausted', reason: 'limit', window: r.pick(['day', 'week', 'month', 'total'] as const) },
+                finding:
+                  kind === 1
+                    ? null
+                    : kind === 2
+                      ? { status: 'invalid', reason: 'not active' }
+                      : {
+                          status: 'exhausted',
+                          reason: 'limit',
+                          window: r.pick(['day', 'week', 'month', 'total'] as const),
+                        },
               };
         await both(`upstream ${JSON.stringify(check)}`, step, (p) => p.recordUpstream(check, clock.now()));
         break;
@@ -130,7 +156,9 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
         // A proxied create the upstream did not charge (its uses go back), or a report that a call cost more.
         const delta = r.pick([-2, -1, 1, 3]);
         const at = clock.now() - r.pick([0, 1_000, 61_000, 3_600_000, 86_400_000]);
-        await both(`recount ${delta} at -${clock.now() - at} ms`, step, (p) => p.recount(keyIdOf(key), delta, at, clock.now()));
+        await both(`recount ${delta} at -${clock.now() - at} ms`, step, (p) =>
+          p.recount(keyIdOf(key), delta, at, clock.now()),
+        );
         await both('keyStatus', step, (p) => p.keyStatus([...keys.map(keyIdOf), 'ffffffffffff'], clock.now()));
         break;
       }

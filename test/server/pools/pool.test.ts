@@ -10,7 +10,13 @@ import type { Handout, HandoutAttempt } from '../../../server/pools/contract.js'
 import { DEFAULT_POLICY, type PoolPolicy } from '../../../server/pools/policy.js';
 import { Pool } from '../../../server/pools/pool.js';
 import type { PoolState } from '../../../server/pools/records.js';
-import { deserializeState, msText, poolJsonChunks, STATE_VERSION, windowStartsAt } from '../../../server/state/format.js';
+import {
+  deserializeState,
+  msText,
+  poolJsonChunks,
+  STATE_VERSION,
+  windowStartsAt,
+} from '../../../server/state/format.js';
 import { WINDOW_KINDS } from '../../../server/pools/windows.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
@@ -65,7 +71,10 @@ describe('Pool persistence and scale', () => {
     q.restore(deserializeState(text).state.pools.test!, clock.now());
     assert.deepEqual(take(q, clock, 3), [b, a, a]); // b finishes its turn, c is blocked
     const stats = q.stats(clock.now());
-    assert.deepEqual(stats.keys.map((k) => k.served.day), [4, 2, 0]);
+    assert.deepEqual(
+      stats.keys.map((k) => k.served.day),
+      [4, 2, 0],
+    );
     assert.equal(stats.keys[2]!.status, 'blocked');
   });
 
@@ -85,7 +94,8 @@ describe('Pool persistence and scale', () => {
     const keys = makeKeys(100_000);
     const p = pool(keys, {}, clock);
     assert.deepEqual(take(p, clock, 3), keys.slice(0, 3));
-    for (let i = 0; i < keys.length; i++) if (i !== 77_777) p.report({ keyId: keyIdOf(keys[i]!), outcome: 'invalid' }, clock.now());
+    for (let i = 0; i < keys.length; i++)
+      if (i !== 77_777) p.report({ keyId: keyIdOf(keys[i]!), outcome: 'invalid' }, clock.now());
     assert.deepEqual(take(p, clock, 2), [keys[77_777], keys[77_777]]);
     assert.equal(p.stats(clock.now(), { keys: 'none' }).available, 1);
   });
@@ -132,7 +142,10 @@ describe('Pool incremental serialisation', () => {
           p.handout(clock.now(), 1 + rand(3));
           break;
         case 3:
-          p.report({ keyId: keyIdOf(k), outcome: outcomes[rand(5)]!, ...(rand(2) ? { retryAfterSec: rand(30) } : {}) }, clock.now());
+          p.report(
+            { keyId: keyIdOf(k), outcome: outcomes[rand(5)]!, ...(rand(2) ? { retryAfterSec: rand(30) } : {}) },
+            clock.now(),
+          );
           break;
         case 4:
           clock.advance(rand(90_000));
@@ -158,7 +171,23 @@ describe('Pool incremental serialisation', () => {
 
 describe('msText', () => {
   it('formats like String() for every kind of number a state file holds', () => {
-    const samples = [0, 1, 59_999, 999_999, 1_000_000, 1_000_001, 1_000_000_000, 1_763_763_725_123, 1_763_763_000_001, 1_763_763_100_000, 2 ** 53 - 1, 2 ** 53, -5, 1.5, 1e21];
+    const samples = [
+      0,
+      1,
+      59_999,
+      999_999,
+      1_000_000,
+      1_000_001,
+      1_000_000_000,
+      1_763_763_725_123,
+      1_763_763_000_001,
+      1_763_763_100_000,
+      2 ** 53 - 1,
+      2 ** 53,
+      -5,
+      1.5,
+      1e21,
+    ];
     let x = 1_763_000_000_000;
     for (let i = 0; i < 2000; i++) samples.push((x += 1 + ((i * 7919) % 1_000_003)));
     for (const ms of samples) assert.equal(msText(ms), String(ms), `${ms}`);

@@ -24,8 +24,10 @@ for (const store of [memoryStore, redisStore()]) {
       assert.equal(h.ok, true, `expected a key, got ${JSON.stringify(h)}`);
       return (h as Handout & { ok: true }).key;
     };
-    const take = async (p: PoolBackend, clock: FakeClock, n: number) => (await times(n, () => Promise.resolve(p.handout(clock.now())))).map(served);
-    const row = async (p: PoolBackend, clock: FakeClock, key: string) => (await p.stats(clock.now())).keys.find((k) => k.keyId === keyIdOf(key))!;
+    const take = async (p: PoolBackend, clock: FakeClock, n: number) =>
+      (await times(n, () => Promise.resolve(p.handout(clock.now())))).map(served);
+    const row = async (p: PoolBackend, clock: FakeClock, key: string) =>
+      (await p.stats(clock.now())).keys.find((k) => k.keyId === keyIdOf(key))!;
 
     describe('the core, in brief', () => {
       it('round-robin in file order, rotateEvery turns with remaining counting down', async () => {
@@ -35,8 +37,14 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a!, b!], { rotateEvery: 3 }, clock);
         const got: Array<Handout & { ok: true }> = [];
         for (let i = 0; i < 7; i++) got.push((await p.handout(clock.now())) as Handout & { ok: true });
-        assert.deepEqual(got.map((h) => h.key), [a, a, a, b, b, b, a]);
-        assert.deepEqual(got.map((h) => h.remaining), [2, 1, 0, 2, 1, 0, 2]);
+        assert.deepEqual(
+          got.map((h) => h.key),
+          [a, a, a, b, b, b, a],
+        );
+        assert.deepEqual(
+          got.map((h) => h.remaining),
+          [2, 1, 0, 2, 1, 0, 2],
+        );
       });
 
       it('fill-first stays on the first key until its limit and returns after the reset', async () => {
@@ -68,7 +76,10 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a!, b!], { limits: { perMinute: 2 } }, clock);
         assert.deepEqual(await take(p, clock, 4), [a, b, a, b]);
         assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 45_000 });
-        assert.deepEqual([(await row(p, clock, a!)).reason, (await row(p, clock, a!)).until], ['quota: perMinute 2/2', Date.parse('2026-11-21T12:01:00Z')]);
+        assert.deepEqual(
+          [(await row(p, clock, a!)).reason, (await row(p, clock, a!)).until],
+          ['quota: perMinute 2/2', Date.parse('2026-11-21T12:01:00Z')],
+        );
         const q = await make([a!], { limits: { total: 2 } }, clock);
         await take(q, clock, 2);
         clock.advance(40 * 86_400_000);
@@ -83,7 +94,11 @@ for (const store of [memoryStore, redisStore()]) {
         const [a] = makeKeys(1);
         const p = await make([a!], { limits: { perDay: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
         await take(p, clock, 1);
-        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 3_600_000 });
+        assert.deepEqual(await p.handout(clock.now()), {
+          ok: false,
+          reason: 'no_key_available',
+          retryAfterMs: 3_600_000,
+        });
         clock.set('2026-11-21T08:00:00Z');
         assert.equal((await p.handout(clock.now())).ok, true);
       });
@@ -102,7 +117,10 @@ for (const store of [memoryStore, redisStore()]) {
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { strategy: 'fill-first' }, clock);
         await p.report({ keyId: keyIdOf(a!), status: 429, retryAfterSec: 17 }, clock.now());
-        assert.deepEqual([(await row(p, clock, a!)).until, (await row(p, clock, a!)).reason], [clock.now() + 17_000, 'reported 429']);
+        assert.deepEqual(
+          [(await row(p, clock, a!)).until, (await row(p, clock, a!)).reason],
+          [clock.now() + 17_000, 'reported 429'],
+        );
         clock.advance(17_000);
         assert.equal((await row(p, clock, a!)).status, 'probing');
         assert.deepEqual(await take(p, clock, 3), [a, b, b]); // one probe only
@@ -129,12 +147,21 @@ for (const store of [memoryStore, redisStore()]) {
         await p.report({ keyId: keyIdOf(a!), status: 500 }, clock.now());
         await p.report({ keyId: keyIdOf(a!), outcome: 'error' }, clock.now());
         const r = await row(p, clock, a!);
-        assert.deepEqual([r.status, r.until, r.reason], ['blocked', clock.now() + 60_000, '3 errors in 300s (last: reported error)']);
+        assert.deepEqual(
+          [r.status, r.until, r.reason],
+          ['blocked', clock.now() + 60_000, '3 errors in 300s (last: reported error)'],
+        );
         await p.report({ keyId: keyIdOf(b!), status: 401 }, clock.now());
-        assert.deepEqual([(await row(p, clock, b!)).status, (await row(p, clock, b!)).reason], ['disabled', 'invalid: 401']);
+        assert.deepEqual(
+          [(await row(p, clock, b!)).status, (await row(p, clock, b!)).reason],
+          ['disabled', 'invalid: 401'],
+        );
         assert.deepEqual((await p.setKeys(lines([a!, `${b}  # renewed`]), clock.now())).reenabled, 1);
         assert.equal((await row(p, clock, b!)).status, 'available');
-        assert.deepEqual(await p.report({ keyId: 'ffffffffffff', outcome: 'ok' }, clock.now()), { ok: false, reason: 'unknown_key' });
+        assert.deepEqual(await p.report({ keyId: 'ffffffffffff', outcome: 'ok' }, clock.now()), {
+          ok: false,
+          reason: 'unknown_key',
+        });
       });
 
       it('correlated 429s throttle the pool and leave the keys unmarked', async () => {
@@ -153,10 +180,17 @@ for (const store of [memoryStore, redisStore()]) {
       it('perWeek counts from Monday 00:00 in resetTimezone and resets then; a key reported exhausted waits for the week', async () => {
         const clock = new FakeClock(Date.parse('2026-11-29T07:00:00Z')); // Sunday 23:00 in Los Angeles
         const [a, b] = makeKeys(2);
-        const p = await make([a!, b!], { strategy: 'fill-first', limits: { perWeek: 2 }, resetTimezone: 'America/Los_Angeles' }, clock);
+        const p = await make(
+          [a!, b!],
+          { strategy: 'fill-first', limits: { perWeek: 2 }, resetTimezone: 'America/Los_Angeles' },
+          clock,
+        );
         assert.deepEqual(await take(p, clock, 3), [a, a, b]);
         const out = await row(p, clock, a!);
-        assert.deepEqual([out.status, out.reason, out.until, out.served.week], ['exhausted', 'quota: perWeek 2/2', Date.parse('2026-11-30T08:00:00Z'), 2]);
+        assert.deepEqual(
+          [out.status, out.reason, out.until, out.served.week],
+          ['exhausted', 'quota: perWeek 2/2', Date.parse('2026-11-30T08:00:00Z'), 2],
+        );
         clock.set('2026-11-30T07:59:59.999Z');
         assert.deepEqual(await take(p, clock, 1), [b]);
         clock.set('2026-11-30T08:00:00Z'); // Monday 00:00 in Los Angeles: a new week there (UTC's began 8 hours ago)
@@ -170,7 +204,8 @@ for (const store of [memoryStore, redisStore()]) {
         const clock = new FakeClock();
         const keys = makeKeys(3);
         const p = await make(keys, {}, clock);
-        for (const k of keys.slice(0, 2)) await p.report({ keyId: keyIdOf(k), outcome: 'rate_limited', retryAfterSec: 600 }, clock.now());
+        for (const k of keys.slice(0, 2))
+          await p.report({ keyId: keyIdOf(k), outcome: 'rate_limited', retryAfterSec: 600 }, clock.now());
         assert.equal((await p.handout(clock.now())).ok, false);
         assert.equal(await p.clearThrottle(clock.now()), true);
         assert.equal((await p.stats(clock.now())).throttledUntil, null);
@@ -186,7 +221,12 @@ for (const store of [memoryStore, redisStore()]) {
         const [a, b, c] = makeKeys(3);
         const p = await make([a!, b!], { limits: { total: 3 } }, clock);
         await take(p, clock, 4);
-        assert.deepEqual(await p.setKeys(lines([b!, c!]), clock.now()), { added: 1, removed: 1, kept: 1, reenabled: 0 });
+        assert.deepEqual(await p.setKeys(lines([b!, c!]), clock.now()), {
+          added: 1,
+          removed: 1,
+          kept: 1,
+          reenabled: 0,
+        });
         assert.deepEqual(await take(p, clock, 3), [c, b, c]);
         assert.equal((await row(p, clock, b!)).served.total, 3);
         await p.setKeys(lines([a!, b!, c!]), clock.now());
@@ -207,8 +247,14 @@ for (const store of [memoryStore, redisStore()]) {
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { rotateEvery: 3 }, clock);
         const got = await times(7, async () => (await p.handout(clock.now())) as Handout & { ok: true });
-        assert.deepEqual(got.map((h) => h.key), [a, a, a, b, b, b, a]);
-        assert.deepEqual(got.map((h) => h.remaining), [2, 1, 0, 2, 1, 0, 2]);
+        assert.deepEqual(
+          got.map((h) => h.key),
+          [a, a, a, b, b, b, a],
+        );
+        assert.deepEqual(
+          got.map((h) => h.remaining),
+          [2, 1, 0, 2, 1, 0, 2],
+        );
       });
 
       it('fill-first stays on the first key until its limit, then moves on and returns after the reset', async () => {
@@ -216,10 +262,16 @@ for (const store of [memoryStore, redisStore()]) {
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 3 } }, clock);
         const got = await times(5, async () => (await p.handout(clock.now())) as Handout & { ok: true });
-        assert.deepEqual(got.map((h) => h.key), [a, a, a, b, b]);
-        assert.deepEqual(got.map((h) => h.remaining), [2, 1, 0, 2, 1]);
+        assert.deepEqual(
+          got.map((h) => h.key),
+          [a, a, a, b, b],
+        );
+        assert.deepEqual(
+          got.map((h) => h.remaining),
+          [2, 1, 0, 2, 1],
+        );
         clock.set('2026-11-21T12:01:00Z');
-        assert.equal(served((await p.handout(clock.now()))), a);
+        assert.equal(served(await p.handout(clock.now())), a);
       });
 
       it('least-recently-used picks the key idle longest, including one back from a block', async () => {
@@ -227,7 +279,7 @@ for (const store of [memoryStore, redisStore()]) {
         const [a, b, c] = makeKeys(3);
         const p = await make([a!, b!, c!], { strategy: 'least-recently-used' }, clock);
         assert.deepEqual(await take(p, clock, 3), [a, b, c]);
-        (await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now()));
+        await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 5 }, clock.now());
         assert.deepEqual(await take(p, clock, 4), [b, c, b, c]);
         clock.advance(5000);
         assert.deepEqual(await take(p, clock, 3), [a, b, c]);
@@ -240,7 +292,7 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a!, b!, c!], { strategy: 'random' }, clock, () => rolls.shift()!);
         assert.deepEqual(await take(p, clock, 3), [c, a, b]);
         await p.admin('disable', keyIdOf(a!), clock.now(), 'test');
-        assert.equal(served((await p.handout(clock.now()))), b); // 0.4 * 2 usable → second usable key... index 0 → b
+        assert.equal(served(await p.handout(clock.now())), b); // 0.4 * 2 usable → second usable key... index 0 → b
       });
     });
 
@@ -250,8 +302,8 @@ for (const store of [memoryStore, redisStore()]) {
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { limits: { perMinute: 2 } }, clock);
         assert.deepEqual(await take(p, clock, 4), [a, b, a, b]);
-        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: 45_000 });
-        const stats = (await p.stats(clock.now()));
+        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: 45_000 });
+        const stats = await p.stats(clock.now());
         assert.equal(stats.exhausted, 2);
         assert.equal(stats.keys[0]!.reason, 'quota: perMinute 2/2');
         assert.equal(stats.keys[0]!.until, Date.parse('2026-11-21T12:01:00Z'));
@@ -264,7 +316,7 @@ for (const store of [memoryStore, redisStore()]) {
         const [a] = makeKeys(1);
         const p = await make([a!], { limits: { total: 2 } }, clock);
         await take(p, clock, 2);
-        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: null });
+        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: null });
         clock.advance(40 * 86_400_000);
         assert.equal((await p.handout(clock.now())).ok, false);
       });
@@ -281,14 +333,22 @@ for (const store of [memoryStore, redisStore()]) {
         clock.set('2026-11-22T00:01:00Z');
         await take(p, clock, 1);
         clock.set('2026-11-22T00:02:00Z');
-        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: Date.parse('2026-11-23T00:00:00Z') - clock.now() });
+        assert.deepEqual(await p.handout(clock.now()), {
+          ok: false,
+          reason: 'no_key_available',
+          retryAfterMs: Date.parse('2026-11-23T00:00:00Z') - clock.now(),
+        });
       });
 
       it('poolPerMinute caps handouts across keys with a pool_rate_limited answer', async () => {
         const clock = new FakeClock(Date.parse('2026-11-21T12:00:50Z'));
         const p = await make(makeKeys(5), { poolPerMinute: 3 }, clock);
         await take(p, clock, 3);
-        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'pool_rate_limited', retryAfterMs: 10_000 });
+        assert.deepEqual(await p.handout(clock.now()), {
+          ok: false,
+          reason: 'pool_rate_limited',
+          retryAfterMs: 10_000,
+        });
         clock.advance(10_000);
         await take(p, clock, 3);
       });
@@ -312,11 +372,11 @@ for (const store of [memoryStore, redisStore()]) {
         const [a, b, c] = makeKeys(3);
         const p = await make([a!, b!], { limits: { total: 3 } }, clock);
         await take(p, clock, 4); // a,b,a,b
-        const summary = (await p.setKeys(lines([b!, c!]), clock.now()));
+        const summary = await p.setKeys(lines([b!, c!]), clock.now());
         assert.deepEqual(summary, { added: 1, removed: 1, kept: 1, reenabled: 0 });
         assert.deepEqual(await take(p, clock, 3), [c, b, c]);
         assert.equal((await p.stats(clock.now())).keys.find((k) => k.keyId === keyIdOf(b!))!.served.total, 3);
-        (await p.setKeys(lines([a!, b!, c!]), clock.now()));
+        await p.setKeys(lines([a!, b!, c!]), clock.now());
         assert.equal((await p.stats(clock.now())).keys.find((k) => k.keyId === keyIdOf(a!))!.served.total, 2);
       });
 
@@ -325,16 +385,22 @@ for (const store of [memoryStore, redisStore()]) {
         const keys = makeKeys(5);
         const p = await make(keys, { limits: { perMinute: 100, perDay: 100 } }, clock);
         for (let i = 0; i < 5; i++) {
-          (await p.handout(clock.now(), i + 1)); // key i: a lease of i + 1 uses, at its own time
+          await p.handout(clock.now(), i + 1); // key i: a lease of i + 1 uses, at its own time
           clock.advance(1000);
         }
-        const served = async (q: PoolBackend) => Object.fromEntries((await q.stats(clock.now())).keys.map((k) => [k.keyId, { served: k.served, lastUsedAt: k.lastUsedAt }]));
+        const served = async (q: PoolBackend) =>
+          Object.fromEntries(
+            (await q.stats(clock.now())).keys.map((k) => [k.keyId, { served: k.served, lastUsedAt: k.lastUsedAt }]),
+          );
         const before = await served(p);
-        assert.deepEqual(keys.map((k) => before[keyIdOf(k)]!.served.day), [1, 2, 3, 4, 5]);
-        (await p.setKeys(lines([...keys].reverse()), clock.now())); // every key moves
+        assert.deepEqual(
+          keys.map((k) => before[keyIdOf(k)]!.served.day),
+          [1, 2, 3, 4, 5],
+        );
+        await p.setKeys(lines([...keys].reverse()), clock.now()); // every key moves
         assert.deepEqual(await served(p), before);
-        (await p.setKeys(lines(keys.slice(2)), clock.now())); // two retired
-        (await p.setKeys(lines([keys[4]!, keys[0]!, keys[2]!, keys[1]!, keys[3]!]), clock.now())); // and back, in another order
+        await p.setKeys(lines(keys.slice(2)), clock.now()); // two retired
+        await p.setKeys(lines([keys[4]!, keys[0]!, keys[2]!, keys[1]!, keys[3]!]), clock.now()); // and back, in another order
         assert.deepEqual(await served(p), before);
         clock.advance(60_000); // the minute window ended for all; the day window did not
         for (const k of (await p.stats(clock.now())).keys) {
@@ -342,7 +408,6 @@ for (const store of [memoryStore, redisStore()]) {
           assert.equal(k.served.day, before[k.keyId]!.served.day);
         }
       });
-
     });
 
     describe('reports', () => {
@@ -350,22 +415,22 @@ for (const store of [memoryStore, redisStore()]) {
         const clock = new FakeClock();
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], {}, clock);
-        (await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 42 }, clock.now()));
+        await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 42 }, clock.now());
         assert.deepEqual(await take(p, clock, 2), [b, b]);
         clock.advance(41_999);
-        assert.equal(served((await p.handout(clock.now()))), b);
+        assert.equal(served(await p.handout(clock.now())), b);
         clock.advance(1);
-        assert.equal(served((await p.handout(clock.now()))), a);
+        assert.equal(served(await p.handout(clock.now())), a);
       });
 
       it('invalid disables until the line changes', async () => {
         const clock = new FakeClock();
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], {}, clock);
-        (await p.report({ keyId: keyIdOf(a!), outcome: 'invalid' }, clock.now()));
+        await p.report({ keyId: keyIdOf(a!), outcome: 'invalid' }, clock.now());
         clock.advance(86_400_000);
         assert.deepEqual(await take(p, clock, 2), [b, b]);
-        (await p.setKeys(lines([a!, b!]), clock.now()));
+        await p.setKeys(lines([a!, b!]), clock.now());
         assert.equal((await p.stats(clock.now())).disabled, 1);
         assert.deepEqual((await p.setKeys(lines([`${a}  # renewed`, b!]), clock.now())).reenabled, 1);
         assert.deepEqual((await take(p, clock, 2)).sort(), [a, b].sort());
@@ -373,9 +438,11 @@ for (const store of [memoryStore, redisStore()]) {
 
       it('an unknown keyId is reported as such', async () => {
         const p = await make(makeKeys(1));
-        assert.deepEqual((await p.report({ keyId: 'ffffffffffff', outcome: 'ok' }, 0)), { ok: false, reason: 'unknown_key' });
+        assert.deepEqual(await p.report({ keyId: 'ffffffffffff', outcome: 'ok' }, 0), {
+          ok: false,
+          reason: 'unknown_key',
+        });
       });
-
     });
 
     describe('health: backoff, failures, probing', () => {
@@ -389,7 +456,7 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a, b], {}, clock);
         const blockFor = async () => {
           const start = clock.now();
-          (await p.report({ keyId: id, outcome: 'rate_limited' }, start));
+          await p.report({ keyId: id, outcome: 'rate_limited' }, start);
           const s = await keyStats(p, start);
           assert.equal(s.status, 'blocked');
           assert.equal(s.reason, 'reported rate_limited');
@@ -399,7 +466,7 @@ for (const store of [memoryStore, redisStore()]) {
         assert.equal(await blockFor(), 60_000);
         assert.equal(await blockFor(), 120_000);
         assert.equal(await blockFor(), 240_000);
-        (await p.report({ keyId: id, outcome: 'ok' }, clock.now()));
+        await p.report({ keyId: id, outcome: 'ok' }, clock.now());
         assert.equal(await blockFor(), 60_000);
       });
 
@@ -408,7 +475,7 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a, b], { maxBackoffSec: 150 }, clock);
         const blocks: number[] = [];
         for (let i = 0; i < 4; i++) {
-          (await p.report({ keyId: id, status: 429 }, clock.now()));
+          await p.report({ keyId: id, status: 429 }, clock.now());
           const s = await keyStats(p, clock.now());
           blocks.push(s.until! - clock.now());
           assert.equal(s.reason, 'reported 429');
@@ -420,15 +487,15 @@ for (const store of [memoryStore, redisStore()]) {
       it('one error does not block; maxFailures within failureWindow do; older ones fall out', async () => {
         const clock = new FakeClock();
         const p = await make([a, b], {}, clock);
-        (await p.report({ keyId: id, status: 503 }, clock.now()));
+        await p.report({ keyId: id, status: 503 }, clock.now());
         assert.equal((await keyStats(p, clock.now())).status, 'available');
         assert.equal((await keyStats(p, clock.now())).failures, 1);
         clock.advance(200_000);
-        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
+        await p.report({ keyId: id, outcome: 'error' }, clock.now());
         clock.advance(101_000); // the first error is now older than 300 s
-        (await p.report({ keyId: id, status: 500 }, clock.now()));
+        await p.report({ keyId: id, status: 500 }, clock.now());
         assert.equal((await keyStats(p, clock.now())).status, 'available');
-        (await p.report({ keyId: id, status: 502 }, clock.now()));
+        await p.report({ keyId: id, status: 502 }, clock.now());
         const s = await keyStats(p, clock.now());
         assert.equal(s.status, 'blocked');
         assert.equal(s.until, clock.now() + 60_000);
@@ -438,55 +505,58 @@ for (const store of [memoryStore, redisStore()]) {
       it('ok clears the failure count', async () => {
         const clock = new FakeClock();
         const p = await make([a, b], {}, clock);
-        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
-        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
-        (await p.report({ keyId: id, outcome: 'ok' }, clock.now()));
-        (await p.report({ keyId: id, outcome: 'error' }, clock.now()));
+        await p.report({ keyId: id, outcome: 'error' }, clock.now());
+        await p.report({ keyId: id, outcome: 'error' }, clock.now());
+        await p.report({ keyId: id, outcome: 'ok' }, clock.now());
+        await p.report({ keyId: id, outcome: 'error' }, clock.now());
         assert.equal((await keyStats(p, clock.now())).status, 'available');
       });
 
       it('after a block the key probes: one handout, then healthy on ok or after probeTimeout, back up the ladder on a bad report', async () => {
         const clock = new FakeClock();
         const p = await make([a, b], { strategy: 'fill-first' }, clock);
-        (await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now())); // 60 s, level 1
+        await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now()); // 60 s, level 1
         clock.advance(60_000);
         assert.equal((await keyStats(p, clock.now())).status, 'probing');
         assert.deepEqual(await take(p, clock, 3), [a, b, b]); // one probe, then a sits out
         assert.equal((await keyStats(p, clock.now())).reason, 'probe in flight');
-        (await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now())); // bad → 120 s
+        await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now()); // bad → 120 s
         assert.equal((await keyStats(p, clock.now())).until, clock.now() + 120_000);
         clock.advance(120_000);
         assert.deepEqual(await take(p, clock, 2), [a, b]);
         clock.advance(30_000); // no bad report within probeTimeout → healthy, ladder reset
         assert.deepEqual(await take(p, clock, 2), [a, a]);
-        (await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now()));
+        await p.report({ keyId: id, outcome: 'rate_limited' }, clock.now());
         assert.equal((await keyStats(p, clock.now())).until, clock.now() + 60_000);
       });
 
       it('an ok report ends probation at once', async () => {
         const clock = new FakeClock();
         const p = await make([a, b], { strategy: 'fill-first' }, clock);
-        (await p.report({ keyId: id, outcome: 'rate_limited', retryAfterSec: 1 }, clock.now()));
+        await p.report({ keyId: id, outcome: 'rate_limited', retryAfterSec: 1 }, clock.now());
         clock.advance(1000);
         assert.deepEqual(await take(p, clock, 2), [a, b]);
-        (await p.report({ keyId: id, outcome: 'ok' }, clock.now()));
+        await p.report({ keyId: id, outcome: 'ok' }, clock.now());
         assert.deepEqual(await take(p, clock, 2), [a, a]);
       });
 
       it('exhausted keeps the key out until its longest window resets', async () => {
         const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
         const p = await make([a, b], { limits: { perMinute: 100, perDay: 1000 } }, clock);
-        (await p.report({ keyId: id, outcome: 'exhausted' }, clock.now()));
+        await p.report({ keyId: id, outcome: 'exhausted' }, clock.now());
         const s = await keyStats(p, clock.now());
-        assert.deepEqual([s.status, s.reason, s.until], ['exhausted', 'reported exhausted', Date.parse('2026-11-22T00:00:00Z')]);
-        (await p.report({ keyId: keyIdOf(b), status: 402 }, clock.now()));
+        assert.deepEqual(
+          [s.status, s.reason, s.until],
+          ['exhausted', 'reported exhausted', Date.parse('2026-11-22T00:00:00Z')],
+        );
+        await p.report({ keyId: keyIdOf(b), status: 402 }, clock.now());
         assert.equal((await p.stats(clock.now())).keys[1]!.reason, 'reported 402 (quota)');
       });
 
       it('invalid names the upstream status', async () => {
         const clock = new FakeClock();
         const p = await make([a, b], {}, clock);
-        (await p.report({ keyId: id, status: 401 }, clock.now()));
+        await p.report({ keyId: id, status: 401 }, clock.now());
         const s = await keyStats(p, clock.now());
         assert.deepEqual([s.status, s.reason, s.until], ['disabled', 'invalid: 401', null]);
       });
@@ -497,19 +567,19 @@ for (const store of [memoryStore, redisStore()]) {
         const clock = new FakeClock();
         const keys = makeKeys(4);
         const p = await make(keys, {}, clock);
-        (await p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited', retryAfterSec: 20 }, clock.now()));
+        await p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited', retryAfterSec: 20 }, clock.now());
         clock.advance(3000);
-        (await p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited', retryAfterSec: 12 }, clock.now()));
+        await p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited', retryAfterSec: 12 }, clock.now());
         assert.equal((await p.stats(clock.now())).blocked, 2);
         clock.advance(3000);
-        (await p.report({ keyId: keyIdOf(keys[2]!), outcome: 'rate_limited' }, clock.now()));
-        const st = (await p.stats(clock.now()));
+        await p.report({ keyId: keyIdOf(keys[2]!), outcome: 'rate_limited' }, clock.now());
+        const st = await p.stats(clock.now());
         assert.equal(st.blocked, 0);
         assert.equal(st.available, 4);
         assert.equal(st.throttledUntil, clock.now() + 12_000);
-        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'pool_throttled', retryAfterMs: 12_000 });
+        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'pool_throttled', retryAfterMs: 12_000 });
         // Late 429s for the same throttle do not mark keys either.
-        (await p.report({ keyId: keyIdOf(keys[3]!), outcome: 'rate_limited' }, clock.now()));
+        await p.report({ keyId: keyIdOf(keys[3]!), outcome: 'rate_limited' }, clock.now());
         assert.equal((await p.stats(clock.now())).blocked, 0);
         clock.advance(12_000);
         assert.equal((await p.handout(clock.now())).ok, true);
@@ -519,17 +589,16 @@ for (const store of [memoryStore, redisStore()]) {
         const clock = new FakeClock();
         const keys = makeKeys(3);
         const p = await make(keys, {}, clock);
-        (await p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now()));
+        await p.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now());
         clock.advance(10_001);
-        (await p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now()));
+        await p.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now());
         assert.equal((await p.stats(clock.now())).throttledUntil, null);
         assert.equal((await p.stats(clock.now())).blocked, 2);
         const q = await make(keys, {}, clock);
-        (await q.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now()));
-        (await q.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now()));
+        await q.report({ keyId: keyIdOf(keys[0]!), outcome: 'rate_limited' }, clock.now());
+        await q.report({ keyId: keyIdOf(keys[1]!), outcome: 'rate_limited' }, clock.now());
         assert.equal((await q.stats(clock.now())).throttledUntil, clock.now() + 30_000);
       });
-
     });
 
     describe('schedules: reset time zone and expiry', () => {
@@ -538,7 +607,11 @@ for (const store of [memoryStore, redisStore()]) {
         const [a] = makeKeys(1);
         const p = await make([a!], { limits: { perDay: 1 }, resetTimezone: 'America/Los_Angeles' }, clock);
         await take(p, clock, 1);
-        assert.deepEqual((await p.handout(clock.now())), { ok: false, reason: 'no_key_available', retryAfterMs: 3_600_000 });
+        assert.deepEqual(await p.handout(clock.now()), {
+          ok: false,
+          reason: 'no_key_available',
+          retryAfterMs: 3_600_000,
+        });
         clock.set('2026-11-21T07:59:59.999Z');
         assert.equal((await p.handout(clock.now())).ok, false);
         clock.set('2026-11-21T08:00:00Z'); // midnight PST: a UTC-midnight pool would still be out
@@ -560,9 +633,12 @@ for (const store of [memoryStore, redisStore()]) {
         assert.deepEqual(await take(p, clock, 2), [a, b]);
         clock.set('2027-02-01T00:00:00Z');
         assert.deepEqual(await take(p, clock, 2), [b, b]);
-        const s = (await p.stats(clock.now()));
+        const s = await p.stats(clock.now());
         assert.equal(s.expired, 1);
-        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.keys[0]!.expiresAt], ['expired', 'expired', null, Date.parse('2027-01-31T23:59:59.999Z')]);
+        assert.deepEqual(
+          [s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.keys[0]!.expiresAt],
+          ['expired', 'expired', null, Date.parse('2027-01-31T23:59:59.999Z')],
+        );
       });
     });
 
@@ -593,7 +669,7 @@ for (const store of [memoryStore, redisStore()]) {
     });
 
     describe('leases (count > 1)', () => {
-      it('grants up to the key\'s limits and the pool cap, counting every granted use', async () => {
+      it("grants up to the key's limits and the pool cap, counting every granted use", async () => {
         const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { strategy: 'fill-first', limits: { perMinute: 10 }, poolPerMinute: 15 }, clock);
@@ -604,21 +680,24 @@ for (const store of [memoryStore, redisStore()]) {
         const third = (await p.handout(clock.now(), 8)) as Handout & { ok: true };
         assert.deepEqual([third.key, third.granted], [b, 5]); // pool cap 15 - 10 used
         assert.equal((await p.handout(clock.now(), 1)).ok, false);
-        assert.deepEqual((await p.stats(clock.now())).keys.map((k) => k.served.minute), [10, 5]);
+        assert.deepEqual(
+          (await p.stats(clock.now())).keys.map((k) => k.served.minute),
+          [10, 5],
+        );
       });
 
       it('a probing key is leased once only', async () => {
         const clock = new FakeClock();
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { strategy: 'fill-first' }, clock);
-        (await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 1 }, clock.now()));
+        await p.report({ keyId: keyIdOf(a!), outcome: 'rate_limited', retryAfterSec: 1 }, clock.now());
         clock.advance(1000);
         const h = (await p.handout(clock.now(), 50)) as Handout & { ok: true };
         assert.deepEqual([h.key, h.granted], [a, 1]);
       });
     });
 
-    describe('the upstream\'s verdicts (sync)', () => {
+    describe("the upstream's verdicts (sync)", () => {
       const credits = (remainingDay: number | null, at: number) => ({
         remaining: { day: remainingDay, week: null, month: 900, total: null },
         used: { day: 3, week: null, month: 100, total: null },
@@ -630,61 +709,135 @@ for (const store of [memoryStore, redisStore()]) {
         const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], {}, clock);
-        const r = await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'invalid', reason: 'The specified api key is not active.' }, credits: null }, clock.now());
+        const r = await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: { status: 'invalid', reason: 'The specified api key is not active.' },
+            credits: null,
+          },
+          clock.now(),
+        );
         assert.deepEqual(r, { found: true, revived: false });
         let s = await p.stats(clock.now());
-        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.invalid, s.available], ['invalid', 'upstream: The specified api key is not active.', null, 1, 1]);
+        assert.deepEqual(
+          [s.keys[0]!.status, s.keys[0]!.reason, s.keys[0]!.until, s.invalid, s.available],
+          ['invalid', 'upstream: The specified api key is not active.', null, 1, 1],
+        );
         assert.deepEqual(await take(p, clock, 2), [b, b]);
         clock.advance(86_400_000 * 40); // an invalid key does not come back with time
         assert.deepEqual(await take(p, clock, 1), [b]);
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(b!), finding: null, credits: credits(97, clock.now()) }, clock.now());
-        assert.deepEqual(await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: credits(40, clock.now()) }, clock.now()), { found: true, revived: true });
+        await p.recordUpstream(
+          { reached: true, keyId: keyIdOf(b!), finding: null, credits: credits(97, clock.now()) },
+          clock.now(),
+        );
+        assert.deepEqual(
+          await p.recordUpstream(
+            { reached: true, keyId: keyIdOf(a!), finding: null, credits: credits(40, clock.now()) },
+            clock.now(),
+          ),
+          { found: true, revived: true },
+        );
         s = await p.stats(clock.now());
-        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.credits, s.creditsRemaining, s.upstreamSync], ['available', credits(40, clock.now()), 137, { ok: true, at: clock.now(), error: null }]);
-        assert.deepEqual(await p.recordUpstream({ reached: true, keyId: '0123456789ab', finding: null, credits: null }, clock.now()), { found: false, revived: false });
+        assert.deepEqual(
+          [s.keys[0]!.status, s.keys[0]!.credits, s.creditsRemaining, s.upstreamSync],
+          ['available', credits(40, clock.now()), 137, { ok: true, at: clock.now(), error: null }],
+        );
+        assert.deepEqual(
+          await p.recordUpstream({ reached: true, keyId: '0123456789ab', finding: null, credits: null }, clock.now()),
+          { found: false, revived: false },
+        );
       });
 
-      it('an exhaustion lasts until the window named resets in the pool\'s zone; total until a sync', async () => {
+      it("an exhaustion lasts until the window named resets in the pool's zone; total until a sync", async () => {
         const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z')); // a Saturday; 04:00 in Los Angeles
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { resetTimezone: 'America/Los_Angeles' }, clock);
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'exhausted', reason: 'day credit limit reached', window: 'day' }, credits: credits(0, clock.now()) }, clock.now());
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(b!), finding: { status: 'exhausted', reason: 'week credit limit reached', window: 'week' }, credits: null }, clock.now());
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: { status: 'exhausted', reason: 'day credit limit reached', window: 'day' },
+            credits: credits(0, clock.now()),
+          },
+          clock.now(),
+        );
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(b!),
+            finding: { status: 'exhausted', reason: 'week credit limit reached', window: 'week' },
+            credits: null,
+          },
+          clock.now(),
+        );
         let s = await p.stats(clock.now());
-        assert.deepEqual(s.keys.map((k) => [k.status, k.reason, k.until]), [
-          ['exhausted', 'upstream: day credit limit reached', Date.parse('2026-11-22T08:00:00Z')],
-          ['exhausted', 'upstream: week credit limit reached', Date.parse('2026-11-23T08:00:00Z')],
-        ]);
+        assert.deepEqual(
+          s.keys.map((k) => [k.status, k.reason, k.until]),
+          [
+            ['exhausted', 'upstream: day credit limit reached', Date.parse('2026-11-22T08:00:00Z')],
+            ['exhausted', 'upstream: week credit limit reached', Date.parse('2026-11-23T08:00:00Z')],
+          ],
+        );
         assert.deepEqual([s.creditsRemaining, (await p.handout(clock.now())).ok], [null, false]);
         clock.set('2026-11-22T08:00:00Z');
         assert.deepEqual(await take(p, clock, 2), [a, a]);
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'exhausted', reason: 'no credits left', window: 'total' }, credits: null }, clock.now());
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: { status: 'exhausted', reason: 'no credits left', window: 'total' },
+            credits: null,
+          },
+          clock.now(),
+        );
         s = await p.stats(clock.now());
         assert.deepEqual([s.keys[0]!.status, s.keys[0]!.until], ['exhausted', null]);
         clock.set('2026-12-31T00:00:00Z');
         assert.deepEqual(await take(p, clock, 1), [b]);
       });
 
-      it('a sync that finds a key fine lifts only the upstream\'s hold, not a report\'s or an operator\'s', async () => {
+      it("a sync that finds a key fine lifts only the upstream's hold, not a report's or an operator's", async () => {
         const clock = new FakeClock();
         const [a, b, c] = makeKeys(3);
         const p = await make([a!, b!, c!], {}, clock);
         await p.report({ keyId: keyIdOf(a!), outcome: 'exhausted' }, clock.now());
         await p.admin('disable', keyIdOf(b!), clock.now(), 'by hand');
-        for (const k of [a!, b!]) assert.deepEqual(await p.recordUpstream({ reached: true, keyId: keyIdOf(k), finding: null, credits: null }, clock.now()), { found: true, revived: false });
+        for (const k of [a!, b!])
+          assert.deepEqual(
+            await p.recordUpstream({ reached: true, keyId: keyIdOf(k), finding: null, credits: null }, clock.now()),
+            { found: true, revived: false },
+          );
         const s = await p.stats(clock.now());
-        assert.deepEqual(s.keys.map((k) => k.status), ['exhausted', 'disabled', 'available']);
+        assert.deepEqual(
+          s.keys.map((k) => k.status),
+          ['exhausted', 'disabled', 'available'],
+        );
       });
 
       it('an unreachable upstream changes no key and shows in upstreamSync; enable lifts a hold until the next sync', async () => {
         const clock = new FakeClock();
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], {}, clock);
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'invalid', reason: 'The specified api key not found.' }, credits: null }, clock.now());
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: { status: 'invalid', reason: 'The specified api key not found.' },
+            credits: null,
+          },
+          clock.now(),
+        );
         clock.advance(1000);
-        assert.deepEqual(await p.recordUpstream({ reached: false, error: 'timeout after 10000 ms' }, clock.now()), { found: true, revived: false });
+        assert.deepEqual(await p.recordUpstream({ reached: false, error: 'timeout after 10000 ms' }, clock.now()), {
+          found: true,
+          revived: false,
+        });
         let s = await p.stats(clock.now());
-        assert.deepEqual([s.keys[0]!.status, s.keys[1]!.status, s.upstreamSync], ['invalid', 'available', { ok: false, at: clock.now(), error: 'timeout after 10000 ms' }]);
+        assert.deepEqual(
+          [s.keys[0]!.status, s.keys[1]!.status, s.upstreamSync],
+          ['invalid', 'available', { ok: false, at: clock.now(), error: 'timeout after 10000 ms' }],
+        );
         await p.admin('enable', keyIdOf(a!), clock.now());
         s = await p.stats(clock.now());
         assert.equal(s.keys[0]!.status, 'available');
@@ -694,13 +847,24 @@ for (const store of [memoryStore, redisStore()]) {
         const clock = new FakeClock();
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], {}, clock);
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: { status: 'invalid', reason: 'gone' }, credits: credits(5, clock.now()) }, clock.now());
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: { status: 'invalid', reason: 'gone' },
+            credits: credits(5, clock.now()),
+          },
+          clock.now(),
+        );
         const exported = await p.exportState(clock.now());
         const q = await make([a!, b!], {}, clock);
         await q.replaceState(exported, clock.now());
         await q.setKeys(lines([a!, b!]), clock.now());
         const s = await q.stats(clock.now());
-        assert.deepEqual([s.keys[0]!.status, s.keys[0]!.credits, s.upstreamSync?.ok], ['invalid', credits(5, clock.now()), true]);
+        assert.deepEqual(
+          [s.keys[0]!.status, s.keys[0]!.credits, s.upstreamSync?.ok],
+          ['invalid', credits(5, clock.now()), true],
+        );
       });
     });
 
@@ -738,7 +902,11 @@ for (const store of [memoryStore, redisStore()]) {
         ]);
       });
 
-      const plan = (limits: { day: number | null; total: number | null }, used: { day: number | null; total: number | null }, at: number) => ({
+      const plan = (
+        limits: { day: number | null; total: number | null },
+        used: { day: number | null; total: number | null },
+        at: number,
+      ) => ({
         remaining: { day: null, week: null, month: null, total: null },
         used: { ...used, week: null, month: null },
         limits: { ...limits, week: null, month: null },
@@ -749,11 +917,34 @@ for (const store of [memoryStore, redisStore()]) {
         const clock = new FakeClock(Date.parse('2026-11-21T12:00:10Z'));
         const [a, b] = makeKeys(2);
         const p = await make([a!, b!], { strategy: 'fill-first', upstreamLimits: true, limits: { perDay: 5 } }, clock);
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: plan({ day: 3, total: 1000 }, { day: 0, total: 10 }, clock.now()) }, clock.now());
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(b!), finding: null, credits: plan({ day: 50, total: null }, { day: 0, total: null }, clock.now()) }, clock.now());
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: null,
+            credits: plan({ day: 3, total: 1000 }, { day: 0, total: 10 }, clock.now()),
+          },
+          clock.now(),
+        );
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(b!),
+            finding: null,
+            credits: plan({ day: 50, total: null }, { day: 0, total: null }, clock.now()),
+          },
+          clock.now(),
+        );
         assert.deepEqual(await take(p, clock, 8), [a, a, a, b, b, b, b, b]);
-        assert.deepEqual(await p.handout(clock.now()), { ok: false, reason: 'no_key_available', retryAfterMs: Date.parse('2026-11-22T00:00:00Z') - clock.now() });
-        assert.deepEqual([(await row(p, clock, a!)).reason, (await row(p, clock, b!)).reason], ['quota: perDay 3/3', 'quota: perDay 5/5']);
+        assert.deepEqual(await p.handout(clock.now()), {
+          ok: false,
+          reason: 'no_key_available',
+          retryAfterMs: Date.parse('2026-11-22T00:00:00Z') - clock.now(),
+        });
+        assert.deepEqual(
+          [(await row(p, clock, a!)).reason, (await row(p, clock, b!)).reason],
+          ['quota: perDay 3/3', 'quota: perDay 5/5'],
+        );
       });
 
       it('upstream counts: a sync sets day and total to what the upstream used plus what was handed out while it was asked', async () => {
@@ -762,13 +953,31 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a!], { upstreamLimits: true }, clock);
         await take(p, clock, 4);
         const before = 3; // one handout happened while the upstream was asked
-        await p.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: plan({ day: 10, total: null }, { day: 7, total: 40 }, clock.now()), servedBefore: before }, clock.now());
+        await p.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: null,
+            credits: plan({ day: 10, total: null }, { day: 7, total: 40 }, clock.now()),
+            servedBefore: before,
+          },
+          clock.now(),
+        );
         const r = await row(p, clock, a!);
         assert.deepEqual([r.served.day, r.served.total, r.served.minute, r.remaining], [8, 41, 4, 2]);
         // A pool that does not take them keeps its own counts.
         const q = await make([a!], {}, clock);
         await take(q, clock, 2);
-        await q.recordUpstream({ reached: true, keyId: keyIdOf(a!), finding: null, credits: plan({ day: 1, total: null }, { day: 7, total: 40 }, clock.now()), servedBefore: 0 }, clock.now());
+        await q.recordUpstream(
+          {
+            reached: true,
+            keyId: keyIdOf(a!),
+            finding: null,
+            credits: plan({ day: 1, total: null }, { day: 7, total: 40 }, clock.now()),
+            servedBefore: 0,
+          },
+          clock.now(),
+        );
         const s = await row(q, clock, a!);
         assert.deepEqual([s.served.day, s.served.total, s.status], [2, 2, 'available']);
       });
@@ -779,7 +988,15 @@ for (const store of [memoryStore, redisStore()]) {
         const p = await make([a!, b!], {}, clock);
         await p.pin(['tok1', '17'], keyIdOf(a!), clock.now());
         await p.pin(['17'], keyIdOf(b!), clock.now());
-        assert.deepEqual([await p.pinned('tok1', clock.now()), await p.pinned('17', clock.now()), await p.pinned('nope', clock.now()), await p.pinCount()], [keyIdOf(a!), keyIdOf(b!), null, 2]);
+        assert.deepEqual(
+          [
+            await p.pinned('tok1', clock.now()),
+            await p.pinned('17', clock.now()),
+            await p.pinned('nope', clock.now()),
+            await p.pinCount(),
+          ],
+          [keyIdOf(a!), keyIdOf(b!), null, 2],
+        );
         await p.setKeys(lines([b!]), clock.now());
         assert.deepEqual([await p.pinned('tok1', clock.now()), await p.pinned('17', clock.now())], [null, keyIdOf(b!)]);
         clock.advance(190 * 86_400_000);

@@ -37,7 +37,13 @@ describe('Redis backend at start-up', { skip: available ? false : REDIS_MISSING 
     const refused = runServerProcess(layout, env);
     assert.equal(await refused.exited, 78);
     assert.equal(refused.output().trim().split('\n').length, 1);
-    assert.match(refused.output(), new RegExp(`^keywarden: REDIS_URL: ${volatile.url.replaceAll('/', '\\/')} keeps no append-only file and no snapshots .* set REDIS_ALLOW_VOLATILE=true\\n$`, 'u'));
+    assert.match(
+      refused.output(),
+      new RegExp(
+        `^keywarden: REDIS_URL: ${volatile.url.replaceAll('/', '\\/')} keeps no append-only file and no snapshots .* set REDIS_ALLOW_VOLATILE=true\\n$`,
+        'u',
+      ),
+    );
     const allowed = await spawnServer(t, layout, { ...env, REDIS_ALLOW_VOLATILE: 'true' });
     assert.match(allowed.output(), /WARN.*Redis keeps no append-only file and no snapshots/u);
     assert.equal((await getJson(`${allowed.url}/api/plantid`)).status, 200);
@@ -50,14 +56,24 @@ describe('Redis backend at start-up', { skip: available ? false : REDIS_MISSING 
     for (let i = 0; i < 7; i++) await getJson(`${file.url}/api/plantid`);
     const before = (await getJson(`${file.url}/api/stats`)).body as StatsResponse;
     const victim = before.pools[0]!.keys[1]!.keyId;
-    assert.equal((await postJson(`${file.url}/admin/pools/plantid/keys/${victim}/disable`, '', { authorization: `Bearer ${ADMIN}` })).status, 204);
+    assert.equal(
+      (
+        await postJson(`${file.url}/admin/pools/plantid/keys/${victim}/disable`, '', {
+          authorization: `Bearer ${ADMIN}`,
+        })
+      ).status,
+      204,
+    );
     assert.equal(await file.kill('SIGTERM'), 0);
 
     const env = { STATE_BACKEND: 'redis', REDIS_URL: durable.url, REDIS_PREFIX: 'kw-move:' };
     const redis = await spawnServer(t, layout, env);
     assert.match(redis.output(), /pool plantid: Redis held nothing; imported 3 keys' state from file /u);
     const st = ((await getJson(`${redis.url}/api/stats`)).body as StatsResponse).pools[0]!;
-    assert.deepEqual(st.keys.map((k) => k.served.total), before.pools[0]!.keys.map((k) => k.served.total));
+    assert.deepEqual(
+      st.keys.map((k) => k.served.total),
+      before.pools[0]!.keys.map((k) => k.served.total),
+    );
     assert.equal(st.keys.find((k) => k.keyId === victim)!.status, 'disabled');
     for (let i = 0; i < 4; i++) assert.notEqual((await getJson(`${redis.url}/api/plantid`)).body.keyId, victim);
     assert.equal(await redis.kill('SIGTERM'), 0);
@@ -66,18 +82,30 @@ describe('Redis backend at start-up', { skip: available ? false : REDIS_MISSING 
     // server answering it, refuses to edit a file the server no longer reads.
     const offline = await cli(layout, ['enable', 'plantid', victim]);
     assert.equal(offline.code, 1);
-    assert.match(offline.stderr, new RegExp(`^keywarden-keys: STATE_FILE ${layout.stateFile} was moved to Redis \\(${durable.url.replaceAll('/', '\\/')}, prefix kw-move:\\) on .*; the server uses that now, so edit through it`, 'u'));
+    assert.match(
+      offline.stderr,
+      new RegExp(
+        `^keywarden-keys: STATE_FILE ${layout.stateFile} was moved to Redis \\(${durable.url.replaceAll('/', '\\/')}, prefix kw-move:\\) on .*; the server uses that now, so edit through it`,
+        'u',
+      ),
+    );
 
     // A second start does not import again over what Redis now holds.
     const again = await spawnServer(t, layout, env);
     assert.doesNotMatch(again.output(), /imported/u);
-    const total = ((await getJson(`${again.url}/api/stats`)).body as StatsResponse).pools[0]!.keys.reduce((n, k) => n + k.served.total, 0);
+    const total = ((await getJson(`${again.url}/api/stats`)).body as StatsResponse).pools[0]!.keys.reduce(
+      (n, k) => n + k.served.total,
+      0,
+    );
     assert.equal(total, 7 + 4);
     assert.equal(await again.kill('SIGTERM'), 0);
 
     // Back to the file backend: it warns that the file is as of the move, and the file is in use again.
     const back = await spawnServer(t, layout);
-    assert.match(back.output(), /WARN.*state: file .* was moved to Redis .* it holds the state as of then; to bring Redis's back, run npm run keys -- state export there and state import here/u);
+    assert.match(
+      back.output(),
+      /WARN.*state: file .* was moved to Redis .* it holds the state as of then; to bring Redis's back, run npm run keys -- state export there and state import here/u,
+    );
     assert.equal(await back.kill('SIGTERM'), 0);
     assert.equal((await cli(layout, ['enable', 'plantid', victim])).code, 0);
   });

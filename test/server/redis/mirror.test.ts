@@ -16,10 +16,15 @@ const poolLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'pool.lua'), 'ut
 
 describe('the Redis script mirrors the rulebook', () => {
   it('every rule marked Mirrored in rules.ts is a function of the same name in rules.lua', () => {
-    const mirrored = [...rulesTs.matchAll(/\/\*\*[\s*]*Mirrored\.[\s\S]*?\*\/\s*export function (\w+)/gu)].map((m) => m[1]!);
+    const mirrored = [...rulesTs.matchAll(/\/\*\*[\s*]*Mirrored\.[\s\S]*?\*\/\s*export function (\w+)/gu)].map(
+      (m) => m[1]!,
+    );
     const inLua = new Set([...rulesLua.matchAll(/^local function (\w+)/gmu)].map((m) => m[1]!));
     assert.ok(mirrored.length >= 12, `found ${mirrored.length} mirrored rules`);
-    assert.deepEqual(mirrored.filter((name) => !inLua.has(name)), []);
+    assert.deepEqual(
+      mirrored.filter((name) => !inLua.has(name)),
+      [],
+    );
   });
 
   it('no rule constant is written into the script: each is read from the policy JSON', () => {

@@ -14,7 +14,6 @@ import { until, within } from '../../helpers/wait.js';
 const available = redisServerBinary() !== null;
 if (!available && process.env.CI) throw new Error(REDIS_MISSING);
 
-
 const totals = (s: StatsResponse) => s.pools[0]!.keys.map((k) => k.served.total);
 
 describe('Redis state backend, real processes', { skip: available ? false : REDIS_MISSING }, () => {
@@ -26,19 +25,27 @@ describe('Redis state backend, real processes', { skip: available ? false : REDI
     const layout = await makeLayout(t, { plantid: makeKeys(10) }, { plantid: { limits: { total: 300 } } });
     const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url, REDIS_PREFIX: 'kw-three:' };
     const servers = await Promise.all([0, 1, 2].map(() => spawnServer(t, layout, env)));
-    const results = await Promise.all(Array.from({ length: 5000 }, (_, i) => getJson(`${servers[i % 3]!.url}/api/plantid`)));
+    const results = await Promise.all(
+      Array.from({ length: 5000 }, (_, i) => getJson(`${servers[i % 3]!.url}/api/plantid`)),
+    );
     const ok = results.filter((r) => r.status === 200);
     const kinds = new Map<string, number>();
-    for (const r of results) kinds.set(`${r.status} ${r.body?.error ?? ''}`, (kinds.get(`${r.status} ${r.body?.error ?? ''}`) ?? 0) + 1);
+    for (const r of results)
+      kinds.set(`${r.status} ${r.body?.error ?? ''}`, (kinds.get(`${r.status} ${r.body?.error ?? ''}`) ?? 0) + 1);
     assert.equal(ok.length, 3000, JSON.stringify([...kinds]));
     assert.equal(results.filter((r) => r.status === 503 && r.body.error === 'no_key_available').length, 2000);
     const perKey = new Map<string, number>();
     for (const r of ok) perKey.set(r.body.keyId, (perKey.get(r.body.keyId) ?? 0) + 1);
     assert.deepEqual([...perKey.values()], Array(10).fill(300));
     // Any instance reports the same counts.
-    const views = await Promise.all(servers.map(async (s) => (await getJson(`${s.url}/api/stats`)).body as StatsResponse));
+    const views = await Promise.all(
+      servers.map(async (s) => (await getJson(`${s.url}/api/stats`)).body as StatsResponse),
+    );
     for (const v of views) assert.deepEqual(totals(v), Array(10).fill(300));
-    assert.deepEqual(views.map((v) => v.pools[0]!.exhausted), [10, 10, 10]);
+    assert.deepEqual(
+      views.map((v) => v.pools[0]!.exhausted),
+      [10, 10, 10],
+    );
   });
 
   it('Redis killed mid-load: fast 503 state_unavailable and unhealthy, then recovery with no over-issue', async (t) => {
@@ -70,7 +77,9 @@ describe('Redis state backend, real processes', { skip: available ? false : REDI
     assert.deepEqual([health.status, health.body.status], [503, 'unhealthy']);
     await redis.start();
     // Both: the stats below ask servers[0], and the load can end on servers[1] alone.
-    await until('healthy again', async () => (await Promise.all(servers.map((s) => getJson(`${s.url}/healthz`)))).every((h) => h.status === 200));
+    await until('healthy again', async () =>
+      (await Promise.all(servers.map((s) => getJson(`${s.url}/healthz`)))).every((h) => h.status === 200),
+    );
     await within('the load', Promise.all(workers), 30_000);
     assert.ok(slowest503 < 1500, `a 503 took ${slowest503} ms`);
     // Never over-issue: at most 5 keys x 200 reached callers. A handout whose reply was cut by the
@@ -88,13 +97,28 @@ describe('Redis state backend, real processes', { skip: available ? false : REDI
     const [a, b] = makeKeys(2);
     const admin = { authorization: 'Bearer redis-admin-token-0123456789' };
     const layout = await makeLayout(t, { plantid: [a!] });
-    const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url, REDIS_PREFIX: 'kw-admin:', ADMIN_TOKEN: 'redis-admin-token-0123456789' };
+    const env = {
+      STATE_BACKEND: 'redis',
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: 'kw-admin:',
+      ADMIN_TOKEN: 'redis-admin-token-0123456789',
+    };
     const [one, two] = await Promise.all([spawnServer(t, layout, env), spawnServer(t, layout, env)]);
-    const added = await getJson(`${one!.url}/admin/pools/plantid/keys`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ key: b }) });
+    const added = await getJson(`${one!.url}/admin/pools/plantid/keys`, {
+      method: 'POST',
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ key: b }),
+    });
     assert.equal(added.status, 201);
     const idB = added.body.added[0].keyId as string;
-    await until('the second instance to serve the new key', async () => (await getJson(`${two!.url}/api/stats`)).body.pools[0].total === 2);
-    assert.equal((await getJson(`${one!.url}/admin/pools/plantid/keys/${idB}/disable`, { method: 'POST', headers: admin })).status, 204);
+    await until(
+      'the second instance to serve the new key',
+      async () => (await getJson(`${two!.url}/api/stats`)).body.pools[0].total === 2,
+    );
+    assert.equal(
+      (await getJson(`${one!.url}/admin/pools/plantid/keys/${idB}/disable`, { method: 'POST', headers: admin })).status,
+      204,
+    );
     const seen = (await getJson(`${two!.url}/api/stats`)).body as StatsResponse;
     assert.equal(seen.pools[0]!.keys.find((k) => k.keyId === idB)!.status, 'disabled');
     for (let i = 0; i < 3; i++) assert.equal((await getJson(`${two!.url}/api/plantid`)).body.key, a);

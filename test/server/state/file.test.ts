@@ -15,13 +15,24 @@ const pool = (total: number): Record<string, PoolState> => ({
     throttle: null,
     history: [],
     keys: {
-      aaaaaaaaaaaa: { windows: {}, total, lastUsedAt: 1, block: null, exhausted: null, disabled: null, failures: [], backoffLevel: 0, probe: null },
+      aaaaaaaaaaaa: {
+        windows: {},
+        total,
+        lastUsedAt: 1,
+        block: null,
+        exhausted: null,
+        disabled: null,
+        failures: [],
+        backoffLevel: 0,
+        probe: null,
+      },
     },
   },
 });
 
 /** State text in format 1 (still read; the server writes format 2, built by the pools themselves). */
-const serializeState = (pools: Record<string, PoolState>, savedAt: number): string => JSON.stringify({ version: 1, savedAt, seq: 0, pools });
+const serializeState = (pools: Record<string, PoolState>, savedAt: number): string =>
+  JSON.stringify({ version: 1, savedAt, seq: 0, pools });
 
 const fullOnly = (text: string): SavePlan => ({ full: () => [text], delta: () => null });
 
@@ -37,7 +48,10 @@ describe('FileStore journal (big state)', () => {
     const dir = await tempDir(t);
     const path = join(dir, 'state.json');
     const store = new FileStore(path, Date.now, 10); // journal from 10 bytes of snapshot on
-    await store.save({ full: () => [stateText(1, { aaaaaaaaaaaa: 1, bbbbbbbbbbbb: 1 })], delta: () => [stateText(1, {})] });
+    await store.save({
+      full: () => [stateText(1, { aaaaaaaaaaaa: 1, bbbbbbbbbbbb: 1 })],
+      delta: () => [stateText(1, {})],
+    });
     assert.deepEqual(await readdir(dir), ['state.json']); // first save: no snapshot yet, so full
     await store.save({ full: () => assert.fail('full'), delta: () => [stateText(2, { aaaaaaaaaaaa: 5 })] });
     await store.save({ full: () => assert.fail('full'), delta: () => [stateText(3, { bbbbbbbbbbbb: 7 })] });
@@ -48,7 +62,13 @@ describe('FileStore journal (big state)', () => {
     if (loaded.kind !== 'loaded') return;
     assert.deepEqual(loaded.dropped, []);
     assert.equal(loaded.state.seq, 3);
-    assert.deepEqual(Object.entries(loaded.state.pools.plantid!.keys).map(([id, k]) => [id, k.total]), [['aaaaaaaaaaaa', 5], ['bbbbbbbbbbbb', 7]]);
+    assert.deepEqual(
+      Object.entries(loaded.state.pools.plantid!.keys).map(([id, k]) => [id, k.total]),
+      [
+        ['aaaaaaaaaaaa', 5],
+        ['bbbbbbbbbbbb', 7],
+      ],
+    );
   });
 
   it('folds the journal into a new snapshot once it outgrows the snapshot; entries older than the snapshot are skipped', async (t) => {
@@ -58,7 +78,10 @@ describe('FileStore journal (big state)', () => {
     await store.save(fullOnly(stateText(1, { aaaaaaaaaaaa: 1 })));
     let fulls = 0;
     for (let seq = 2; seq < 8; seq++) {
-      await store.save({ full: () => (fulls++, [stateText(seq, { aaaaaaaaaaaa: seq })]), delta: () => [stateText(seq, { aaaaaaaaaaaa: seq })] });
+      await store.save({
+        full: () => (fulls++, [stateText(seq, { aaaaaaaaaaaa: seq })]),
+        delta: () => [stateText(seq, { aaaaaaaaaaaa: seq })],
+      });
     }
     assert.ok(fulls >= 1, 'compacted');
     const { journalBytes, snapshotBytes } = await store.sizes();
@@ -74,14 +97,23 @@ describe('FileStore journal (big state)', () => {
     const dir = await tempDir(t);
     const path = join(dir, 'state.json');
     await writeFile(path, stateText(1, { aaaaaaaaaaaa: 1 }));
-    await writeFile(`${path}.journal`, `${stateText(2, { aaaaaaaaaaaa: 2 })}\n${stateText(3, { aaaaaaaaaaaa: 3 }).slice(0, 40)}`);
+    await writeFile(
+      `${path}.journal`,
+      `${stateText(2, { aaaaaaaaaaaa: 2 })}\n${stateText(3, { aaaaaaaaaaaa: 3 }).slice(0, 40)}`,
+    );
     let loaded = await new FileStore(path).load();
     assert.equal(loaded.kind === 'loaded' && loaded.state.pools.plantid!.keys.aaaaaaaaaaaa!.total, 2);
     assert.match(loaded.kind === 'loaded' ? loaded.dropped.join() : '', /last entry was cut short/u);
-    await writeFile(`${path}.journal`, `${stateText(2, { aaaaaaaaaaaa: 2 })}\ngarbage\n${stateText(4, { aaaaaaaaaaaa: 4 })}\n`);
+    await writeFile(
+      `${path}.journal`,
+      `${stateText(2, { aaaaaaaaaaaa: 2 })}\ngarbage\n${stateText(4, { aaaaaaaaaaaa: 4 })}\n`,
+    );
     loaded = await new FileStore(path).load();
     assert.equal(loaded.kind === 'loaded' && loaded.state.pools.plantid!.keys.aaaaaaaaaaaa!.total, 2);
-    assert.match(loaded.kind === 'loaded' ? loaded.dropped.join() : '', /journal entry 2 is unreadable .* later entries were not applied/u);
+    assert.match(
+      loaded.kind === 'loaded' ? loaded.dropped.join() : '',
+      /journal entry 2 is unreadable .* later entries were not applied/u,
+    );
   });
 
   it('a corrupt snapshot is moved aside together with its journal', async (t) => {
@@ -91,7 +123,10 @@ describe('FileStore journal (big state)', () => {
     await writeFile(`${path}.journal`, `${stateText(2, { aaaaaaaaaaaa: 2 })}\n`);
     const loaded = await new FileStore(path, () => 0).load();
     assert.equal(loaded.kind, 'quarantined');
-    assert.deepEqual((await readdir(dir)).sort(), ['state.json.corrupt-1970-01-01T00-00-00-000Z', 'state.json.corrupt-1970-01-01T00-00-00-000Z.journal']);
+    assert.deepEqual((await readdir(dir)).sort(), [
+      'state.json.corrupt-1970-01-01T00-00-00-000Z',
+      'state.json.corrupt-1970-01-01T00-00-00-000Z.journal',
+    ]);
   });
 });
 
@@ -149,7 +184,10 @@ describe('FileStore', () => {
     assert.equal(loaded.kind === 'quarantined' && loaded.movedTo, `${path}.corrupt-2026-11-21T10-20-30-456Z`);
     assert.match(loaded.kind === 'quarantined' ? loaded.error : '', /^not valid JSON/u);
     assert.deepEqual(await readdir(dir), ['state.json.corrupt-2026-11-21T10-20-30-456Z']);
-    assert.equal(await readFile(`${path}.corrupt-2026-11-21T10-20-30-456Z`, 'utf8'), '{"version":1,"savedAt":1,"pools":{"plantid":');
+    assert.equal(
+      await readFile(`${path}.corrupt-2026-11-21T10-20-30-456Z`, 'utf8'),
+      '{"version":1,"savedAt":1,"pools":{"plantid":',
+    );
   });
 
   it('quarantines a file of another version or shape', async (t) => {

@@ -20,7 +20,12 @@ async function setup(dir: string, clock: FakeClock) {
   const keysDir = join(dir, 'keys');
   const store = new FileStore(join(dir, 'state.json'), clock.now, 1); // journal from the first byte of snapshot
   const backend = new FileBackend(store, { clock: clock.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({ policies: (await loadPools(keysDir)).policies, clock: clock.now, keyFilePath: (name) => join(keysDir, `${name}.txt`), createPool: backend.createPool.bind(backend) });
+  const registry = new PoolRegistry({
+    policies: (await loadPools(keysDir)).policies,
+    clock: clock.now,
+    keyFilePath: (name) => join(keysDir, `${name}.txt`),
+    createPool: backend.createPool.bind(backend),
+  });
   await new KeyFiles({ keysDir, registry, logger }).loadAll();
   await backend.resume();
   return { registry, store, saver: backend };
@@ -37,7 +42,10 @@ describe('saver with the in-memory store', () => {
     assert.equal(store.saves >= 1, true);
     const second = await startInProcess(t, { layout, store });
     const stats = (await getJson(`${second.url}/api/stats`)).body;
-    assert.deepEqual(stats.pools[0].keys.map((k: { served: { total: number } }) => k.served.total), [3, 2]);
+    assert.deepEqual(
+      stats.pools[0].keys.map((k: { served: { total: number } }) => k.served.total),
+      [3, 2],
+    );
     assert.equal((await getJson(`${second.url}/api/plantid`)).body.key, keys[1]); // rotation resumes too
   });
 });
@@ -53,13 +61,19 @@ describe('saver with the journal', () => {
     await a.saver.saveNow(); // first save: a snapshot
     for (let round = 0; round < 6; round++) {
       for (let i = 0; i < 7; i++) await a.registry.handout('plantid');
-      await a.registry.report('plantid', { keyId: keyIdOf(keys[round]!), outcome: round % 2 ? 'rate_limited' : 'error' });
+      await a.registry.report('plantid', {
+        keyId: keyIdOf(keys[round]!),
+        outcome: round % 2 ? 'rate_limited' : 'error',
+      });
       clock.advance(20_000);
       await a.saver.saveNow();
       if (round === 2) {
         const journal = await readFile(join(dir, 'state.json.journal'), 'utf8');
         assert.equal(journal.split('\n').length, 4, 'three journal entries after three saves');
-        assert.ok(journal.split('\n')[0]!.length < (await readFile(join(dir, 'state.json'), 'utf8')).length / 2, 'an entry is much smaller than the snapshot');
+        assert.ok(
+          journal.split('\n')[0]!.length < (await readFile(join(dir, 'state.json'), 'utf8')).length / 2,
+          'an entry is much smaller than the snapshot',
+        );
       }
     }
 

@@ -35,7 +35,14 @@ describe('reading Kindwise usage_info answers', () => {
   });
 
   it('can_use_credits false is exhausted in the longest window with nothing left, else the one its reason names, else total', () => {
-    const day = readUsageAnswer(ID, { status: 200, body: usage({ can_use_credits: { value: false, reason: 'Your api key reached its day credit limit (100).' } }) }, NOW);
+    const day = readUsageAnswer(
+      ID,
+      {
+        status: 200,
+        body: usage({ can_use_credits: { value: false, reason: 'Your api key reached its day credit limit (100).' } }),
+      },
+      NOW,
+    );
     assert.deepEqual(day, {
       reached: true,
       keyId: ID,
@@ -47,16 +54,48 @@ describe('reading Kindwise usage_info answers', () => {
         syncedAt: NOW,
       },
     });
-    const both = readUsageAnswer(ID, { status: 200, body: usage({ remaining: { day: 0, week: null, month: 0, total: null }, can_use_credits: { value: false, reason: 'x' } }) }, NOW);
+    const both = readUsageAnswer(
+      ID,
+      {
+        status: 200,
+        body: usage({
+          remaining: { day: 0, week: null, month: 0, total: null },
+          can_use_credits: { value: false, reason: 'x' },
+        }),
+      },
+      NOW,
+    );
     assert.equal(both.reached && both.finding?.status === 'exhausted' && both.finding.window, 'month');
-    const named = readUsageAnswer(ID, { status: 200, body: usage({ remaining: { day: 5 }, can_use_credits: { value: false, reason: 'Your api key reached its week credit limit (30).' } }) }, NOW);
+    const named = readUsageAnswer(
+      ID,
+      {
+        status: 200,
+        body: usage({
+          remaining: { day: 5 },
+          can_use_credits: { value: false, reason: 'Your api key reached its week credit limit (30).' },
+        }),
+      },
+      NOW,
+    );
     assert.equal(named.reached && named.finding?.status === 'exhausted' && named.finding.window, 'week');
-    const unknown = readUsageAnswer(ID, { status: 200, body: usage({ remaining: {}, can_use_credits: { value: false, reason: null } }) }, NOW);
-    assert.deepEqual(unknown.reached && unknown.finding, { status: 'exhausted', reason: 'cannot use credits', window: 'total' });
+    const unknown = readUsageAnswer(
+      ID,
+      { status: 200, body: usage({ remaining: {}, can_use_credits: { value: false, reason: null } }) },
+      NOW,
+    );
+    assert.deepEqual(unknown.reached && unknown.finding, {
+      status: 'exhausted',
+      reason: 'cannot use credits',
+      window: 'total',
+    });
   });
 
   it('a fine key carries its credits; missing windows read as null', () => {
-    const r = readUsageAnswer(ID, { status: 200, body: JSON.stringify({ active: true, remaining: { day: 7 }, can_use_credits: { value: true } }) }, NOW);
+    const r = readUsageAnswer(
+      ID,
+      { status: 200, body: JSON.stringify({ active: true, remaining: { day: 7 }, can_use_credits: { value: true } }) },
+      NOW,
+    );
     assert.deepEqual(r, {
       reached: true,
       keyId: ID,
@@ -71,11 +110,26 @@ describe('reading Kindwise usage_info answers', () => {
   });
 
   it('no answer, a 5xx, a 429 or a 200 that is not usage_info is not a verdict', () => {
-    assert.deepEqual(readUsageAnswer(ID, { error: 'GET https://plant.id/api/v3/usage_info: ECONNREFUSED' }, NOW), { reached: false, error: 'GET https://plant.id/api/v3/usage_info: ECONNREFUSED' });
-    assert.deepEqual(readUsageAnswer(ID, { status: 503, body: '{"detail":"Service temporarily unavailable."}' }, NOW), { reached: false, error: 'usage_info answered 503: Service temporarily unavailable.' });
-    assert.deepEqual(readUsageAnswer(ID, { status: 429, body: '' }, NOW), { reached: false, error: 'usage_info answered 429: HTTP 429' });
-    assert.deepEqual(readUsageAnswer(ID, { status: 200, body: '<html>captive portal</html>' }, NOW), { reached: false, error: 'usage_info answered 200 with a body that is not usage_info' });
-    assert.deepEqual(readUsageAnswer(ID, { status: 200, body: '{"active":"yes"}' }, NOW), { reached: false, error: 'usage_info answered 200 with a body that is not usage_info' });
+    assert.deepEqual(readUsageAnswer(ID, { error: 'GET https://plant.id/api/v3/usage_info: ECONNREFUSED' }, NOW), {
+      reached: false,
+      error: 'GET https://plant.id/api/v3/usage_info: ECONNREFUSED',
+    });
+    assert.deepEqual(readUsageAnswer(ID, { status: 503, body: '{"detail":"Service temporarily unavailable."}' }, NOW), {
+      reached: false,
+      error: 'usage_info answered 503: Service temporarily unavailable.',
+    });
+    assert.deepEqual(readUsageAnswer(ID, { status: 429, body: '' }, NOW), {
+      reached: false,
+      error: 'usage_info answered 429: HTTP 429',
+    });
+    assert.deepEqual(readUsageAnswer(ID, { status: 200, body: '<html>captive portal</html>' }, NOW), {
+      reached: false,
+      error: 'usage_info answered 200 with a body that is not usage_info',
+    });
+    assert.deepEqual(readUsageAnswer(ID, { status: 200, body: '{"active":"yes"}' }, NOW), {
+      reached: false,
+      error: 'usage_info answered 200 with a body that is not usage_info',
+    });
   });
 
   it('sentences and the windows they name', () => {

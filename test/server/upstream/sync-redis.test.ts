@@ -39,11 +39,18 @@ describe('upstream sync with the Redis backend', { skip: available ? false : RED
         pools: { plantid: { upstream: { origin: fake.url } } },
         // A long interval: only the start-up rounds run in this test.
         env: { STATE_BACKEND: 'redis', UPSTREAM_SYNC_INTERVAL_MS: '600000' },
-        backend: (logger) => new RedisBackend(new Redis(redis.url), 'kwsync:', { logger, url: redis.url, clock: clock.now, allowVolatile: false }),
+        backend: (logger) =>
+          new RedisBackend(new Redis(redis.url), 'kwsync:', {
+            logger,
+            url: redis.url,
+            clock: clock.now,
+            allowVolatile: false,
+          }),
       });
     const first = await instance();
     const second = await instance();
-    const stats = async (url: string) => ((await getJson(`${url}/api/stats`)).body as StatsResponse).pools.find((p) => p.name === 'plantid')!;
+    const stats = async (url: string) =>
+      ((await getJson(`${url}/api/stats`)).body as StatsResponse).pools.find((p) => p.name === 'plantid')!;
     await until('the start-up round', async () => (await stats(second.url)).creditsRemaining === 110);
     await new Promise((r) => setTimeout(r, 300)); // time for a second round, were one running
     assert.deepEqual(fake.requests.map((r) => r.apiKey).sort(), [a!, b!, c!].sort());

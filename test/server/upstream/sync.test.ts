@@ -49,8 +49,18 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
       return st.invalid === 2 && keyRow(st, good!).credits !== null && st;
     });
     assert.deepEqual(
-      [keyRow(p, inactive!).status, keyRow(p, inactive!).reason, keyRow(p, unknown!).status, keyRow(p, unknown!).reason],
-      ['invalid', 'upstream: The specified api key is not active.', 'invalid', 'upstream: The specified api key not found.'],
+      [
+        keyRow(p, inactive!).status,
+        keyRow(p, inactive!).reason,
+        keyRow(p, unknown!).status,
+        keyRow(p, unknown!).reason,
+      ],
+      [
+        'invalid',
+        'upstream: The specified api key is not active.',
+        'invalid',
+        'upstream: The specified api key not found.',
+      ],
     );
     assert.deepEqual(keyRow(p, good!).credits, {
       remaining: { day: 90, week: null, month: 800, total: null },
@@ -58,7 +68,10 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
       limits: { day: 100, week: null, month: 1000, total: null },
       syncedAt: clock.now(),
     });
-    assert.deepEqual([p.available, p.creditsRemaining, p.upstreamSync], [1, 90, { ok: true, at: clock.now(), error: null }]);
+    assert.deepEqual(
+      [p.available, p.creditsRemaining, p.upstreamSync],
+      [1, 90, { ok: true, at: clock.now(), error: null }],
+    );
     // Every handout goes to the one good key.
     for (let i = 0; i < 4; i++) assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, good);
 
@@ -73,7 +86,9 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
       return st.available === 2 && st;
     });
     assert.equal(keyRow(p, inactive!).status, 'available');
-    assert.ok(s.lines.some((l) => l.includes(`key ${keyIdOf(inactive!)} back in rotation: the upstream finds it fine`)));
+    assert.ok(
+      s.lines.some((l) => l.includes(`key ${keyIdOf(inactive!)} back in rotation: the upstream finds it fine`)),
+    );
 
     // usage_info is all a sync ever asks: no credit was spent.
     assert.ok(fake.requests.length >= 6);
@@ -97,14 +112,21 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     const checked = await postJson(`${s.url}/admin/pools/plantid/check`, '', auth);
     assert.equal(checked.status, 200);
     assert.deepEqual(
-      checked.body.keys.map((k: { keyId: string; verdict: string; reason: string | null }) => [k.keyId, k.verdict, k.reason]),
+      checked.body.keys.map((k: { keyId: string; verdict: string; reason: string | null }) => [
+        k.keyId,
+        k.verdict,
+        k.reason,
+      ]),
       [
         [keyIdOf(spent!), 'exhausted', 'Your api key reached its day credit limit (100).'],
         [keyIdOf(fresh!), 'ok', null],
       ],
     );
     let row = keyRow(await poolStats(s.url), spent!);
-    assert.deepEqual([row.status, row.reason, row.until], ['exhausted', 'upstream: Your api key reached its day credit limit (100).', Date.parse('2026-11-21T08:00:00Z')]);
+    assert.deepEqual(
+      [row.status, row.reason, row.until],
+      ['exhausted', 'upstream: Your api key reached its day credit limit (100).', Date.parse('2026-11-21T08:00:00Z')],
+    );
     assert.equal((await poolStats(s.url)).creditsRemaining, 100);
     for (let i = 0; i < 3; i++) assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, fresh);
 
@@ -133,18 +155,37 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     });
     await postJson(`${s.url}/admin/pools/plantid/check`, '', auth);
     const before = await poolStats(s.url);
-    assert.deepEqual([keyRow(before, a!).status, keyRow(before, b!).status, before.creditsRemaining], ['invalid', 'available', 500]);
+    assert.deepEqual(
+      [keyRow(before, a!).status, keyRow(before, b!).status, before.creditsRemaining],
+      ['invalid', 'available', 500],
+    );
 
     fake.setActive(a!, true); // were the upstream asked, a would come back: it is not asked
     for (const mode of ['503', 'hang', 'reset'] as const) {
       fake.fail(mode);
       clock.advance(60_000);
       const checked = await postJson(`${s.url}/admin/pools/plantid/check`, '', auth);
-      assert.deepEqual(checked.body.keys.map((k: { verdict: string }) => k.verdict), ['unreachable', 'unreachable'], mode);
+      assert.deepEqual(
+        checked.body.keys.map((k: { verdict: string }) => k.verdict),
+        ['unreachable', 'unreachable'],
+        mode,
+      );
       const p = await poolStats(s.url);
-      assert.deepEqual([keyRow(p, a!).status, keyRow(p, a!).reason, keyRow(p, b!).status, keyRow(p, b!).credits], [keyRow(before, a!).status, keyRow(before, a!).reason, 'available', keyRow(before, b!).credits], mode);
+      assert.deepEqual(
+        [keyRow(p, a!).status, keyRow(p, a!).reason, keyRow(p, b!).status, keyRow(p, b!).credits],
+        [keyRow(before, a!).status, keyRow(before, a!).reason, 'available', keyRow(before, b!).credits],
+        mode,
+      );
       assert.deepEqual([p.upstreamSync?.ok, p.upstreamSync?.at], [false, clock.now()], mode);
-      assert.match(p.upstreamSync!.error!, mode === '503' ? /usage_info answered 503/u : mode === 'hang' ? /timed out after 300 ms/u : /GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/usage_info: /u, mode);
+      assert.match(
+        p.upstreamSync!.error!,
+        mode === '503'
+          ? /usage_info answered 503/u
+          : mode === 'hang'
+            ? /timed out after 300 ms/u
+            : /GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/usage_info: /u,
+        mode,
+      );
     }
     assert.equal(s.lines.filter((l) => l.includes('upstream sync failed')).length, 1);
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
@@ -153,7 +194,10 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     fake.fail('none');
     await postJson(`${s.url}/admin/pools/plantid/check`, '', auth);
     const after = await poolStats(s.url);
-    assert.deepEqual([after.upstreamSync?.ok, after.upstreamSync?.error, keyRow(after, a!).status], [true, null, 'available']);
+    assert.deepEqual(
+      [after.upstreamSync?.ok, after.upstreamSync?.error, keyRow(after, a!).status],
+      [true, null, 'available'],
+    );
     assert.equal(s.lines.filter((l) => l.includes('upstream answers again')).length, 1);
   });
 
@@ -163,7 +207,11 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     t.after(() => fake.stop());
     const keys = makeKeys(5);
     for (const k of keys) fake.addKey(k);
-    await startInProcess(t, { keys: { plantid: keys }, pools: { plantid: { upstream: { origin: fake.url } } }, env: { UPSTREAM_SYNC_INTERVAL_MS: '1000' } });
+    await startInProcess(t, {
+      keys: { plantid: keys },
+      pools: { plantid: { upstream: { origin: fake.url } } },
+      env: { UPSTREAM_SYNC_INTERVAL_MS: '1000' },
+    });
     await until('two rounds', async () => fake.requests.length >= 10, 20_000);
     const span = (from: number) => fake.requests[from + 4]!.at - fake.requests[from]!.at;
     assert.deepEqual(new Set(fake.requests.slice(5, 10).map((r) => r.apiKey)), new Set(keys));
@@ -178,7 +226,12 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     const keys = makeKeys(2);
     for (const k of keys) fake.addKey(k);
     fake.fail('hang');
-    const s = await startInProcess(t, { clock, keys: { plantid: keys }, pools: { plantid: { upstream: { origin: fake.url } } }, env: { UPSTREAM_TIMEOUT_MS: '60000' } });
+    const s = await startInProcess(t, {
+      clock,
+      keys: { plantid: keys },
+      pools: { plantid: { upstream: { origin: fake.url } } },
+      env: { UPSTREAM_TIMEOUT_MS: '60000' },
+    });
     await until('the checks to hang', async () => fake.requests.length === 2);
     await within('the stop', s.stop(), 5000);
     const saved = JSON.parse(await readFile(s.layout.stateFile, 'utf8'));
@@ -225,7 +278,7 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     assert.equal(await readFile(file, 'utf8'), `${original}${good}\n${bad}\n${later}\n`);
   });
 
-  it('each key goes to its own pool\'s upstream and nowhere else; no key in logs, stats, state or errors', async (t) => {
+  it("each key goes to its own pool's upstream and nowhere else; no key in logs, stats, state or errors", async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
     const plant = await fakeUpstream(t, clock);
     const crop = await fakeUpstream(t, clock);
@@ -236,7 +289,10 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     const s = await startInProcess(t, {
       clock,
       keys: { plantid: plantKeys, healthid: cropKeys },
-      pools: { plantid: { upstream: { origin: plant.url } }, healthid: { upstream: { origin: crop.url, usagePath: '/api/v1/usage_info' } } },
+      pools: {
+        plantid: { upstream: { origin: plant.url } },
+        healthid: { upstream: { origin: crop.url, usagePath: '/api/v1/usage_info' } },
+      },
       env: { ADMIN_TOKEN: ADMIN, UPSTREAM_SYNC_INTERVAL_MS: '300' },
     });
     await until('both pools synced twice', async () => plant.requests.length >= 6 && crop.requests.length >= 4);
@@ -248,11 +304,24 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     assert.equal(refused.status, 422);
     const stats = (await getJson(`${s.url}/api/stats`)).body;
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
-    assert.match(metrics, new RegExp(`keywarden_key_credits_remaining\\{pool="plantid",key_id="${keyIdOf(plantKeys[0]!)}",window="day"\\} 10`, 'u'));
+    assert.match(
+      metrics,
+      new RegExp(
+        `keywarden_key_credits_remaining\\{pool="plantid",key_id="${keyIdOf(plantKeys[0]!)}",window="day"\\} 10`,
+        'u',
+      ),
+    );
     await s.stop();
 
-    const everything = [...s.lines, JSON.stringify(refused.body), JSON.stringify(stats), metrics, await readFile(s.layout.stateFile, 'utf8')].join('\n');
+    const everything = [
+      ...s.lines,
+      JSON.stringify(refused.body),
+      JSON.stringify(stats),
+      metrics,
+      await readFile(s.layout.stateFile, 'utf8'),
+    ].join('\n');
     assert.ok(everything.includes('upstream: The specified api key is not active.'), 'the test reads what it should');
-    for (const k of [...plantKeys, ...cropKeys, stranger]) assert.equal(everything.includes(k), false, `a key leaked: ${k.slice(0, 4)}…`);
+    for (const k of [...plantKeys, ...cropKeys, stranger])
+      assert.equal(everything.includes(k), false, `a key leaked: ${k.slice(0, 4)}…`);
   });
 });

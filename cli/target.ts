@@ -1,0 +1,89 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { intVar, parseEnv } from '../shared/env.js';
+import { cipherFromEnv, type KeyCipher } from '../server/keys/cipher.js';
+import { CliError } from './errors.js';
+
+/** Where the CLI works: a running server's admin API, or the key files and state file themselves. */
+
+const envSchema = z.object({
+  HOST: z.string().default('127.0.0.1'),
+  PORT: intVar(5000, 0, 65535),
+  KEYWARDEN_URL: z.url().optional(),
+  ADMIN_TOKEN: z.string().optional(),
+  KEYS_DIR: z.string().default('./keys'),
+  STATE_FILE: z.string().default('./api_state.json'),
+  STATE_BACKEND: z.enum(['file', 'redis']).default('file'),
+  UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
+});
+
+export interface Target {
+  url: string;
+  adminToken: string | null;
+  keysDir: string;
+  stateFile: string;
+  /** With Redis, state is only reachable through a running server's admin API. */
+  redis: boolean;
+  /** KEYS_SECRET: encrypted key-file lines, and keys added to the files, go through it. */
+  cipher: KeyCipher | null;
+  upstreamTimeoutMs: number;
+}
+
+export type Mode = { kind: 'api' } | { kind: 'files'; serverRunning: boolean };
+
+export function targetOf(env: Record<string, string | undefined>): Target {
+  const e = parseEnv(envSchema, env);
+  const host = e.HOST === '0.0.0.0' || e.HOST === '::' ? '127.0.0.1' : e.HOST;
+  return {
+    url: (e.KEYWARDEN_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${e.PORT}`).replace(/\/+$/u, ''),
+    adminToken: e.ADMIN_TOKEN ?? null,
+    keysDir: resolve(e.KEYS_DIR),
+    stateFile: resolve(e.STATE_FILE),
+    redis: e.STATE_BACKEND === 'redis',
+    cipher: cipherFromEnv(env),
+    upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+  };
+}
+
+export async function detectMode(t: Target, doFetch: typeof fetch): Promise<Mode> {
+  let running: boolean;
+  try {
+    const res = await doFetch(`${t.url}/healthz`, { signal: AbortSignal.timeout(1500) });
+    running = res.ok;
+  } catch {
+    running = false;
+  }
+  if (running && t.adminToken) return { kind: 'api' };
+  return { kind: 'files', serverRunning: running };
+}
+
+/** A call of the running server's admin API; its JSON answer as the caller says it is shaped. */
+export async function api<T>(
+  t: Target,
+  doFetch: typeof fetch,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  let res: Response;
+  try {
+    res = await doFetch(`${t.url}/admin${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${t.adminToken}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (err) {
+    throw new CliError(`the server at ${t.url} stopped answering (${(err as Error).message})`);
+  }
+  const text = await res.text();
+  const json = (text ? JSON.parse(text) : null) as (T & { error?: string; message?: string }) | null;
+  if (res.status === 401) throw new CliError(`ADMIN_TOKEN was refused by the server at ${t.url}`);
+  if (res.status === 404 && json?.error === 'not_found')
+    throw new CliError(`the server at ${t.url} has no admin API: start it with ADMIN_TOKEN set`);
+  if (res.status >= 400) throw new CliError(json?.message ?? `the server answered ${res.status}`);
+  return json as T;
+}
