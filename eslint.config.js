@@ -5,7 +5,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.venv-sdk/', 'bench/*.json'] },
+  { ignores: ['dist/', 'client/dist/', 'node_modules/', '.venv-sdk/', 'bench/*.json'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: globals.node } },

@@ -16,7 +16,7 @@ import { api, detectMode, targetOf, type Target } from './target.js';
 
 export { CliError };
 
-export const USAGE = `usage: npm run keys -- <command>
+export const USAGE = `usage: keywarden keys <command>   (in a checkout also: npm run keys -- <command>)
   list [pool]                 keys (masked) with status
   add <pool> [--force]        add keys: hidden prompt on a terminal, else one per line on stdin;
                               a pool with an upstream (Kindwise) checks them first and refuses
