@@ -246,7 +246,10 @@ describe('Discord bot and the upstream sync', () => {
       (m) => m.channelId === ALERT_CHANNEL_ID && m.body.embeds[0]!.title === 'Pool plantid is running out of credits',
     );
     assert.equal(low.body.embeds[0]!.description, '20 credits left on its usable keys (alert under 50).');
-    await new Promise((r) => setTimeout(r, 700)); // a few more polls: no alert twice
+    // Three more polls of the server (it counts the bot's GET /api/stats): no alert twice.
+    const polls = async () => statsRequests(await (await fetch(`${server.url}/metrics`)).text());
+    const seen = await polls();
+    await until('three more polls', async () => (await polls()) >= seen + 3);
     assert.deepEqual(
       emu.messages.filter((m) => m.channelId === ALERT_CHANNEL_ID).map((m) => m.body.embeds[0]!.title),
       ['A key of pool plantid is invalid', 'Pool plantid is running out of credits'],

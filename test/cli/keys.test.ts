@@ -77,7 +77,7 @@ describe('keys CLI on the files (no server answering)', () => {
     assert.equal(state.pools.plantid!.keys[keyIdOf(a!)]!.disabled!.reason, 'disabled by admin (cli)');
     assert.match((await cli(layout, ['list'])).stdout, /disabled\s+day\s+0\s+total\s+0 \(disabled by admin \(cli\)\)/u);
     assert.equal((await cli(layout, ['enable', 'plantid', keyIdOf(a!)])).code, 0);
-    assert.match((await cli(layout, ['list', 'plantid'])).stdout, /available/u);
+    assert.match((await cli(layout, ['list', 'plantid'])).stdout, /available\s+day\s+0\s+total\s+0$/mu);
   });
 
   it('clears a pool throttle in the state file when no server runs, and through a running server', async (t) => {

@@ -45,8 +45,10 @@ describe('server environment', () => {
   });
 
   it('a single pm2 instance, fork or cluster, is fine', () => {
-    assert.doesNotThrow(() => loadServerConfig({ exec_mode: 'fork_mode', instances: '1' }));
-    assert.doesNotThrow(() => loadServerConfig({ exec_mode: 'cluster_mode', instances: '1' }));
+    for (const exec_mode of ['fork_mode', 'cluster_mode']) {
+      const c = loadServerConfig({ exec_mode, instances: '1' });
+      assert.deepEqual([c.stateBackend, c.host, c.port], ['file', '127.0.0.1', 5000]);
+    }
   });
 
   it('any HOST is fine once tokens are set', () => {
