@@ -76,6 +76,17 @@ describe('source layout', () => {
     assert.deepEqual(found, []);
   });
 
+  it('no caller asks which backend it has: no instanceof Promise or backend flag outside the backends', () => {
+    const backends = /^server\/(redis|state)\//u;
+    const found: string[] = [];
+    for (const f of sources.filter((x) => x.startsWith('server/') && !backends.test(x))) {
+      const text = readFileSync(resolve(REPO_ROOT, f), 'utf8');
+      if (/instanceof Promise/u.test(text)) found.push(`${f}: instanceof Promise`);
+      if (/\.local\b|readonly local\b/u.test(text)) found.push(`${f}: a backend flag (local)`);
+    }
+    assert.deepEqual(found, []);
+  });
+
   it('no source file passes 450 lines', () => {
     const long = sources.filter((f) => readFileSync(resolve(REPO_ROOT, f), 'utf8').split('\n').length > 450);
     assert.deepEqual(long, []);

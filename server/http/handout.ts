@@ -120,8 +120,6 @@ export function createHandout(deps: {
       }
       want = Number(count);
     }
-    const pending = registry.handout(name, want);
-    if (pending instanceof Promise) return pending.then((result) => answer(ctx, name, want, result));
-    answer(ctx, name, want, pending);
+    return registry.handout(name, want).then((result) => answer(ctx, name, want, result));
   };
 }

@@ -91,11 +91,6 @@ export interface PoolBackend {
   readonly name: string;
   readonly policy: PoolPolicy;
   readonly size: number;
-  /**
-   * True when calls answer synchronously and need the registry's mutex (in memory); false when
-   * each call is atomic on its own (a Redis script) and no local lock may be held across it.
-   */
-  readonly local: boolean;
   setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
   handout(now: number, want?: number): HandoutAttempt | Promise<HandoutAttempt>;
   report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;

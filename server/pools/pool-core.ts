@@ -45,7 +45,6 @@ import { WINDOW_KINDS, WindowClock } from './windows.js';
  * every method takes `now`; callers serialise access with the pool's mutex.
  */
 export abstract class PoolCore {
-  readonly local = true;
   readonly clock: WindowClock;
   readonly limits: CompiledLimits;
   protected records: KeyRecord[] = [];

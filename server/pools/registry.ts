@@ -1,4 +1,3 @@
-import { Mutex } from 'async-mutex';
 import type { KeyFileStats, KeyStatus, StatsResponse } from '../../shared/stats.js';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import {
@@ -36,7 +35,6 @@ interface Entry {
   pool: PoolBackend;
   /** What the dashboard charts: handouts and outcomes over time (kept with the pool's state by its backend). */
   activity: Activity;
-  mutex: Mutex;
   /** What stats say of the pool's key file (keys/key-files.ts reads it). */
   file: KeyFileStats;
   /** The key-file lines last applied, the same as PoolKeys (in file order), and by keyId. */
@@ -76,9 +74,9 @@ export interface RegistryOptions {
 }
 
 /**
- * The named pools, each with its mutex and key file. Every change to a pool (handout, report,
- * reload, admin action) runs inside that pool's mutex; the pool logic itself is synchronous, so
- * no I/O ever happens while a mutex is held.
+ * The named pools and what the proxy, the API and the key files do to them. Every change to a
+ * pool (handout, report, reload, admin action) is one call of its backend, atomic on its own
+ * (see `exclusive`); callers await one shape whichever backend holds the state.
  */
 export class PoolRegistry {
   private readonly entries = new Map<string, Entry>();
@@ -95,7 +93,6 @@ export class PoolRegistry {
       this.entries.set(name, {
         pool,
         activity,
-        mutex: new Mutex(),
         file: {
           path: options.keyFilePath(name),
           present: false,
@@ -135,40 +132,25 @@ export class PoolRegistry {
   }
 
   /**
-   * Runs a state change of a pool. In memory it runs under the pool's mutex (the pool logic is
-   * synchronous, so the mutex is never held across I/O); a Redis pool is made atomic by its
-   * script, across instances, so no local mutex is held across the network.
+   * Runs a state change of a pool. No lock is needed on either backend: an in-memory pool's
+   * methods are synchronous, so each runs whole before anything else on this thread; a Redis
+   * pool's are each one atomic script run, across instances. Callers await what it answers.
    */
-  private exclusive<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
-    if (e.pool.local) return e.mutex.runExclusive(() => fn(e.pool, this.options.clock()));
-    return Promise.resolve(fn(e.pool, this.options.clock()));
+  private exclusive<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): T | Promise<T> {
+    return fn(e.pool, this.options.clock());
   }
 
   /**
-   * `exclusive` for calls that are synchronous on an in-memory pool (handout, report). When the
-   * pool's mutex is free, the call runs at once: a synchronous critical section cannot interleave
-   * with anything on this thread, so that is exactly what runExclusive would run, without its
-   * promise hops on every request. When it is held (an admin action awaiting inside withPool),
-   * the call queues.
+   * Hands out a key from `name`. A key that needs a reservation first waits for the backend to
+   * make it durable (`reserve`), then the pool is asked again.
    */
-  private exclusiveSync<T>(e: Entry, fn: (pool: PoolBackend, now: number) => T | Promise<T>): T | Promise<T> {
-    if (e.pool.local && !e.mutex.isLocked()) return fn(e.pool, this.options.clock());
-    return this.exclusive(e, fn);
-  }
-
-  /**
-   * Hands out a key from `name` (synchronously when the pool is in memory, its mutex free and the
-   * key's reservation covers the use). A key that needs a reservation first waits for the backend
-   * to make it durable (`reserve`), outside the mutex, then the pool is asked again.
-   */
-  handout(name: string, want = 1): Handout | Promise<Handout> {
+  async handout(name: string, want = 1): Promise<Handout> {
     const e = this.entry(name);
-    const first = this.exclusiveSync(e, (p, now) => p.handout(now, want));
-    if (first instanceof Promise)
-      return first.then((h) => this.afterReservation(e, h, want, 0)).then((h) => this.counted(e, h));
-    return first.ok || first.reason !== 'reserving'
-      ? this.counted(e, first)
-      : this.afterReservation(e, first, want, 0).then((h) => this.counted(e, h));
+    const first = await this.exclusive(e, (p, now) => p.handout(now, want));
+    return this.counted(
+      e,
+      first.ok || first.reason !== 'reserving' ? first : await this.afterReservation(e, first, want, 0),
+    );
   }
 
   /** Counts a handout's result in the pool's history. */
@@ -191,17 +173,14 @@ export class PoolRegistry {
     return this.afterReservation(e, await this.exclusive(e, (p, now) => p.handout(now, want)), want, startedAt);
   }
 
-  report(name: string, input: ReportInput): ReportResult | Promise<ReportResult> {
+  async report(name: string, input: ReportInput): Promise<ReportResult> {
     const e = this.entry(name);
     const cap = this.options.maxRetryAfterSec;
     if (cap !== undefined && input.retryAfterSec !== undefined && input.retryAfterSec > cap)
       input = { ...input, retryAfterSec: cap };
-    const count = (r: ReportResult) => {
-      if (r.ok) e.activity.record(r.outcome, this.options.clock());
-      return r;
-    };
-    const result = this.exclusiveSync(e, (p, now) => p.report(input, now));
-    return result instanceof Promise ? result.then(count) : count(result);
+    const r = await this.exclusive(e, (p, now) => p.report(input, now));
+    if (r.ok) e.activity.record(r.outcome, this.options.clock());
+    return r;
   }
 
   /** Records an upstream check in the pool: a sync's, or what the proxy read off an answer (an outcome for the history too). */
@@ -216,7 +195,7 @@ export class PoolRegistry {
   // ---------------------------------------------------------------- for the proxy: prices and pins
 
   /** Changes the uses counted for a key at `at` by `delta` (see PoolBackend.recount). */
-  recount(name: string, keyId: string, delta: number, at: number): Promise<boolean> {
+  async recount(name: string, keyId: string, delta: number, at: number): Promise<boolean> {
     return this.exclusive(this.entry(name), (p, now) => p.recount(keyId, delta, at, now));
   }
 
@@ -264,7 +243,7 @@ export class PoolRegistry {
     const keys = e.keys;
     for (let i = 0; i < keys.length; i += ANSWERING_BATCH) {
       const batch = keys.slice(i, i + ANSWERING_BATCH);
-      const statuses = await this.exclusiveSync(e, (p, now) =>
+      const statuses = await this.exclusive(e, (p, now) =>
         p.keyStatus(
           batch.map((k) => k.keyId),
           now,
@@ -281,11 +260,11 @@ export class PoolRegistry {
   }
 
   /** The keyId `ref` is pinned to in the pool, or null. */
-  pinned(name: string, ref: string): Promise<string | null> {
+  async pinned(name: string, ref: string): Promise<string | null> {
     return this.exclusive(this.entry(name), (p, now) => p.pinned(ref, now));
   }
 
-  pin(name: string, refs: readonly string[], keyId: string): Promise<void> {
+  async pin(name: string, refs: readonly string[], keyId: string): Promise<void> {
     return this.exclusive(this.entry(name), (p, now) => p.pin(refs, keyId, now));
   }
 
@@ -305,8 +284,8 @@ export class PoolRegistry {
     return this.entry(name).keys;
   }
 
-  /** Runs `fn` on a pool as one state change (admin actions). */
-  withPool<T>(name: string, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
+  /** Runs `fn` on a pool as one state change (admin actions): one call of the pool's methods. */
+  async withPool<T>(name: string, fn: (pool: PoolBackend, now: number) => T | Promise<T>): Promise<T> {
     return this.exclusive(this.entry(name), fn);
   }
 

@@ -67,7 +67,6 @@ interface ScriptEvent {
  * same code that shows an in-memory pool.
  */
 export class RedisPool implements PoolBackend {
-  readonly local = false;
   readonly clock: WindowClock;
   readonly limits: CompiledLimits;
   private lines = new Map<string, KeyLine>();
