@@ -261,7 +261,7 @@ local function report()
 end
 
 -- Membership follows the key file: A.keys = { {id, lh, exp}, ... } in file order.
-local function sync()
+local function setKeys()
   local old = redis.call('ZRANGE', P .. 'pos', 0, -1)
   local keep = {}
   for i, k in ipairs(A.keys) do keep[k.id] = i end
@@ -313,7 +313,7 @@ end
 -- for a check that reached the upstream also A.keyId, A.hold (rules.ts upstreamHoldFor, or null),
 -- A.credits (JSON, or null) with its A.plan (credit limits) and A.used, and A.servedBefore (the
 -- key's total when it was asked, or null).
-local function upstream()
+local function recordUpstream()
   if not isNull(A.sync) then setMeta('usync', A.sync) end
   if isNull(A.keyId) then return { ok = true, revived = false, events = {} } end
   if not redis.call('ZSCORE', P .. 'pos', A.keyId) then return { ok = false, revived = false, events = {} } end
@@ -404,7 +404,7 @@ end
 
 -- A saved state written in as this pool's: A.meta, A.keys = {keyId = hash}, A.hist. Without
 -- A.replace only into a pool Redis holds nothing of (the first start after the file backend).
-local function import()
+local function replaceState()
   local held = redis.call('EXISTS', P .. 'meta') == 1 or redis.call('ZCARD', P .. 'pos') > 0
   if held and not A.replace then return { ok = false } end
   if held then
@@ -427,13 +427,13 @@ end
 
 local result
 if op == 'handout' then result = handout()
-elseif op == 'import' then result = import()
-elseif op == 'clear_throttle' then result = clearThrottle()
+elseif op == 'replaceState' then result = replaceState()
+elseif op == 'clearThrottle' then result = clearThrottle()
 elseif op == 'report' then result = report()
-elseif op == 'sync' then result = sync()
+elseif op == 'setKeys' then result = setKeys()
 elseif op == 'admin' then result = admin()
-elseif op == 'upstream' then result = upstream()
+elseif op == 'recordUpstream' then result = recordUpstream()
 elseif op == 'recount' then result = recount()
-elseif op == 'key_status' then result = keyStatus()
+elseif op == 'keyStatus' then result = keyStatus()
 else return redis.error_reply('unknown op ' .. tostring(op)) end
 return cjson.encode(result)

@@ -134,7 +134,7 @@ export class RedisPool implements PoolBackend {
   async setKeys(lines: readonly KeyLine[], now: number): Promise<ReloadSummary> {
     const keys = lines.map((l) => ({ id: keyIdOf(l.key), lh: l.lineHash, exp: l.expiresAt }));
     const { removedIds, ...summary } = await this.run<ReloadSummary & { removedIds: string[] | Record<string, never> }>(
-      'sync',
+      'setKeys',
       now,
       { keys },
     );
@@ -152,7 +152,7 @@ export class RedisPool implements PoolBackend {
 
   async keyStatus(keyIds: readonly string[], now: number): Promise<Array<KeyNow | null>> {
     if (keyIds.length === 0) return [];
-    const r = await this.run<{ statuses: Array<KeyNow | null> | Record<string, never> }>('key_status', now, { keyIds });
+    const r = await this.run<{ statuses: Array<KeyNow | null> | Record<string, never> }>('keyStatus', now, { keyIds });
     const statuses = Array.isArray(r.statuses) ? r.statuses : [];
     return keyIds.map((_, i) => statuses[i] ?? null);
   }
@@ -198,7 +198,7 @@ export class RedisPool implements PoolBackend {
   }
 
   async clearThrottle(now: number): Promise<boolean> {
-    return (await this.run<{ ok: true; inForce: boolean }>('clear_throttle', now, {})).inForce;
+    return (await this.run<{ ok: true; inForce: boolean }>('clearThrottle', now, {})).inForce;
   }
 
   async recordUpstream(check: UpstreamCheck, now: number): Promise<UpstreamRecorded> {
@@ -219,7 +219,7 @@ export class RedisPool implements PoolBackend {
           servedBefore: check.servedBefore ?? null,
         }
       : { sync, keyId: null };
-    const r = await this.run<{ ok: boolean; revived: boolean; events: ScriptEvent[] }>('upstream', now, args);
+    const r = await this.run<{ ok: boolean; revived: boolean; events: ScriptEvent[] }>('recordUpstream', now, args);
     this.emit(r.events);
     return { found: r.ok, revived: r.revived };
   }
@@ -321,7 +321,7 @@ export class RedisPool implements PoolBackend {
     if (state.upstreamSync) meta.usync = JSON.stringify(state.upstreamSync);
     const keys = Object.fromEntries(Object.entries(state.keys).map(([id, k]) => [id, hashOf(k)]));
     const hist = Object.fromEntries(state.history.map((c) => [String(c.start), String(c.count)]));
-    const imported = (await this.run<{ ok: boolean }>('import', now, { meta, keys, hist, replace })).ok;
+    const imported = (await this.run<{ ok: boolean }>('replaceState', now, { meta, keys, hist, replace })).ok;
     if (imported) await this.pins.replace(state.pins ?? {}, now);
     if (imported && state.activity) {
       const act: Record<string, string> = {};

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { join } from 'node:path';
 import { RULE_CONSTANTS } from '../../../server/pools/policy.js';
+import { Pool } from '../../../server/pools/pool.js';
+import { PoolCore } from '../../../server/pools/pool-core.js';
 import { REPO_ROOT } from '../../helpers/server.js';
 
 const rulesTs = readFileSync(join(REPO_ROOT, 'server', 'pools', 'rules.ts'), 'utf8');
@@ -34,5 +36,26 @@ describe('the Redis script mirrors the rulebook', () => {
       assert.doesNotMatch(poolLua, literal, `${name} (${value}) written into pool.lua`);
       assert.match(rulesLua + poolLua, new RegExp(`C\\.${name}\\b`, 'u'), `${name} not read from C`);
     }
+  });
+
+  it("the script's operations are the pool's, name for name: pool.lua runs each as a function of its name, RedisPool from the method of that name, and the in-memory Pool has that method too", () => {
+    const dispatched = [...poolLua.matchAll(/op == '(\w+)' then result = (\w+)\(\)/gu)].map(
+      (m) => [m[1]!, m[2]!] as const,
+    );
+    assert.ok(dispatched.length >= 9, `found ${dispatched.length} operations`);
+    assert.deepEqual(
+      dispatched.filter(([op, fn]) => op !== fn),
+      [],
+      'an operation runs a function of another name',
+    );
+    const redisPool = readFileSync(join(REPO_ROOT, 'server', 'redis', 'pool.ts'), 'utf8');
+    const run = new Set([...redisPool.matchAll(/this\.run<[\s\S]*?>\(\s*'(\w+)'/gu)].map((m) => m[1]!));
+    assert.deepEqual([...run].sort(), dispatched.map(([op]) => op).sort(), 'RedisPool runs what pool.lua dispatches');
+    const memory = Object.getOwnPropertyNames(Pool.prototype).concat(Object.getOwnPropertyNames(PoolCore.prototype));
+    assert.deepEqual(
+      dispatched.map(([op]) => op).filter((op) => !memory.includes(op)),
+      [],
+      'an operation the in-memory pool lacks',
+    );
   });
 });
