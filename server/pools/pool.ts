@@ -9,6 +9,13 @@ import { poolStats, type KeyRows } from './stats.js';
 /** What a pool's save needs besides its records: the pool-wide fields of PoolState. */
 export type PoolHeader = Omit<PoolState, 'keys'>;
 
+/** One pool's part of a save (Pool.drain): state/format.ts writes it. */
+export interface PoolDrain {
+  header: PoolHeader;
+  records: readonly KeyRecord[];
+  retired: ReadonlyMap<string, KeyState>;
+}
+
 /**
  * One pool of keys held in memory (the file backend): the rules at work (PoolCore), its pins, its
  * stats, and what it persists, which it hands out as records and a header (state/format.ts
@@ -97,6 +104,29 @@ export class Pool extends PoolCore implements PoolBackend {
   takeAll(): { records: readonly KeyRecord[]; retired: ReadonlyMap<string, KeyState> } {
     this.changes.takeFull();
     return { records: this.records, retired: this.retired };
+  }
+
+  /**
+   * What the next save writes of this pool, handed over as one value: everything (`full`: every
+   * record, the retired ones, every pin), or a journal entry (the records and pins changed since
+   * the last save). From now on what changes goes to the save after it.
+   */
+  drain(full: boolean): PoolDrain {
+    if (full) {
+      const { records, retired } = this.takeAll();
+      return { header: this.header(true), records, retired };
+    }
+    return { header: this.header(false), records: this.changes.takeChanged(), retired: new Map() };
+  }
+
+  /** Whether the next save must be a full one (membership changed, or a save failed). */
+  get needsFullSave(): boolean {
+    return this.changes.fullSaveNeeded;
+  }
+
+  /** Makes the next save a full one (the last one may not have reached the disk). */
+  requireFullSave(): void {
+    this.changes.requireFull();
   }
 
   exportState(): PoolState {

@@ -5,7 +5,7 @@ import { Pool } from '../pools/pool.js';
 import type { KeyRecord, PoolState } from '../pools/records.js';
 import type { Health, StateBackend } from './backend.js';
 import type { StateLock } from './lock.js';
-import { poolJsonChunks, STATE_VERSION, windowStartsAt } from './format.js';
+import { stateJsonChunks } from './format.js';
 import { countReservedAsUsed } from './reservations.js';
 import { createSaver, type SaveOptions, type SaveSource, type Saver } from './saver.js';
 import type { SavePlan, StateStore } from './store.js';
@@ -184,24 +184,16 @@ export class FileBackend implements StateBackend, SaveSource {
       if (rec.reserveTo > rec.reserved) written.push([rec, rec.reserveTo]);
       return rec.reserveTo;
     };
-    const write = function* (this: FileBackend, full: boolean) {
-      const now = this.options.clock();
-      yield `{"version":${STATE_VERSION},"savedAt":${now},"seq":${++this.saveSeq},"pools":{`;
-      let first = true;
-      for (const [name, pool] of this.pools) {
-        yield `${first ? '' : ','}${JSON.stringify(name)}:`;
-        first = false;
-        const starts = windowStartsAt(pool.clock, now);
-        if (full) {
-          const { records, retired } = pool.takeAll();
-          yield* poolJsonChunks(pool.header(), records, retired, starts, reservedOf);
-        } else yield* poolJsonChunks(pool.header(false), pool.changes.takeChanged(), new Map(), starts, reservedOf);
-      }
-      yield '}}';
-    }.bind(this);
+    const write = (full: boolean) =>
+      stateJsonChunks(
+        this.options.clock(),
+        ++this.saveSeq,
+        [...this.pools].map(([name, pool]) => ({ name, clock: pool.clock, drain: () => pool.drain(full) })),
+        reservedOf,
+      );
     return {
       full: () => write(true),
-      delta: () => (final || [...this.pools.values()].some((p) => p.changes.fullSaveNeeded) ? null : write(false)),
+      delta: () => (final || [...this.pools.values()].some((p) => p.needsFullSave) ? null : write(false)),
       committed: () => {
         for (const [rec, reserved] of written) if (reserved > rec.reserved) rec.reserved = reserved;
       },
@@ -209,7 +201,7 @@ export class FileBackend implements StateBackend, SaveSource {
   }
 
   requireFullSave(): void {
-    for (const p of this.pools.values()) p.changes.requireFull();
+    for (const p of this.pools.values()) p.requireFullSave();
     this.dirtyFlag = true;
   }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { PoolHeader } from '../pools/pool.js';
+import type { PoolDrain, PoolHeader } from '../pools/pool.js';
 import type { Credits } from '../../shared/stats.js';
 import type { KeyRecord, KeyState, PoolState, RuleRecord } from '../pools/records.js';
 import { StateRecord } from '../pools/records.js';
@@ -261,6 +261,28 @@ export function windowStartsAt(clock: WindowClock, now: number): WindowStarts {
     month: clock.bounds('month', now).startMs,
     week: clock.bounds('week', now).startMs,
   };
+}
+
+/**
+ * A whole save as JSON text, in pieces (a state file, or a journal entry when the pools' drains
+ * are journal entries): the envelope of this format's version, then each pool's entry, written
+ * with the window starts current in its zone at `savedAt`.
+ */
+export function* stateJsonChunks(
+  savedAt: number,
+  seq: number,
+  pools: Iterable<{ name: string; clock: WindowClock; drain: () => PoolDrain }>,
+  reservedOf: (rec: KeyRecord) => number | undefined,
+): Generator<string> {
+  yield `{"version":${STATE_VERSION},"savedAt":${savedAt},"seq":${seq},"pools":{`;
+  let first = true;
+  for (const pool of pools) {
+    yield `${first ? '' : ','}${JSON.stringify(pool.name)}:`;
+    first = false;
+    const { header, records, retired } = pool.drain();
+    yield* poolJsonChunks(header, records, retired, windowStartsAt(pool.clock, savedAt), reservedOf);
+  }
+  yield '}}';
 }
 
 /**
