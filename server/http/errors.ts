@@ -1,19 +1,6 @@
-/**
- * Errors that carry their HTTP meaning. Thrown by handlers and middleware, mapped to
- * `{ error, message, ...extra }` in one place (app.ts); anything else is a 500 with no details.
- */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+import { HttpError } from '../errors.js';
+
+export { HttpError, noKeyError, unavailable } from '../errors.js';
 
 export const unknownPool = (pool: string) =>
   new HttpError(404, 'unknown_pool', `no pool named ${JSON.stringify(pool.slice(0, 64))}`);
@@ -32,15 +19,3 @@ export const badRequest = (code: string, message: string) => new HttpError(400, 
 
 export const payloadTooLarge = (limitBytes: number) =>
   new HttpError(413, 'payload_too_large', `request body exceeds ${limitBytes} bytes`);
-
-/** 503/429 with the seconds to wait, also as a Retry-After header when known. */
-export function unavailable(status: 429 | 503, code: string, message: string, retryAfterMs: number | null): HttpError {
-  const retryAfter = retryAfterMs === null ? null : Math.max(1, Math.ceil(retryAfterMs / 1000));
-  return new HttpError(
-    status,
-    code,
-    message,
-    { retryAfter },
-    retryAfter === null ? {} : { 'Retry-After': String(retryAfter) },
-  );
-}

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import { POOL_NAME } from '../config.js';
 import type { Handout } from '../pools/contract.js';
 import type { PoolRegistry } from '../pools/registry.js';
-import { badRequest, HttpError, methodNotAllowed, notImplemented, unavailable, unknownPool } from './errors.js';
+import { badRequest, methodNotAllowed, noKeyError, notImplemented, unknownPool } from './errors.js';
 import type { Metrics } from './metrics.js';
 
 /** Largest lease (`?count=`) one request may ask for. */
@@ -56,22 +56,6 @@ export function handoutJson(pool: string, h: Handout & { ok: true }, lease: bool
  * answers the Allow header. Not an async function: an in-memory pool answers synchronously, and
  * then so does this.
  */
-/** Why a pool handed out no key, as the caller hears it: the handout route and the proxy alike. */
-export function noKeyError(pool: string, result: Handout & { ok: false }): HttpError {
-  switch (result.reason) {
-    case 'no_key_available':
-      return unavailable(503, 'no_key_available', `pool ${pool} has no usable key right now`, result.retryAfterMs);
-    case 'pool_rate_limited':
-      return unavailable(429, 'pool_rate_limited', `pool ${pool} reached its poolPerMinute limit`, result.retryAfterMs);
-    case 'pool_throttled':
-      return unavailable(
-        429,
-        'pool_throttled',
-        `pool ${pool} is throttled upstream (many keys reported 429 at once)`,
-        result.retryAfterMs,
-      );
-  }
-}
 
 export function createHandout(deps: {
   registry: PoolRegistry;

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { stream, type Dispatcher } from 'undici';
 import { requestFailure } from '../upstream/usage-client.js';
-import { PeekingSink } from './proxy-answer.js';
+import { PeekingSink } from './answer.js';
 
 /** A stop signal undici reads as an emitter (`aborted`, an 'abort' event): costs nothing until it fires. */
 export class StopSignal extends EventEmitter {

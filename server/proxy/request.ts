@@ -1,4 +1,4 @@
-import { HOP_BY_HOP } from './proxy-answer.js';
+import { HOP_BY_HOP } from './answer.js';
 
 /** What the proxy reads of a caller's request: where it goes, and which of its headers go along. */
 
