@@ -23,7 +23,14 @@ export class RefusalJudge {
 
   /** Acts on a refusal of `key` in `pool`; resolves when what it does is recorded (tests wait on it). */
   refused(pool: string, key: PoolKey): Promise<void> {
-    return this.deps.checker.has(pool) ? this.check(pool, key) : this.hold(pool, key.keyId);
+    if (this.deps.checker.has(pool)) return this.check(pool, key);
+    // Callers do not wait for this: a failure (the state backend down) is logged, never thrown.
+    return this.hold(pool, key.keyId).catch((err: Error) => {
+      this.deps.logger.warn(`proxy ${pool}: holding key ${key.keyId} after a refusal failed: ${err.message}`, {
+        pool,
+        keyId: key.keyId,
+      });
+    });
   }
 
   private check(pool: string, key: PoolKey): Promise<void> {
