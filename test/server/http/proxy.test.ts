@@ -8,6 +8,7 @@ import { createServer, request as httpRequest, type IncomingMessage } from 'node
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
+import type { StatsResponse } from '../../../shared/stats.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { fakeUpstream, IDENTIFY, IMAGE, plantid, proxyServer, TOKEN } from '../../helpers/proxy.js';
 import { makeKeys } from '../../helpers/keys.js';
@@ -415,5 +416,40 @@ describe('proxy mode', () => {
     let rest = '';
     for (let c = await reader.read(); !c.done; c = await reader.read()) rest += new TextDecoder().decode(c.value);
     assert.equal(rest, 'second');
+  });
+
+  it('an upstream with no way to ask about a key: a 401 holds the key out 60 s, then 120 s on a repeat, never disables it', async (t) => {
+    const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+    const upstream = createServer((req, res) => {
+      res.writeHead(req.url!.startsWith('/denied') ? 401 : 200, { 'content-type': 'application/json' });
+      res.end('{"message":"no"}');
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => upstream.close(() => r())));
+    const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const [k1, k2, k3] = makeKeys(3);
+    const s = await startInProcess(t, {
+      clock,
+      keys: { weather: [k1!, k2!, k3!] },
+      pools: { weather: { strategy: 'fill-first', upstream: { type: 'header', origin, header: 'X-Key' } } },
+      env: { API_TOKENS: TOKEN, PROXY_MAX_ATTEMPTS: '1' },
+    });
+    const weather = async () =>
+      (
+        (await call(`${s.url}/api/stats?pool=weather`, { headers: { authorization: `Bearer ${TOKEN}` } }))
+          .body as StatsResponse
+      ).pools[0]!.keys[0]!;
+    const denied = () => call(`${s.url}/proxy/weather/denied`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal((await denied()).status, 401);
+    const first = await until('the key held', async () =>
+      (await weather()).status === 'blocked' ? weather() : undefined,
+    );
+    assert.deepEqual([first.keyId, first.status, first.until], [keyIdOf(k1!), 'blocked', clock.now() + 60_000]);
+    clock.advance(60_000); // back, on probation: the next call tries it
+    assert.equal((await denied()).status, 401);
+    const second = await until('held again', async () =>
+      (await weather()).status === 'blocked' ? weather() : undefined,
+    );
+    assert.deepEqual([second.status, second.until], ['blocked', clock.now() + 120_000]);
   });
 });
