@@ -170,7 +170,8 @@ async function main(): Promise<void> {
       // Limits make the file backend reserve uses durably ahead of handouts (a save per block).
       ['3-key pool with limits', await spawnAll(() => startServer(dir, 3, {}, { plantid: { limits: LIMITS } }))],
     ];
-    for (const [, procs] of targetsInOrder) for (const proc of procs) await load(proc.url, { durationSec: 2 }); // warm-up: JIT, connections
+    // warm-up: JIT, connections
+    for (const [, procs] of targetsInOrder) for (const proc of procs) await load(proc.url, { durationSec: 2 });
     const runs: Run[][] = targetsInOrder.map(() => []);
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < targetsInOrder.length; k++) {

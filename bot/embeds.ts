@@ -87,7 +87,10 @@ function keyFileField(pool: PoolStats): APIEmbedField {
   return { name: 'Key file', value: clip(value) };
 }
 
-/** What the proxy did for the pool (since the server started): credits spent beside requests; none before its first request. */
+/**
+ * What the proxy did for the pool (since the server started): credits spent beside requests; none
+ * before its first request.
+ */
 function proxyField(pool: PoolStats): APIEmbedField | null {
   const p = pool.proxy;
   if (!p || p.requests === 0) return null;
@@ -137,7 +140,10 @@ export function poolEmbed(
   };
 }
 
-/** The embeds answering `!stats` and `/stats`: one per pool (a summary of the rest past ten), linking to the dashboard when given. */
+/**
+ * The embeds answering `!stats` and `/stats`: one per pool (a summary of the rest past ten), linking
+ * to the dashboard when given.
+ */
 export function statsEmbeds(stats: StatsResponse, threshold: number, dashboardUrl: string | null = null): APIEmbed[] {
   const pools = stats.pools;
   if (pools.length === 0) {

@@ -68,7 +68,10 @@ export interface ServerConfig {
   redisPrefix: string;
   /** Start on a Redis that keeps nothing across its own restart (no AOF, no snapshots). */
   redisAllowVolatile: boolean;
-  /** Decrypts `enc:v1:` key-file lines and encrypts keys added through the admin API (KEYS_SECRET or KEYS_SECRET_FILE). */
+  /**
+   * Decrypts `enc:v1:` key-file lines and encrypts keys added through the admin API (KEYS_SECRET or
+   * KEYS_SECRET_FILE).
+   */
   keyCipher: KeyCipher | null;
   /** How often every key of a pool with an upstream is checked there; 0: never (not even at start). */
   upstreamSyncIntervalMs: number;
@@ -81,7 +84,10 @@ export interface ServerConfig {
   proxy: { maxAttempts: number; maxBodyBytes: number; bodyTimeoutMs: number; timeoutMs: number };
   /** The longest time an upstream's Retry-After or a report may keep a key out. */
   maxRetryAfterSec: number;
-  /** Identifications pinned to the key that made them: how long a pin lasts, and how many a pool keeps (oldest go first). */
+  /**
+   * Identifications pinned to the key that made them: how long a pin lasts, and how many a pool keeps
+   * (oldest go first).
+   */
   pins: { ttlMs: number; max: number };
 }
 
@@ -187,7 +193,10 @@ function toPolicy(entry: PoolsFileEntry, upstream: UpstreamConfig | null): PoolP
   };
 }
 
-/** What pools.json configures: each pool's policy, the upstream of each pool that has one, and the pools whose proxied POSTs may be sent again after a 5xx or timeout. */
+/**
+ * What pools.json configures: each pool's policy, the upstream of each pool that has one, and the
+ * pools whose proxied POSTs may be sent again after a 5xx or timeout.
+ */
 export interface PoolsConfig {
   policies: Map<string, PoolPolicy>;
   upstreams: Map<string, UpstreamConfig>;

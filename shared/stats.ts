@@ -141,7 +141,10 @@ export interface StatsResponse {
   pools: PoolStats[];
 }
 
-/** A key's credits left: its smallest non-null remaining window, or null when none is known (never synced, or no limit). */
+/**
+ * A key's credits left: its smallest non-null remaining window, or null when none is known (never
+ * synced, or no limit).
+ */
 export function creditsLeft(credits: Credits | null): number | null {
   if (!credits) return null;
   let left: number | null = null;

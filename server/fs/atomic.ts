@@ -58,7 +58,8 @@ export async function writeTarget(path: string, fs: WriteFs = NODE_FS): Promise<
   try {
     return await fs.realpath(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path; // new file (or a dangling link: written as a file)
+    // new file (or a dangling link: written as a file)
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path;
     throw err;
   }
 }

@@ -101,7 +101,8 @@ export function createAdminRouter(deps: {
     const added = await keyFiles.edit(pool, (path) => addKeys(path, keys, keyFiles.cipher)).catch(mapKeyEdit);
     const warnings: string[] = [];
     if (screening) {
-      for (const { check } of screening.checks) await registry.recordUpstream(pool, check); // stats know the new keys' credits at once
+      // stats know the new keys' credits at once
+      for (const { check } of screening.checks) await registry.recordUpstream(pool, check);
       if (screening.unreachable.length > 0)
         warnings.push(
           `the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`,

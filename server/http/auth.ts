@@ -22,7 +22,10 @@ export interface Auth {
   authorize(ctx: Context, path: string): void;
   /** The API token check alone (the handout route, matched before any path parsing). */
   authorizeApi(ctx: Context): void;
-  /** Whether a token presented some other way (the proxy: in the upstream's key header) is an API token; true when the API is open. */
+  /**
+   * Whether a token presented some other way (the proxy: in the upstream's key header) is an API
+   * token; true when the API is open.
+   */
   isApiToken(presented: string | null): boolean;
 }
 

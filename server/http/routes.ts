@@ -50,7 +50,10 @@ export interface RoutesDeps {
   open: boolean;
 }
 
-/** Everything but the handout (handout.ts) and /admin (admin.ts): thin handlers that validate, call the registry, shape the JSON. */
+/**
+ * Everything but the handout (handout.ts) and /admin (admin.ts): thin handlers that validate, call the
+ * registry, shape the JSON.
+ */
 export function createRoutes(deps: RoutesDeps): Router {
   const router = new Router({ sensitive: true }); // /API/x is not /api/x
   const { registry } = deps;

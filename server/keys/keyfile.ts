@@ -43,7 +43,10 @@ export type LineContent =
   /** An encrypted key that cannot be read: never skipped quietly, since the pool would lose it. */
   | { kind: 'locked'; message: string };
 
-/** True when `key` could stand alone on a key-file line: non-empty, no whitespace or control characters, not a comment. */
+/**
+ * True when `key` could stand alone on a key-file line: non-empty, no whitespace or control
+ * characters, not a comment.
+ */
 export function isValidKey(key: string): boolean {
   return key.length > 0 && !key.startsWith('#') && !BAD_CHAR.test(key);
 }

@@ -6,7 +6,10 @@ import type { Activity, HistoryRange, HistorySeries } from './activity.js';
 import type { AdminAction, Outcome, ReportInput, UpstreamFinding } from './rules.js';
 import type { KeyRows } from './stats.js';
 
-/** One usable line of a key file (keys/keyfile.ts reads them). `key` is plaintext: it never leaves the pool except in a handout. */
+/**
+ * One usable line of a key file (keys/keyfile.ts reads them). `key` is plaintext: it never leaves the
+ * pool except in a handout.
+ */
 export interface KeyLine {
   key: string;
   /** 1-based line number in the file. */
@@ -54,7 +57,10 @@ export type UpstreamCheck =
     }
   | { reached: false; error: string };
 
-/** What recording a check did: `found` false for a key the pool no longer has; `revived` when it lifted the key's upstream hold. */
+/**
+ * What recording a check did: `found` false for a key the pool no longer has; `revived` when it lifted
+ * the key's upstream hold.
+ */
 export interface UpstreamRecorded {
   found: boolean;
   revived: boolean;

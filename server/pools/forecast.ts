@@ -3,7 +3,10 @@ import type { Counter, RuleRecord } from './records.js';
 import { count } from './rules.js';
 import { WINDOW_KINDS, type WindowClock, type WindowKind } from './windows.js';
 
-/** Counts `n` handouts at `now` in per-minute `history` (oldest first) and drops minutes older than the forecast window. */
+/**
+ * Counts `n` handouts at `now` in per-minute `history` (oldest first) and drops minutes older than the
+ * forecast window.
+ */
 export function recordHandout(history: Counter[], clock: WindowClock, now: number, n: number): void {
   const start = clock.bounds('minute', now).startMs;
   const last = history[history.length - 1];

@@ -1,7 +1,10 @@
 import type { PoolLimits, Strategy } from '../../shared/stats.js';
 import type { WindowKind } from './windows.js';
 
-/** Per-key handout limits (the wire type stats carry too): fixed windows, minute and hour in UTC, day, week and month from midnight in the pool's zone. */
+/**
+ * Per-key handout limits (the wire type stats carry too): fixed windows, minute and hour in UTC, day,
+ * week and month from midnight in the pool's zone.
+ */
 export type Limits = PoolLimits;
 
 /** How a pool chooses and rests its keys: pools.json, validated by config.ts. */

@@ -286,7 +286,10 @@ export abstract class PoolCore {
     return { ok: true, key: rec.key, keyId: rec.keyId, remaining, granted };
   }
 
-  /** Changes the count of uses made at `at` by `delta` (see PoolBackend.recount); windows that ended since keep theirs. */
+  /**
+   * Changes the count of uses made at `at` by `delta` (see PoolBackend.recount); windows that ended
+   * since keep theirs.
+   */
   recount(keyId: string, delta: number, at: number, now: number): boolean {
     const rec = this.byId.get(keyId);
     if (!rec) return false;

@@ -72,7 +72,10 @@ export interface PoolState {
   upstreamSync?: UpstreamSyncStats | null;
   /** The dashboard's history: counts per minute for a day, per hour for a week (absent: none kept). */
   activity?: SavedActivity;
-  /** Identifications pinned to the key that made them (pins.ts); in a journal entry only what changed, null for a dropped one. */
+  /**
+   * Identifications pinned to the key that made them (pins.ts); in a journal entry only what changed,
+   * null for a dropped one.
+   */
   pins?: Record<string, SavedPin | null>;
   keys: Record<string, KeyState>;
 }
@@ -160,7 +163,10 @@ const FIRST_WINDOW = 2;
  */
 export class KeyRecord extends HealthFields implements KeyState, RuleRecord {
   useSeq = 0;
-  /** Uses a durable save covers (see KeyState.reserved); a handout never takes total past it when the pool keeps reservations. */
+  /**
+   * Uses a durable save covers (see KeyState.reserved); a handout never takes total past it when the
+   * pool keeps reservations.
+   */
   reserved = 0;
   /** The reservation the next save writes: at least `reserved`; above it while one is pending. */
   reserveTo = 0;

@@ -183,7 +183,10 @@ export class PoolRegistry {
     return r;
   }
 
-  /** Records an upstream check in the pool: a sync's, or what the proxy read off an answer (an outcome for the history too). */
+  /**
+   * Records an upstream check in the pool: a sync's, or what the proxy read off an answer (an outcome
+   * for the history too).
+   */
   async recordUpstream(name: string, check: UpstreamCheck): Promise<UpstreamRecorded> {
     const e = this.entry(name);
     const recorded = await this.exclusive(e, (p, now) => p.recordUpstream(check, now));

@@ -9,7 +9,10 @@ import { countReservedAsUsed } from '../state/reservations.js';
 import type { LoadResult } from '../state/store.js';
 import { RedisPool, withPoolScript } from './pool.js';
 
-/** How often the dashboard's history counts go to Redis: what a crash loses at most, and how far behind other instances' charts are. */
+/**
+ * How often the dashboard's history counts go to Redis: what a crash loses at most, and how far behind
+ * other instances' charts are.
+ */
 const ACTIVITY_FLUSH_MS = 2000;
 
 /** A Redis URL without its password, for logs. */
@@ -193,7 +196,8 @@ export class RedisBackend implements StateBackend {
   /** Adds every pool's counts for the dashboard's history to Redis (every ACTIVITY_FLUSH_MS, and at close). */
   private async flushActivity(): Promise<void> {
     const now = this.options.clock();
-    for (const pool of this.pools.values()) await pool.flushActivity(now).catch(() => undefined); // kept for the next flush
+    // kept for the next flush
+    for (const pool of this.pools.values()) await pool.flushActivity(now).catch(() => undefined);
   }
 
   async close(): Promise<string> {

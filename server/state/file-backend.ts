@@ -49,7 +49,8 @@ export class FileBackend implements StateBackend, SaveSource {
     });
     // A key about to run through its reservation: save soon, without making a handout wait.
     pool.changes.onReservationWanted(() => {
-      if (this.saver) void this.reserve().catch(() => {}); // a failure is logged by the saver; handouts that need it fail
+      // a failure is logged by the saver; handouts that need it fail
+      if (this.saver) void this.reserve().catch(() => {});
     });
     this.pools.set(name, pool);
     return pool;
@@ -154,7 +155,10 @@ export class FileBackend implements StateBackend, SaveSource {
     return this.reserving;
   }
 
-  /** The final save (nothing reserved ahead), then the lock goes (kept when the save failed: the file is not known good). */
+  /**
+   * The final save (nothing reserved ahead), then the lock goes (kept when the save failed: the file
+   * is not known good).
+   */
   async close(): Promise<string> {
     this.saver?.stop();
     await this.store.flush(); // a reservation in flight lands first, so the final save is the last write

@@ -61,7 +61,10 @@ export class StateLock {
     this.path = `${statePath}.lock`;
   }
 
-  /** Takes the lock; says whose stale lock it took over (or null). Throws StateLockedError while a live server holds it. */
+  /**
+   * Takes the lock; says whose stale lock it took over (or null). Throws StateLockedError while a live
+   * server holds it.
+   */
   async acquire(): Promise<{ tookOverFrom: number | null }> {
     if (await this.create()) return { tookOverFrom: null };
     const holder = await this.read();

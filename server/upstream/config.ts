@@ -39,7 +39,10 @@ export function kindwiseUpstream(product: KindwiseProduct, origin?: string): Kin
   };
 }
 
-/** Any other API that takes its key in a header: `header` set to `format` with `{key}` replaced (e.g. Authorization: Bearer {key}). */
+/**
+ * Any other API that takes its key in a header: `header` set to `format` with `{key}` replaced (e.g.
+ * Authorization: Bearer {key}).
+ */
 export interface HeaderUpstream {
   type: 'header';
   origin: string;

@@ -57,7 +57,10 @@ export function windowNamed(sentence: string): CreditWindow | null {
   return null;
 }
 
-/** The window a key that cannot use credits waits for: the longest with nothing left, else the one its reason names, else total (until a sync). */
+/**
+ * The window a key that cannot use credits waits for: the longest with nothing left, else the one its
+ * reason names, else total (until a sync).
+ */
 function exhaustedWindow(remaining: CreditWindows, reason: string): CreditWindow {
   for (const w of WINDOWS_LONGEST_FIRST) if (remaining[w] !== null && remaining[w]! <= 0) return w;
   return windowNamed(reason) ?? 'total';

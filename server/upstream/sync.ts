@@ -15,7 +15,10 @@ export interface SyncDeps {
   logger: Logger;
   /** Between rounds; 0: no rounds (checks on demand still work). */
   intervalMs: number;
-  /** Takes this instance's turn at a pool's round (the state backend's claim): instances sharing state sync one at a time. */
+  /**
+   * Takes this instance's turn at a pool's round (the state backend's claim): instances sharing state
+   * sync one at a time.
+   */
   claim: (job: string, ttlMs: number) => Promise<boolean>;
 }
 
