@@ -116,9 +116,9 @@ async function main(): Promise<void> {
           const r = await load(base, l, SLICE_SEC);
           runs[name]![kind].push(r);
           if (name === 'keywarden') rssPeak = Math.max(rssPeak, await rssMb(keywarden.proc.pid!));
-          process.stderr.write(
-            `round ${round + 1}/${ROUNDS} ${kind} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms${r.non2xx || r.errors ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : ''}\n`,
-          );
+          const failures = r.non2xx || r.errors ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : '';
+          const line = `${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms${failures}`;
+          process.stderr.write(`round ${round + 1}/${ROUNDS} ${kind} ${name}: ${line}\n`);
         }
       }
     }
@@ -137,7 +137,9 @@ async function main(): Promise<void> {
     );
     const results = {
       date: new Date().toISOString(),
-      machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+      machine:
+        `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ` +
+        `${process.version}`,
       rounds: ROUNDS,
       sliceSec: SLICE_SEC,
       rows,
@@ -151,7 +153,8 @@ async function main(): Promise<void> {
     const f = (n: number) => n.toFixed(2);
     console.log(`\nKeywarden proxy bench — ${results.date} — ${results.machine}`);
     console.log(
-      `${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured; upstream answers at once; medians (ratios: medians of per-round ratios, with their 95% bootstrap interval)\n`,
+      `${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured; upstream ` +
+        `answers at once; medians (ratios: medians of per-round ratios, with their 95% bootstrap interval)\n`,
     );
     console.log(
       '| load | pass-through req/s | keywarden req/s | ratio | pass-through p50 / p99 ms | keywarden p50 / p99 ms |',
@@ -169,11 +172,14 @@ async function main(): Promise<void> {
           ? f(k.rps / p.rps)
           : `${f(results.ratios[kind])} (${f(results.intervals[kind][0])}-${f(results.intervals[kind][1])})`;
       console.log(
-        `| ${label} | ${Math.round(p.rps)} | ${Math.round(k.rps)} | ${r} | ${p.p50Ms} / ${p.p99Ms} | ${k.p50Ms} / ${k.p99Ms} |`,
+        `| ${label} | ${Math.round(p.rps)} | ${Math.round(k.rps)} | ${r} | ${p.p50Ms} / ${p.p99Ms} | ${k.p50Ms} ` +
+          `/ ${k.p99Ms} |`,
       );
     }
     console.log(
-      `\nadded latency: p50 ${f(results.addedP50Ms.small)} ms at ${CONNECTIONS} connections; at 1 connection p50 ${f(results.addedP50Ms.oneConnection)} ms, mean ${results.addedMeanMsOneConnection.toFixed(3)} ms; keywarden RSS ${f(rssBefore)} MB before, ${f(rssPeak)} MB at peak (+${f(results.rssMb.growth)} MB)\n`,
+      `\nadded latency: p50 ${f(results.addedP50Ms.small)} ms at ${CONNECTIONS} connections; at 1 connection ` +
+        `p50 ${f(results.addedP50Ms.oneConnection)} ms, mean ${results.addedMeanMsOneConnection.toFixed(3)} ms; ` +
+        `keywarden RSS ${f(rssBefore)} MB before, ${f(rssPeak)} MB at peak (+${f(results.rssMb.growth)} MB)\n`,
     );
     const targetsMet = {
       [`throughput >= 0.9 x pass-through, small JSON at ${CONNECTIONS} connections`]: results.ratios.small >= 0.9,

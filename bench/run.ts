@@ -145,7 +145,9 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'keywarden-bench-'));
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),
-    machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    machine:
+      `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ` +
+      `${process.version}`,
     connections: CONNECTIONS,
     sliceSec: SLICE_SEC,
     leadInSec: LEAD_IN_SEC,
@@ -279,7 +281,9 @@ async function main(): Promise<void> {
     const fi = (key: keyof typeof ratios) => `${f(ratios[key])} (${f(intervals[key][0])}-${f(intervals[key][1])})`;
     console.log(`\nKeywarden bench — ${results.date as string} — ${results.machine as string}`);
     console.log(
-      `GET /api/plantid, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target after ${LEAD_IN_SEC} s unmeasured, over ${PROCESSES} processes a target (medians; ratios are medians of per-round ratios, with their 95% bootstrap interval; Redis rows: one ${DURATION_SEC} s run)\n`,
+      `GET /api/plantid, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target ` +
+        `after ${LEAD_IN_SEC} s unmeasured, over ${PROCESSES} processes a target (medians; ratios are medians ` +
+        `of per-round ratios, with their 95% bootstrap interval; Redis rows: one ${DURATION_SEC} s run)\n`,
     );
     console.log('| target | req/s | p50 ms | p99 ms | vs bare Koa |');
     console.log('|---|---|---|---|---|');
@@ -288,21 +292,26 @@ async function main(): Promise<void> {
       `| 3-key pool | ${Math.round(pool3.rps)} | ${pool3.p50Ms} | ${pool3.p99Ms} | ${fi('pool3VsBaseline')} |`,
     );
     console.log(
-      `| 100,000-key pool | ${Math.round(pool100k.rps)} | ${pool100k.p50Ms} | ${pool100k.p99Ms} | ${fi('pool100kVsBaseline')} |`,
+      `| 100,000-key pool | ${Math.round(pool100k.rps)} | ${pool100k.p50Ms} | ${pool100k.p99Ms} | ` +
+        `${fi('pool100kVsBaseline')} |`,
     );
     console.log(
-      `| 3-key pool with limits (reservations) | ${Math.round(limited.rps)} | ${limited.p50Ms} | ${limited.p99Ms} | ${fi('limitedVsBaseline')} |`,
+      `| 3-key pool with limits (reservations) | ${Math.round(limited.rps)} | ${limited.p50Ms} | ` +
+        `${limited.p99Ms} | ${fi('limitedVsBaseline')} |`,
     );
     if (redisRow)
       console.log(
-        `| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`,
+        `| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ` +
+          `${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`,
       );
     if (twoRow)
       console.log(
-        `| Redis backend, 2 instances (3 keys) | ${Math.round(twoRow.rps)} | ${twoRow.p50Ms} | ${twoRow.p99Ms} | ${f(twoRow.rps / baselineRps)} |`,
+        `| Redis backend, 2 instances (3 keys) | ${Math.round(twoRow.rps)} | ${twoRow.p50Ms} | ${twoRow.p99Ms} ` +
+          `| ${f(twoRow.rps / baselineRps)} |`,
       );
     console.log(
-      `\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`,
+      `\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ` +
+        `${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`,
     );
     const noise: Record<string, string> = {};
     for (const [name, key, line] of ratioTargets) {

@@ -96,8 +96,27 @@ function proxyField(pool: PoolStats): APIEmbedField | null {
   if (!p || p.requests === 0) return null;
   return {
     name: 'Proxy',
-    value: `${p.requests} requests · **${p.creditsSpent}** credits spent · ${p.free} free · ${p.failovers} failovers · ${p.pins} identifications pinned`,
+    value:
+      `${p.requests} requests · **${p.creditsSpent}** credits spent · ${p.free} free · ${p.failovers} ` +
+      `failovers · ${p.pins} identifications pinned`,
   };
+}
+
+/** Why the key server is degraded, for the unreachable embed. */
+function degradedText(error: string): string {
+  return `The key server is up but its state store is not (${clip(error, 200)}): apps get 503 until it is back.`;
+}
+
+/** Why the key server is unreachable, for the unreachable embed. */
+function downText(error: string): string {
+  return `The key server did not answer (${clip(error, 200)}).`;
+}
+
+/** When the bot last saw the key server. */
+function seenText(lastSeenAt: number | null): string {
+  return lastSeenAt === null
+    ? 'Not seen since the bot started.'
+    : `Last seen ${discordTime(lastSeenAt)} (${discordTime(lastSeenAt, 'f')}).`;
 }
 
 /**
@@ -114,9 +133,9 @@ export function poolEmbed(
   const credits = pool.creditsRemaining !== null ? ` · ${pool.creditsRemaining} credits left` : '';
   const lines = [`**${pool.available}/${pool.total}** keys available · ${pool.strategy}${credits}`];
   if (pool.throttledUntil !== null) lines.push(`Throttled upstream, serving again ${discordTime(pool.throttledUntil)}`);
-  const current = pool.current
-    ? `\`${pool.current.masked}\` (${pool.current.keyId})${pool.current.remaining !== null ? ` · ${pool.current.remaining} request${pool.current.remaining === 1 ? '' : 's'} before rotation` : ''}`
-    : 'none yet';
+  const left = pool.current?.remaining ?? null;
+  const turn = left !== null ? ` · ${left} request${left === 1 ? '' : 's'} before rotation` : '';
+  const current = pool.current ? `\`${pool.current.masked}\` (${pool.current.keyId})${turn}` : 'none yet';
   return {
     title: `Pool ${pool.name}`,
     ...(dashboardUrl ? { url: dashboardUrl } : {}),
@@ -184,7 +203,7 @@ export function unreachableEmbed(
 ): APIEmbed {
   return {
     title: degraded ? 'Key server degraded' : 'Key server unreachable',
-    description: `${degraded ? `The key server is up but its state store is not (${clip(error, 200)}): apps get 503 until it is back.` : `The key server did not answer (${clip(error, 200)}).`}\n${lastSeenAt === null ? 'Not seen since the bot started.' : `Last seen ${discordTime(lastSeenAt)} (${discordTime(lastSeenAt, 'f')}).`}`,
+    description: `${degraded ? degradedText(error) : downText(error)}\n${seenText(lastSeenAt)}`,
     color: COLORS.empty,
     footer: { text: 'checked' },
     timestamp: new Date(checkedAt).toISOString(),
@@ -219,7 +238,9 @@ export function alertEmbed(alert: Alert, at: number): APIEmbed {
     case 'server_down':
       return {
         title: alert.degraded ? 'Key server is degraded (state store down)' : 'Key server is down',
-        description: `Polling the stats API failed (${clip(alert.error, 200)}).${alert.lastSeenAt !== null ? ` Last seen ${discordTime(alert.lastSeenAt)}.` : ''}`,
+        description:
+          `Polling the stats API failed (${clip(alert.error, 200)}).` +
+          (alert.lastSeenAt !== null ? ` Last seen ${discordTime(alert.lastSeenAt)}.` : ''),
         color: COLORS.empty,
         timestamp,
       };
@@ -235,7 +256,9 @@ export function alertEmbed(alert: Alert, at: number): APIEmbed {
     case 'key_invalid':
       return {
         title: `A key of pool ${alert.pool} is invalid`,
-        description: `\`${alert.masked}\` (${alert.keyId}): ${clip(alert.reason ?? 'refused by the upstream', 300)}\nOut of rotation until the upstream accepts it.`,
+        description:
+          `\`${alert.masked}\` (${alert.keyId}): ${clip(alert.reason ?? 'refused by the upstream', 300)}\n` +
+          'Out of rotation until the upstream accepts it.',
         color: COLORS.empty,
         timestamp,
       };

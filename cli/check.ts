@@ -22,7 +22,8 @@ const WINDOWS: ReadonlyArray<keyof CreditWindows> = ['day', 'week', 'month', 'to
 export function printChecks(out: (l: string) => void, pool: string, rows: readonly CheckRow[]): void {
   out(`${pool}: ${rows.length} key${rows.length === 1 ? '' : 's'} checked`);
   out(
-    `  ${'keyId'.padEnd(12)}  ${'key'.padEnd(11)}  ${'upstream'.padEnd(11)}  ${WINDOWS.map((w) => w.padStart(7)).join(' ')}  reason`,
+    `  ${'keyId'.padEnd(12)}  ${'key'.padEnd(11)}  ${'upstream'.padEnd(11)}  ` +
+      `${WINDOWS.map((w) => w.padStart(7)).join(' ')}  reason`,
   );
   for (const r of rows) {
     const left = WINDOWS.map((w) => String(r.remaining?.[w] ?? '-').padStart(7)).join(' ');
@@ -97,13 +98,15 @@ export async function addOffline(
       const which = screening.refused.map((r) => `${r.keyId} (${r.masked}): ${r.reason}`).join('; ');
       if (!force)
         throw new CliError(
-          `the upstream rejects ${screening.refused.length} of the keys: ${which}; nothing was added (--force adds them anyway)`,
+          `the upstream rejects ${screening.refused.length} of the keys: ${which}; nothing was added (--force ` +
+            `adds them anyway)`,
         );
       warnings.push(`added ${screening.refused.length} key(s) the upstream rejects, as forced: ${which}`);
     }
     if (screening && screening.unreachable.length > 0)
       warnings.push(
-        `the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`,
+        `the upstream could not be asked about ${screening.unreachable.length} key(s) ` +
+          `(${screening.unreachable[0]!.reason}); added unchecked`,
       );
     return { added: await addKeys(to.path, keys, to.cipher), warnings };
   } catch (err) {

@@ -78,7 +78,10 @@ async function recrypt(
     throw err;
   }
   deps.out(
-    `${how.to} ${changed} key${changed === 1 ? '' : 's'} in ${path}${command === 'rotate-secret' ? '; now set KEYS_SECRET to the new secret where the server runs, and restart it' : ''}`,
+    `${how.to} ${changed} key${changed === 1 ? '' : 's'} in ${path}` +
+      (command === 'rotate-secret'
+        ? '; now set KEYS_SECRET to the new secret where the server runs, and restart it'
+        : ''),
   );
 }
 
@@ -105,7 +108,8 @@ function printKeys(out: (l: string) => void, pool: string, keys: KeyStats[]): vo
   for (const k of keys) {
     const why = k.reason ? ` (${k.reason}${k.until ? `, until ${when(k.until)}` : ''})` : '';
     out(
-      `  ${k.keyId}  ${k.masked.padEnd(11)}  ${k.status.padEnd(9)}  day ${String(k.served.day).padStart(6)}  total ${String(k.served.total).padStart(8)}${why}`,
+      `  ${k.keyId}  ${k.masked.padEnd(11)}  ${k.status.padEnd(9)}  day ${String(k.served.day).padStart(6)}  ` +
+        `total ${String(k.served.total).padStart(8)}${why}`,
     );
   }
 }
@@ -193,7 +197,8 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
   const mode = await detectMode(t, doFetch);
   if (mode.kind === 'files' && t.redis && command !== 'add' && command !== 'remove') {
     throw new CliError(
-      `with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} with ADMIN_TOKEN set (add and remove work on the key files alone)`,
+      `with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} ` +
+        `with ADMIN_TOKEN set (add and remove work on the key files alone)`,
     );
   }
   const names =
@@ -276,7 +281,8 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         throw new CliError(`pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
       if (mode.serverRunning)
         throw new CliError(
-          `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to check keys while it runs`,
+          `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to check ` +
+            `keys while it runs`,
         );
       const asker = offlineChecker(upstreams, t.upstreamTimeoutMs, deps.fetchUsage);
       try {
@@ -339,7 +345,8 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       else {
         if (mode.serverRunning)
           throw new CliError(
-            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to import state while it runs`,
+            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to import ` +
+              `state while it runs`,
           );
         imported = await editStateOffline(t, deps.probe, async (registry) => {
           const done: string[] = [];
@@ -362,7 +369,8 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       else {
         if (mode.serverRunning)
           throw new CliError(
-            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to clear a throttle while it runs`,
+            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to clear a ` +
+              `throttle while it runs`,
           );
         cleared = await editStateOffline(t, deps.probe, (registry) =>
           registry.withPool(pool, (p, now) => p.clearThrottle(now)),
@@ -381,7 +389,8 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
         // The running server owns the state file and would overwrite an edit made behind its back.
         if (mode.serverRunning)
           throw new CliError(
-            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${command} keys while it runs`,
+            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ` +
+              `${command} keys while it runs`,
           );
         const ok = await editStateOffline(t, deps.probe, (registry) =>
           registry.withPool(pool, (p, now) => p.admin(command, keyId, now, 'disabled by admin (cli)')),

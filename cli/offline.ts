@@ -56,7 +56,8 @@ export async function editStateOffline<T>(
   const moved = await new FileStore(t.stateFile).moved();
   if (moved) {
     throw new CliError(
-      `STATE_FILE ${t.stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so edit through it (run it with ADMIN_TOKEN, and set KEYWARDEN_URL, STATE_BACKEND=redis and ADMIN_TOKEN here)`,
+      `STATE_FILE ${t.stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so ` +
+        `edit through it (run it with ADMIN_TOKEN, and set KEYWARDEN_URL, STATE_BACKEND=redis and ADMIN_TOKEN here)`,
     );
   }
   const lock = new StateLock(t.stateFile, probe);

@@ -101,7 +101,8 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
   const open = e.API_TOKENS.length === 0;
   if (open && !isLoopback(e.HOST)) {
     throw new ConfigError(
-      `API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at least one token or bind to 127.0.0.1`,
+      `API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at ` +
+        `least one token or bind to 127.0.0.1`,
     );
   }
   // pm2 exports its app settings to the environment; cluster mode shares nothing between workers.
@@ -112,7 +113,9 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     env.instances !== '1'
   ) {
     throw new ConfigError(
-      `pm2 cluster mode (instances: ${env.instances}) is not supported with the file state store: each instance would count handouts on its own and overwrite the others' saves; set STATE_BACKEND=redis (with REDIS_URL) to run several instances, or run one`,
+      `pm2 cluster mode (instances: ${env.instances}) is not supported with the file state store: each instance ` +
+        `would count handouts on its own and overwrite the others' saves; set STATE_BACKEND=redis (with ` +
+        `REDIS_URL) to run several instances, or run one`,
     );
   }
   const short = e.API_TOKENS.find((t) => t.length < 16);

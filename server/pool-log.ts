@@ -28,7 +28,8 @@ export function logPoolEvent(log: Logger, e: PoolEvent): void {
       break;
     case 'pool_throttled':
       log.warn(
-        `pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ${new Date(e.until).toISOString()} and leaving the keys unmarked`,
+        `pool ${e.pool}: ${e.keys} keys reported 429 together; throttling the pool until ` +
+          `${new Date(e.until).toISOString()} and leaving the keys unmarked`,
         {
           pool: e.pool,
           until: new Date(e.until).toISOString(),

@@ -27,7 +27,8 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, str
     const name = String(issue.path[0] ?? 'environment');
     const got = cleaned[name];
     throw new ConfigError(
-      `${name}: ${issue.message}${got !== undefined && !/TOKEN|URL|PASSWORD|SECRET/u.test(name) ? ` (got ${JSON.stringify(got)})` : ''}`,
+      `${name}: ${issue.message}` +
+        (got !== undefined && !/TOKEN|URL|PASSWORD|SECRET/u.test(name) ? ` (got ${JSON.stringify(got)})` : ''),
     );
   }
   return result.data;

@@ -61,7 +61,8 @@ export function ensureLogFolder(variable: string, file: string): void {
     mkdirSync(dirname(file), { recursive: true });
   } catch (err) {
     throw new ConfigError(
-      `${variable}: cannot create the folder for ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      `${variable}: cannot create the folder for ${file} ` +
+        `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
     );
   }
 }

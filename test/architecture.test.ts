@@ -89,6 +89,16 @@ describe('source layout', () => {
     assert.deepEqual(found, []);
   });
 
+  it('no source line passes 120 characters (Prettier lays out code at 120; strings and comments are wrapped by hand)', () => {
+    const wide: string[] = [];
+    for (const f of sources.filter((x) => !x.startsWith('client/dist/'))) {
+      readFileSync(resolve(REPO_ROOT, f), 'utf8')
+        .split('\n')
+        .forEach((line, i) => line.length > 120 && wide.push(`${f}:${i + 1}`));
+    }
+    assert.deepEqual(wide, []);
+  });
+
   it('no source file passes 450 lines', () => {
     const long = sources.filter((f) => readFileSync(resolve(REPO_ROOT, f), 'utf8').split('\n').length > 450);
     assert.deepEqual(long, []);

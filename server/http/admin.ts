@@ -94,7 +94,9 @@ export function createAdminRouter(deps: {
       throw new HttpError(
         422,
         'invalid_key',
-        `the upstream rejects ${ids.length} of the keys (${screening.refused.map((r) => `${r.keyId}: ${r.reason}`).join('; ')}); nothing was added (add ?force=true to add them anyway)`,
+        `the upstream rejects ${ids.length} of the keys ` +
+          `(${screening.refused.map((r) => `${r.keyId}: ${r.reason}`).join('; ')}); ` +
+          'nothing was added (add ?force=true to add them anyway)',
         { keys: screening.refused },
       );
     }
@@ -105,11 +107,13 @@ export function createAdminRouter(deps: {
       for (const { check } of screening.checks) await registry.recordUpstream(pool, check);
       if (screening.unreachable.length > 0)
         warnings.push(
-          `the upstream could not be asked about ${screening.unreachable.length} key(s) (${screening.unreachable[0]!.reason}); added unchecked`,
+          `the upstream could not be asked about ${screening.unreachable.length} key(s) ` +
+            `(${screening.unreachable[0]!.reason}); added unchecked`,
         );
       if (force && screening.refused.length > 0)
         warnings.push(
-          `added ${screening.refused.length} key(s) the upstream rejects, as forced: ${screening.refused.map((r) => r.keyId).join(', ')}`,
+          `added ${screening.refused.length} key(s) the upstream rejects, as forced: ` +
+            `${screening.refused.map((r) => r.keyId).join(', ')}`,
         );
     }
     logger.info(`admin: added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, {
@@ -167,7 +171,8 @@ export function createAdminRouter(deps: {
       imported.push(name);
     }
     logger.warn(
-      `admin: replaced the state of ${imported.join(', ') || 'no pool'} from an import${skipped.length ? ` (not configured here: ${skipped.join(', ')})` : ''}`,
+      `admin: replaced the state of ${imported.join(', ') || 'no pool'} from an import` +
+        (skipped.length ? ` (not configured here: ${skipped.join(', ')})` : ''),
     );
     ctx.body = { imported, skipped, dropped: parsed.dropped };
   });

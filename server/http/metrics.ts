@@ -107,7 +107,8 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
   const proxyAttempts = talliedCounter(
     registry,
     'keywarden_proxy_attempts_total',
-    'Upstream attempts of proxied requests by pool and outcome (ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
+    'Upstream attempts of proxied requests by pool and outcome ' +
+      '(ok, invalid: 401/403, refused: 429, error: 5xx or no answer)',
     'outcome',
   );
   const proxyCredits = poolTally(

@@ -64,7 +64,8 @@ export class KeyFiles {
       log.warn(`pool ${name}: ${path} line ${w.line}: ${w.message}`, { pool: name, line: w.line });
     const first = prior === null;
     if (parsed.errors.length > 0) {
-      const problem = `${path} line ${parsed.errors[0]!.line} ${parsed.errors[0]!.message}${parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more lines)` : ''}`;
+      const more = parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more lines)` : '';
+      const problem = `${path} line ${parsed.errors[0]!.line} ${parsed.errors[0]!.message}${more}`;
       // At start-up the pool would silently lack keys: stop, naming file and line. Later, keep the keys loaded.
       if (first) throw new KeyFileError(`KEYS_SECRET: ${problem}`);
       this.signatures.set(name, signature);
@@ -97,7 +98,8 @@ export class KeyFiles {
     } else {
       const reenabled = summary.reenabled ? `, ${summary.reenabled} re-enabled` : '';
       log.info(
-        `pool ${name}: reloaded ${path}: ${summary.added} added, ${summary.removed} removed, ${summary.kept} kept${reenabled}`,
+        `pool ${name}: reloaded ${path}: ${summary.added} added, ${summary.removed} removed, ${summary.kept} ` +
+          `kept${reenabled}`,
         { pool: name, ...summary },
       );
     }

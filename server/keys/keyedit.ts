@@ -37,7 +37,8 @@ export function validateNewKeys(keys: readonly string[]): void {
     if (!isValidKey(key) || key.length > MAX_KEY_LENGTH) {
       throw new KeyEditError(
         'invalid_key',
-        `key ${i + 1} of ${keys.length} is not a valid key (1-${MAX_KEY_LENGTH} characters, no whitespace or control characters, not starting with #)`,
+        `key ${i + 1} of ${keys.length} is not a valid key (1-${MAX_KEY_LENGTH} characters, no whitespace or ` +
+          `control characters, not starting with #)`,
       );
     }
   });
@@ -70,7 +71,8 @@ export async function addKeys(
   if (duplicates.length > 0) {
     throw new KeyEditError(
       'duplicate_key',
-      `${duplicates.length} of the keys ${duplicates.length === 1 ? 'is' : 'are'} already in the pool (${duplicates.join(', ')})`,
+      `${duplicates.length} of the keys ${duplicates.length === 1 ? 'is' : 'are'} already in the pool ` +
+        `(${duplicates.join(', ')})`,
       duplicates,
     );
   }

@@ -145,10 +145,8 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
       registry.countProxyRequest(pool, attempts.length);
       const ms = Math.round(performance.now() - started);
       const loggedPath = maskKeysIn(path, sentKeys, isPoolKey);
-      logger.info(
-        `proxy ${pool} ${method} ${loggedPath} -> ${status} in ${ms} ms (${attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key'})`,
-        { pool, status, ms },
-      );
+      const tried = attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key';
+      logger.info(`proxy ${pool} ${method} ${loggedPath} -> ${status} in ${ms} ms (${tried})`, { pool, status, ms });
     };
 
     /** Sends the request with `key`; `hold` says which statuses are read before they go on. */
@@ -234,7 +232,8 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
       throw new HttpError(
         status,
         failure?.timedOut ? 'upstream_timeout' : 'upstream_unreachable',
-        `the upstream of pool ${pool} did not answer (${failure?.why ?? 'no attempt'}) after ${attempts.length} attempt(s)`,
+        `the upstream of pool ${pool} did not answer (${failure?.why ?? 'no attempt'}) after ${attempts.length} ` +
+          `attempt(s)`,
         { attempts: attempts.length },
       );
     };
@@ -252,7 +251,8 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
           throw new HttpError(
             409,
             'pinned_key_unavailable',
-            `identification ${maskKeysIn(price.ref, [], isPoolKey)} belongs to key ${pinnedId}, which is ${why}; no other key can reach it`,
+            `identification ${maskKeysIn(price.ref, [], isPoolKey)} belongs to key ${pinnedId}, which is ` +
+              `${why}; no other key can reach it`,
             { keyId: pinnedId, keyStatus: key?.status ?? 'removed' },
           );
         }

@@ -119,19 +119,23 @@ export class RedisBackend implements StateBackend {
     } catch (err) {
       // Managed Redis services often refuse CONFIG; they persist by their own means.
       this.options.logger.warn(
-        `state: cannot ask Redis whether it persists (${(err as Error).message}); make sure it keeps an append-only file`,
+        `state: cannot ask Redis whether it persists (${(err as Error).message}); make sure it keeps an ` +
+          `append-only file`,
       );
       return;
     }
     if (appendonly === 'yes' || (save !== undefined && save.trim() !== '')) return;
     if (this.options.allowVolatile) {
       this.options.logger.warn(
-        'state: Redis keeps no append-only file and no snapshots: a Redis restart forgets every count (REDIS_ALLOW_VOLATILE=true)',
+        'state: Redis keeps no append-only file and no snapshots: ' +
+          'a Redis restart forgets every count (REDIS_ALLOW_VOLATILE=true)',
       );
       return;
     }
     throw new ConfigError(
-      `REDIS_URL: ${redactUrl(this.options.url)} keeps no append-only file and no snapshots (appendonly no, save ""), so a Redis restart would forget every count and keys would be handed out past their limits; turn on appendonly (appendonly yes, appendfsync everysec) or set REDIS_ALLOW_VOLATILE=true`,
+      `REDIS_URL: ${redactUrl(this.options.url)} keeps no append-only file and no snapshots (appendonly no, ` +
+        `save ""), so a Redis restart would forget every count and keys would be handed out past their limits; ` +
+        `turn on appendonly (appendonly yes, appendfsync everysec) or set REDIS_ALLOW_VOLATILE=true`,
     );
   }
 
@@ -152,7 +156,8 @@ export class RedisBackend implements StateBackend {
       const { uses } = countReservedAsUsed(st, pool.clock, now);
       if (await pool.importState(st, now)) {
         this.options.logger.info(
-          `state: pool ${name}: Redis held nothing; imported ${Object.keys(st.keys).length} keys' state from ${from.description}${uses ? ` (${uses} reserved uses counted as used)` : ''}`,
+          `state: pool ${name}: Redis held nothing; imported ${Object.keys(st.keys).length} keys' state from ` +
+            `${from.description}${uses ? ` (${uses} reserved uses counted as used)` : ''}`,
           { pool: name },
         );
       }

@@ -78,7 +78,8 @@ export class FileBackend implements StateBackend, SaveSource {
     const moved = await this.store.moved?.();
     if (moved) {
       logger.warn(
-        `state: ${this.store.description} was moved to ${moved.movedTo} on ${moved.at}: it holds the state as of then; to bring Redis's back, run npm run keys -- state export there and state import here`,
+        `state: ${this.store.description} was moved to ${moved.movedTo} on ${moved.at}: it holds the state as ` +
+          `of then; to bring Redis's back, run npm run keys -- state export there and state import here`,
       );
       await this.store.clearMoved?.();
     }
@@ -121,7 +122,8 @@ export class FileBackend implements StateBackend, SaveSource {
       const unsure = countReservedAsUsed(st, pool.clock, now);
       if (unsure.keys > 0) {
         this.options.logger.warn(
-          `state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ${unsure.keys} keys as used, so no limit is passed`,
+          `state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ` +
+            `${unsure.keys} keys as used, so no limit is passed`,
           { pool: name },
         );
       }

@@ -93,7 +93,8 @@ export class FileStore implements StateStore {
         ...loaded,
         dropped: [
           ...loaded.dropped,
-          `journal ${this.journalPath} cannot be read (${(err as NodeJS.ErrnoException).code}); using the snapshot alone`,
+          `journal ${this.journalPath} cannot be read (${(err as NodeJS.ErrnoException).code}); using the ` +
+            `snapshot alone`,
         ],
       };
     }
@@ -133,7 +134,8 @@ export class FileStore implements StateStore {
       await rename(this.journalPath, `${movedTo}.journal`).catch(() => {});
     } catch (err) {
       throw new StateFileError(
-        `STATE_FILE ${this.path} is ${error} and could not be moved aside (${(err as NodeJS.ErrnoException).code ?? err}); refusing to start over it`,
+        `STATE_FILE ${this.path} is ${error} and could not be moved aside ` +
+          `(${(err as NodeJS.ErrnoException).code ?? err}); refusing to start over it`,
       );
     }
     return { kind: 'quarantined', movedTo, error };

@@ -32,7 +32,8 @@ export class StateLockedError extends Error {
     readonly holderPid: number,
   ) {
     super(
-      `STATE_FILE ${statePath} is in use by another Keywarden server (pid ${holderPid}); stop it, or give this one its own STATE_FILE`,
+      `STATE_FILE ${statePath} is in use by another Keywarden server (pid ${holderPid}); stop it, or give this ` +
+        `one its own STATE_FILE`,
     );
     this.name = 'StateLockedError';
   }

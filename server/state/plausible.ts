@@ -26,7 +26,8 @@ export function clearImplausible(pools: Record<string, PoolState>, savedAt: numb
   for (const [name, pool] of Object.entries(pools)) {
     const warn = (where: string, field: string, value: unknown, why: string) =>
       warnings.push(`pool ${name}${where}: ${field} ${JSON.stringify(value)} ${why}; cleared`);
-    const pastHorizon = `is more than 366 days after the state was saved (${new Date(savedAt).toISOString()}), or before 1970`;
+    const pastHorizon =
+      `is more than 366 days after the state was saved (${new Date(savedAt).toISOString()}), ` + `or before 1970`;
     const notYet = `is after the state was saved (${new Date(savedAt).toISOString()}), or before 1970`;
     if (pool.throttle && !end(pool.throttle.until)) {
       warn('', 'throttle.until', pool.throttle.until, pastHorizon);

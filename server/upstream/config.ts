@@ -86,7 +86,9 @@ const origin = z.string().transform((value, ctx) => {
   if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') {
     ctx.addIssue({
       code: 'custom',
-      message: `must be scheme, host and port only, with no path, query or credentials (got ${JSON.stringify(url.origin + url.pathname)})`,
+      message:
+        `must be scheme, host and port only, with no path, query or credentials (got ` +
+        `${JSON.stringify(url.origin + url.pathname)})`,
     });
     return z.NEVER;
   }
