@@ -19,6 +19,7 @@ import type { RefusalJudge } from '../upstream/refusals.js';
 import { answerHeaders, SniffingSink, withoutLength } from './answer.js';
 import { sendAttempt, StopSignal, writeHead, type Sent } from './attempt.js';
 import { attemptOutcome } from './request.js';
+import { recordVerdict } from './verdicts.js';
 
 /** One key tried: its keyId and what came of it (a status, or why there was none), for the log line. */
 interface Attempt {
@@ -85,45 +86,7 @@ type Held = Extract<Sent, { kind: 'held' }> & { verdict: AttemptVerdict; keyId: 
 export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Promise<void> {
   const { registry, logger, metrics } = deps;
 
-  /** What an attempt's answer means for its key, recorded in the pool (never fails the request). */
-  const record = async (pool: string, key: PoolKey, v: AttemptVerdict): Promise<void> => {
-    const keyId = key.keyId;
-    try {
-      switch (v.outcome) {
-        case 'ok':
-          await registry.report(pool, { keyId, outcome: 'ok' });
-          break;
-        case 'invalid':
-          // Not a verdict by itself (the caller chose the path): the judge asks, or holds the key a while.
-          void deps.refusals.refused(pool, key);
-          break;
-        case 'exhausted':
-          await registry.recordUpstream(pool, {
-            reached: true,
-            keyId,
-            finding: { status: 'exhausted', reason: v.reason, window: v.window },
-            credits: null,
-            viaProxy: true,
-          });
-          break;
-        case 'rate_limited':
-          await registry.report(pool, {
-            keyId,
-            outcome: 'rate_limited',
-            ...(v.retryAfterSec === null ? {} : { retryAfterSec: v.retryAfterSec }),
-          });
-          break;
-        case 'error':
-          await registry.report(pool, { keyId, outcome: 'error' });
-          break;
-      }
-    } catch (err) {
-      logger.warn(`proxy ${pool}: recording the outcome for key ${keyId} failed: ${(err as Error).message}`, {
-        pool,
-        keyId,
-      });
-    }
-  };
+  const record = (pool: string, key: PoolKey, v: AttemptVerdict) => recordVerdict(deps, pool, key, v);
 
   return async (req) => {
     const { startedAt: started, pool, upstream, method, path, query, headers, body, res, takeOver } = req;

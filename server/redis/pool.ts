@@ -15,15 +15,10 @@ import {
   type UpstreamRecorded,
 } from '../pools/contract.js';
 import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
-import {
-  Activity,
-  ACTIVITY_KINDS,
-  type HistoryRange,
-  type HistorySeries,
-  type SavedActivity,
-} from '../pools/activity.js';
+import type { HistoryRange, HistorySeries } from '../pools/activity.js';
 import { StateRecord, type KeyState, type PoolState } from '../pools/records.js';
 import { DEFAULT_PIN_LIMITS } from '../pools/pins.js';
+import { RedisActivity } from './activity.js';
 import { RedisPins } from './pins.js';
 import { hashOf, keyStateOf } from './codec.js';
 import {
@@ -74,6 +69,7 @@ export class RedisPool implements PoolBackend {
   private readonly prefix: string;
   private readonly policyJson: string;
   private readonly pins: RedisPins;
+  private readonly activity: RedisActivity;
 
   constructor(
     readonly name: string,
@@ -84,10 +80,10 @@ export class RedisPool implements PoolBackend {
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
     this.limits = compileLimits(policy.limits, policy.upstreamLimits);
-    options.activity?.collectPending();
     // {name} is a hash tag: all of a pool's keys share one slot.
     this.prefix = `${keyPrefix}{${name}}:`;
     this.pins = new RedisPins(redis, this.prefix, options.pinLimits ?? DEFAULT_PIN_LIMITS);
+    this.activity = new RedisActivity(redis, this.prefix, options.activity ?? null);
     this.policyJson = JSON.stringify({
       strategy: policy.strategy,
       rotateEvery: policy.rotateEvery,
@@ -224,78 +220,15 @@ export class RedisPool implements PoolBackend {
     return { found: r.ok, revived: r.revived };
   }
 
-  // ---------------------------------------------------------------- the dashboard's history
-  // Every instance counts in memory and adds its counts to one hash in Redis every few seconds
-  // (HINCRBY: instances never overwrite each other), fields "m:<minute start>:<kind>" and
-  // "h:<hour start>:<kind>"; reading merges it with what this instance has not added yet.
+  // ---------------------------------------------------------------- the dashboard's history (redis/activity.ts)
 
-  /** Adds what this instance counted since the last flush to Redis; old buckets are dropped now and then. */
-  async flushActivity(now: number): Promise<void> {
-    const activity = this.options.activity;
-    if (!activity) return;
-    const pending = activity.takePending();
-    const pipe = this.redis.pipeline();
-    let n = 0;
-    for (const [prefix, rows] of [
-      ['m', pending.minutes],
-      ['h', pending.hours],
-    ] as const) {
-      for (const [start, ...counts] of rows) {
-        counts.forEach((c, k) => {
-          if (c > 0) {
-            pipe.hincrby(`${this.prefix}act`, `${prefix}:${start}:${k}`, c);
-            n++;
-          }
-        });
-      }
-    }
-    if (n === 0) return;
-    // Buckets past a day (minutes) or a week (hours) go about once a minute.
-    if (now - this.prunedAt >= 60_000) {
-      this.prunedAt = now;
-      const fields = await this.redis.hkeys(`${this.prefix}act`).catch(() => [] as string[]);
-      const old = fields.filter((f) => {
-        const [kind, start] = f.split(':');
-        return Number(start) < now - (kind === 'm' ? 86_400_000 : 7 * 86_400_000) - 3_600_000;
-      });
-      if (old.length > 0) pipe.hdel(`${this.prefix}act`, ...old);
-    }
-    try {
-      await pipe.exec();
-    } catch (err) {
-      activity.addPending(pending); // counted again at the next flush
-      throw new StateUnavailableError(err);
-    }
-  }
-
-  private prunedAt = 0;
-
-  /** The pool's history as Redis holds it (every instance's), in the saved shape. */
-  private async savedActivity(): Promise<SavedActivity> {
-    let fields: Record<string, string>;
-    try {
-      fields = await this.redis.hgetall(`${this.prefix}act`);
-    } catch (err) {
-      throw new StateUnavailableError(err);
-    }
-    const rows = { m: new Map<number, number[]>(), h: new Map<number, number[]>() };
-    for (const [field, value] of Object.entries(fields)) {
-      const [kind, start, k] = field.split(':');
-      const byStart = rows[kind as 'm' | 'h'];
-      if (!byStart) continue;
-      let row = byStart.get(Number(start));
-      if (!row) byStart.set(Number(start), (row = ACTIVITY_KINDS.map(() => 0)));
-      row[Number(k)] = Number(value);
-    }
-    const list = (m: Map<number, number[]>) => [...m].sort((a, b) => a[0] - b[0]).map(([start, c]) => [start, ...c]);
-    return { minutes: list(rows.m), hours: list(rows.h) };
+  /** Adds what this instance counted since the last flush to Redis. */
+  flushActivity(now: number): Promise<void> {
+    return this.activity.flush(now);
   }
 
   async activitySeries(range: HistoryRange, now: number): Promise<HistorySeries> {
-    const merged = new Activity();
-    merged.add(await this.savedActivity());
-    merged.add(this.options.activity?.peekPending() ?? { minutes: [], hours: [] });
-    return merged.series(range, now);
+    return this.activity.series(range, now);
   }
 
   async admin(action: AdminAction, keyId: string, now: number, reason?: string): Promise<boolean> {
@@ -323,27 +256,12 @@ export class RedisPool implements PoolBackend {
     const hist = Object.fromEntries(state.history.map((c) => [String(c.start), String(c.count)]));
     const imported = (await this.run<{ ok: boolean }>('replaceState', now, { meta, keys, hist, replace })).ok;
     if (imported) await this.pins.replace(state.pins ?? {}, now);
-    if (imported && state.activity) {
-      const act: Record<string, string> = {};
-      for (const [prefix, rows] of [
-        ['m', state.activity.minutes],
-        ['h', state.activity.hours],
-      ] as const) {
-        for (const [start, ...counts] of rows)
-          counts.forEach((c, k) => c > 0 && (act[`${prefix}:${start}:${k}`] = String(c)));
-      }
-      try {
-        await this.redis.del(`${this.prefix}act`);
-        if (Object.keys(act).length > 0) await this.redis.hset(`${this.prefix}act`, act);
-      } catch (err) {
-        throw new StateUnavailableError(err);
-      }
-    }
+    if (imported && state.activity) await this.activity.replace(state.activity);
     return imported;
   }
 
   async exportState(): Promise<PoolState> {
-    return { ...(await this.readState()).state, activity: await this.savedActivity(), pins: await this.pins.all() };
+    return { ...(await this.readState()).state, activity: await this.activity.saved(), pins: await this.pins.all() };
   }
 
   /** Replaces what Redis holds; the registry applies the key file again right after (membership). */
