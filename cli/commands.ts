@@ -2,17 +2,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../shared/env.js';
 import type { KeyStats, PoolStats } from '../shared/stats.js';
-import { loadPools, POOL_NAME } from '../server/config.js';
-import { cipherFromEnv, type KeyCipher } from '../server/keys/cipher.js';
-import { KeyEditError, recryptKeyFile, removeKey, type Recrypt } from '../server/keys/keyedit.js';
-import type { UsageFetcher } from '../server/upstream/usage-client.js';
+import { loadPools } from '../server/config.js';
+import { KeyEditError, removeKey } from '../server/keys/keyedit.js';
 import type { CheckRow } from '../server/upstream/screen.js';
 import { deserializeState, stateExport, type StateFile } from '../server/state/format.js';
-import type { ProcessProbe } from '../server/state/lock.js';
 import { addOffline, checkPoolOffline, offlineChecker, printChecks } from './check.js';
 import { CliError } from './errors.js';
 import { editStateOffline, exportOffline, offlineRegistry } from './offline.js';
-import { api, detectMode, targetOf, type Target } from './target.js';
+import { recrypt } from './recrypt.js';
+import { api, detectMode, poolArg, targetOf, type CliDeps, type Target } from './target.js';
 
 export { CliError };
 
@@ -33,64 +31,7 @@ export const USAGE = `usage: keywarden keys <command>   (in a checkout also: npm
   state import <file>         replace the rotation state with a file's (another backend's, another machine's)
   status                      one line per pool`;
 
-export interface CliDeps {
-  env: Record<string, string | undefined>;
-  /** This process, to take the state file's lock while editing it offline. */
-  probe: ProcessProbe;
-  /** Keys typed or piped in, for `add`. */
-  readKeys: () => Promise<string[]>;
-  out: (line: string) => void;
-  fetch?: typeof fetch;
-  /** Asks an upstream about a key with no server running (default: usage_info over undici). */
-  fetchUsage?: UsageFetcher;
-}
-
-/**
- * encrypt, decrypt, rotate-secret: rewrite a key file in place (atomically; a running server
- * picks it up like any edit, and after rotate-secret needs the new KEYS_SECRET to read it).
- */
-async function recrypt(
-  command: 'encrypt' | 'decrypt' | 'rotate-secret',
-  rest: string[],
-  t: Target,
-  deps: CliDeps,
-): Promise<void> {
-  const pool = poolArg(rest[0], [...(await loadPools(t.keysDir)).policies.keys()]);
-  const path = join(t.keysDir, `${pool}.txt`);
-  const cipher = t.cipher;
-  if (!cipher) throw new CliError(`KEYS_SECRET: set it (or KEYS_SECRET_FILE) to ${command} ${path}`);
-  let how: Recrypt;
-  if (command === 'rotate-secret') {
-    let next: KeyCipher | null;
-    try {
-      next = cipherFromEnv(deps.env, 'KEYS_SECRET_NEW');
-    } catch (err) {
-      throw err instanceof ConfigError ? new CliError(err.message) : err;
-    }
-    if (!next) throw new CliError('KEYS_SECRET_NEW: set the new secret (or KEYS_SECRET_NEW_FILE) to rotate to');
-    how = { to: 're-encrypted', cipher, next };
-  } else how = command === 'encrypt' ? { to: 'encrypted', cipher } : { to: 'plaintext', cipher };
-  let changed: number;
-  try {
-    changed = await recryptKeyFile(path, how);
-  } catch (err) {
-    if (err instanceof KeyEditError) throw new CliError(err.message);
-    throw err;
-  }
-  deps.out(
-    `${how.to} ${changed} key${changed === 1 ? '' : 's'} in ${path}` +
-      (command === 'rotate-secret'
-        ? '; now set KEYS_SECRET to the new secret where the server runs, and restart it'
-        : ''),
-  );
-}
-
-function poolArg(pool: string | undefined, names: string[] | null): string {
-  if (pool === undefined) throw new CliError(`missing <pool>; run "npm run keys -- help" for usage`, 2);
-  if (!POOL_NAME.test(pool) || (names !== null && !names.includes(pool)))
-    throw new CliError(`unknown pool ${JSON.stringify(pool)}${names ? ` (pools: ${names.join(', ')})` : ''}`);
-  return pool;
-}
+export type { CliDeps } from './target.js';
 
 function keyIdArg(keyId: string | undefined): string {
   if (keyId === undefined) throw new CliError(`missing <keyId>; run "npm run keys -- help" for usage`, 2);

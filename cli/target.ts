@@ -2,6 +2,9 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { intVar, parseEnv } from '../shared/env.js';
 import { cipherFromEnv, type KeyCipher } from '../server/keys/cipher.js';
+import { POOL_NAME } from '../server/config.js';
+import type { ProcessProbe } from '../server/state/lock.js';
+import type { UsageFetcher } from '../server/upstream/usage-client.js';
 import { CliError } from './errors.js';
 
 /** Where the CLI works: a running server's admin API, or the key files and state file themselves. */
@@ -86,4 +89,23 @@ export async function api<T>(
     throw new CliError(`the server at ${t.url} has no admin API: start it with ADMIN_TOKEN set`);
   if (res.status >= 400) throw new CliError(json?.message ?? `the server answered ${res.status}`);
   return json as T;
+}
+
+export interface CliDeps {
+  env: Record<string, string | undefined>;
+  /** This process, to take the state file's lock while editing it offline. */
+  probe: ProcessProbe;
+  /** Keys typed or piped in, for `add`. */
+  readKeys: () => Promise<string[]>;
+  out: (line: string) => void;
+  fetch?: typeof fetch;
+  /** Asks an upstream about a key with no server running (default: usage_info over undici). */
+  fetchUsage?: UsageFetcher;
+}
+
+export function poolArg(pool: string | undefined, names: string[] | null): string {
+  if (pool === undefined) throw new CliError(`missing <pool>; run "npm run keys -- help" for usage`, 2);
+  if (!POOL_NAME.test(pool) || (names !== null && !names.includes(pool)))
+    throw new CliError(`unknown pool ${JSON.stringify(pool)}${names ? ` (pools: ${names.join(', ')})` : ''}`);
+  return pool;
 }
