@@ -37,8 +37,7 @@ interface Entry {
   activity: Activity;
   /** What stats say of the pool's key file (keys/key-files.ts reads it). */
   file: KeyFileStats;
-  /** The key-file lines last applied, the same as PoolKeys (in file order), and by keyId. */
-  lines: readonly KeyLine[];
+  /** The keys of the key-file lines last applied, in file order, and those lines by keyId. */
   keys: readonly PoolKey[];
   byId: ReadonlyMap<string, KeyLine>;
   /** Pins evicted to keep the pool within PIN_MAX since start (a metric). */
@@ -101,7 +100,6 @@ export class PoolRegistry {
           modifiedAt: null,
           error: null,
         },
-        lines: [],
         keys: [],
         byId: new Map(),
         pinsEvicted: 0,
@@ -301,7 +299,6 @@ export class PoolRegistry {
   async applyKeyFile(name: string, lines: readonly KeyLine[], file: KeyFileStats): Promise<ReloadSummary> {
     const e = this.entry(name);
     const summary = await this.exclusive(e, (p, now) => p.setKeys(lines, now));
-    e.lines = lines;
     e.keys = lines.map((l) => ({ keyId: keyIdOf(l.key), key: l.key, masked: maskKey(l.key) }));
     e.byId = new Map(lines.map((l, i) => [e.keys[i]!.keyId, l]));
     e.file = file;
