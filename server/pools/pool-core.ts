@@ -1,5 +1,5 @@
 import { keyIdOf, maskKey } from '../../shared/keys.js';
-import type { CreditWindows, UpstreamSyncStats } from '../../shared/stats.js';
+import type { UpstreamSyncStats } from '../../shared/stats.js';
 import type {
   Handout,
   HandoutAttempt,
@@ -14,6 +14,7 @@ import type {
 } from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
+import { recountKey, recountMinute, takeUpstreamCounts } from './counts.js';
 import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
 import { emptyKeyState, KeyRecord, STRIDE, type Counter, type Hold, type KeyState } from './records.js';
 import {
@@ -293,22 +294,8 @@ export abstract class PoolCore {
   recount(keyId: string, delta: number, at: number, now: number): boolean {
     const rec = this.byId.get(keyId);
     if (!rec) return false;
-    for (let k = 0; k < WINDOW_KINDS.length; k++) {
-      const kind = WINDOW_KINDS[k]!;
-      const start = this.clock.bounds(kind, at).startMs;
-      if (start !== this.clock.bounds(kind, now).startMs) continue;
-      const held = rec.countIn(k, start);
-      const next = Math.max(0, held + delta);
-      if (next !== held) rec.setCount(k, start, next);
-    }
-    rec.total = Math.max(0, rec.total + delta);
-    const minute = this.clock.bounds('minute', at).startMs;
-    if (minute === this.clock.bounds('minute', now).startMs) {
-      if (this.poolWindow?.start === minute) this.poolWindow.count = Math.max(0, this.poolWindow.count + delta);
-      const counted = this.history.find((c) => c.start === minute);
-      if (counted) counted.count = Math.max(0, counted.count + delta);
-      else if (delta > 0) recordHandout(this.history, this.clock, now, delta);
-    }
+    recountKey(rec, this.clock, delta, at, now);
+    recountMinute(this.poolWindow, this.history, this.clock, delta, at, now);
     this.place(rec, now);
     this.changes.touch(rec);
     return true;
@@ -399,26 +386,13 @@ export abstract class PoolCore {
     applyUpstream(rec, hold);
     if (check.credits) {
       rec.credits = check.credits;
-      if (this.policy.upstreamLimits) this.takeUpstreamCounts(rec, check.credits.used, check.servedBefore, now);
+      if (this.policy.upstreamLimits) takeUpstreamCounts(rec, this.clock, check.credits.used, check.servedBefore, now);
     }
     const ev = this.place(rec, now);
     // A verdict repeated at every sync is news once.
     if (hold && !ev.usable && (prior?.status !== hold.status || prior.reason !== hold.reason)) this.keyOut(rec, ev);
     this.changes.touch(rec);
     return { found: true, revived: prior !== null && hold === null };
-  }
-
-  /**
-   * The upstream's count of what a key used, plus what was handed out while it was asked, becomes
-   * the key's count in each window it names (day, week and month in the pool's zone, and total).
-   */
-  private takeUpstreamCounts(rec: KeyRecord, used: CreditWindows, servedBefore: number | undefined, now: number): void {
-    const spent = servedBefore === undefined ? 0 : Math.max(0, rec.total - servedBefore);
-    for (const kind of ['day', 'week', 'month'] as const) {
-      const n = used[kind];
-      if (n !== null) rec.setCount(WINDOW_KINDS.indexOf(kind), this.clock.bounds(kind, now).startMs, n + spent);
-    }
-    if (used.total !== null) rec.total = used.total + spent;
   }
 
   // ---------------------------------------------------------------- admin
