@@ -67,6 +67,8 @@ export function windowStart(kind: CreditWindow, now: number): number {
 
 export class FakeKindwise {
   readonly requests: ReceivedRequest[] = [];
+  /** Requests whose head arrived, their body read or not (`requests` lists those read whole). */
+  arrived = 0;
   /** Requests left unanswered ('hang') whose connection the caller closed. */
   closedWhileHanging = 0;
   private readonly keys = new Map<string, FakeKey>();
@@ -197,6 +199,7 @@ export class FakeKindwise {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.arrived++;
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
