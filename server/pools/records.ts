@@ -1,5 +1,15 @@
 import type { SavedPin } from './pins.js';
-import type { Credits, UpstreamSyncStats } from '../../shared/stats.js';
+import type { UpstreamSyncStats } from '../../shared/stats.js';
+import {
+  isDefault,
+  KEY_FIELDS,
+  recordValue,
+  RULE_FIELDS,
+  type Hold,
+  type KeyFields,
+  type RuleFields,
+} from './fields.js';
+export type { Disabled, Hold, UpstreamHold } from './fields.js';
 import type { SavedActivity } from './activity.js';
 import { WINDOW_KINDS, type WindowKind } from './windows.js';
 
@@ -8,55 +18,14 @@ export interface Counter {
   count: number;
 }
 
-/** A time-limited state of a key (a block, an exhaustion) and why. */
-export interface Hold {
-  until: number;
-  reason: string;
-}
-
 /**
- * The upstream's verdict on a key (an upstream sync): out as `invalid` or `exhausted` until
- * `until` (null: until a sync finds it fine). Kept apart from the holds that reports and
- * operators make, so a sync that finds the key fine lifts only its own.
+ * What is persisted per key (keyed by keyId); no plaintext key. Its counters, then the fields of
+ * the field table (fields.ts), where each is described.
  */
-export interface UpstreamHold {
-  status: 'invalid' | 'exhausted';
-  reason: string;
-  until: number | null;
-}
-
-/** What is persisted per key (keyed by keyId); no plaintext key. */
-export interface KeyState {
+export interface KeyState extends KeyFields {
   windows: Partial<Record<WindowKind, Counter>>;
   total: number;
   lastUsedAt: number | null;
-  block: Hold | null;
-  exhausted: Hold | null;
-  disabled: { reason: string; lineHash: string } | null;
-  failures: number[];
-  backoffLevel: number;
-  /** 'ready': the next handout is the single probe; number: probe handed out, healthy at that time. */
-  probe: 'ready' | number | null;
-  /**
-   * Least-recently-used order: the pool's handout sequence number at the key's last handout, or,
-   * for a key never handed out, NEVER_USED_SEQ_BASE plus the order it was first seen in.
-   * Absent in state written before it was kept (then it is derived from lastUsedAt).
-   */
-  useSeq?: number;
-  /**
-   * The uses of this key a durable save already counts as handed out: `total` plus reserved
-   * headroom. A pool that keeps reservations never serves past it without saving a higher one
-   * first, so after a crash (kill -9) the uses since the last save are at most this: loading
-   * counts them as used, and a crash wastes at most the headroom, never over-issues. Absent, or
-   * equal to `total`, after a clean stop.
-   */
-  reserved?: number;
-  /** Set while the key is not in the key file; its record is kept so a re-added key resumes. */
-  removedAt?: number;
-  /** The upstream's verdict (absent: none). */
-  upstreamHold?: UpstreamHold | null;
-  /** The upstream's last word on the key's credits (absent: never synced). */
-  credits?: Credits | null;
 }
 
 export interface PoolState {
@@ -81,65 +50,45 @@ export interface PoolState {
 }
 
 /**
- * What the rules (rules.ts) read and change of a key: its health fields, its counters (through
- * `countIn`, so a record may keep them anywhere) and what its key-file line says.
+ * What the rules (rules.ts) read and change of a key: the table's rule fields (fields.ts), its
+ * counters (through `countIn`, so a record may keep them anywhere) and what its key-file line says.
  */
-export interface RuleRecord {
-  block: Hold | null;
-  exhausted: Hold | null;
-  disabled: { reason: string; lineHash: string } | null;
-  failures: number[];
-  backoffLevel: number;
-  probe: 'ready' | number | null;
-  upstreamHold: UpstreamHold | null;
+export interface RuleRecord extends RuleFields {
   total: number;
   lastUsedAt: number | null;
   readonly lineHash: string;
   readonly expiresAt: number | null;
-  /** The upstream's last word on the key's credits (its plan's limits among them), or null. */
-  credits: Credits | null;
   /** The count of window kind `k` (its index in WINDOW_KINDS) if that window started at `start`, else 0. */
   countIn(k: number, start: number): number;
 }
 
+/** A new key's state: no counts, every field at its default. */
 export function emptyKeyState(): KeyState {
-  return {
-    windows: {},
-    total: 0,
-    lastUsedAt: null,
-    block: null,
-    exhausted: null,
-    disabled: null,
-    failures: [],
-    backoffLevel: 0,
-    probe: null,
-  };
+  const state: Record<string, unknown> = { windows: {}, total: 0, lastUsedAt: null };
+  for (const f of KEY_FIELDS) if (!f.optional) state[f.name] = recordValue(f, undefined);
+  return state as unknown as KeyState;
 }
 
-/** The health fields both kinds of record carry (see RuleRecord), and how they take them from a persisted state. */
-abstract class HealthFields {
-  // Set by takeHealth(), from the subclass's constructor.
-  block!: Hold | null;
-  exhausted!: Hold | null;
-  disabled!: { reason: string; lineHash: string } | null;
-  failures!: number[];
-  backoffLevel!: number;
-  probe!: 'ready' | number | null;
-  upstreamHold!: UpstreamHold | null;
-  credits!: Credits | null;
+/** Carries the table's rule fields (RuleFields) for both kinds of record, and takes them from a persisted state. */
+class FieldHolder {
+  /** Takes a persisted state's rule fields, each at its default where the state has none; lists as copies. */
+  takeFields(state: Partial<KeyFields>): void {
+    const self = this as unknown as Record<string, unknown>;
+    const from = state as Record<string, unknown>;
+    for (const f of RULE_FIELDS) self[f.name] = recordValue(f, from[f.name]);
+  }
 
-  /** Takes a persisted state's health fields and the upstream's word; the failures as a copy. */
-  protected takeHealth(state: KeyState): void {
-    this.block = state.block;
-    this.exhausted = state.exhausted;
-    this.disabled = state.disabled;
-    this.failures = [...state.failures];
-    this.backoffLevel = state.backoffLevel;
-    this.probe = state.probe;
-    this.upstreamHold = state.upstreamHold ?? null;
-    this.credits = state.credits ?? null;
+  /** The rule fields a persisted state writes: required ones always, optional ones when not at their default. */
+  putFields(state: Record<string, unknown>): void {
+    const self = this as unknown as Record<string, unknown>;
+    for (const f of RULE_FIELDS) {
+      const v = self[f.name];
+      if (!f.optional || !isDefault(f, v)) state[f.name] = Array.isArray(v) ? [...(v as unknown[])] : v;
+    }
   }
 }
+/** FieldHolder as the type its instances have once takeFields ran: the fields come from the table, not declarations. */
+const WithRuleFields = FieldHolder as unknown as new () => FieldHolder & RuleFields;
 
 /**
  * Numbers a pool keeps per key in one Float64Array, `STRIDE` apiece in slot order: total,
@@ -161,7 +110,7 @@ const FIRST_WINDOW = 2;
  * on the handout path a megamorphic lookup and cost ~60 MB of shape descriptors. Its counters
  * live in the pool's number table (see STRIDE), behind accessors.
  */
-export class KeyRecord extends HealthFields implements KeyState, RuleRecord {
+export class KeyRecord extends WithRuleFields implements KeyState, RuleRecord {
   useSeq = 0;
   /**
    * Uses a durable save covers (see KeyState.reserved); a handout never takes total past it when the
@@ -253,28 +202,18 @@ export class KeyRecord extends HealthFields implements KeyState, RuleRecord {
     this.windows = state.windows;
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
-    this.takeHealth(state);
+    this.takeFields(state);
     if (state.useSeq !== undefined) this.useSeq = state.useSeq;
     this.reserved = this.reserveTo = Math.max(state.total, state.reserved ?? 0);
   }
 
   /** The persisted state (a copy: it never shares counters or lists with the record). */
   toState(): KeyState {
-    return {
-      windows: this.windows,
-      total: this.total,
-      lastUsedAt: this.lastUsedAt,
-      block: this.block,
-      exhausted: this.exhausted,
-      disabled: this.disabled,
-      failures: [...this.failures],
-      backoffLevel: this.backoffLevel,
-      probe: this.probe,
-      useSeq: this.useSeq,
-      ...(this.reserveTo > this.total ? { reserved: this.reserveTo } : {}),
-      ...(this.upstreamHold ? { upstreamHold: this.upstreamHold } : {}),
-      ...(this.credits ? { credits: this.credits } : {}),
-    };
+    const state: Record<string, unknown> = { windows: this.windows, total: this.total, lastUsedAt: this.lastUsedAt };
+    this.putFields(state);
+    state.useSeq = this.useSeq;
+    if (this.reserveTo > this.total) state.reserved = this.reserveTo;
+    return state as unknown as KeyState;
   }
 }
 
@@ -282,7 +221,7 @@ export class KeyRecord extends HealthFields implements KeyState, RuleRecord {
  * A persisted KeyState read as a RuleRecord (stats of state read back from Redis, retired keys):
  * the same rules then apply to it as to a live KeyRecord.
  */
-export class StateRecord extends HealthFields implements RuleRecord {
+export class StateRecord extends WithRuleFields implements RuleRecord {
   total: number;
   lastUsedAt: number | null;
   private readonly starts: number[];
@@ -296,7 +235,7 @@ export class StateRecord extends HealthFields implements RuleRecord {
     readonly expiresAt: number | null,
   ) {
     super();
-    this.takeHealth(state);
+    this.takeFields(state);
     this.total = state.total;
     this.lastUsedAt = state.lastUsedAt;
     this.starts = WINDOW_KINDS.map((kind) => state.windows[kind]?.start ?? NaN);

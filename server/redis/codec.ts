@@ -1,79 +1,140 @@
 import type { Counter, KeyState } from '../pools/records.js';
+import { isDefault, KEY_FIELDS, type FieldKind, type FieldSpec, type KindTypes } from '../pools/fields.js';
 import { WINDOW_KINDS, type WindowKind } from '../pools/windows.js';
 
 /**
  * A key's persisted state as its Redis hash, and back: the field codes `pool.lua` and
- * `rules.lua` read (`t` total, `lu` last use, `mS`/`mC` … a window's start and count, `bU`/`bR`
- * a block, …). The state file's encoding of the same record is `state/format.ts`.
+ * `rules.lua` read. The counters are `t` (total), `lu` (last use) and a start and a count per
+ * window (`mS`/`mC`, `hS`/`hC`, …); every other field is the field table's (pools/fields.ts),
+ * under its code, encoded by its kind below. The state file's encoding of the same record is
+ * `state/format.ts`.
  */
 
-const FIELD: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o', week: 'w' };
+const WINDOW_CODE: Record<WindowKind, string> = { minute: 'm', hour: 'h', day: 'd', month: 'o', week: 'w' };
 
-/** Reads a key's hash into the persisted KeyState shape (the same the state file holds). */
-export function keyStateOf(h: Record<string, string>): KeyState {
-  const windows: KeyState['windows'] = {};
-  for (const kind of WINDOW_KINDS) {
-    const start = h[`${FIELD[kind]}S`];
-    if (start !== undefined)
-      windows[kind] = { start: Number(start), count: Number(h[`${FIELD[kind]}C`] ?? 0) } satisfies Counter;
-  }
-  return {
-    windows,
-    total: Number(h.t ?? 0),
-    lastUsedAt: h.lu === undefined ? null : Number(h.lu),
-    block: h.bU === undefined ? null : { until: Number(h.bU), reason: h.bR ?? '' },
-    exhausted: h.eU === undefined ? null : { until: Number(h.eU), reason: h.eR ?? '' },
-    disabled: h.xR === undefined ? null : { reason: h.xR, lineHash: h.xL ?? '' },
-    failures: h.f ? h.f.split(',').map(Number) : [],
-    backoffLevel: Number(h.bl ?? 0),
-    probe: h.pr === undefined ? null : h.pr === 'ready' ? 'ready' : Number(h.pr),
-    useSeq: h.us === undefined ? undefined : Number(h.us),
-    upstreamHold:
-      h.uS === undefined
+/**
+ * The plan's limits from a key's credits, each in a field of its own, because the script reads
+ * them on every handout (rules.lua keyLimits) and a JSON decode there would cost more than it.
+ */
+const PLAN_CODES = [
+  ['pD', 'day'],
+  ['pW', 'week'],
+  ['pO', 'month'],
+  ['pT', 'total'],
+] as const;
+
+type Hash = Record<string, string>;
+
+/** How a kind of field, of values T, sits in the hash under a field's code. */
+interface KindCodec<T> {
+  /** The hash fields a value of this kind writes under `code` (the default writes none). */
+  codes(code: string): string[];
+  read(h: Hash, code: string): T;
+  write(h: Hash, code: string, value: NonNullable<T>): void;
+}
+
+const num = (s: string | undefined): number | undefined => (s === undefined ? undefined : Number(s));
+const scalar: KindCodec<number | undefined> = {
+  codes: (code) => [code],
+  read: (h, code) => num(h[code]),
+  write: (h, code, value) => void (h[code] = String(value)),
+};
+
+const KIND_CODECS: { [K in FieldKind]: KindCodec<KindTypes[K]> } = {
+  hold: {
+    codes: (code) => [`${code}U`, `${code}R`],
+    read: (h, code) =>
+      h[`${code}U`] === undefined ? null : { until: Number(h[`${code}U`]), reason: h[`${code}R`] ?? '' },
+    write: (h, code, v) => Object.assign(h, { [`${code}U`]: String(v.until), [`${code}R`]: v.reason }),
+  },
+  disabled: {
+    codes: (code) => [`${code}R`, `${code}L`],
+    read: (h, code) => {
+      const reason = h[`${code}R`];
+      return reason === undefined ? null : { reason, lineHash: h[`${code}L`] ?? '' };
+    },
+    write: (h, code, v) => Object.assign(h, { [`${code}R`]: v.reason, [`${code}L`]: v.lineHash }),
+  },
+  times: {
+    codes: (code) => [code],
+    read: (h, code) => (h[code] ? h[code].split(',').map(Number) : []),
+    write: (h, code, v) => void (h[code] = v.join(',')),
+  },
+  level: { ...scalar, read: (h, code) => Number(h[code] ?? 0) },
+  probe: {
+    codes: (code) => [code],
+    read: (h, code) => (h[code] === undefined ? null : h[code] === 'ready' ? 'ready' : Number(h[code])),
+    write: (h, code, v) => void (h[code] = String(v)),
+  },
+  seq: scalar,
+  count: scalar,
+  time: scalar,
+  verdict: {
+    codes: (code) => [`${code}S`, `${code}R`, `${code}U`],
+    read: (h, code) =>
+      h[`${code}S`] === undefined
         ? null
         : {
-            status: h.uS as 'invalid' | 'exhausted',
-            reason: h.uR ?? '',
-            until: h.uU === undefined ? null : Number(h.uU),
+            status: h[`${code}S`] as 'invalid' | 'exhausted',
+            reason: h[`${code}R`] ?? '',
+            until: num(h[`${code}U`]) ?? null,
           },
-    credits: h.uc === undefined ? null : (JSON.parse(h.uc) as KeyState['credits']),
-  };
+    write: (h, code, v) => {
+      Object.assign(h, { [`${code}S`]: v.status, [`${code}R`]: v.reason });
+      if (v.until !== null) h[`${code}U`] = String(v.until);
+    },
+  },
+  credits: {
+    codes: (code) => [code, ...PLAN_CODES.map(([plan]) => plan)],
+    read: (h, code) => (h[code] === undefined ? null : (JSON.parse(h[code]) as KindTypes['credits'])),
+    write: (h, code, v) => {
+      h[code] = JSON.stringify(v);
+      for (const [plan, window] of PLAN_CODES) if (v.limits[window] !== null) h[plan] = String(v.limits[window]);
+    },
+  },
+};
+
+const HASHED = KEY_FIELDS.filter((f) => f.redis !== null) as readonly (FieldSpec & { redis: string })[];
+
+/** Every hash field a key's persisted state may write: what the script may read of it. */
+export function keyHashCodes(): string[] {
+  const codes = ['t', 'lu', ...WINDOW_KINDS.flatMap((kind) => [`${WINDOW_CODE[kind]}S`, `${WINDOW_CODE[kind]}C`])];
+  for (const f of HASHED) codes.push(...(KIND_CODECS[f.kind] as KindCodec<unknown>).codes(f.redis));
+  return codes;
+}
+
+/** Reads a key's hash into the persisted KeyState shape (the same the state file holds). */
+export function keyStateOf(h: Hash): KeyState {
+  const windows: KeyState['windows'] = {};
+  for (const kind of WINDOW_KINDS) {
+    const start = h[`${WINDOW_CODE[kind]}S`];
+    if (start !== undefined)
+      windows[kind] = { start: Number(start), count: Number(h[`${WINDOW_CODE[kind]}C`] ?? 0) } satisfies Counter;
+  }
+  const state: Record<string, unknown> = { windows, total: Number(h.t ?? 0), lastUsedAt: num(h.lu) ?? null };
+  for (const f of HASHED) {
+    const value = (KIND_CODECS[f.kind] as KindCodec<unknown>).read(h, f.redis);
+    if (value !== undefined) state[f.name] = value;
+  }
+  return state as unknown as KeyState;
 }
 
 /** A key's persisted state as its Redis hash (the inverse of keyStateOf); retired keys keep their hash too. */
-export function hashOf(k: KeyState): Record<string, string> {
-  const h: Record<string, string> = { t: String(k.total) };
+export function hashOf(k: KeyState): Hash {
+  const h: Hash = { t: String(k.total) };
   for (const kind of WINDOW_KINDS) {
     const w = k.windows[kind];
     if (w) {
-      h[`${FIELD[kind]}S`] = String(w.start);
-      h[`${FIELD[kind]}C`] = String(w.count);
+      h[`${WINDOW_CODE[kind]}S`] = String(w.start);
+      h[`${WINDOW_CODE[kind]}C`] = String(w.count);
     }
   }
   if (k.lastUsedAt !== null) h.lu = String(k.lastUsedAt);
-  if (k.block) Object.assign(h, { bU: String(k.block.until), bR: k.block.reason });
-  if (k.exhausted) Object.assign(h, { eU: String(k.exhausted.until), eR: k.exhausted.reason });
-  if (k.disabled) Object.assign(h, { xR: k.disabled.reason, xL: k.disabled.lineHash });
-  if (k.failures.length > 0) h.f = k.failures.join(',');
-  if (k.backoffLevel !== 0) h.bl = String(k.backoffLevel);
-  if (k.probe !== null) h.pr = String(k.probe);
-  if (k.useSeq !== undefined) h.us = String(k.useSeq);
-  if (k.upstreamHold) {
-    Object.assign(h, { uS: k.upstreamHold.status, uR: k.upstreamHold.reason });
-    if (k.upstreamHold.until !== null) h.uU = String(k.upstreamHold.until);
-  }
-  if (k.credits) {
-    h.uc = JSON.stringify(k.credits);
-    // The plan's limits, as the script reads them (rules.lua keyLimits).
-    for (const [field, window] of [
-      ['pD', 'day'],
-      ['pW', 'week'],
-      ['pO', 'month'],
-      ['pT', 'total'],
-    ] as const) {
-      const l = k.credits.limits[window];
-      if (l !== null) h[field] = String(l);
-    }
+  const state = k as unknown as Record<string, unknown>;
+  for (const f of HASHED) {
+    const value = state[f.name];
+    if (isDefault(f, value)) continue;
+    (KIND_CODECS[f.kind] as KindCodec<unknown>).write(h, f.redis, value as never);
   }
   return h;
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { PoolDrain, PoolHeader } from '../pools/pool.js';
-import type { Credits } from '../../shared/stats.js';
+import { isDefault, KEY_FIELDS, recordValue, type FieldKind, type KindTypes } from '../pools/fields.js';
 import type { KeyRecord, KeyState, PoolState, RuleRecord } from '../pools/records.js';
 import { StateRecord } from '../pools/records.js';
 import { clearImplausible } from './plausible.js';
@@ -54,32 +54,48 @@ const creditCount = z.number().finite().nullable();
 const creditWindows = z.object({ day: creditCount, week: creditCount, month: creditCount, total: creditCount });
 const credits = z.object({ remaining: creditWindows, used: creditWindows, limits: creditWindows, syncedAt: ms });
 const upstreamSync = z.object({ ok: z.boolean(), at: ms, error: z.string().nullable() });
+/** Each kind of field of the field table (pools/fields.ts) as the state file holds it. */
+const KIND_SCHEMAS: { [K in FieldKind]: z.ZodType<KindTypes[K]> } = {
+  hold: block.nullable(),
+  disabled: disabled.nullable(),
+  times: z.array(ms),
+  level: z.number().int().nonnegative(),
+  probe: probe.nullable(),
+  seq: z.number().int().optional(),
+  count: countSchema.optional(),
+  time: ms.optional(),
+  verdict: upstreamHold.nullable(),
+  credits: credits.nullable(),
+};
+
+/**
+ * The table's fields of a key entry: format 1 has every field that is not optional, format 2
+ * (`compact`) only those away from their default.
+ */
+function fieldSchemas(compact: boolean): Record<string, z.ZodType> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const f of KEY_FIELDS) {
+    const schema = KIND_SCHEMAS[f.kind] as z.ZodType;
+    if (f.optional) shape[f.name] = schema.optional();
+    else shape[f.name] = compact ? schema.default(() => recordValue(f, undefined)) : schema;
+  }
+  return shape;
+}
+
+const windowsSchema = z.object({ minute: counter, hour: counter, day: counter, month: counter, week: counter });
 /** Format 1's key entry: every field, windows as {start, count}. */
 const keyState = z.object({
-  windows: z.object({ minute: counter, hour: counter, day: counter, month: counter, week: counter }).partial(),
+  windows: windowsSchema.partial(),
   total: countSchema,
   lastUsedAt: ms.nullable(),
-  block: block.nullable(),
-  exhausted: block.nullable(),
-  disabled: disabled.nullable(),
-  failures: z.array(ms),
-  backoffLevel: z.number().int().nonnegative(),
-  probe: probe.nullable(),
-  useSeq: z.number().int().optional(),
-  reserved: countSchema.optional(),
-  removedAt: ms.optional(),
-  upstreamHold: upstreamHold.nullable().optional(),
-  credits: credits.nullable().optional(),
+  ...fieldSchemas(false),
 });
-/** Format 2's key entry: counts of the pool's `windowStarts` windows; absent health fields are a healthy key's. */
-const compactKeyState = keyState.omit({ windows: true }).extend({
+/** Format 2's key entry: counts of the pool's `windowStarts` windows; absent fields are at their default. */
+const compactKeyState = z.object({
+  total: countSchema,
+  lastUsedAt: ms.nullable(),
   counts: z.array(countSchema).min(4).max(5),
-  block: block.nullable().default(null),
-  exhausted: block.nullable().default(null),
-  disabled: disabled.nullable().default(null),
-  failures: z.array(ms).default([]),
-  backoffLevel: z.number().int().nonnegative().default(0),
-  probe: probe.nullable().default(null),
+  ...fieldSchemas(true),
 });
 /** `week` is absent in files written before perWeek existed (their counts have four entries). */
 const windowStartsSchema = z.object({ minute: ms, hour: ms, day: ms, month: ms, week: ms.optional() });
@@ -211,20 +227,37 @@ export function msText(ms: number): string {
   return high + ZEROS[6 - low.length]! + low;
 }
 
+/** Each kind of field as JSON text (never called with a default, which the file leaves out). */
+const KIND_JSON: { [K in FieldKind]: (value: NonNullable<KindTypes[K]>) => string } = {
+  hold: (v) => JSON.stringify(v),
+  disabled: (v) => JSON.stringify(v),
+  times: (v) => '[' + v.join(',') + ']',
+  level: String,
+  probe: (v) => (v === 'ready' ? '"ready"' : msText(v)),
+  seq: String,
+  count: String,
+  time: msText,
+  verdict: (v) => JSON.stringify(v),
+  credits: (v) => JSON.stringify(v),
+};
+
+/** A field's key in the entry, as JSON text, computed once. */
+const FIELD_KEYS = KEY_FIELDS.map((f) => ',"' + f.name + '":');
+
+/** What a key entry writes besides its record's rule fields: kept by the pool, not the rules. */
+interface Bookkeeping {
+  useSeq?: number | undefined;
+  reserved?: number | undefined;
+  removedAt?: number | undefined;
+}
+
 /**
  * `"keyId":{…}` for the state file (format 2): total, lastUsedAt and the counts of the windows
- * current at `starts` (a count of an older window is 0: nothing reads it), then only the health
- * fields that differ from a healthy key's. Built by hand because saves of large pools run it for
- * every key handed out since the last save; format 1 wrote ~330 bytes a key, this ~75.
+ * current at `starts` (a count of an older window is 0: nothing reads it), then only the fields
+ * of the table that are away from their default. Built by hand because saves of large pools run
+ * it for every key handed out since the last save; format 1 wrote ~330 bytes a key, this ~75.
  */
-function keyEntryJson(
-  keyId: string,
-  r: RuleRecord & { credits: Credits | null },
-  useSeq: number | undefined,
-  reserved: number | undefined,
-  removedAt: number | undefined,
-  starts: WindowStarts,
-): string {
+function keyEntryJson(keyId: string, r: RuleRecord, book: Bookkeeping, starts: WindowStarts): string {
   // Indexes in WINDOW_KINDS order, the order of `counts` in the file.
   const counts =
     r.countIn(0, starts.minute) +
@@ -238,17 +271,11 @@ function keyEntryJson(
     r.countIn(4, starts.week);
   const used = r.lastUsedAt === null ? 'null' : msText(r.lastUsedAt);
   let out = '"' + keyId + '":{"total":' + r.total + ',"lastUsedAt":' + used + ',"counts":[' + counts + ']';
-  if (r.block !== null) out += ',"block":' + JSON.stringify(r.block);
-  if (r.exhausted !== null) out += ',"exhausted":' + JSON.stringify(r.exhausted);
-  if (r.disabled !== null) out += ',"disabled":' + JSON.stringify(r.disabled);
-  if (r.failures.length > 0) out += ',"failures":[' + r.failures.join(',') + ']';
-  if (r.backoffLevel !== 0) out += ',"backoffLevel":' + r.backoffLevel;
-  if (r.probe !== null) out += ',"probe":' + (r.probe === 'ready' ? '"ready"' : msText(r.probe));
-  if (useSeq !== undefined) out += ',"useSeq":' + useSeq;
-  if (reserved !== undefined) out += ',"reserved":' + reserved;
-  if (removedAt !== undefined) out += ',"removedAt":' + msText(removedAt);
-  if (r.upstreamHold !== null) out += ',"upstreamHold":' + JSON.stringify(r.upstreamHold);
-  if (r.credits !== null) out += ',"credits":' + JSON.stringify(r.credits);
+  for (let i = 0; i < KEY_FIELDS.length; i++) {
+    const f = KEY_FIELDS[i]!;
+    const value = f.rule ? (r as unknown as Record<string, unknown>)[f.name] : book[f.name as keyof Bookkeeping];
+    if (!isDefault(f, value)) out += FIELD_KEYS[i]! + (KIND_JSON[f.kind] as (v: unknown) => string)(value);
+  }
   return out + '}';
 }
 
@@ -312,13 +339,11 @@ export function* poolJsonChunks(
     return out;
   };
   for (const [keyId, st] of retired) {
-    parts.push(
-      keyEntryJson(keyId, new StateRecord(st, keyId, '', '', null), st.useSeq, st.reserved, st.removedAt, starts),
-    );
+    parts.push(keyEntryJson(keyId, new StateRecord(st, keyId, '', '', null), st, starts));
     if (parts.length >= batch) yield flush();
   }
   for (const rec of records) {
-    parts.push(keyEntryJson(rec.keyId, rec, rec.useSeq, reservedOf(rec), undefined, starts));
+    parts.push(keyEntryJson(rec.keyId, rec, { useSeq: rec.useSeq, reserved: reservedOf(rec) }, starts));
     if (parts.length >= batch) yield flush();
   }
   yield `${flush()}}}`;

@@ -11,6 +11,8 @@ import { RULE_CONSTANTS } from '../../../server/pools/policy.js';
 import { Pool } from '../../../server/pools/pool.js';
 import { PoolCore } from '../../../server/pools/pool-core.js';
 import { REPO_ROOT } from '../../helpers/server.js';
+import { KEY_FIELDS } from '../../../server/pools/fields.js';
+import { keyHashCodes } from '../../../server/redis/codec.js';
 
 const rulesTs = readFileSync(join(REPO_ROOT, 'server', 'pools', 'rules.ts'), 'utf8');
 const rulesLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'rules.lua'), 'utf8');
@@ -57,5 +59,27 @@ describe('the Redis script mirrors the rulebook', () => {
       [],
       'an operation the in-memory pool lacks',
     );
+  });
+
+  it("the script reads and writes a key's hash by the field table's codes, and reads every rule field", () => {
+    const script = rulesLua + poolLua;
+    const used = new Set([...script.matchAll(/\b(?:get|set)\(\w+, '(\w+)'/gu)].map((m) => m[1]!));
+    // The key-file line's hash and expiry sit in the key's hash too; they are not persisted state.
+    const known = new Set([...keyHashCodes(), 'lh', 'exp']);
+    assert.deepEqual(
+      [...used].filter((code) => !known.has(code)),
+      [],
+      'a hash field the script uses that the field table does not describe',
+    );
+    const windowCodes =
+      /local F = \{ minute = '(\w)', hour = '(\w)', day = '(\w)', month = '(\w)', week = '(\w)' \}/u.exec(rulesLua);
+    assert.ok(windowCodes, "rules.lua's window codes");
+    for (const c of windowCodes.slice(1)) assert.ok(known.has(`${c}S`) && known.has(`${c}C`), `window code ${c}`);
+    for (const f of KEY_FIELDS.filter((field) => field.rule && field.redis !== null)) {
+      assert.ok(
+        [...used].some((code) => code.startsWith(f.redis!)),
+        `the rule field ${f.name} (${f.redis}) is never read by the script`,
+      );
+    }
   });
 });
