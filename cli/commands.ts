@@ -1,16 +1,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ConfigError } from '../shared/env.js';
 import type { KeyStats, PoolStats } from '../shared/stats.js';
 import { loadPools } from '../server/config.js';
-import { KeyEditError, removeKey } from '../server/keys/keyedit.js';
+import { HttpError } from '../server/errors.js';
+import type { KeywardenOps } from '../server/ops/contract.js';
 import type { CheckRow } from '../server/upstream/screen.js';
-import { deserializeState, stateExport, type StateFile } from '../server/state/format.js';
-import { addOffline, checkPoolOffline, offlineChecker, printChecks } from './check.js';
+import { ApiOps } from './api-ops.js';
+import { printChecks } from './check.js';
 import { CliError } from './errors.js';
-import { editStateOffline, exportOffline, offlineRegistry } from './offline.js';
+import { OfflineOps } from './offline.js';
 import { recrypt } from './recrypt.js';
-import { api, detectMode, poolArg, targetOf, type CliDeps, type Target } from './target.js';
+import { detectMode, poolArg, targetOf, type CliDeps, type Target } from './target.js';
 
 export { CliError };
 
@@ -85,6 +85,17 @@ export function keysFromLines(lines: Iterable<string>): string[] {
   return keys;
 }
 
+/** A failure as one line: the operation's own sentence, or, for a refused add, the keys and what --force does. */
+function errorLine(err: unknown): string {
+  if (err instanceof HttpError && err.code === 'invalid_key' && Array.isArray(err.extra.keys)) {
+    const refused = err.extra.keys as CheckRow[];
+    const which = refused.map((r) => `${r.keyId} (${r.masked}): ${r.reason}`).join('; ');
+    return `the upstream rejects ${refused.length} of the keys: ${which}; nothing was added (--force adds them anyway)`;
+  }
+  if (err instanceof CliError || err instanceof ConfigError || err instanceof HttpError) return err.message;
+  return `unexpected error: ${(err as Error).message}`;
+}
+
 /**
  * The CLI as a process runs it: the command, then its exit code, with any failure as one line
  * on `err` (keys.ts adds only the process around it).
@@ -94,13 +105,33 @@ export async function cliMain(args: string[], deps: CliDeps & { err: (line: stri
     await runKeysCommand(args, deps);
     return 0;
   } catch (err) {
-    const known = err instanceof CliError || err instanceof ConfigError;
-    deps.err(`keywarden-keys: ${known ? (err as Error).message : `unexpected error: ${(err as Error).message}`}`);
+    deps.err(`keywarden-keys: ${errorLine(err)}`);
     return err instanceof CliError ? err.exitCode : 1;
   }
 }
 
-/** Runs one CLI command. Throws CliError (one line) on any failure. */
+/** Commands that edit key files alone, so they work with any backend and no server. */
+const KEY_FILE_COMMANDS = ['add', 'remove'];
+const COMMANDS = [
+  'list',
+  'add',
+  'check',
+  'remove',
+  'disable',
+  'enable',
+  'clear-throttle',
+  'state',
+  'encrypt',
+  'decrypt',
+  'rotate-secret',
+  'status',
+];
+
+/**
+ * Runs one CLI command: its arguments read, one use case run (through a running server's admin
+ * API when ADMIN_TOKEN reaches one, else on the files), its answer printed. Throws on any
+ * failure: CliError, or the operation's HttpError (cliMain prints either as one line).
+ */
 export async function runKeysCommand(args: string[], deps: CliDeps): Promise<void> {
   const [command, ...rest] = args;
   const doFetch = deps.fetch ?? fetch;
@@ -109,22 +140,7 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     if (command === undefined) throw new CliError('missing <command>; see the usage above', 2);
     return;
   }
-  if (
-    ![
-      'list',
-      'add',
-      'check',
-      'remove',
-      'disable',
-      'enable',
-      'clear-throttle',
-      'state',
-      'encrypt',
-      'decrypt',
-      'rotate-secret',
-      'status',
-    ].includes(command)
-  )
+  if (!COMMANDS.includes(command))
     throw new CliError(`unknown command ${JSON.stringify(command)}; run "npm run keys -- help" for usage`, 2);
   let t: Target;
   try {
@@ -136,119 +152,44 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
   if (command === 'encrypt' || command === 'decrypt' || command === 'rotate-secret')
     return recrypt(command, rest, t, deps);
   const mode = await detectMode(t, doFetch);
-  if (mode.kind === 'files' && t.redis && command !== 'add' && command !== 'remove') {
+  if (mode.kind === 'files' && t.redis && !KEY_FILE_COMMANDS.includes(command)) {
     throw new CliError(
       `with STATE_BACKEND=redis, "${command}" goes through a running server's admin API: start one at ${t.url} ` +
         `with ADMIN_TOKEN set (add and remove work on the key files alone)`,
     );
   }
+  const ops: KeywardenOps = mode.kind === 'api' ? new ApiOps(t, doFetch) : new OfflineOps(t, deps, mode.serverRunning);
   const names =
-    mode.kind === 'api'
-      ? (await api<{ pools: Array<{ name: string }> }>(t, doFetch, 'GET', '/pools')).pools.map((p) => p.name)
-      : [...(await loadPools(t.keysDir)).policies.keys()];
+    mode.kind === 'api' ? (await ops.pools()).map((p) => p.name) : [...(await loadPools(t.keysDir)).policies.keys()];
 
   switch (command) {
-    case 'status': {
-      if (mode.kind === 'api')
-        printStatus(
-          deps.out,
-          (await api<{ pools: Array<Omit<PoolStats, 'keys'>> }>(t, doFetch, 'GET', '/pools')).pools,
-        );
-      else
-        printStatus(
-          deps.out,
-          (await (await offlineRegistry(t)).registry.stats({ version: '', uptimeSec: 0 }, { keys: 'none' })).pools,
-        );
+    case 'status':
+      printStatus(deps.out, await ops.pools());
       return;
-    }
-    case 'list': {
-      const pools = rest[0] === undefined ? names : [poolArg(rest[0], names)];
-      if (mode.kind === 'api') {
-        for (const p of pools)
-          printKeys(deps.out, p, (await api<{ keys: KeyStats[] }>(t, doFetch, 'GET', `/pools/${p}/keys`)).keys);
-      } else {
-        const { registry } = await offlineRegistry(t);
-        for (const p of pools)
-          printKeys(
-            deps.out,
-            p,
-            (await registry.stats({ version: '', uptimeSec: 0 }, { keys: 'all', pool: p })).pools[0]!.keys,
-          );
-      }
+    case 'list':
+      for (const pool of rest[0] === undefined ? names : [poolArg(rest[0], names)])
+        printKeys(deps.out, pool, await ops.keys(pool));
       return;
-    }
     case 'add': {
       const force = rest.includes('--force');
       const pool = poolArg(rest.filter((a) => a !== '--force')[0], names);
       const keys = await deps.readKeys();
       if (keys.length === 0)
         throw new CliError('no keys given (type one at the prompt, or pipe one per line on stdin)');
-      let added: Array<{ keyId: string; masked: string }>;
-      let warnings: string[];
-      if (mode.kind === 'api') {
-        ({ added, warnings } = await api<{ added: typeof added; warnings: string[] }>(
-          t,
-          doFetch,
-          'POST',
-          `/pools/${pool}/keys${force ? '?force=true' : ''}`,
-          { keys },
-        ));
-      } else {
-        ({ added, warnings } = await addOffline(
-          {
-            path: join(t.keysDir, `${pool}.txt`),
-            upstreams: (await loadPools(t.keysDir)).upstreams,
-            timeoutMs: t.upstreamTimeoutMs,
-            cipher: t.cipher,
-            fetchUsage: deps.fetchUsage,
-          },
-          pool,
-          keys,
-          force,
-        ));
-      }
+      const { added, warnings } = await ops.addKeys(pool, keys, force);
       for (const a of added) deps.out(`added ${a.keyId} ${a.masked} to ${pool}`);
       for (const w of warnings) deps.out(`warning: ${w}`);
       return;
     }
     case 'check': {
       const pool = poolArg(rest[0], names);
-      if (mode.kind === 'api') {
-        printChecks(deps.out, pool, (await api<{ keys: CheckRow[] }>(t, doFetch, 'POST', `/pools/${pool}/check`)).keys);
-        return;
-      }
-      const { upstreams } = await loadPools(t.keysDir);
-      if (upstreams.get(pool)?.type !== 'kindwise')
-        throw new CliError(`pool ${pool} has no upstream to check its keys with (pools.json "upstream")`);
-      if (mode.serverRunning)
-        throw new CliError(
-          `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to check ` +
-            `keys while it runs`,
-        );
-      const asker = offlineChecker(upstreams, t.upstreamTimeoutMs, deps.fetchUsage);
-      try {
-        printChecks(
-          deps.out,
-          pool,
-          await editStateOffline(t, deps.probe, (registry) => checkPoolOffline(registry, asker.checker, pool)),
-        );
-      } finally {
-        await asker.close();
-      }
+      printChecks(deps.out, pool, await ops.checkKeys(pool));
       return;
     }
     case 'remove': {
       const pool = poolArg(rest[0], names);
       const keyId = keyIdArg(rest[1]);
-      if (mode.kind === 'api') await api(t, doFetch, 'DELETE', `/pools/${pool}/keys/${keyId}`);
-      else {
-        try {
-          await removeKey(join(t.keysDir, `${pool}.txt`), keyId, t.cipher);
-        } catch (err) {
-          if (err instanceof KeyEditError) throw new CliError(err.message);
-          throw err;
-        }
-      }
+      await ops.removeKey(pool, keyId);
       deps.out(`removed ${keyId} from ${pool}`);
       return;
     }
@@ -257,89 +198,45 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
       if ((action !== 'export' && action !== 'import') || file === undefined)
         throw new CliError('usage: state export <file> | state import <file>', 2);
       if (action === 'export') {
-        const state: StateFile =
-          mode.kind === 'api'
-            ? await api<StateFile>(t, doFetch, 'GET', '/state')
-            : stateExport(await exportOffline(await offlineRegistry(t)), Date.now());
+        const state = await ops.exportState();
         await writeFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 });
         deps.out(`exported the state of ${Object.keys(state.pools).join(', ')} to ${file}`);
         return;
       }
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (err) {
-        throw new CliError(
-          `${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-        );
-      }
-      let parsed: ReturnType<typeof deserializeState>;
-      try {
-        parsed = deserializeState(text);
-      } catch (err) {
-        throw new CliError(`${file}: ${(err as Error).message}`);
-      }
-      for (const d of parsed.dropped) deps.out(`warning: ${d}`);
-      let imported: string[];
-      if (mode.kind === 'api')
-        imported = (await api<{ imported: typeof imported }>(t, doFetch, 'POST', '/state', parsed.state)).imported;
-      else {
-        if (mode.serverRunning)
-          throw new CliError(
-            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to import ` +
-              `state while it runs`,
-          );
-        imported = await editStateOffline(t, deps.probe, async (registry) => {
-          const done: string[] = [];
-          for (const [name, st] of Object.entries(parsed.state.pools)) {
-            if (!registry.has(name)) continue;
-            await registry.withPool(name, (p, now) => p.replaceState(st, now));
-            done.push(name);
-          }
-          return done;
-        });
-      }
-      deps.out(`imported the state of ${imported.join(', ') || 'no pool'} from ${file}`);
+      const result = await ops.importState(await readStateFile(file)).catch((err: unknown) => {
+        throw err instanceof HttpError && err.code === 'invalid_state' ? new CliError(`${file}: ${err.message}`) : err;
+      });
+      for (const d of result.dropped) deps.out(`warning: ${d}`);
+      deps.out(`imported the state of ${result.imported.join(', ') || 'no pool'} from ${file}`);
       return;
     }
     case 'clear-throttle': {
       const pool = poolArg(rest[0], names);
-      let cleared: boolean;
-      if (mode.kind === 'api')
-        cleared = (await api<{ cleared: typeof cleared }>(t, doFetch, 'POST', `/pools/${pool}/clear-throttle`)).cleared;
-      else {
-        if (mode.serverRunning)
-          throw new CliError(
-            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to clear a ` +
-              `throttle while it runs`,
-          );
-        cleared = await editStateOffline(t, deps.probe, (registry) =>
-          registry.withPool(pool, (p, now) => p.clearThrottle(now)),
-        );
-      }
-      deps.out(cleared ? `cleared the throttle of ${pool}` : `${pool} was not throttled`);
+      deps.out((await ops.clearThrottle(pool)) ? `cleared the throttle of ${pool}` : `${pool} was not throttled`);
       return;
     }
     case 'disable':
     case 'enable': {
       const pool = poolArg(rest[0], names);
       const keyId = keyIdArg(rest[1]);
-      if (mode.kind === 'api') {
-        await api(t, doFetch, 'POST', `/pools/${pool}/keys/${keyId}/${command}`);
-      } else {
-        // The running server owns the state file and would overwrite an edit made behind its back.
-        if (mode.serverRunning)
-          throw new CliError(
-            `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ` +
-              `${command} keys while it runs`,
-          );
-        const ok = await editStateOffline(t, deps.probe, (registry) =>
-          registry.withPool(pool, (p, now) => p.admin(command, keyId, now, 'disabled by admin (cli)')),
-        );
-        if (!ok) throw new CliError(`pool ${pool} has no key ${keyId}`);
-      }
+      await ops.changeKey(pool, keyId, command);
       deps.out(`${command}d ${keyId} in ${pool}`);
       return;
     }
+  }
+}
+
+/** A state file to import, as JSON (its reading and parsing errors name the file). */
+async function readStateFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new CliError(`${file}: not valid JSON (${(err as Error).message})`);
   }
 }

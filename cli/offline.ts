@@ -1,75 +1,147 @@
-import type { PoolState } from '../server/pools/records.js';
-import { KeyFiles } from '../server/keys/key-files.js';
-import { PoolRegistry } from '../server/pools/registry.js';
+import { join } from 'node:path';
 import { loadPools } from '../server/config.js';
-import { createLogger } from '../shared/logger.js';
+import { KeyFiles } from '../server/keys/key-files.js';
+import type { KeyChange, KeywardenOps } from '../server/ops/contract.js';
+import { Operations } from '../server/ops/operations.js';
+import { PoolRegistry } from '../server/pools/registry.js';
 import { FileBackend } from '../server/state/file-backend.js';
 import { FileStore, StateFileError } from '../server/state/file.js';
 import { StateLock, StateLockedError, type ProcessProbe } from '../server/state/lock.js';
 import type { StateStore } from '../server/state/store.js';
-import { join } from 'node:path';
+import { UpstreamSync } from '../server/upstream/sync.js';
+import type { UsageFetcher } from '../server/upstream/usage-client.js';
+import { createLogger } from '../shared/logger.js';
+import { offlineChecker } from './check.js';
 import { CliError } from './errors.js';
 import type { Target } from './target.js';
 
-/** The CLI with no server running: the pools as the key files and the state file say. */
-
-/** The pools as the files say: key files plus the saved state, read without moving a bad file aside. */
-export async function offlineRegistry(t: Target): Promise<{ registry: PoolRegistry; backend: FileBackend }> {
-  const file = new FileStore(t.stateFile);
-  const readOnly: StateStore = {
-    description: file.description,
-    load: () => file.loadReadOnly(),
-    save: (plan) => file.save(plan),
-    flush: () => file.flush(),
-  };
-  const logger = createLogger({ level: 'error', file: null, console: false });
-  const backend = new FileBackend(readOnly, { clock: Date.now, logger, intervalMs: 0 });
-  const registry = new PoolRegistry({
-    policies: (await loadPools(t.keysDir)).policies,
-    clock: Date.now,
-    keyFilePath: (name) => join(t.keysDir, `${name}.txt`),
-    createPool: backend.createPool.bind(backend),
-  });
-  await new KeyFiles({ keysDir: t.keysDir, registry, logger, cipher: t.cipher }).loadAll();
-  await backend.resume().catch((err: unknown) => {
-    throw err instanceof StateFileError ? new CliError(err.message) : err;
-  });
-  return { registry, backend };
-}
-
-/** Every pool's state as the offline registry holds it. */
-export async function exportOffline({ registry }: { registry: PoolRegistry }): Promise<Record<string, PoolState>> {
-  const pools: Record<string, PoolState> = {};
-  for (const name of registry.names()) pools[name] = await registry.withPool(name, (p, now) => p.exportState(now));
-  return pools;
-}
-
 /**
- * Changes the saved state with no server running: under the state file's lock (a server that
- * holds it is named), one change, then a full save.
+ * The use cases with no server to ask: `Operations` on the pools as the key files and the state
+ * file say, run from this process. How much of the files each needs:
+ * - `keyFiles`: the key files alone (add, remove): the state is neither read nor written, so
+ *   these work with any backend and beside a running server, which picks the edit up itself;
+ * - `read`: the saved state read, never written (status, list, export);
+ * - `edit`: under the state file's lock (a server that holds it is named), one change, then a
+ *   full save; refused while a server runs, which owns the state and would overwrite the edit.
  */
-export async function editStateOffline<T>(
-  t: Target,
-  probe: ProcessProbe,
-  change: (registry: PoolRegistry) => Promise<T>,
-): Promise<T> {
-  const moved = await new FileStore(t.stateFile).moved();
-  if (moved) {
-    throw new CliError(
-      `STATE_FILE ${t.stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so ` +
-        `edit through it (run it with ADMIN_TOKEN, and set KEYWARDEN_URL, STATE_BACKEND=redis and ADMIN_TOKEN here)`,
-    );
+type Access = 'keyFiles' | 'read' | 'edit';
+
+/** A state that starts empty and is never written: the key-file use cases read no state. */
+const NO_STATE: StateStore = {
+  description: 'no state (key files only)',
+  load: async () => ({ kind: 'empty' }),
+  save: async () => {},
+  flush: async () => {},
+};
+
+export class OfflineOps implements KeywardenOps {
+  /** The CLI prints what it did; the use cases' log lines have nowhere to go. */
+  private readonly logger = createLogger({ level: 'error', file: null, console: false });
+
+  constructor(
+    private readonly t: Target,
+    private readonly deps: { probe: ProcessProbe; fetchUsage?: UsageFetcher | undefined },
+    /** A server answers at t.url (without ADMIN_TOKEN, or this would not run offline). */
+    private readonly serverRunning: boolean,
+  ) {}
+
+  pools() {
+    return this.run('read', '', (ops) => ops.pools());
   }
-  const lock = new StateLock(t.stateFile, probe);
-  await lock.acquire().catch((err: unknown) => {
-    throw err instanceof StateLockedError ? new CliError(err.message) : err;
-  });
-  try {
-    const { registry, backend } = await offlineRegistry(t);
-    const result = await change(registry);
-    await backend.close(); // the final, full save
-    return result;
-  } finally {
-    await lock.release();
+  keys(pool: string) {
+    return this.run('read', '', (ops) => ops.keys(pool));
+  }
+  exportState() {
+    return this.run('read', '', (ops) => ops.exportState());
+  }
+  addKeys(pool: string, keys: string[], force: boolean) {
+    return this.run('keyFiles', '', (ops) => ops.addKeys(pool, keys, force));
+  }
+  removeKey(pool: string, keyId: string) {
+    return this.run('keyFiles', '', (ops) => ops.removeKey(pool, keyId));
+  }
+  checkKeys(pool: string) {
+    return this.run('edit', 'check keys', (ops) => ops.checkKeys(pool));
+  }
+  changeKey(pool: string, keyId: string, change: KeyChange, reason?: string) {
+    return this.run('edit', `${change} keys`, (ops) => ops.changeKey(pool, keyId, change, reason));
+  }
+  clearThrottle(pool: string) {
+    return this.run('edit', 'clear a throttle', (ops) => ops.clearThrottle(pool));
+  }
+  importState(file: unknown) {
+    return this.run('edit', 'import state', (ops) => ops.importState(file));
+  }
+
+  /** Runs one use case on the files, with the access it needs (`doing` names it for a refusal). */
+  private async run<T>(access: Access, doing: string, use: (ops: Operations) => Promise<T>): Promise<T> {
+    const { t } = this;
+    if (access !== 'edit') return this.withOps(access, use);
+    if (this.serverRunning)
+      throw new CliError(
+        `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${doing} ` +
+          `while it runs`,
+      );
+    const moved = await new FileStore(t.stateFile).moved();
+    if (moved) {
+      throw new CliError(
+        `STATE_FILE ${t.stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so ` +
+          `edit through it (run it with ADMIN_TOKEN, and set KEYWARDEN_URL, STATE_BACKEND=redis and ADMIN_TOKEN here)`,
+      );
+    }
+    const lock = new StateLock(t.stateFile, this.deps.probe);
+    await lock.acquire().catch((err: unknown) => {
+      throw err instanceof StateLockedError ? new CliError(err.message) : err;
+    });
+    try {
+      return await this.withOps(access, use);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Operations on a registry of the files, closed after `use` (with `edit`, the final full save). */
+  private async withOps<T>(access: Access, use: (ops: Operations) => Promise<T>): Promise<T> {
+    const { t } = this;
+    const file = new FileStore(t.stateFile);
+    const store: StateStore =
+      access === 'keyFiles'
+        ? NO_STATE
+        : access === 'read'
+          ? {
+              description: file.description,
+              load: () => file.loadReadOnly(),
+              save: async () => {},
+              flush: async () => {},
+            }
+          : file;
+    const { logger } = this;
+    const backend = new FileBackend(store, { clock: Date.now, logger, intervalMs: 0 });
+    const { policies, upstreams } = await loadPools(t.keysDir);
+    const registry = new PoolRegistry({
+      policies,
+      clock: Date.now,
+      keyFilePath: (name) => join(t.keysDir, `${name}.txt`),
+      createPool: backend.createPool.bind(backend),
+    });
+    const keyFiles = new KeyFiles({ keysDir: t.keysDir, registry, logger, cipher: t.cipher });
+    await keyFiles.loadAll();
+    await backend.resume().catch((err: unknown) => {
+      throw err instanceof StateFileError ? new CliError(err.message) : err;
+    });
+    if (access === 'read') return use(this.operations(registry, keyFiles, null));
+    const asker = offlineChecker(upstreams, t.upstreamTimeoutMs, this.deps.fetchUsage);
+    const sync = new UpstreamSync({ registry, checker: asker.checker, logger, intervalMs: 0, claim: async () => true });
+    try {
+      const result = await use(this.operations(registry, keyFiles, sync));
+      if (access === 'edit') await backend.close(); // the final, full save
+      return result;
+    } finally {
+      await asker.close();
+    }
+  }
+
+  private operations(registry: PoolRegistry, keyFiles: KeyFiles, checker: UpstreamSync | null): Operations {
+    return new Operations({ registry, keyFiles, checker, logger: this.logger, clock: Date.now, actor: 'admin (cli)' });
   }
 }

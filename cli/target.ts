@@ -5,6 +5,7 @@ import { cipherFromEnv, type KeyCipher } from '../server/keys/cipher.js';
 import { POOL_NAME } from '../server/config.js';
 import type { ProcessProbe } from '../server/state/lock.js';
 import type { UsageFetcher } from '../server/upstream/usage-client.js';
+import { HttpError } from '../server/errors.js';
 import { CliError } from './errors.js';
 
 /** Where the CLI works: a running server's admin API, or the key files and state file themselves. */
@@ -87,7 +88,11 @@ export async function api<T>(
   if (res.status === 401) throw new CliError(`ADMIN_TOKEN was refused by the server at ${t.url}`);
   if (res.status === 404 && json?.error === 'not_found')
     throw new CliError(`the server at ${t.url} has no admin API: start it with ADMIN_TOKEN set`);
-  if (res.status >= 400) throw new CliError(json?.message ?? `the server answered ${res.status}`);
+  if (res.status >= 400) {
+    // The server's operation failed: the same error the operation throws offline.
+    const { error, message, ...extra } = json ?? {};
+    throw new HttpError(res.status, error ?? 'http_error', message ?? `the server answered ${res.status}`, extra);
+  }
   return json as T;
 }
 

@@ -17,6 +17,11 @@ export class HttpError extends Error {
   }
 }
 
+export const unknownPool = (pool: string) =>
+  new HttpError(404, 'unknown_pool', `no pool named ${JSON.stringify(pool.slice(0, 64))}`);
+
+export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
+
 /** 503/429 with the seconds to wait, also as a Retry-After header when known. */
 export function unavailable(status: 429 | 503, code: string, message: string, retryAfterMs: number | null): HttpError {
   const retryAfter = retryAfterMs === null ? null : Math.max(1, Math.ceil(retryAfterMs / 1000));

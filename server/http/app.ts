@@ -6,6 +6,7 @@ import { StateUnavailableError } from '../pools/contract.js';
 import type { Health } from '../state/backend.js';
 import type { KeyChecker } from '../upstream/screen.js';
 import { createAdminRouter } from './admin.js';
+import { Operations } from '../ops/operations.js';
 import { createAuth } from './auth.js';
 import { HttpError, methodNotAllowed, notFound, notImplemented } from './errors.js';
 import { createHandout, HANDOUT_ROUTE, handoutTarget } from './handout.js';
@@ -122,13 +123,16 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   if (deps.adminToken) {
-    const admin = createAdminRouter({
-      registry: deps.registry,
-      keyFiles: deps.keyFiles,
-      logger: deps.logger,
-      clock: deps.clock,
-      upstream: deps.upstream ?? null,
-    });
+    const admin = createAdminRouter(
+      new Operations({
+        registry: deps.registry,
+        keyFiles: deps.keyFiles,
+        logger: deps.logger,
+        clock: deps.clock,
+        checker: deps.upstream ?? null,
+        actor: 'admin',
+      }),
+    );
     app.use(admin.routes());
     app.use(admin.allowedMethods());
   }

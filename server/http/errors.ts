@@ -1,9 +1,6 @@
 import { HttpError } from '../errors.js';
 
-export { HttpError, noKeyError, unavailable } from '../errors.js';
-
-export const unknownPool = (pool: string) =>
-  new HttpError(404, 'unknown_pool', `no pool named ${JSON.stringify(pool.slice(0, 64))}`);
+export { badRequest, HttpError, noKeyError, unavailable, unknownPool } from '../errors.js';
 
 export const notFound = (path: string) => new HttpError(404, 'not_found', `no route for ${path.slice(0, 200)}`);
 
@@ -14,8 +11,6 @@ export const unauthorized = () =>
 export const methodNotAllowed = () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route');
 
 export const notImplemented = () => new HttpError(501, 'not_implemented', 'method not implemented');
-
-export const badRequest = (code: string, message: string) => new HttpError(400, code, message);
 
 export const payloadTooLarge = (limitBytes: number) =>
   new HttpError(413, 'payload_too_large', `request body exceeds ${limitBytes} bytes`);

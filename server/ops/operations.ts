@@ -1,0 +1,193 @@
+import type { Logger } from '../../shared/logger.js';
+import type { KeyStats } from '../../shared/stats.js';
+import { POOL_NAME } from '../config.js';
+import { badRequest, HttpError, unknownPool } from '../errors.js';
+import type { KeyFiles } from '../keys/key-files.js';
+import { addKeys, KeyEditError, removeKey, validateNewKeys } from '../keys/keyedit.js';
+import type { PoolState } from '../pools/records.js';
+import type { PoolRegistry } from '../pools/registry.js';
+import { readState, stateExport, type StateFile } from '../state/format.js';
+import { checkRow, screenKeys, type CheckRow, type KeyChecker } from '../upstream/screen.js';
+import type { KeyChange, KeysAdded, KeywardenOps, PoolSummary, StateImported } from './contract.js';
+
+const KEY_ID = /^[0-9a-f]{12}$/u;
+const NO_SERVER = { version: '', uptimeSec: 0 };
+
+export interface OperationsDeps {
+  registry: PoolRegistry;
+  keyFiles: KeyFiles;
+  /** The pools' upstreams (checks before an add, `checkKeys`), or null: none configured. */
+  checker: KeyChecker | null;
+  logger: Logger;
+  clock: () => number;
+  /** Who acts, at the head of each log line ("admin", "cli"). */
+  actor: string;
+}
+
+/** A key-file edit's refusal as the operator hears it. */
+function keyEditError(err: unknown): never {
+  if (err instanceof KeyEditError) {
+    const status = err.code === 'duplicate_key' ? 409 : err.code === 'unknown_key' ? 404 : 400;
+    throw new HttpError(status, err.code, err.message, err.keyIds.length ? { keyIds: err.keyIds } : {});
+  }
+  throw err;
+}
+
+/**
+ * The use cases (contract.ts) on a registry and its key files: a server's own, or the CLI's
+ * offline ones. Key files change through `keyFiles.edit` (atomic, reloaded at once); key and pool
+ * state through the registry. Every change is logged, by keyId, never a key.
+ */
+export class Operations implements KeywardenOps {
+  constructor(private readonly deps: OperationsDeps) {}
+
+  async pools(): Promise<PoolSummary[]> {
+    const stats = await this.deps.registry.stats(NO_SERVER, { keys: 'none' });
+    return stats.pools.map(({ keys: _keys, ...pool }) => pool);
+  }
+
+  async keys(pool: string): Promise<KeyStats[]> {
+    this.pool(pool);
+    return (await this.deps.registry.stats(NO_SERVER, { keys: 'all', pool })).pools[0]!.keys;
+  }
+
+  async addKeys(pool: string, keys: string[], force: boolean): Promise<KeysAdded> {
+    const { keyFiles, checker, registry } = this.deps;
+    this.pool(pool);
+    try {
+      validateNewKeys(keys); // before anything is sent upstream
+    } catch (err) {
+      keyEditError(err);
+    }
+    // A pool with an upstream asks it first: a key it does not know or has deactivated stays out.
+    const screening = checker ? await screenKeys(checker, pool, keys) : null;
+    if (screening && screening.refused.length > 0 && !force) {
+      const ids = screening.refused.map((r) => r.keyId);
+      this.log(
+        'warn',
+        `refused to add ${ids.length} key(s) to pool ${pool} that the upstream rejects: ${ids.join(', ')}`,
+        {
+          pool,
+        },
+      );
+      throw new HttpError(
+        422,
+        'invalid_key',
+        `the upstream rejects ${ids.length} of the keys ` +
+          `(${screening.refused.map((r) => `${r.keyId}: ${r.reason}`).join('; ')}); nothing was added`,
+        { keys: screening.refused },
+      );
+    }
+    const added = await keyFiles.edit(pool, (path) => addKeys(path, keys, keyFiles.cipher)).catch(keyEditError);
+    const warnings: string[] = [];
+    if (screening) {
+      // stats know the new keys' credits at once
+      for (const { check } of screening.checks) await registry.recordUpstream(pool, check);
+      if (screening.unreachable.length > 0)
+        warnings.push(
+          `the upstream could not be asked about ${screening.unreachable.length} key(s) ` +
+            `(${screening.unreachable[0]!.reason}); added unchecked`,
+        );
+      if (force && screening.refused.length > 0)
+        warnings.push(
+          `added ${screening.refused.length} key(s) the upstream rejects, as forced: ` +
+            `${screening.refused.map((r) => `${r.keyId} (${r.masked}): ${r.reason}`).join('; ')}`,
+        );
+    }
+    this.log('info', `added ${added.length} key(s) to pool ${pool}: ${added.map((a) => a.keyId).join(', ')}`, {
+      pool,
+    });
+    for (const w of warnings) this.log('warn', `pool ${pool}: ${w}`, { pool });
+    return { pool, added, checked: screening?.rows ?? null, warnings };
+  }
+
+  async checkKeys(pool: string): Promise<CheckRow[]> {
+    const { checker } = this.deps;
+    this.pool(pool);
+    if (!checker?.has(pool))
+      throw new HttpError(
+        409,
+        'no_upstream',
+        `pool ${pool} has no upstream to check its keys with (pools.json "upstream")`,
+      );
+    return (await checker.checkPool(pool)).map((c) => checkRow(c.keyId, c.masked, c.check));
+  }
+
+  async removeKey(pool: string, keyId: string): Promise<void> {
+    const { keyFiles } = this.deps;
+    this.pool(pool);
+    this.keyId(keyId);
+    await keyFiles.edit(pool, (path) => removeKey(path, keyId, keyFiles.cipher)).catch(keyEditError);
+    this.log('info', `removed key ${keyId} from pool ${pool}`, { pool, keyId });
+  }
+
+  async changeKey(pool: string, keyId: string, change: KeyChange, reason?: string): Promise<void> {
+    this.pool(pool);
+    this.keyId(keyId);
+    const why = change === 'disable' ? `disabled by ${this.deps.actor}${reason ? `: ${reason}` : ''}` : undefined;
+    const found = await this.deps.registry.withPool(pool, (p, now) => p.admin(change, keyId, now, why));
+    if (!found) throw new HttpError(404, 'unknown_key', `pool ${pool} has no key ${keyId}`);
+    const verb = { disable: 'disabled', enable: 'enabled', reset: 'reset counters of' }[change];
+    this.log(change === 'disable' ? 'warn' : 'info', `${verb} key ${keyId} in pool ${pool}`, { pool, keyId });
+  }
+
+  async clearThrottle(pool: string): Promise<boolean> {
+    this.pool(pool);
+    const inForce = await this.deps.registry.withPool(pool, (p, now) => p.clearThrottle(now));
+    this.log(
+      inForce ? 'warn' : 'info',
+      `cleared the throttle of pool ${pool}${inForce ? '' : ' (none was in force)'}`,
+      {
+        pool,
+      },
+    );
+    return inForce;
+  }
+
+  async exportState(): Promise<StateFile> {
+    const { registry, clock } = this.deps;
+    const pools: Record<string, PoolState> = {};
+    for (const name of registry.names()) pools[name] = await registry.withPool(name, (p, now) => p.exportState(now));
+    return stateExport(pools, clock());
+  }
+
+  async importState(file: unknown): Promise<StateImported> {
+    const { registry, keyFiles } = this.deps;
+    let parsed: ReturnType<typeof readState>;
+    try {
+      parsed = readState(file);
+    } catch (err) {
+      throw badRequest('invalid_state', (err as Error).message); // names what is wrong with it
+    }
+    const imported: string[] = [];
+    const skipped: string[] = [];
+    for (const [name, state] of Object.entries(parsed.state.pools)) {
+      if (!registry.has(name)) {
+        skipped.push(name);
+        continue;
+      }
+      await registry.withPool(name, (p, now) => p.replaceState(state, now));
+      await keyFiles.load(name, true); // membership stays the key file's
+      imported.push(name);
+    }
+    this.log(
+      'warn',
+      `replaced the state of ${imported.join(', ') || 'no pool'} from an import` +
+        (skipped.length ? ` (not configured here: ${skipped.join(', ')})` : ''),
+    );
+    return { imported, skipped, dropped: parsed.dropped };
+  }
+
+  /** A pool this registry has, or a 404 naming it. */
+  private pool(name: string): void {
+    if (!POOL_NAME.test(name) || !this.deps.registry.has(name)) throw unknownPool(name);
+  }
+
+  private keyId(keyId: string): void {
+    if (!KEY_ID.test(keyId)) throw badRequest('invalid_key_id', 'keyId must be 12 lowercase hex characters');
+  }
+
+  private log(level: 'info' | 'warn', message: string, meta: Record<string, unknown> = {}): void {
+    this.deps.logger.log(level, `${this.deps.actor}: ${message}`, meta);
+  }
+}
