@@ -15,8 +15,8 @@ import type {
 import { ChangeTracker } from './changes.js';
 import { recordHandout } from './forecast.js';
 import { recountKey, recountMinute, takeUpstreamCounts } from './counts.js';
-import { CORRELATION_WINDOW_MS, DEFAULT_POOL_THROTTLE_MS, reservationBlock, type PoolPolicy } from './policy.js';
-import { emptyKeyState, KeyRecord, STRIDE, type Counter, type Hold, type KeyState } from './records.js';
+import { reservationBlock, type PoolPolicy } from './policy.js';
+import { emptyKeyState, KeyRecord, STRIDE, type Counter, type KeyState } from './records.js';
 import {
   applyAdmin,
   applyReport,
@@ -24,7 +24,6 @@ import {
   compileLimits,
   evaluate,
   grant,
-  isCorrelated,
   limitsLeft,
   readReport,
   remainingAfter,
@@ -36,6 +35,7 @@ import {
   type ReportInput,
 } from './rules.js';
 import { Selection } from './selection.js';
+import { PoolThrottle } from './throttle.js';
 import { UseOrder } from './use-order.js';
 import { WINDOW_KINDS, WindowClock } from './windows.js';
 
@@ -55,13 +55,9 @@ export abstract class PoolCore {
   protected current = -1;
   protected servedInTurn = 0;
   protected poolWindow: Counter | null = null;
-  protected throttle: Hold | null = null;
+  protected readonly throttle = new PoolThrottle();
   protected history: Counter[] = [];
   protected upstreamSync: UpstreamSyncStats | null = null;
-  protected recent429 = new Map<
-    string,
-    { at: number; retryAfterMs: number | null; prior: Pick<KeyState, 'block' | 'backoffLevel' | 'probe'> }
-  >();
   protected readonly useOrder = new UseOrder();
   /** What the next save must carry (state/file-backend.ts reads it). */
   readonly changes = new ChangeTracker<KeyRecord>();
@@ -196,10 +192,10 @@ export abstract class PoolCore {
    * the grant is cut to what the key's limits, the pool cap and a probe allow.
    */
   handout(now: number, want = 1): HandoutAttempt {
-    if (this.throttle) {
-      if (now < this.throttle.until)
-        return { ok: false, reason: 'pool_throttled', retryAfterMs: this.throttle.until - now };
-      this.throttle = null;
+    const throttle = this.throttle.hold;
+    if (throttle) {
+      if (now < throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: throttle.until - now };
+      this.throttle.hold = null;
       this.changes.dirty();
     }
     const cap = this.policy.poolPerMinute;
@@ -319,15 +315,9 @@ export abstract class PoolCore {
     const r = readReport(input, this.policy, this.clock, now);
     this.settle(rec, now);
     // A 429 within a pool-wide throttle already in force is part of it: the key is not to blame.
-    const withinThrottle = r.outcome === 'rate_limited' && this.throttle !== null && now < this.throttle.until;
+    const withinThrottle = r.outcome === 'rate_limited' && this.throttle.inForce(now);
     if (!withinThrottle) {
-      if (r.outcome === 'rate_limited') {
-        this.recent429.set(rec.keyId, {
-          at: now,
-          retryAfterMs: r.retryAfterMs,
-          prior: { block: rec.block, backoffLevel: rec.backoffLevel, probe: rec.probe },
-        });
-      }
+      if (r.outcome === 'rate_limited') this.throttle.note429(rec.keyId, now, r.retryAfterMs, rec);
       applyReport(rec, r, this.policy, now);
       if (r.outcome === 'rate_limited' && this.throttleIfCorrelated(now)) return { ok: true, outcome: r.outcome };
     }
@@ -337,33 +327,19 @@ export abstract class PoolCore {
     return { ok: true, outcome: r.outcome };
   }
 
-  /**
-   * When the recent 429s are correlated (rules.isCorrelated), the caller is throttled, not the
-   * keys: undo their blocks and block the pool instead.
-   */
+  /** When the recent 429s are correlated, the caller is throttled, not the keys: their blocks are undone. */
   protected throttleIfCorrelated(now: number): boolean {
-    for (const [keyId, r] of this.recent429) {
-      if (r.at <= now - CORRELATION_WINDOW_MS || !this.byId.has(keyId)) this.recent429.delete(keyId);
-    }
-    const n = this.recent429.size;
-    if (!isCorrelated(n, this.records.length)) return false;
-    let shortest: number | null = null;
-    for (const [keyId, r] of this.recent429) {
+    const engaged = this.throttle.engage(now, (keyId) => this.byId.has(keyId), this.records.length);
+    if (!engaged) return false;
+    for (const [keyId, prior] of engaged.restore) {
       const rec = this.byId.get(keyId)!;
-      rec.block = r.prior.block;
-      rec.backoffLevel = r.prior.backoffLevel;
-      rec.probe = r.prior.probe;
+      rec.block = prior.block;
+      rec.backoffLevel = prior.backoffLevel;
+      rec.probe = prior.probe;
       this.changes.touch(rec);
       this.place(rec, now);
-      if (r.retryAfterMs !== null) shortest = shortest === null ? r.retryAfterMs : Math.min(shortest, r.retryAfterMs);
     }
-    const until = now + (shortest ?? DEFAULT_POOL_THROTTLE_MS);
-    this.throttle = {
-      until,
-      reason: `${n} of ${this.records.length} keys reported 429 within ${CORRELATION_WINDOW_MS / 1000}s`,
-    };
-    this.recent429.clear();
-    this.emit({ type: 'pool_throttled', pool: this.name, until, keys: n });
+    this.emit({ type: 'pool_throttled', pool: this.name, until: engaged.until, keys: engaged.keys });
     this.changes.dirty();
     return true;
   }
@@ -398,9 +374,7 @@ export abstract class PoolCore {
   // ---------------------------------------------------------------- admin
 
   clearThrottle(now: number): boolean {
-    const inForce = this.throttle !== null && now < this.throttle.until;
-    this.throttle = null;
-    this.recent429.clear();
+    const inForce = this.throttle.clear(now);
     this.changes.dirty();
     return inForce;
   }

@@ -62,7 +62,7 @@ export class Pool extends PoolCore implements PoolBackend {
         clock: this.clock,
         records: this.records,
         current: cur ? { rec: cur, servedInTurn: this.servedInTurn } : null,
-        throttle: this.throttle,
+        throttle: this.throttle.hold,
         history: this.history,
         upstreamSync: this.upstreamSync,
       },
@@ -92,7 +92,7 @@ export class Pool extends PoolCore implements PoolBackend {
       current: this.records[this.current]?.keyId ?? null,
       servedInTurn: this.servedInTurn,
       poolWindow: this.poolWindow,
-      throttle: this.throttle,
+      throttle: this.throttle.hold,
       history: this.history,
       seq: this.useOrder.save(),
       ...(this.upstreamSync ? { upstreamSync: this.upstreamSync } : {}),
@@ -165,7 +165,7 @@ export class Pool extends PoolCore implements PoolBackend {
     this.current = state.current === null ? -1 : (this.byId.get(state.current)?.slot ?? -1);
     this.servedInTurn = this.current === -1 ? 0 : state.servedInTurn;
     this.poolWindow = state.poolWindow;
-    this.throttle = state.throttle;
+    this.throttle.hold = state.throttle;
     this.history = state.history.map((c) => ({ ...c }));
     this.upstreamSync = state.upstreamSync ?? null;
     if (state.activity) this.options.activity?.load(state.activity);

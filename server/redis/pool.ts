@@ -34,10 +34,13 @@ import { poolStats, type KeyRows } from '../pools/stats.js';
 import { WINDOW_KINDS, WindowClock } from '../pools/windows.js';
 
 /**
- * The script: `rules.lua` (the mirror of pools/rules.ts) followed by `pool.lua` (the operations),
- * run as one. Kept in two files so the rules read side by side with their TS twin.
+ * The script: `rules.lua` (the mirror of pools/rules.ts), `store.lua` (keys as records, and the
+ * pool's indexes), then `pool.lua` (the operations), run as one. Kept in three files so the rules
+ * read side by side with their TS twin.
  */
-const LUA = ['rules.lua', 'pool.lua'].map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8')).join('\n');
+const LUA = ['rules.lua', 'store.lua', 'pool.lua']
+  .map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8'))
+  .join('\n');
 
 type KeywardenRedis = Redis & {
   keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string>;

@@ -17,6 +17,7 @@ import { keyHashCodes } from '../../../server/redis/codec.js';
 const rulesTs = readFileSync(join(REPO_ROOT, 'server', 'pools', 'rules.ts'), 'utf8');
 const rulesLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'rules.lua'), 'utf8');
 const poolLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'pool.lua'), 'utf8');
+const storeLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'store.lua'), 'utf8');
 
 describe('the Redis script mirrors the rulebook', () => {
   it('every rule marked Mirrored in rules.ts is a function of the same name in rules.lua', () => {
@@ -36,6 +37,7 @@ describe('the Redis script mirrors the rulebook', () => {
       const literal = new RegExp(`(?<![\\w.])${Math.abs(value)}(?![\\w.])`, 'u');
       assert.doesNotMatch(rulesLua, literal, `${name} (${value}) written into rules.lua`);
       assert.doesNotMatch(poolLua, literal, `${name} (${value}) written into pool.lua`);
+      assert.doesNotMatch(storeLua, literal, `${name} (${value}) written into store.lua`);
       assert.match(rulesLua + poolLua, new RegExp(`C\\.${name}\\b`, 'u'), `${name} not read from C`);
     }
   });
@@ -62,7 +64,7 @@ describe('the Redis script mirrors the rulebook', () => {
   });
 
   it("the script reads and writes a key's hash by the field table's codes, and reads every rule field", () => {
-    const script = rulesLua + poolLua;
+    const script = rulesLua + storeLua + poolLua;
     const used = new Set([...script.matchAll(/\b(?:get|set)\(\w+, '(\w+)'/gu)].map((m) => m[1]!));
     // The key-file line's hash and expiry sit in the key's hash too; they are not persisted state.
     const known = new Set([...keyHashCodes(), 'lh', 'exp']);
