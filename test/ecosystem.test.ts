@@ -123,16 +123,17 @@ describe('pm2 with ecosystem.config.cjs', { concurrency: true }, () => {
     type Env = { status: string; restart_time: number; exit_code?: number };
     const apps = async () =>
       Object.fromEntries(
-        (JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pm2_env: Env }>).map((p) => [
+        (JSON.parse((await pm2('jlist')).stdout) as Array<{ name: string; pid: number; pm2_env: Env }>).map((p) => [
           p.name,
-          p.pm2_env,
+          { ...p.pm2_env, pid: p.pid },
         ]),
       );
     await until('the bot to exit 78', async () => (await apps())['keywarden-bot']?.exit_code === 78);
-    // Longer than the bot's restart back-off (2 s): a restarting app would have been started again by now.
-    // (pm2 labels an app with a back-off "waiting restart" even when its exit code stops it.)
-    await new Promise((r) => setTimeout(r, 3000));
+    // pm2 decides at the exit, in the same step that records the exit code (God.handleExit): an app
+    // it will not restart gets pid 0 there, one it will restart keeps its old pid until the restart.
+    // (Its status reads "waiting restart" either way, when the app has a restart back-off.)
     const after = await apps();
+    assert.equal(after['keywarden-bot']!.pid, 0);
     assert.equal(after['keywarden-bot']!.restart_time, 0);
     assert.notEqual(after['keywarden-bot']!.status, 'online');
     assert.equal(after['keywarden-server']!.status, 'online');
