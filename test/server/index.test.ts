@@ -32,8 +32,8 @@ function load(url: string, concurrency: number) {
   const worker = async () => {
     while (!stopped) {
       try {
-        const res = await fetch(`${url}/api/plantid`);
-        const body = (await res.json()) as { keyId?: string };
+        const res = await getJson(`${url}/api/plantid`);
+        const body = res.body as { keyId?: string };
         if (res.status === 200) {
           okCount++;
           ok.set(body.keyId!, (ok.get(body.keyId!) ?? 0) + 1);
