@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
 import dotenv from 'dotenv';
-import { Redis } from 'ioredis';
 import { CONFIG_EXIT_CODE, ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
 import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
-import { RedisBackend } from './redis/backend.js';
 import { startKeywarden, type RunningServer } from './start.js';
 import { FileBackend } from './state/file-backend.js';
 import { FileStore, StateFileError } from './state/file.js';
@@ -26,16 +24,6 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
-/** The state file as the Redis backend reads it to import (never moved aside or cleaned up). */
-function readOnlyStateFile(path: string) {
-  const file = new FileStore(path);
-  return {
-    description: file.description,
-    load: () => file.loadReadOnly(),
-    markMoved: (where: string, at: number) => file.markMoved(where, at),
-  };
-}
-
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadServerConfig(process.env);
@@ -43,26 +31,13 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
   const backend =
     config.stateBackend === 'redis'
-      ? new RedisBackend(
-          // Fail fast while Redis is down (503 state_unavailable, never a hanging request) and reconnect by itself.
-          new Redis(config.redisUrl, {
-            enableOfflineQueue: false,
-            maxRetriesPerRequest: 1,
-            // Only for a Redis that hangs while connected; a lost connection fails at once (no offline queue).
-            // Generous, because a reply lost to a timeout is a handout counted but never delivered.
-            commandTimeout: 5000,
-            connectTimeout: 2000,
-            retryStrategy: (times) => Math.min(100 * times, 2000),
-          }),
-          config.redisPrefix,
-          {
-            logger,
-            url: config.redisUrl,
-            clock: Date.now,
-            allowVolatile: config.redisAllowVolatile,
-            importFrom: readOnlyStateFile(config.stateFile),
-          },
-        )
+      ? (await import('./redis/connect.js')).connectRedisBackend({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          allowVolatile: config.redisAllowVolatile,
+          stateFile: config.stateFile,
+          logger,
+        })
       : new FileBackend(new FileStore(config.stateFile), {
           clock: Date.now,
           logger,

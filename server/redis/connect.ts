@@ -1,0 +1,44 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../../shared/logger.js';
+import { FileStore } from '../state/file.js';
+import { RedisBackend } from './backend.js';
+
+/**
+ * The Redis backend as the server runs it: the connection's settings and the state file it may
+ * import from. index.ts loads this module only with STATE_BACKEND=redis, so the file backend's
+ * start (and every restart under pm2) skips loading ioredis.
+ */
+export function connectRedisBackend(options: {
+  url: string;
+  prefix: string;
+  allowVolatile: boolean;
+  /** The state file to import on a first start against an empty Redis (read only, never moved aside). */
+  stateFile: string;
+  logger: Logger;
+}): RedisBackend {
+  const file = new FileStore(options.stateFile);
+  return new RedisBackend(
+    // Fail fast while Redis is down (503 state_unavailable, never a hanging request) and reconnect by itself.
+    new Redis(options.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      // Only for a Redis that hangs while connected; a lost connection fails at once (no offline queue).
+      // Generous, because a reply lost to a timeout is a handout counted but never delivered.
+      commandTimeout: 5000,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(100 * times, 2000),
+    }),
+    options.prefix,
+    {
+      logger: options.logger,
+      url: options.url,
+      clock: Date.now,
+      allowVolatile: options.allowVolatile,
+      importFrom: {
+        description: file.description,
+        load: () => file.loadReadOnly(),
+        markMoved: (where: string, at: number) => file.markMoved(where, at),
+      },
+    },
+  );
+}
