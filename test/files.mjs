@@ -1,24 +1,35 @@
-// Prints the test files for `npm test`, the slowest first: node:test runs files on a fixed number
-// of workers in the order given, so starting the long ones (real processes under load) first lets
-// the workers finish together instead of waiting on a long file started last.
+// Which test files `npm test` (test/run.mjs) runs, and how. node:test runs each file it is given
+// in a process of its own, on a fixed number of workers, in the order given. A process costs
+// about half a second of CPU before its first test (Node, the runner, the imports), which is
+// most of what a small suite costs: so the files below, which start real processes, load a
+// server or wait on one, run alone, the longest first (so the workers finish together), and
+// every other file runs in one process that imports them all (`together`), one after another.
+// A new suite joins `together` unless it belongs below.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const SLOWEST_FIRST = [
+const ALONE_LONGEST_FIRST = [
   'test/server/index.test.ts',
-  'test/ecosystem.test.ts',
   'test/server/redis/pool.test.ts',
+  'test/ecosystem.test.ts',
   'test/server/crash-limits.test.ts',
+  'test/client/package.test.ts',
+  'test/server/http/proxy-sdk.test.ts',
   'test/server/redis/backend.test.ts',
   'test/server/full-disk.test.ts',
   'test/cli/encryption.test.ts',
   'test/bot/index.test.ts',
+  'test/server/http/proxy-kindwise.test.ts',
   'test/dashboard/dashboard.test.ts',
-  'test/server/pools/differential.test.ts',
-  'test/server/pools/pool.test.ts',
+  'test/cli/keys.test.ts',
   'test/server/lock.test.ts',
+  'test/server/pools/pool.test.ts',
+  'test/server/pools/differential.test.ts',
   'test/server/http/routes-health.test.ts',
+  'test/server/symlinks.test.ts',
 ];
+/** Where the shared process starts among the others: its suites take about as long as the third. */
+const TOGETHER_AT = 2;
 
 function find(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -26,10 +37,16 @@ function find(dir) {
   );
 }
 
-const all = find('test').sort();
-const first = SLOWEST_FIRST.filter((f) => all.includes(f));
-const ordered = [...first, ...all.filter((f) => !first.includes(f))];
-// --dist: the compiled tests `npm test` runs (tsc has just built them into dist/), which spares
-// each test process the TypeScript loader.
-const dist = process.argv.includes('--dist');
-console.log(ordered.map((f) => (dist ? join('dist', f.replace(/\.ts$/u, '.js')) : f)).join('\n'));
+/**
+ * The plan: `alone`, the files to give node:test, with `together` (the entry that imports the
+ * rest) at its place; `together`, the files that entry imports. `dist`: their compiled paths.
+ */
+export function testPlan({ dist, togetherEntry }) {
+  const all = find('test').sort();
+  const alone = ALONE_LONGEST_FIRST.filter((f) => all.includes(f));
+  const together = all.filter((f) => !alone.includes(f));
+  const compiled = (f) => (dist ? join('dist', f.replace(/\.ts$/u, '.js')) : f);
+  const order = alone.map(compiled);
+  order.splice(TOGETHER_AT, 0, togetherEntry);
+  return { order, together: together.map(compiled) };
+}
