@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { KeyFiles } from '../keys/key-files.js';
 import type { Clock, PoolRegistry } from '../pools/registry.js';
 import { StateUnavailableError } from '../pools/contract.js';
+import { RepeatedFailure } from '../../shared/repeats.js';
 import type { Health } from '../state/backend.js';
 import type { KeyChecker } from '../upstream/screen.js';
 import { createAdminRouter } from './admin.js';
@@ -52,6 +53,17 @@ export function createApp(deps: AppDeps): Koa {
     clock: deps.clock,
   });
 
+  // An error that recurs on every request (a bug on a hot path) is one line and a count a minute,
+  // not a line with a stack per request. Distinct messages are kept apart, up to a bound.
+  const unhandled = new Map<string, RepeatedFailure>();
+  const logUnhandled = (ctx: Context, err: Error): void => {
+    const message = `unhandled error on ${ctx.method} ${ctx.path.slice(0, 100)}: ${String(err.message).slice(0, 300)}`;
+    if (unhandled.size >= 100 && !unhandled.has(message)) unhandled.clear();
+    let trouble = unhandled.get(message);
+    if (!trouble) unhandled.set(message, (trouble = new RepeatedFailure(deps.logger)));
+    trouble.failed(message, trouble.failing ? {} : { stack: err.stack });
+  };
+
   /** The single place errors become JSON. */
   const fail = (ctx: Context, err: unknown): void => {
     if (err instanceof StateUnavailableError) {
@@ -64,9 +76,7 @@ export function createApp(deps: AppDeps): Koa {
       ctx.set(err.headers);
       ctx.body = { error: err.code, message: err.message, ...err.extra };
     } else {
-      deps.logger.error(`unhandled error on ${ctx.method} ${ctx.path}: ${(err as Error).message}`, {
-        stack: (err as Error).stack,
-      });
+      logUnhandled(ctx, err as Error);
       ctx.status = 500;
       ctx.body = { error: 'internal_error', message: 'internal server error' };
     }

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { logWriteFailures } from '../../shared/logger.js';
 import type { KeyStatus } from '../../shared/stats.js';
 import type { PoolRegistry } from '../pools/registry.js';
 
@@ -160,6 +161,17 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
     help: 'State save duration',
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [registry],
+  });
+  let logFailuresSeen = 0;
+  new Counter({
+    name: 'keywarden_log_write_failures_total',
+    help: 'Log lines dropped because they could not be written (a full disk under LOG_FILE)',
+    registers: [registry],
+    collect() {
+      const now = logWriteFailures();
+      this.inc(now - logFailuresSeen);
+      logFailuresSeen = now;
+    },
   });
   const saveFailures = new Counter({
     name: 'keywarden_state_save_failures_total',

@@ -62,7 +62,7 @@ export interface RegistryOptions {
   onEvent?: (e: PoolEvent) => void;
   traceRotations?: boolean;
   rng?: () => number;
-  /** Makes pending reservations durable (the state backend's `reserve`; rejects when it cannot save). */
+  /** Makes pending reservations durable (the backend's `reserve`: rejects when it cannot save; paces its tries). */
   reserve?: () => Promise<void>;
   /** How long pins last and how many a pool keeps. */
   pinLimits?: PinLimits;
@@ -165,9 +165,15 @@ export class PoolRegistry {
     // Every save makes the reservations asked for before it began durable, so each round serves
     // the requests waiting then; a request can lose rounds to others only while they are served.
     const startedAt = since || performance.now();
-    if (performance.now() - startedAt > RESERVATION_WAIT_MS)
+    const late = () => performance.now() - startedAt > RESERVATION_WAIT_MS;
+    if (late())
       throw new StateUnavailableError(new Error(`no reservation could be saved within ${RESERVATION_WAIT_MS} ms`));
-    await this.options.reserve();
+    try {
+      await this.options.reserve();
+    } catch (err) {
+      // Nothing saved (the backend paces its tries): ask again until the wait is over, then a 503.
+      if (late()) throw err instanceof StateUnavailableError ? err : new StateUnavailableError(err);
+    }
     return this.afterReservation(e, await this.exclusive(e, (p, now) => p.handout(now, want)), want, startedAt);
   }
 

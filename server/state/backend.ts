@@ -25,7 +25,8 @@ export interface StateBackend {
   }): Promise<void>;
   /**
    * Makes the pools' pending reservations durable (see KeyState.reserved); only a backend whose
-   * pools keep reservations has it. Rejects when the state cannot be saved.
+   * pools keep reservations has it. Rejects with StateUnavailableError when the state cannot be
+   * saved, and paces its tries: callers ask again at once, and a try soon after a failure waits.
    */
   reserve?(): Promise<void>;
   /** After a start that failed past `open`: lets go of what open took (the state file's lock). */

@@ -1,5 +1,5 @@
 import type { Logger } from '../../shared/logger.js';
-import type { PoolBackend, PoolOptions } from '../pools/contract.js';
+import { StateUnavailableError, type PoolBackend, type PoolOptions } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
 import { Pool } from '../pools/pool.js';
 import type { KeyRecord, PoolState } from '../pools/records.js';
@@ -9,6 +9,9 @@ import { stateJsonChunks } from './format.js';
 import { countReservedAsUsed } from './reservations.js';
 import { createSaver, type SaveOptions, type SaveSource, type Saver } from './saver.js';
 import type { SavePlan, StateStore } from './store.js';
+
+/** After a reservation could not be saved, how long until the next try (the disk may have room again). */
+const RESERVE_RETRY_MS = 250;
 
 /**
  * The file backend: pools in memory (`Pool`), saved to a StateStore (the state file, or memory in
@@ -23,6 +26,8 @@ export class FileBackend implements StateBackend, SaveSource {
   private saveSeq = 0;
   private saver: Saver | null = null;
   private reserving: Promise<void> | null = null;
+  /** When (performance.now()) a reservation may be tried again after a failed one. */
+  private reserveRetryAt = 0;
 
   constructor(
     private readonly store: StateStore,
@@ -143,13 +148,21 @@ export class FileBackend implements StateBackend, SaveSource {
 
   /**
    * Makes every pending reservation durable: a save now, then the wait for any save in flight.
-   * Callers arriving meanwhile share it. Rejects when the state cannot be saved.
+   * Callers arriving meanwhile share it. When the state cannot be saved (a full disk, EIO, a
+   * read-only file system) it rejects with StateUnavailableError, and the next try waits out
+   * RESERVE_RETRY_MS from the failure: callers ask again until their wait is over (registry.ts),
+   * and a full disk sees a few saves a second, not one per waiting request.
    */
   reserve(): Promise<void> {
     this.reserving ??= (async () => {
       try {
+        const wait = this.reserveRetryAt - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         await this.saveNow({ strict: true });
         await this.store.flush();
+      } catch (err) {
+        this.reserveRetryAt = performance.now() + RESERVE_RETRY_MS;
+        throw err instanceof StateUnavailableError ? err : new StateUnavailableError(err);
       } finally {
         this.reserving = null;
       }

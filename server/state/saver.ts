@@ -1,4 +1,5 @@
 import type { Logger } from '../../shared/logger.js';
+import { RepeatedFailure } from '../../shared/repeats.js';
 import type { SavePlan, StateStore } from './store.js';
 
 /** What a saver saves: the file backend's pools. */
@@ -39,7 +40,8 @@ export function createSaver(deps: {
   onSave?: (seconds: number, ok: boolean) => void;
 }): Saver {
   let timer: NodeJS.Timeout | null = null;
-  let failing = false;
+  // A save that keeps failing (a full disk, a timed save every interval) is one line, then a count a minute.
+  const trouble = new RepeatedFailure(deps.logger);
 
   const saveNow = async ({ final = false, strict = final }: SaveOptions = {}): Promise<void> => {
     if (!deps.source.takeDirty() && !final) return;
@@ -49,18 +51,16 @@ export function createSaver(deps: {
       await deps.store.save(plan);
       plan.committed?.();
       deps.onSave?.((performance.now() - start) / 1000, true);
-      if (failing) deps.logger.info(`state: saving to ${deps.store.description} works again`);
-      failing = false;
+      trouble.recovered(`state: saving to ${deps.store.description} works again`);
     } catch (err) {
       deps.onSave?.((performance.now() - start) / 1000, false);
       deps.source.requireFullSave();
       if (final) {
         // The last save (shutdown, the CLI): there is no retry, so it must not pass for done.
         deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}`);
-      } else if (!failing) {
-        deps.logger.error(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
+      } else {
+        trouble.failed(`state: save to ${deps.store.description} failed: ${(err as Error).message}; will retry`);
       }
-      failing = true;
       if (strict) throw err;
     }
   };

@@ -1,4 +1,5 @@
 import { Semaphore } from 'async-mutex';
+import { RepeatedFailure } from '../../shared/repeats.js';
 import type { Logger } from '../../shared/logger.js';
 import type { UpstreamCheck } from '../pools/contract.js';
 import type { PoolKey, PoolRegistry } from '../pools/registry.js';
@@ -23,25 +24,6 @@ export interface SyncDeps {
 }
 
 /**
- * Whether a check's outcome is news for the log: the first failure after success (or at start)
- * and the first success after a failure; a failure repeated is not.
- */
-export function syncLogLine(
-  pool: string,
-  wasReachable: boolean | null,
-  check: UpstreamCheck,
-): { level: 'warn' | 'info'; message: string } | null {
-  if (!check.reached && wasReachable !== false)
-    return {
-      level: 'warn',
-      message: `pool ${pool}: upstream sync failed (${check.error}); keys keep their state until it answers`,
-    };
-  if (check.reached && wasReachable === false)
-    return { level: 'info', message: `pool ${pool}: upstream answers again; sync resumed` };
-  return null;
-}
-
-/**
  * The usage sync: every key of every pool with an upstream is checked once at start and then
  * every `intervalMs`, a few at a time, the checks of a round spread over the interval; each
  * answer goes to the pool (a verdict, credits, the pool's upstreamSync). On demand it checks a
@@ -51,7 +33,12 @@ export class UpstreamSync {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
-  private readonly reachable = new Map<string, boolean>();
+  /**
+   * Each pool's upstream outage, logged once when it starts, counted while it lasts (a line a
+   * minute) and ended by a round of checks that all got an answer: a pool whose keys answer
+   * differently makes one outage, not a line per key.
+   */
+  private readonly outages = new Map<string, RepeatedFailure>();
   private readonly wakers = new Set<() => void>();
 
   constructor(private readonly deps: SyncDeps) {}
@@ -117,6 +104,7 @@ export class UpstreamSync {
     const startedAt = performance.now();
     const results: KeyCheck[] = [];
     const all: Array<Promise<void>> = [];
+    let unreached = 0;
     for (let i = 0; i < keys.length; i++) {
       if (gapMs > 0) await this.sleep(startedAt + i * gapMs - performance.now());
       if (this.stopped) break;
@@ -125,6 +113,7 @@ export class UpstreamSync {
         (async () => {
           try {
             const check = (await this.deps.checker.checkKey(name, keys[i]!.key, keys[i]!.keyId))!;
+            if (!check.reached) unreached++;
             await this.record(name, keys[i]!, check);
             results[i] = { keyId: keys[i]!.keyId, masked: keys[i]!.masked, check };
           } finally {
@@ -134,20 +123,30 @@ export class UpstreamSync {
       );
     }
     await Promise.all(all);
+    if (unreached === 0 && !this.stopped && results.length > 0)
+      this.outage(name).recovered(`pool ${name}: upstream answers again; sync resumed`, { pool: name });
     return results.filter((r) => r !== undefined);
   }
 
   private async record(name: string, k: PoolKey, check: UpstreamCheck): Promise<void> {
     if (this.stopped) return; // shutting down: a cut connection is no outage
-    const line = syncLogLine(name, this.reachable.get(name) ?? null, check);
-    if (line) this.deps.logger.log(line.level, line.message, { pool: name });
-    this.reachable.set(name, check.reached);
+    if (!check.reached)
+      this.outage(name).failed(
+        `pool ${name}: upstream sync failed (${check.error}); keys keep their state until it answers`,
+        { pool: name },
+      );
     const recorded = await this.deps.registry.recordUpstream(name, check);
     if (recorded.revived)
       this.deps.logger.info(`pool ${name}: key ${k.keyId} back in rotation: the upstream finds it fine`, {
         pool: name,
         keyId: k.keyId,
       });
+  }
+
+  private outage(pool: string): RepeatedFailure {
+    let outage = this.outages.get(pool);
+    if (!outage) this.outages.set(pool, (outage = new RepeatedFailure(this.deps.logger, 'warn')));
+    return outage;
   }
 
   /** Waits `ms` (a round's spacing), or less if the sync stops. */
