@@ -155,7 +155,7 @@ export class Operations implements KeywardenOps {
     const { registry, keyFiles } = this.deps;
     let parsed: ReturnType<typeof readState>;
     try {
-      parsed = readState(file);
+      parsed = readState(file, this.deps.clock());
     } catch (err) {
       throw badRequest('invalid_state', (err as Error).message); // names what is wrong with it
     }

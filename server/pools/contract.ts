@@ -54,6 +54,8 @@ export type UpstreamCheck =
       credits: Credits | null;
       viaProxy?: boolean;
       servedBefore?: number;
+      /** Numbers of the answer that were no counts of credits, read as unknown (e.g. `remaining.day -5`). */
+      ignored?: string[];
     }
   | { reached: false; error: string };
 

@@ -124,15 +124,23 @@ export class FileBackend implements StateBackend, SaveSource {
         });
         continue;
       }
-      const unsure = countReservedAsUsed(st, pool.clock, now);
-      if (unsure.keys > 0) {
-        this.options.logger.warn(
-          `state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ` +
-            `${unsure.keys} keys as used, so no limit is passed`,
+      try {
+        const unsure = countReservedAsUsed(st, pool.clock, now);
+        if (unsure.keys > 0) {
+          this.options.logger.warn(
+            `state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ` +
+              `${unsure.keys} keys as used, so no limit is passed`,
+            { pool: name },
+          );
+        }
+        pool.restore(st, now);
+      } catch (err) {
+        // Nothing in a state file stops a start: this pool starts fresh, the others resume.
+        this.options.logger.error(
+          `state: pool ${name}'s saved state cannot be applied (${(err as Error).message}); it starts fresh`,
           { pool: name },
         );
       }
-      pool.restore(st, now);
     }
   }
 

@@ -72,11 +72,11 @@ export class FileStore implements StateStore {
     }
     let loaded: LoadResult;
     try {
-      const { state, dropped } = deserializeState(text);
+      const { state, dropped } = deserializeState(text, this.clock());
       loaded = { kind: 'loaded', state, dropped };
     } catch (err) {
-      if (err instanceof CorruptStateError) return onBad(err.message);
-      throw err;
+      // Nothing in a state file stops a start: what cannot be read at all is moved aside.
+      return onBad(err instanceof CorruptStateError ? err.message : `unreadable (${(err as Error).message})`);
     }
     this.snapshotBytes = Buffer.byteLength(text, 'utf8');
     return this.applyJournal(loaded);
@@ -109,15 +109,14 @@ export class FileStore implements StateStore {
       const last = i === lines.length - 1;
       try {
         if (last && !complete) throw new CorruptStateError('incomplete');
-        const entry = deserializeState(line);
+        const entry = deserializeState(line, this.clock());
         dropped.push(...entry.dropped.map((d) => `journal entry ${i + 1}: ${d}`));
         if (entry.state.seq > state.seq) state = applyJournalEntry(state, entry.state);
       } catch (err) {
-        if (!(err instanceof CorruptStateError)) throw err;
         dropped.push(
           last
             ? `journal: the last entry was cut short (a crash while saving); the state is as of the entry before`
-            : `journal entry ${i + 1} is unreadable (${err.message}); it and later entries were not applied`,
+            : `journal entry ${i + 1} is unreadable (${(err as Error).message}); it and later entries were not applied`,
         );
         break;
       }

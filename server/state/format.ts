@@ -117,9 +117,11 @@ const poolHeader = z.object({
     .optional(),
   keys: z.record(z.string(), z.unknown()),
 });
+/** The latest time a Date holds (ms): a savedAt past it, or before 1970, is no time at all. */
+const LATEST_TIME = 8.64e15;
 const fileHeader = z.object({
   version: z.number().int(),
-  savedAt: ms,
+  savedAt: z.number().min(0, 'is not a time (before 1970)').max(LATEST_TIME, 'is not a time (past the year 275760)'),
   seq: z.number().int().nonnegative().default(0),
   pools: z.record(z.string(), z.unknown()),
 });
@@ -146,18 +148,21 @@ export function applyJournalEntry(base: StateFile, entry: StateFile): StateFile 
  * Parses a state file. Throws CorruptStateError when the file as a whole is unusable; a bad pool
  * or key entry is dropped and reported in `dropped` instead, so one bad entry costs only itself.
  */
-export function deserializeState(text: string): { state: StateFile; dropped: string[] } {
+export function deserializeState(text: string, now = Date.now()): { state: StateFile; dropped: string[] } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
     throw new CorruptStateError(`not valid JSON (${(err as Error).message})`);
   }
-  return readState(raw);
+  return readState(raw, now);
 }
 
-/** deserializeState for a value already parsed from JSON (an imported state in a request body). */
-export function readState(raw: unknown): { state: StateFile; dropped: string[] } {
+/**
+ * deserializeState for a value already parsed from JSON (an imported state in a request body).
+ * `now` is what its times are judged against (plausible.ts).
+ */
+export function readState(raw: unknown, now = Date.now()): { state: StateFile; dropped: string[] } {
   const header = fileHeader.safeParse(raw);
   if (!header.success) throw new CorruptStateError(`not a Keywarden state file (${issueText(header.error)})`);
   const version = header.data.version;
@@ -205,7 +210,7 @@ export function readState(raw: unknown): { state: StateFile; dropped: string[] }
     const { windowStarts: _starts, ...poolFields } = pool.data;
     pools[name] = { ...poolFields, keys };
   }
-  dropped.push(...clearImplausible(pools, header.data.savedAt));
+  dropped.push(...clearImplausible(pools, now));
   return { state: { version, savedAt: header.data.savedAt, seq: header.data.seq, pools }, dropped };
 }
 

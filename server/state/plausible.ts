@@ -2,33 +2,34 @@ import type { KeyState, PoolState } from '../pools/records.js';
 import { WINDOW_KINDS } from '../pools/windows.js';
 
 /**
- * How far past its save a state may say something ends: a Retry-After is capped at a year
- * (the report schema), every other wait is shorter. Anything later was never written by a
- * server: it is a corrupt or hand-edited file.
+ * How far ahead of now a state may say something ends: a Retry-After is capped at a year (the
+ * report schema), every other wait is shorter. Anything later was never written by a server: it
+ * is a corrupt, hand-edited or foreign file.
  */
 export const STATE_HORIZON_MS = 366 * 86_400_000;
-/** Slack for clocks: an event a little after `savedAt` (another instance's clock) is still believable. */
+/** Slack for clocks: an event a little after now (another instance's clock) is still believable. */
 const CLOCK_SLACK_MS = 86_400_000;
 
 /**
- * Checks a parsed state against what a server can have written by `savedAt`, and clears what it
- * cannot: an end time past the horizon (a block, an exhaustion, a probe or a pool throttle
- * "until 1e300" would keep a key or pool out forever), an event time in the future or before
- * 1970, a window count above the key's total. Counts and totals are kept (dropping them would
- * hand the uses out again). Each clearing is one warning naming the pool, key and field.
+ * Checks a parsed state (a state file, a journal entry, an import) against what a server can
+ * have written by `now`, and clears what it cannot: an end time more than STATE_HORIZON_MS ahead
+ * (a block, an exhaustion, a probe or a pool throttle "until 1e300" would keep a key or pool out
+ * forever), an event time in the future or before 1970, a window count above the key's total.
+ * Judged against now, not against the file's own `savedAt`: a file dated a century ahead holds
+ * nothing longer than one dated today. Counts and totals are kept (dropping them would hand the
+ * uses out again). Each clearing is one warning naming the pool, key and field.
  */
-export function clearImplausible(pools: Record<string, PoolState>, savedAt: number): string[] {
+export function clearImplausible(pools: Record<string, PoolState>, now: number): string[] {
   const warnings: string[] = [];
-  const latestEnd = savedAt + STATE_HORIZON_MS;
-  const latestEvent = savedAt + CLOCK_SLACK_MS;
+  const latestEnd = now + STATE_HORIZON_MS;
+  const latestEvent = now + CLOCK_SLACK_MS;
   const end = (t: number) => t >= 0 && t <= latestEnd;
   const event = (t: number) => t >= 0 && t <= latestEvent;
   for (const [name, pool] of Object.entries(pools)) {
     const warn = (where: string, field: string, value: unknown, why: string) =>
       warnings.push(`pool ${name}${where}: ${field} ${JSON.stringify(value)} ${why}; cleared`);
-    const pastHorizon =
-      `is more than 366 days after the state was saved (${new Date(savedAt).toISOString()}), ` + `or before 1970`;
-    const notYet = `is after the state was saved (${new Date(savedAt).toISOString()}), or before 1970`;
+    const pastHorizon = `is more than 366 days ahead (now is ${new Date(now).toISOString()}), or before 1970`;
+    const notYet = `is in the future (now is ${new Date(now).toISOString()}), or before 1970`;
     if (pool.throttle && !end(pool.throttle.until)) {
       warn('', 'throttle.until', pool.throttle.until, pastHorizon);
       pool.throttle = null;
@@ -43,7 +44,7 @@ export function clearImplausible(pools: Record<string, PoolState>, savedAt: numb
     }
     const history = pool.history.filter((c) => event(c.start));
     if (history.length !== pool.history.length) {
-      warn('', 'history', pool.history.length - history.length, `minutes are after the state was saved`);
+      warn('', 'history', pool.history.length - history.length, `minutes are in the future`);
       pool.history = history;
     }
     for (const [keyId, k] of Object.entries(pool.keys))
@@ -88,7 +89,7 @@ function checkKey(
   }
   const failures = k.failures.filter(c.event);
   if (failures.length !== k.failures.length) {
-    warn('failures', k.failures.length - failures.length, 'are after the state was saved');
+    warn('failures', k.failures.length - failures.length, 'are in the future');
     k.failures = failures;
   }
   if (k.removedAt !== undefined && !c.event(k.removedAt)) {

@@ -14,8 +14,14 @@ export type UsageAnswer = { status: number; body: string } | { error: string };
 /** Longest first: a key out in several windows returns when the longest of them resets. */
 const WINDOWS_LONGEST_FIRST: readonly CreditWindow[] = ['total', 'month', 'week', 'day'];
 
-const count = z.number().finite().nullable().optional();
+/**
+ * A count of credits as usage_info should send it: a whole number from 0 below 2^53. Anything
+ * else (-5, 1.8e308, "12") is read as unknown, like a window the plan does not have, and noted
+ * (`ignored`), so an absurd answer neither passes for a plan nor locks a key out.
+ */
+const count = z.unknown().optional();
 const windows = z.object({ day: count, week: count, month: count, total: count }).partial().nullable().optional();
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const usageInfo = z.object({
   active: z.boolean(),
   credit_limits: windows,
@@ -24,8 +30,15 @@ const usageInfo = z.object({
   can_use_credits: z.object({ value: z.boolean(), reason: z.string().nullable().optional() }).nullable().optional(),
 });
 
-function creditWindows(w: z.infer<typeof windows>): CreditWindows {
-  return { day: w?.day ?? null, week: w?.week ?? null, month: w?.month ?? null, total: w?.total ?? null };
+function creditWindows(w: z.infer<typeof windows>, field: string, ignored: string[]): CreditWindows {
+  const out: CreditWindows = { day: null, week: null, month: null, total: null };
+  for (const window of ['day', 'week', 'month', 'total'] as const) {
+    const v = w?.[window];
+    if (isCount(v)) out[window] = v;
+    else if (v !== null && v !== undefined)
+      ignored.push(`${field}.${window} ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
+  }
+  return out;
 }
 
 /** The sentence of an error answer: Kindwise sends a JSON string; others send {detail} or {message}. */
@@ -84,10 +97,11 @@ export function readUsageAnswer(keyId: string, answer: UsageAnswer, now: number)
   } catch {
     return { reached: false, error: 'usage_info answered 200 with a body that is not usage_info' };
   }
+  const ignored: string[] = [];
   const credits: Credits = {
-    remaining: creditWindows(parsed.remaining),
-    used: creditWindows(parsed.used),
-    limits: creditWindows(parsed.credit_limits),
+    remaining: creditWindows(parsed.remaining, 'remaining', ignored),
+    used: creditWindows(parsed.used, 'used', ignored),
+    limits: creditWindows(parsed.credit_limits, 'credit_limits', ignored),
     syncedAt: now,
   };
   let finding: UpstreamFinding = null;
@@ -96,5 +110,5 @@ export function readUsageAnswer(keyId: string, answer: UsageAnswer, now: number)
     const reason = parsed.can_use_credits.reason?.trim() || 'cannot use credits';
     finding = { status: 'exhausted', reason, window: exhaustedWindow(credits.remaining, reason) };
   }
-  return { reached: true, keyId, finding, credits };
+  return { reached: true, keyId, finding, credits, ...(ignored.length ? { ignored } : {}) };
 }

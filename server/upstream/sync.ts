@@ -135,6 +135,12 @@ export class UpstreamSync {
         `pool ${name}: upstream sync failed (${check.error}); keys keep their state until it answers`,
         { pool: name },
       );
+    if (check.reached && check.ignored)
+      this.deps.logger.warn(
+        `pool ${name}: key ${k.keyId}: usage_info sent ${check.ignored.join(', ')}, no whole numbers of credits; ` +
+          `read as unknown`,
+        { pool: name, keyId: k.keyId },
+      );
     const recorded = await this.deps.registry.recordUpstream(name, check);
     if (recorded.revived)
       this.deps.logger.info(`pool ${name}: key ${k.keyId} back in rotation: the upstream finds it fine`, {

@@ -109,6 +109,33 @@ describe('reading Kindwise usage_info answers', () => {
     });
   });
 
+  it('numbers that are no counts of credits (-5, 1.8e308, "12", 2.5) read as unknown and are named; active must be a boolean', () => {
+    const body =
+      '{"active": true, "remaining": {"day": -5, "week": 1.8e308, "total": 40}, "used": {"month": "12"}, ' +
+      '"credit_limits": {"day": 2.5, "total": 9007199254740993}, "can_use_credits": {"value": true}}';
+    const r = readUsageAnswer(ID, { status: 200, body }, NOW);
+    assert.deepEqual(r, {
+      reached: true,
+      keyId: ID,
+      finding: null,
+      credits: {
+        remaining: { day: null, week: null, month: null, total: 40 },
+        used: { day: null, week: null, month: null, total: null },
+        limits: { day: null, week: null, month: null, total: null },
+        syncedAt: NOW,
+      },
+      ignored: [
+        'remaining.day -5',
+        'remaining.week Infinity', // 1.8e308 is past the largest double
+        'used.month "12"',
+        'credit_limits.day 2.5',
+        'credit_limits.total 9007199254740992',
+      ],
+    });
+    const yes = readUsageAnswer(ID, { status: 200, body: '{"active": "yes", "remaining": {"day": 3}}' }, NOW);
+    assert.equal(yes.reached, false);
+  });
+
   it('no answer, a 5xx, a 429 or a 200 that is not usage_info is not a verdict', () => {
     assert.deepEqual(readUsageAnswer(ID, { error: 'GET https://plant.id/api/v3/usage_info: ECONNREFUSED' }, NOW), {
       reached: false,
