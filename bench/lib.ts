@@ -13,13 +13,57 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
+/**
+ * Every process the bench started and has not seen exit: killed when the bench ends any other
+ * way than through their stop() (Ctrl-C, a kill, an error), so none is left running.
+ */
+const running = new Set<ChildProcess>();
+let cleanupHooked = false;
+
+function killAll(): void {
+  for (const proc of running) proc.kill('SIGKILL');
+  running.clear();
+}
+
+function hookCleanup(): void {
+  if (cleanupHooked) return;
+  cleanupHooked = true;
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.once(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  process.on('uncaughtException', (err) => {
+    killAll();
+    console.error(err);
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    killAll();
+    console.error(err);
+    process.exit(1);
+  });
+}
+
+/** Kills `proc` too when the bench ends early (a process the bench started some other way: Redis). */
+export function killOnExit(proc: ChildProcess | null | undefined): void {
+  if (!proc) return;
+  hookCleanup();
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+}
+
 /** Runs a TypeScript entry (through tsx) and resolves once it prints `listening on <url>`. */
 export function start(args: string[], env: Record<string, string>): Promise<Proc> {
+  hookCleanup();
   const proc = spawn(process.execPath, ['--import', TSX, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   let out = '';
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => {

@@ -9,7 +9,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { redisServerBinary, TestRedis } from '../test/helpers/redis.js';
-import { median, medianInterval, ROOT, rssMb, start, type Proc } from './lib.js';
+import { killOnExit, median, medianInterval, ROOT, rssMb, start, type Proc } from './lib.js';
 const CONNECTIONS = 50;
 /** Length of a Redis row's run. */
 const DURATION_SEC = Number(process.env.BENCH_DURATION_SEC ?? 10);
@@ -203,6 +203,7 @@ async function main(): Promise<void> {
     if (redisServerBinary()) {
       const redis = new TestRedis();
       await redis.start();
+      killOnExit(redis.proc);
       try {
         const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url };
         const one = await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench1:' });

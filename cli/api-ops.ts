@@ -1,6 +1,6 @@
 import type { KeyStats } from '../shared/stats.js';
 import type { KeyChange, KeysAdded, KeywardenOps, PoolSummary, StateImported } from '../server/ops/contract.js';
-import type { StateFile } from '../server/state/format.js';
+import type { StateExport } from '../server/state/format.js';
 import type { CheckRow } from '../server/upstream/screen.js';
 import { api, type Target } from './target.js';
 
@@ -36,7 +36,7 @@ export class ApiOps implements KeywardenOps {
   async clearThrottle(pool: string): Promise<boolean> {
     return (await this.call<{ cleared: boolean }>('POST', `/pools/${pool}/clear-throttle`)).cleared;
   }
-  exportState(): Promise<StateFile> {
+  exportState(): Promise<StateExport> {
     return this.call('GET', '/state');
   }
   importState(file: unknown): Promise<StateImported> {

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { realFilePath } from '../server/fs/real-path.js';
 import { loadPools } from '../server/config.js';
 import { KeyFiles } from '../server/keys/key-files.js';
 import type { KeyChange, KeywardenOps } from '../server/ops/contract.js';
@@ -73,6 +74,17 @@ export class OfflineOps implements KeywardenOps {
     return this.run('edit', 'import state', (ops) => ops.importState(file));
   }
 
+  /** STATE_FILE through its links, as the server resolves it, so both lock and read the same file. */
+  private async stateFile(): Promise<string> {
+    try {
+      return await realFilePath(this.t.stateFile);
+    } catch (err) {
+      throw new CliError(
+        `STATE_FILE ${this.t.stateFile} leads nowhere a state file can be (${(err as Error).message})`,
+      );
+    }
+  }
+
   /** Runs one use case on the files, with the access it needs (`doing` names it for a refusal). */
   private async run<T>(access: Access, doing: string, use: (ops: Operations) => Promise<T>): Promise<T> {
     const { t } = this;
@@ -82,14 +94,15 @@ export class OfflineOps implements KeywardenOps {
         `a server is running at ${t.url} without ADMIN_TOKEN; set ADMIN_TOKEN (in .env) for both to ${doing} ` +
           `while it runs`,
       );
-    const moved = await new FileStore(t.stateFile).moved();
+    const stateFile = await this.stateFile();
+    const moved = await new FileStore(stateFile).moved();
     if (moved) {
       throw new CliError(
-        `STATE_FILE ${t.stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so ` +
+        `STATE_FILE ${stateFile} was moved to ${moved.movedTo} on ${moved.at}; the server uses that now, so ` +
           `edit through it (run it with ADMIN_TOKEN, and set KEYWARDEN_URL, STATE_BACKEND=redis and ADMIN_TOKEN here)`,
       );
     }
-    const lock = new StateLock(t.stateFile, this.deps.probe);
+    const lock = new StateLock(stateFile, this.deps.probe);
     await lock.acquire().catch((err: unknown) => {
       throw err instanceof StateLockedError ? new CliError(err.message) : err;
     });
@@ -103,7 +116,7 @@ export class OfflineOps implements KeywardenOps {
   /** Operations on a registry of the files, closed after `use` (with `edit`, the final full save). */
   private async withOps<T>(access: Access, use: (ops: Operations) => Promise<T>): Promise<T> {
     const { t } = this;
-    const file = new FileStore(t.stateFile);
+    const file = new FileStore(await this.stateFile());
     const store: StateStore =
       access === 'keyFiles'
         ? NO_STATE

@@ -5,6 +5,7 @@ import { loadServerConfig } from './config.js';
 import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
 import { startKeywarden, type RunningServer } from './start.js';
 import { FileBackend } from './state/file-backend.js';
+import { realFilePath } from './fs/real-path.js';
 import { FileStore, StateFileError } from './state/file.js';
 import { processProbe, StateLock, StateLockedError } from './state/lock.js';
 
@@ -24,25 +25,36 @@ function packageVersion(): string {
   return '0.0.0';
 }
 
+/** STATE_FILE through its links (fs/real-path.ts); one leading nowhere a file can be made is a config error. */
+async function realStateFile(path: string): Promise<string> {
+  try {
+    return await realFilePath(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError(`STATE_FILE: ${path} leads nowhere a state file can be made (${code})`);
+  }
+}
+
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadServerConfig(process.env);
   ensureLogFolder('LOG_FILE', config.logFile);
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
+  const stateFile = await realStateFile(config.stateFile);
   const backend =
     config.stateBackend === 'redis'
       ? (await import('./redis/connect.js')).connectRedisBackend({
           url: config.redisUrl,
           prefix: config.redisPrefix,
           allowVolatile: config.redisAllowVolatile,
-          stateFile: config.stateFile,
+          stateFile,
           logger,
         })
-      : new FileBackend(new FileStore(config.stateFile), {
+      : new FileBackend(new FileStore(stateFile), {
           clock: Date.now,
           logger,
           intervalMs: config.stateSaveIntervalMs,
-          lock: new StateLock(config.stateFile, processProbe(process.pid, process.kill)),
+          lock: new StateLock(stateFile, processProbe(process.pid, process.kill)),
         });
   // Signals are handled from the start: one that arrives while the server starts stops it as soon
   // as it is up (with the final save), instead of killing it the default way in between.

@@ -3,7 +3,7 @@
 // machine they finish in the time of the slower, instead of one after the other. The linters'
 // output is held and printed after the tests, so it never cuts into the test report.
 import { spawn } from 'node:child_process';
-import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { testPlan } from './files.mjs';
 
@@ -22,10 +22,31 @@ function run(cmd, args, hold = false) {
   });
 }
 
+/**
+ * tsc writes what it compiles and removes nothing: a test renamed or deleted would linger in
+ * dist/test, compiled from a source that is gone. Removed here, with its maps and declarations.
+ */
+function removeStale(dir) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) {
+      removeStale(path);
+      if (readdirSync(path).length === 0) rmSync(path, { recursive: true });
+      continue;
+    }
+    const compiled = /\.(js|js\.map|d\.ts|d\.ts\.map)$/u;
+    if (!compiled.test(e.name)) continue; // copied as it is (a .json), not compiled
+    const base = relative(join(root, 'dist'), path).replace(compiled, '');
+    if (base === 'test/together.test') continue; // written below
+    if (!existsSync(join(root, `${base}.ts`)) && !existsSync(join(root, `${base}.mjs`))) rmSync(path);
+  }
+}
+
 const lint = run('npm', ['run', '--silent', 'lint'], true);
 const build = await run('npx', ['tsc', '--noEmit', 'false']);
 let tests = { code: 1 };
 if (build.code === 0) {
+  removeStale(join(root, 'dist/test'));
   for (const f of readdirSync(join(root, 'server/redis')).filter((f) => f.endsWith('.lua')))
     copyFileSync(join(root, 'server/redis', f), join(root, 'dist/server/redis', f));
   // The compiled tests run (tsc has just built them), which spares each process the TypeScript loader.

@@ -1,5 +1,5 @@
 import type { KeyStats, PoolStats } from '../../shared/stats.js';
-import type { StateFile } from '../state/format.js';
+import type { StateExport } from '../state/format.js';
 import type { CheckRow } from '../upstream/screen.js';
 
 /**
@@ -24,8 +24,8 @@ export interface KeywardenOps {
   changeKey(pool: string, keyId: string, change: KeyChange, reason?: string): Promise<void>;
   /** Lifts a pool-wide throttle; whether one was in force. */
   clearThrottle(pool: string): Promise<boolean>;
-  /** Every pool's rotation state, keyIds only. */
-  exportState(): Promise<StateFile>;
+  /** Every pool's rotation state, keyIds only, as a state file of the current version. */
+  exportState(): Promise<StateExport>;
   /** Replaces the state of the pools a state file names (a parsed JSON value) with its. */
   importState(file: unknown): Promise<StateImported>;
 }

@@ -6,7 +6,8 @@ import type { KeyFiles } from '../keys/key-files.js';
 import { addKeys, KeyEditError, removeKey, validateNewKeys } from '../keys/keyedit.js';
 import type { PoolState } from '../pools/records.js';
 import type { PoolRegistry } from '../pools/registry.js';
-import { readState, stateExport, type StateFile } from '../state/format.js';
+import { readState, stateExport, type StateExport } from '../state/format.js';
+import { WindowClock } from '../pools/windows.js';
 import { checkRow, screenKeys, type CheckRow, type KeyChecker } from '../upstream/screen.js';
 import type { KeyChange, KeysAdded, KeywardenOps, PoolSummary, StateImported } from './contract.js';
 
@@ -24,12 +25,24 @@ export interface OperationsDeps {
   actor: string;
 }
 
-/** A key-file edit's refusal as the operator hears it. */
+/** Errors of a file system that cannot take a write now: a full disk, a failing one, a read-only one. */
+const STORAGE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM']);
+
+/** A key-file edit's refusal as the operator hears it; a file system that fails it is a 503, never a 500. */
 function keyEditError(err: unknown): never {
   if (err instanceof KeyEditError) {
     const status = err.code === 'duplicate_key' ? 409 : err.code === 'unknown_key' ? 404 : 400;
     throw new HttpError(status, err.code, err.message, err.keyIds.length ? { keyIds: err.keyIds } : {});
   }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code && STORAGE_ERRORS.has(code))
+    throw new HttpError(
+      503,
+      'storage_unavailable',
+      `the key file could not be written (${code}); nothing was changed`,
+      { retryAfter: 5 },
+      { 'Retry-After': '5' },
+    );
   throw err;
 }
 
@@ -144,10 +157,13 @@ export class Operations implements KeywardenOps {
     return inForce;
   }
 
-  async exportState(): Promise<StateFile> {
+  async exportState(): Promise<StateExport> {
     const { registry, clock } = this.deps;
-    const pools: Record<string, PoolState> = {};
-    for (const name of registry.names()) pools[name] = await registry.withPool(name, (p, now) => p.exportState(now));
+    const pools: Array<{ name: string; state: PoolState; clock: WindowClock }> = [];
+    for (const name of registry.names()) {
+      const state = await registry.withPool(name, (p, now) => p.exportState(now));
+      pools.push({ name, state, clock: new WindowClock(registry.timeZoneOf(name)) });
+    }
     return stateExport(pools, clock());
   }
 
@@ -160,16 +176,15 @@ export class Operations implements KeywardenOps {
       throw badRequest('invalid_state', (err as Error).message); // names what is wrong with it
     }
     const imported: string[] = [];
-    const skipped: string[] = [];
     for (const [name, state] of Object.entries(parsed.state.pools)) {
-      if (!registry.has(name)) {
-        skipped.push(name);
-        continue;
-      }
+      if (!registry.has(name)) continue;
       await registry.withPool(name, (p, now) => p.replaceState(state, now));
       await keyFiles.load(name, true); // membership stays the key file's
       imported.push(name);
     }
+    // Named from the file as sent: a pool called `__proto__` never makes it into a parsed object.
+    const named = Object.keys((file as { pools?: object }).pools ?? {});
+    const skipped = named.filter((name) => !registry.has(name));
     this.log(
       'warn',
       `replaced the state of ${imported.join(', ') || 'no pool'} from an import` +

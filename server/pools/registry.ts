@@ -112,6 +112,11 @@ export class PoolRegistry {
     return [...this.entries.keys()];
   }
 
+  /** The time zone pool `name`'s days and months reset in (its policy's `resetTimezone`). */
+  timeZoneOf(name: string): string {
+    return this.options.policies.get(name)?.resetTimezone ?? 'UTC';
+  }
+
   has(name: string): boolean {
     return this.entries.has(name);
   }

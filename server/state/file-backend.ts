@@ -99,6 +99,8 @@ export class FileBackend implements StateBackend, SaveSource {
       logger.error(
         `state: ${this.store.description} is ${loaded.error}; moved it to ${loaded.movedTo} and starting fresh`,
       );
+    } else if (loaded.note) {
+      logger.warn(`state: ${loaded.note}; starting fresh`);
     } else {
       logger.info(`state: nothing saved in ${this.store.description} yet; starting fresh`);
     }
@@ -107,7 +109,11 @@ export class FileBackend implements StateBackend, SaveSource {
       store: this.store,
       intervalMs: this.options.intervalMs,
       logger,
-      onSave: hooks.onSave,
+      onSave: (seconds, ok) => {
+        hooks.onSave?.(seconds, ok);
+        // A snapshot is a new file: the lock by inode follows it (a failure leaves the lock by path).
+        if (ok) void this.options.lock?.follow().catch(() => {});
+      },
     });
     if (this.options.intervalMs > 0) this.saver.start();
   }

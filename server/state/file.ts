@@ -70,6 +70,8 @@ export class FileStore implements StateStore {
       if (code === 'ENOENT') return { kind: 'empty' };
       return onBad(`unreadable (${code ?? (err as Error).message})`);
     }
+    // An empty file (made by hand, or a link to a file made empty) holds nothing to lose: a fresh start.
+    if (text.trim() === '') return { kind: 'empty', note: `${this.description} is empty` };
     let loaded: LoadResult;
     try {
       const { state, dropped } = deserializeState(text, this.clock());

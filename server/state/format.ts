@@ -25,12 +25,27 @@ export interface StateFile {
   pools: Record<string, PoolState>;
 }
 
+/** A state export (`GET /admin/state`, `keys state export`): a state file's JSON, in this format's version. */
+export interface StateExport {
+  version: number;
+  savedAt: number;
+  seq: number;
+  pools: Record<string, unknown>;
+}
+
 /**
- * A state export (`GET /admin/state`, `keys state export`): every pool's state with each key
- * whole, the shape of format 1, which every reader reads; so it says version 1, not the file's 2.
+ * Every pool's state (keyIds only, never a key) as a state file of this format's version, for
+ * `GET /admin/state` and `keys state export`: what importing it, or starting on it, reads back.
  */
-export function stateExport(pools: Record<string, PoolState>, savedAt: number): StateFile {
-  return { version: 1, savedAt, seq: 0, pools };
+export function stateExport(
+  pools: ReadonlyArray<{ name: string; state: PoolState; clock: WindowClock }>,
+  savedAt: number,
+): StateExport {
+  const drains = pools.map(({ name, state, clock }) => {
+    const { keys, ...header } = state;
+    return { name, clock, drain: () => ({ header, records: [], retired: new Map(Object.entries(keys)) }) };
+  });
+  return JSON.parse([...stateJsonChunks(savedAt, 0, drains, () => undefined)].join('')) as StateExport;
 }
 
 /** The file is not a readable Keywarden state at all (as opposed to a few bad entries). */

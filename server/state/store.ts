@@ -14,7 +14,8 @@ export interface SavePlan {
 }
 
 export type LoadResult =
-  | { kind: 'empty' }
+  /** Nothing saved yet; `note` when that is a surprise (an empty file where state was expected). */
+  | { kind: 'empty'; note?: string }
   | { kind: 'loaded'; state: StateFile; dropped: string[] }
   /** The saved state was unreadable; it was moved aside to `movedTo` and the server starts fresh. */
   | { kind: 'quarantined'; movedTo: string; error: string };

@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { keyIdOf, maskKey } from '../../../shared/keys.js';
+import { STATE_VERSION } from '../../../server/state/format.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { getJson, postJson, startInProcess } from '../../helpers/server.js';
 
@@ -20,6 +21,29 @@ describe('admin API', () => {
       401,
     );
     assert.equal((await getJson(`${on.url}/admin/pools`, { headers: auth })).status, 200);
+  });
+
+  it('exports the state as a state file of the current version, which imports back; pools it does not have, __proto__ among them, are listed as skipped', async (t) => {
+    const keys = makeKeys(2);
+    const from = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
+    for (let i = 0; i < 3; i++) await getJson(`${from.url}/api/plantid`);
+    const exported = await getJson(`${from.url}/admin/state`, { headers: auth });
+    assert.equal(exported.body.version, STATE_VERSION);
+    assert.ok(!JSON.stringify(exported.body).includes(keys[0]!), 'an export holds a plaintext key');
+    const totals = (s: { pools: Array<{ keys: Array<{ served: { total: number } }> }> }) =>
+      s.pools[0]!.keys.map((k) => k.served.total).sort();
+
+    const to = await startInProcess(t, { keys: { plantid: keys }, env: { ADMIN_TOKEN: ADMIN } });
+    // The JSON text as a client would send it: `__proto__` as a key of its own.
+    const text = JSON.stringify(exported.body).replace(
+      '"pools":{',
+      '"pools":{"__proto__":{"keys":{}},"constructor":{"keys":{}},"elsewhere":{"keys":{}},',
+    );
+    const imported = await postJson(`${to.url}/admin/state`, text, auth);
+    assert.equal(imported.status, 200, JSON.stringify(imported.body));
+    assert.deepEqual(imported.body.imported, ['plantid', 'healthid']);
+    assert.deepEqual(imported.body.skipped, ['__proto__', 'constructor', 'elsewhere']);
+    assert.deepEqual(totals((await getJson(`${to.url}/api/stats`)).body), [1, 2]);
   });
 
   it('clears a pool throttle: handouts resume at once', async (t) => {

@@ -52,6 +52,16 @@ describe('errors from the HTTP parser', () => {
     });
   }
 
+  it('CONNECT (which Node keeps from Koa, and used to drop without an answer) is a JSON 405 with Allow', async (t) => {
+    const s = await startInProcess(t, { keys: { plantid: makeKeys(1) } });
+    const r = await rawRequest(s.url, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    assert.equal(r.status, 405, r.headers);
+    assert.match(r.headers, /\r\nContent-Type: application\/json; charset=utf-8\r\n/u);
+    assert.match(r.headers, /\r\nAllow: GET, HEAD, POST/u);
+    assert.equal(JSON.parse(r.body).error, 'method_not_allowed');
+    assert.equal((await getJson(`${s.url}/healthz`)).status, 200);
+  });
+
   it('OPTIONS names the methods a route takes in Allow', async (t) => {
     const s = await startInProcess(t, { keys: { plantid: makeKeys(1) } });
     for (const [path, allow] of [
