@@ -96,6 +96,43 @@ describe('upstream truth (usage sync against a fake Kindwise)', () => {
     assert.equal(fake.remaining(good!).day, 90);
   });
 
+  it('usage_info with counts that are none (-5, 1.8e308, "12") or active "yes" changes no key; creditsRemaining stays sane; one warning per key and sync', async (t) => {
+    const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
+    const fake = await fakeUpstream(t, clock);
+    const [a, b] = makeKeys(2);
+    fake.addKey(a!, { limits: { day: 100 }, used: { day: 10 } });
+    fake.addKey(b!, { limits: { day: 100 }, used: { day: 30 } });
+    const s = await startInProcess(t, {
+      clock,
+      keys: { plantid: [a!, b!] },
+      pools: { plantid: { upstream: { origin: fake.url } } },
+      env: { ADMIN_TOKEN: ADMIN, UPSTREAM_SYNC_INTERVAL_MS: '0' },
+    });
+    assert.equal((await postJson(`${s.url}/admin/pools/plantid/check`, {}, auth)).status, 200);
+    assert.equal((await poolStats(s.url)).creditsRemaining, 160);
+    fake.answer(USAGE, (apiKey) => ({
+      status: 200,
+      body:
+        apiKey === a
+          ? '{"active": true, "remaining": {"day": -5, "total": 1.8e308}, "used": {"day": "12"}, ' +
+            '"credit_limits": {"day": 100}, "can_use_credits": {"value": true}}'
+          : '{"active": "yes", "remaining": {"day": 3}, "can_use_credits": {"value": true}}',
+    }));
+    const checked = await postJson(`${s.url}/admin/pools/plantid/check`, {}, auth);
+    assert.equal(checked.status, 200);
+    const p = await poolStats(s.url);
+    assert.deepEqual([p.available, keyRow(p, a!).status, keyRow(p, b!).status], [2, 'available', 'available']);
+    // a's day is unknown now (its -5 ignored), b keeps what it had (its answer was no usage_info): 70 left.
+    assert.equal(p.creditsRemaining, 70);
+    assert.deepEqual(keyRow(p, a!).credits?.remaining, { day: null, week: null, month: null, total: null });
+    const warnings = s.lines.filter((l) => l.includes('no whole numbers of credits'));
+    assert.equal(warnings.length, 1);
+    assert.match(
+      (JSON.parse(warnings[0]!) as { message: string }).message,
+      /remaining\.day -5, remaining\.total Infinity, used\.day "12"/u,
+    );
+  });
+
   it("a key out of daily credits is exhausted until midnight in the pool's zone and comes back after it (clock moved)", async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T05:00:00Z')); // 21:00 on the 20th in Los Angeles
     const fake = await fakeUpstream(t, clock);
