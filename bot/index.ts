@@ -20,7 +20,7 @@ async function main(): Promise<void> {
       .stop()
       .then(() => closeLogger(logger))
       .then(() => process.exit(0))
-      .catch(() => process.exit(1));
+      .catch(() => closeLogger(logger).finally(() => process.exit(1)));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -28,6 +28,7 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: logLevelVar,
   LOG_FILE: z.string().default('logs/server.log'),
+  LOG_ACCESS: boolVar(true),
   STATE_BACKEND: z.enum(['file', 'redis'], 'must be file or redis').default('file'),
   REDIS_URL: z
     .string()
@@ -81,7 +82,7 @@ export interface ServerConfig {
    * The proxy (/proxy/<pool>/…): keys tried per request, the largest request body, how long the
    * caller may take to send it, one attempt's time to answer (the wait for a connection included).
    */
-  proxy: { maxAttempts: number; maxBodyBytes: number; bodyTimeoutMs: number; timeoutMs: number };
+  proxy: { maxAttempts: number; maxBodyBytes: number; bodyTimeoutMs: number; timeoutMs: number; accessLog: boolean };
   /** The longest time an upstream's Retry-After or a report may keep a key out. */
   maxRetryAfterSec: number;
   /**
@@ -142,6 +143,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
       maxBodyBytes: e.PROXY_MAX_BODY_BYTES,
       bodyTimeoutMs: e.PROXY_BODY_TIMEOUT_MS,
       timeoutMs: e.PROXY_TIMEOUT_MS,
+      accessLog: e.LOG_ACCESS,
     },
     maxRetryAfterSec: e.MAX_RETRY_AFTER_S,
     pins: { ttlMs: e.PIN_TTL_DAYS * 86_400_000, max: e.PIN_MAX },

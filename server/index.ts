@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import dotenv from 'dotenv';
 import { CONFIG_EXIT_CODE, ConfigError } from '../shared/env.js';
 import { loadServerConfig } from './config.js';
-import { closeLogger, createLogger, ensureLogFolder } from '../shared/logger.js';
+import { closeLogger, createLogger, ensureLogFolder, type Logger } from '../shared/logger.js';
 import { startKeywarden, type RunningServer } from './start.js';
 import { FileBackend } from './state/file-backend.js';
 import { realFilePath } from './fs/real-path.js';
@@ -35,11 +35,15 @@ async function realStateFile(path: string): Promise<string> {
   }
 }
 
+/** The server's logger once made: a start that fails after it flushes its lines before the exit. */
+let startLogger: Logger | null = null;
+
 async function main(): Promise<void> {
   dotenv.config({ quiet: true }); // real environment variables win over .env
   const config = loadServerConfig(process.env);
   ensureLogFolder('LOG_FILE', config.logFile);
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
+  startLogger = logger;
   const stateFile = await realStateFile(config.stateFile);
   const backend =
     config.stateBackend === 'redis'
@@ -69,7 +73,8 @@ async function main(): Promise<void> {
       .stop(reason)
       .then(() => closeLogger(logger))
       .then(() => process.exit(0))
-      .catch((err: unknown) => {
+      .catch(async (err: unknown) => {
+        await closeLogger(logger); // what it logged on the way (the failed save) is written first
         console.error(`keywarden: shutdown failed: ${(err as Error).message}`);
         process.exit(1);
       });
@@ -86,9 +91,10 @@ async function main(): Promise<void> {
   if (stopAsked) stop(stopAsked);
 }
 
-main().catch((err: unknown) => {
+main().catch(async (err: unknown) => {
   // Known: a start that only a change of configuration can fix (pm2 then stops instead of restarting).
   const known = err instanceof ConfigError || err instanceof StateFileError || err instanceof StateLockedError;
+  if (startLogger) await closeLogger(startLogger); // its lines (written asynchronously) before the last one
   console.error(`keywarden: ${known ? '' : 'failed to start: '}${(err as Error).message}`);
   process.exit(known ? CONFIG_EXIT_CODE : 1);
 });

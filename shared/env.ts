@@ -61,10 +61,10 @@ export const logLevelVar = z
   .enum(['error', 'warn', 'info', 'debug'], 'must be one of error, warn, info, debug')
   .default('info');
 
-/** A yes/no variable: true or false (also 1/0, yes/no), default false. */
-export function boolVar() {
+/** A yes/no variable: true or false (also 1/0, yes/no), default false (or `byDefault`). */
+export function boolVar(byDefault = false) {
   return z
     .enum(['true', 'false', '1', '0', 'yes', 'no', ''], 'must be true or false')
-    .default('false')
+    .default(byDefault ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1' || v === 'yes');
 }

@@ -47,6 +47,8 @@ export interface ForwardDeps {
   maxAttempts: number;
   timeoutMs: number;
   maxRetryAfterSec: number;
+  /** One info line per proxied request (LOG_ACCESS). */
+  accessLog: boolean;
 }
 
 /** A caller's request as the HTTP layer hands it over: checked (pool, token) and read whole. */
@@ -84,7 +86,7 @@ type Held = Extract<Sent, { kind: 'held' }> & { verdict: AttemptVerdict; keyId: 
  * streamed or dropped. The caller never sees a key, and the upstream never sees the caller's token.
  */
 export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Promise<void> {
-  const { registry, logger, metrics } = deps;
+  const { registry, logger, metrics, accessLog } = deps;
 
   const record = (pool: string, key: PoolKey, v: AttemptVerdict) => recordVerdict(deps, pool, key, v);
 
@@ -109,7 +111,8 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
       const ms = Math.round(performance.now() - started);
       const loggedPath = maskKeysIn(path, sentKeys, isPoolKey);
       const tried = attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key';
-      logger.info(`proxy ${pool} ${method} ${loggedPath} -> ${status} in ${ms} ms (${tried})`, { pool, status, ms });
+      if (accessLog)
+        logger.info(`proxy ${pool} ${method} ${loggedPath} -> ${status} in ${ms} ms (${tried})`, { pool, status, ms });
     };
 
     /** Sends the request with `key`; `hold` says which statuses are read before they go on. */

@@ -175,7 +175,8 @@ export function runServerProcess(
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString('utf8')));
   const exited = new Promise<number | string>((resolve) =>
-    proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+    // 'close', not 'exit': the child's last output has been read by then.
+    proc.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
   return { proc, output: () => out, exited };
 }

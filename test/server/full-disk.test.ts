@@ -65,13 +65,16 @@ describe('a full disk under the state file', () => {
     await writeFile(join(state, 'filler'), Buffer.alloc(TMPFS_KIB * 1024 - good.length - free - 4096));
     for (let i = 0; i < 5; i++) await getJson(`${s.url}/api/plantid`);
     await until('a failed save, counted', async () => (await failures(s.url)) >= 1);
-    assert.match(s.output(), /ERROR.*state: save to file .* failed: .*ENOSPC.*; will retry/u);
+    // The log is written asynchronously, and its pipe is read apart from the metrics' answer.
+    await until('the failure logged', async () =>
+      /ERROR.*state: save to file .* failed: .*ENOSPC.*; will retry/u.test(s.output()),
+    );
     assert.equal(await readFile(stateFile, 'utf8'), good, 'the last good state file is untouched');
 
     // Space again: the next timed save goes through, with every handout.
     await rm(join(state, 'filler'));
     await until('a save after the disk has room', async () => totalServed(await readFile(stateFile, 'utf8')) === 705);
-    assert.match(s.output(), /saving to file .* works again/u);
+    await until('the recovery logged', async () => /saving to file .* works again/u.test(s.output()));
 
     // Full again, then SIGTERM: the final save fails, and the process says so and exits non-zero.
     await writeFile(join(state, 'filler'), Buffer.alloc(TMPFS_KIB * 1024 - good.length - free - 4096));

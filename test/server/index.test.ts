@@ -183,7 +183,10 @@ describe('server process', () => {
     assert.ok(!st.pools[0]!.keys.some((k) => k.keyId === keyIdOf(a!)));
     // a left rotation, b is blocked: only c is handed out.
     for (let i = 0; i < 3; i++) assert.equal((await getJson(`${s.url}/api/plantid`)).body.key, c);
-    assert.match(s.output(), /reloaded .*plantid\.txt: 1 added, 1 removed, 1 kept/u);
+    // The log is written asynchronously: its line may come a moment after the answers above.
+    await until('the reload logged', async () =>
+      /reloaded .*plantid\.txt: 1 added, 1 removed, 1 kept/u.test(s.output()),
+    );
   });
 
   it('no plaintext key in stats, logs, stdout or the state file', async (t) => {

@@ -95,6 +95,23 @@ describe('proxy mode', () => {
       for (const secret of [a!, b!, TOKEN]) assert.ok(!l.includes(secret), 'a log line holds a key or the token');
   });
 
+  it('LOG_ACCESS=false turns the line a proxied request gets off; warnings still come', async (t) => {
+    const fake = await fakeUpstream(t);
+    const [a] = makeKeys(1);
+    fake.addKey(a!, { limits: { day: 100 } });
+    const s = await proxyServer(t, fake, [a!], { LOG_ACCESS: 'false' });
+    const r = await call(`${s.url}/proxy/plantid${IDENTIFY}`, {
+      method: 'POST',
+      headers: { 'Api-Key': TOKEN },
+      json: IMAGE,
+    });
+    assert.equal(r.status, 201);
+    assert.deepEqual(
+      s.lines.filter((l) => l.includes('proxy plantid')),
+      [],
+    );
+  });
+
   it('a dead key (401) and one out of credits (429 naming its limit) are skipped within the same request and marked in stats', async (t) => {
     const clock = new FakeClock(Date.parse('2026-11-21T12:00:00Z'));
     const fake = await fakeUpstream(t, clock);

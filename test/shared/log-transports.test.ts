@@ -1,0 +1,49 @@
+/**
+ * The log's transports (shared/log-transports.ts) write stdout and the log file off the event
+ * loop, a turn's lines at a time: a burst neither stalls the process nor loses a line on a clean
+ * stop. Run in a child process, whose stdout is a pipe, as under pm2.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/server.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const run = promisify(execFile);
+const LINES = 30_000;
+
+describe('log transports', () => {
+  it(`a burst of ${LINES.toLocaleString('en-US')} lines reaches stdout and the log file whole after a clean stop`, async (t) => {
+    const dir = await tempDir(t);
+    const script = join(dir, 'burst.mjs');
+    const logger = new URL('../../shared/logger.js', import.meta.url).href;
+    await writeFile(
+      script,
+      `import { closeLogger, createLogger, logWriteFailures } from ${JSON.stringify(logger)};
+       const log = createLogger({ level: 'info', file: ${JSON.stringify(join(dir, 'server.log'))} });
+       const started = performance.now();
+       for (let i = 0; i < ${LINES}; i++) log.info('line ' + i, { i });
+       const burstMs = performance.now() - started;
+       await closeLogger(log);
+       process.stderr.write(JSON.stringify({ burstMs, failures: logWriteFailures() }));`,
+    );
+    const { stdout, stderr } = await run(process.execPath, [...process.execArgv, script], {
+      cwd: REPO_ROOT,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const out = stdout.trimEnd().split('\n');
+    assert.equal(out.length, LINES);
+    assert.match(out[0]!, /^\S+ INFO {2}line 0 \{"i":0\}$/u);
+    assert.match(out.at(-1)!, new RegExp(`INFO {2}line ${LINES - 1} `, 'u'));
+    const file = (await readFile(join(dir, 'server.log'), 'utf8')).trimEnd().split('\n');
+    assert.equal(file.length, LINES);
+    assert.deepEqual(
+      file.map((l) => (JSON.parse(l) as { i: number }).i),
+      Array.from({ length: LINES }, (_, i) => i),
+    );
+    assert.equal((JSON.parse(stderr) as { failures: number }).failures, 0);
+  });
+});
