@@ -85,24 +85,32 @@ async function main(): Promise<void> {
       join(keysDir, 'pools.json'),
       JSON.stringify({ plantid: { upstream: { origin: upstream.url } }, healthid: { upstream: null } }),
     );
-    const keywarden = await start(['server/index.ts'], {
-      PORT: '0',
-      KEYS_DIR: keysDir,
-      STATE_FILE: join(dir, 'state.json'),
-      LOG_FILE: join(dir, 'server.log'),
-      LOG_LEVEL: 'info', // as deployed: one log line a proxied request
-      UPSTREAM_SYNC_INTERVAL_MS: '0',
-    });
+    const server = (name: string, env: Record<string, string> = {}) =>
+      start(['server/index.ts'], {
+        PORT: '0',
+        KEYS_DIR: keysDir,
+        STATE_FILE: join(dir, `${name}.json`),
+        LOG_FILE: join(dir, `${name}.log`),
+        LOG_LEVEL: 'info', // as deployed: one log line a proxied request
+        UPSTREAM_SYNC_INTERVAL_MS: '0',
+        ...env,
+      });
+    const keywarden = await server('keywarden');
     procs.push(keywarden);
+    // The same with LOG_ACCESS=false, measured with small JSON only: what the access log costs.
+    const quiet = await server('quiet', { LOG_ACCESS: 'false' });
+    procs.push(quiet);
     const targets: Array<[string, string]> = [
       ['pass-through', passthrough.url],
       ['keywarden', `${keywarden.url}/proxy/plantid`],
     ];
+    const QUIET = 'keywarden, LOG_ACCESS=false';
     for (const [, base] of targets) for (const l of [SMALL, BIG]) await load(base, l, 2); // warm-up: JIT, connections
+    await load(`${quiet.url}/proxy/plantid`, SMALL, 2);
     const rssBefore = await rssMb(keywarden.proc.pid!);
 
     const runs: Record<string, Record<'small' | 'one' | 'big', Run[]>> = {};
-    for (const [name] of targets) runs[name] = { small: [], one: [], big: [] };
+    for (const [name] of [...targets, [QUIET]]) runs[name!] = { small: [], one: [], big: [] };
     let rssPeak = rssBefore;
     for (let round = 0; round < ROUNDS; round++) {
       for (const [kind, l] of [
@@ -110,7 +118,9 @@ async function main(): Promise<void> {
         ['one', ONE],
         ['big', BIG],
       ] as const) {
-        const order = round % 2 === 0 ? targets : [...targets].reverse();
+        const these: Array<[string, string]> =
+          kind === 'small' ? [...targets, [QUIET, `${quiet.url}/proxy/plantid`]] : targets;
+        const order = round % 2 === 0 ? these : [...these].reverse();
         for (const [name, base] of order) {
           await load(base, l, LEAD_IN_SEC);
           const r = await load(base, l, SLICE_SEC);
@@ -128,6 +138,7 @@ async function main(): Promise<void> {
       runs.keywarden![kind].map((r, i) => r.rps / runs['pass-through']![kind][i]!.rps);
     const added = (kind: 'small' | 'one') =>
       runs.keywarden![kind].map((r, i) => r.p50Ms - runs['pass-through']![kind][i]!.p50Ms);
+    const accessLog = runs.keywarden!.small.map((r, i) => r.rps / runs[QUIET]!.small[i]!.rps);
     const addedMean = runs.keywarden!.one.map((r, i) => r.meanMs - runs['pass-through']!.one[i]!.meanMs);
     const rows = Object.fromEntries(
       targets.map(([name]) => [
@@ -143,8 +154,12 @@ async function main(): Promise<void> {
       rounds: ROUNDS,
       sliceSec: SLICE_SEC,
       rows,
-      ratios: { small: median(ratio('small')), big: median(ratio('big')) },
-      intervals: { small: medianInterval(ratio('small')), big: medianInterval(ratio('big')) },
+      ratios: { small: median(ratio('small')), big: median(ratio('big')), accessLog: median(accessLog) },
+      intervals: {
+        small: medianInterval(ratio('small')),
+        big: medianInterval(ratio('big')),
+        accessLog: medianInterval(accessLog),
+      },
       addedP50Ms: { small: median(added('small')), oneConnection: median(added('one')) },
       addedMeanMsOneConnection: median(addedMean),
       rssMb: { before: rssBefore, peak: rssPeak, after: rssAfter, growth: rssPeak - rssBefore },
@@ -181,12 +196,18 @@ async function main(): Promise<void> {
         `p50 ${f(results.addedP50Ms.oneConnection)} ms, mean ${results.addedMeanMsOneConnection.toFixed(3)} ms; ` +
         `keywarden RSS ${f(rssBefore)} MB before, ${f(rssPeak)} MB at peak (+${f(results.rssMb.growth)} MB)\n`,
     );
+    console.log(
+      `access log on vs off (LOG_ACCESS=false), small JSON at ${CONNECTIONS} connections: ` +
+        `${f(results.ratios.accessLog)} (${f(results.intervals.accessLog[0])}-${f(results.intervals.accessLog[1])}), ` +
+        `${Math.round(medianRun(runs[QUIET]!.small).rps)} req/s with it off\n`,
+    );
     const targetsMet = {
       [`throughput >= 0.9 x pass-through, small JSON at ${CONNECTIONS} connections`]: results.ratios.small >= 0.9,
       'p50 added latency < 1 ms (1 connection; mean added as well)':
         results.addedP50Ms.oneConnection < 1 && results.addedMeanMsOneConnection < 1,
       [`throughput >= 0.8 x pass-through, 1 MB bodies at ${CONNECTIONS} connections`]: results.ratios.big >= 0.8,
       'RSS growth < 200 MB with 1 MB bodies': results.rssMb.growth < 200,
+      'access log on no more than 5% slower than off (small JSON)': results.ratios.accessLog >= 0.95,
     };
     for (const [name, ok] of Object.entries(targetsMet)) console.log(`${ok ? 'met   ' : 'MISSED'} ${name}`);
     await writeFile(
