@@ -4,7 +4,6 @@ import type {
   Handout,
   HandoutAttempt,
   KeyLine,
-  KeyNow,
   PoolEvent,
   PoolOptions,
   ReloadSummary,
@@ -62,6 +61,8 @@ export abstract class PoolCore {
   /** What the next save must carry (state/file-backend.ts reads it). */
   readonly changes = new ChangeTracker<KeyRecord>();
 
+  /** Keys may lack any reservation (added, restored or reset since reserveAll last ran). */
+  protected unreservedMayExist = true;
   /** Uses reserved at a time (see KeyState.reserved); 0 when this pool keeps no reservations. */
   readonly reserveBlock: number;
 
@@ -150,6 +151,7 @@ export abstract class PoolCore {
     }
     this.records = next;
     this.byId = nextById;
+    if (summary.added) this.unreservedMayExist = true;
     this.changes.requireFull();
     this.current = currentKeyId === null ? -1 : (nextById.get(currentKeyId)?.slot ?? -1);
     if (this.current === -1) this.servedInTurn = 0;
@@ -221,9 +223,16 @@ export abstract class PoolCore {
     const granted = grant(want, left, cap === null ? null : cap - this.poolWindow.count, rec.probe === 'ready');
     if (this.reserveBlock > 0 && rec.total + granted > rec.reserved) {
       this.reserve(rec, rec.total + granted, granted);
+      if (this.unreservedMayExist) this.reserveAll();
       return { ok: false, reason: 'reserving', retryAfterMs: null };
     }
     return this.serve(rec, now, granted);
+  }
+
+  /** A block for every key with none, in the save one key waits for: one save for a fresh pool, not one a key. */
+  protected reserveAll(): void {
+    this.unreservedMayExist = false;
+    for (const rec of this.records) if (rec.reserveTo <= rec.total) this.reserve(rec, rec.total);
   }
 
   /**
@@ -295,15 +304,6 @@ export abstract class PoolCore {
     this.place(rec, now);
     this.changes.touch(rec);
     return true;
-  }
-
-  keyStatus(keyIds: readonly string[], now: number): Array<KeyNow | null> {
-    return keyIds.map((keyId) => {
-      const rec = this.byId.get(keyId);
-      if (!rec) return null;
-      this.settle(rec, now);
-      return { status: evaluate(rec, this.limits, this.clock, now).status, total: rec.total };
-    });
   }
 
   // ---------------------------------------------------------------- reports
@@ -386,6 +386,7 @@ export abstract class PoolCore {
     if (action === 'reset') {
       rec.windows = {};
       rec.reserved = rec.reserveTo = 0; // the next handout reserves afresh
+      this.unreservedMayExist = true;
     }
     this.place(rec, now);
     this.changes.touch(rec);

@@ -1,4 +1,5 @@
-import type { PoolBackend, PoolOptions } from './contract.js';
+import type { KeyNow, PoolBackend, PoolOptions } from './contract.js';
+import { evaluate } from './rules.js';
 import { Activity, type HistoryRange, type HistorySeries } from './activity.js';
 import { PinTable } from './pins.js';
 import { PoolCore } from './pool-core.js';
@@ -48,6 +49,16 @@ export class Pool extends PoolCore implements PoolBackend {
   pinCount = (): number => this.pins.size;
 
   // ---------------------------------------------------------------- stats
+
+  /** Each key's status and total now (null: not in the pool): for pinned and free proxied calls, and syncs. */
+  keyStatus(keyIds: readonly string[], now: number): Array<KeyNow | null> {
+    return keyIds.map((keyId) => {
+      const rec = this.byId.get(keyId);
+      if (!rec) return null;
+      this.settle(rec, now);
+      return { status: evaluate(rec, this.limits, this.clock, now).status, total: rec.total };
+    });
+  }
 
   /** Stats for `/api/stats`, masked. `keyFile` is filled in by the caller. */
   stats(now: number, options: { keys: KeyRows } = { keys: 'all' }) {
@@ -149,6 +160,7 @@ export class Pool extends PoolCore implements PoolBackend {
   /** Restores a saved state (validated by state/format.ts) onto the current keys. */
   restore(state: PoolState, now: number): void {
     this.changes.requireFull();
+    this.unreservedMayExist = true;
     this.retired.clear();
     const restored = new Set<KeyRecord>();
     for (const [keyId, st] of Object.entries(state.keys)) {
