@@ -2,10 +2,11 @@ import type { Credits } from '../../shared/stats.js';
 
 /**
  * A key's record, field by field, described once: this table drives the record the rules read
- * (RuleRecord, records.ts), the state file's schema and writer (state/format.ts) and the Redis
- * hash codec (redis/codec.ts). Adding a field is a row here, the rule that uses it and, if the
- * Redis script reads it, the Lua that mirrors that rule; a field of a new kind also needs that
- * kind's encoding in the two codecs (their `Record<FieldKind, …>` tables make the compiler ask).
+ * (RuleRecord, records.ts), the state file's schema, reader and writer (state/format.ts,
+ * state/key-reader.ts) and the Redis hash codec (redis/codec.ts). Adding a field is a row here,
+ * the rule that uses it and, if the Redis script reads it, the Lua that mirrors that rule; a field
+ * of a new kind also needs that kind's encoding in the codecs (their `Record<FieldKind, …>`
+ * tables make the compiler ask).
  *
  * Not in the table: the counters (total, lastUsedAt and one count per window of WINDOW_KINDS),
  * which a pool keeps in its number table (records.ts STRIDE) and every encoding writes first.
