@@ -34,6 +34,8 @@ const SLICE_SEC = Number(process.env.BENCH_SLICE_SEC ?? 2);
  * share of saves, and the server measured next would carry the rest.
  */
 const LEAD_IN_SEC = Number(process.env.BENCH_LEAD_IN_SEC ?? 2);
+/** Turns of the fresh-pool rows (a new 10,000-key server with limits and one without, 8 s each). */
+const FRESH_ROUNDS = Number(process.env.BENCH_FRESH_ROUNDS ?? 3);
 
 let serverSeq = 0;
 
@@ -232,6 +234,23 @@ async function main(): Promise<void> {
     const rssAfter1M = await rssMb(mem.proc.pid!);
     await mem.stop();
 
+    // A fresh 10,000-key round-robin pool, its first 8 s, with limits (reservations for every key
+    // before it serves them) and without: each run a new process on a fresh state file, in turns.
+    const fresh: Record<'with' | 'without', Run[]> = { with: [], without: [] };
+    for (let round = 0; round < FRESH_ROUNDS; round++) {
+      for (const kind of round % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)) {
+        const pools = { plantid: kind === 'with' ? { limits: { perDay: 1000 } } : {} };
+        const proc = await startServer(dir, 10_000, {}, kind === 'with' ? pools : { plantid: {} });
+        const r = await load(proc.url, { durationSec: 8 });
+        await proc.stop();
+        fresh[kind].push(r);
+        process.stderr.write(`fresh 10,000-key pool ${kind} limits, first 8 s: ${Math.round(r.rps * 8)} handouts\n`);
+      }
+    }
+    const freshRatios = fresh.with.map((r, i) => r.rps / fresh.without[i]!.rps);
+    const freshRatio = median(freshRatios);
+    const freshP99 = median(fresh.with.map((r) => r.p99Ms));
+
     results.rounds = ROUNDS;
     results.baseline = { median: baseline1, runs: baseRuns };
     results.pool3Runs = pool3Runs;
@@ -256,6 +275,7 @@ async function main(): Promise<void> {
       limitedVsBaseline: perRound(limitedRuns, baseRuns),
     };
     results.ratios = ratios;
+    results.freshPool = { runs: fresh, ratios: freshRatios, ratio: freshRatio, p99Ms: freshP99 };
     const intervals = {
       pool3VsBaseline: medianInterval(roundRatios(pool3Runs, baseRuns)),
       pool100kVsBaseline: medianInterval(roundRatios(pool100kRuns, baseRuns)),
@@ -275,6 +295,7 @@ async function main(): Promise<void> {
       'p99 < 5 ms at 50 connections (100k keys)': pool100k.p99Ms < 5,
       'p99 < 5 ms at 50 connections (3 keys with limits)': limited.p99Ms < 5,
       [`RSS growth over ${MEMORY_HANDOUTS.toLocaleString('en')} handouts < 50 MB`]: rssAfter1M - rssAfter10k < 50,
+      'fresh 10k-key pool with limits: first 8 s >= 0.8 x without, p99 < 20 ms': freshRatio >= 0.8 && freshP99 < 20,
     };
     results.targets = targets;
 
@@ -313,6 +334,10 @@ async function main(): Promise<void> {
     console.log(
       `\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ` +
         `${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`,
+    );
+    console.log(
+      `fresh 10,000-key round-robin pool with limits, its first 8 s vs the same without: ${f(freshRatio)} ` +
+        `(rounds: ${freshRatios.map(f).join(', ')}); p99 ${freshP99} ms with limits\n`,
     );
     const noise: Record<string, string> = {};
     for (const [name, key, line] of ratioTargets) {
