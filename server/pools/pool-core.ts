@@ -33,6 +33,7 @@ import {
   type Evaluation,
   type ReportInput,
 } from './rules.js';
+import { Reservations } from './reservations.js';
 import { Selection } from './selection.js';
 import { PoolThrottle } from './throttle.js';
 import { UseOrder } from './use-order.js';
@@ -61,10 +62,8 @@ export abstract class PoolCore {
   /** What the next save must carry (state/file-backend.ts reads it). */
   readonly changes = new ChangeTracker<KeyRecord>();
 
-  /** Keys may lack any reservation (added, restored or reset since reserveAll last ran). */
-  protected unreservedMayExist = true;
-  /** Uses reserved at a time (see KeyState.reserved); 0 when this pool keeps no reservations. */
-  readonly reserveBlock: number;
+  /** Durable reservations ahead of handouts (the file backend's; none elsewhere). */
+  protected readonly reservations: Reservations;
 
   constructor(
     readonly name: string,
@@ -76,7 +75,8 @@ export abstract class PoolCore {
   ) {
     this.clock = new WindowClock(policy.resetTimezone);
     this.limits = compileLimits(policy.limits, policy.upstreamLimits);
-    this.reserveBlock = options.reservations ? reservationBlock(policy.limits) : 0;
+    const block = options.reservations ? reservationBlock(policy.limits) : 0;
+    this.reservations = new Reservations(block, policy.limits.total ?? null, this.changes);
     this.selection = new Selection(policy.strategy, policy.rotateEvery, () => (options.rng ?? Math.random)());
   }
 
@@ -151,7 +151,7 @@ export abstract class PoolCore {
     }
     this.records = next;
     this.byId = nextById;
-    if (summary.added) this.unreservedMayExist = true;
+    this.reservations.reset(); // new records: none held
     this.changes.requireFull();
     this.current = currentKeyId === null ? -1 : (nextById.get(currentKeyId)?.slot ?? -1);
     if (this.current === -1) this.servedInTurn = 0;
@@ -172,12 +172,12 @@ export abstract class PoolCore {
     if (settle(rec, now)) this.changes.touch(rec);
   }
 
-  /** Evaluates a record and records the verdict in the selection indexes. */
+  /** Evaluates a record and records the verdict in the selection indexes (a key held for a save stays out). */
   protected place(rec: KeyRecord, now: number): Evaluation {
     this.settle(rec, now);
     const ev = evaluate(rec, this.limits, this.clock, now);
-    if (ev.usable) this.selection.markUsable(rec.slot, rec.useSeq);
-    else this.selection.markOut(rec.slot, ev.until);
+    if (ev.usable && !this.reservations.isHeld(rec)) this.selection.markUsable(rec.slot, rec.useSeq);
+    else this.selection.markOut(rec.slot, ev.usable ? null : ev.until);
     return ev;
   }
 
@@ -208,47 +208,37 @@ export abstract class PoolCore {
     }
     this.wakeDue(now);
     let rec: KeyRecord | undefined;
+    let granted: number;
     for (;;) {
       const slot = this.selection.pick(this.current, this.servedInTurn, this.records.length);
       if (slot < 0) {
+        // Keys held for a save that has not landed: the caller waits for it (registry.ts), then asks again.
+        if (this.reservations.anyHeld) return { ok: false, reason: 'reserving', retryAfterMs: null };
         const at = this.selection.nextWake();
         return { ok: false, reason: 'no_key_available', retryAfterMs: at === null ? null : Math.max(0, at - now) };
       }
       rec = this.records[slot]!;
       const ev = this.place(rec, now);
-      if (ev.usable) break;
-      this.keyOut(rec, ev);
-    }
-    const left = want > 1 ? limitsLeft(rec, this.limits, this.clock, now) : null;
-    const granted = grant(want, left, cap === null ? null : cap - this.poolWindow.count, rec.probe === 'ready');
-    if (this.reserveBlock > 0 && rec.total + granted > rec.reserved) {
-      this.reserve(rec, rec.total + granted, granted);
-      if (this.unreservedMayExist) this.reserveAll();
-      return { ok: false, reason: 'reserving', retryAfterMs: null };
+      if (!ev.usable) {
+        this.keyOut(rec, ev);
+        continue;
+      }
+      const left = want > 1 ? limitsLeft(rec, this.limits, this.clock, now) : null;
+      granted = grant(want, left, cap === null ? null : cap - this.poolWindow.count, rec.probe === 'ready');
+      if (!this.reservations.needs(rec, granted)) break;
+      this.reservations.ask(rec, granted, this.records);
+      // fill-first means the first key with room, so its requests wait for the save; any other
+      // strategy holds the key out until the save lands, and the next key with room serves.
+      if (this.policy.strategy === 'fill-first') return { ok: false, reason: 'reserving', retryAfterMs: null };
+      this.reservations.hold(rec);
+      this.selection.markOut(rec.slot, null);
     }
     return this.serve(rec, now, granted);
   }
 
-  /** A block for every key with none, in the save one key waits for: one save for a fresh pool, not one a key. */
-  protected reserveAll(): void {
-    this.unreservedMayExist = false;
-    for (const rec of this.records) if (rec.reserveTo <= rec.total) this.reserve(rec, rec.total);
-  }
-
-  /**
-   * Asks for a durable reservation covering `uses` and a block beyond (the backend saves it, then
-   * sets `reserved`). Each request that waits adds what it wants, so one save covers every
-   * request waiting on the key. Never past the total limit: a crash would only overcount.
-   */
-  protected reserve(rec: KeyRecord, uses: number, waiting = 0): void {
-    const target = Math.max(
-      uses,
-      Math.min(Math.max(uses + this.reserveBlock, rec.reserveTo + waiting), this.limits.total ?? Infinity),
-    );
-    if (target <= rec.reserveTo) return;
-    rec.reserveTo = target;
-    this.changes.touch(rec);
-    this.changes.wantReservation();
+  /** A save landed: the keys it gave room to serve again. */
+  reservationsSaved(now: number): void {
+    for (const rec of this.reservations.landed()) this.place(rec, now);
   }
 
   protected serve(rec: KeyRecord, now: number, granted: number): Handout & { ok: true } {
@@ -279,7 +269,7 @@ export abstract class PoolCore {
 
     if (rec.probe === 'ready') rec.probe = now + this.policy.probeTimeoutSec * 1000;
     // Reserve the next block while half of this one is left, so handouts rarely wait for a save.
-    if (this.reserveBlock > 0 && (rec.reserved - rec.total) * 2 <= this.reserveBlock) this.reserve(rec, rec.total);
+    this.reservations.renew(rec);
     const after = this.place(rec, now);
     if (!after.usable && after.status !== 'probing') this.keyOut(rec, after);
     this.changes.touch(rec);
@@ -386,7 +376,8 @@ export abstract class PoolCore {
     if (action === 'reset') {
       rec.windows = {};
       rec.reserved = rec.reserveTo = 0; // the next handout reserves afresh
-      this.unreservedMayExist = true;
+      this.reservations.reset();
+      this.rebuildIndexes(now); // a key held for a save is back: its reservation is asked for afresh
     }
     this.place(rec, now);
     this.changes.touch(rec);

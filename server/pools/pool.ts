@@ -160,7 +160,7 @@ export class Pool extends PoolCore implements PoolBackend {
   /** Restores a saved state (validated by state/format.ts) onto the current keys. */
   restore(state: PoolState, now: number): void {
     this.changes.requireFull();
-    this.unreservedMayExist = true;
+    this.reservations.reset();
     this.retired.clear();
     const restored = new Set<KeyRecord>();
     for (const [keyId, st] of Object.entries(state.keys)) {

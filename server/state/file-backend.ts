@@ -54,8 +54,10 @@ export class FileBackend implements StateBackend, SaveSource {
     });
     // A key about to run through its reservation: save soon, without making a handout wait.
     pool.changes.onReservationWanted(() => {
-      // a failure is logged by the saver; handouts that need it fail
-      if (this.saver) void this.reserve().catch(() => {});
+      // After the pool's operation, not inside it: a save started here would write the pool half
+      // way through (one key's block asked for, the others of the same handout not yet). A failure
+      // is logged by the saver; handouts that need it wait and then fail.
+      if (this.saver) queueMicrotask(() => void this.reserve().catch(() => {}));
     });
     this.pools.set(name, pool);
     return pool;
@@ -229,6 +231,8 @@ export class FileBackend implements StateBackend, SaveSource {
       delta: () => (final || [...this.pools.values()].some((p) => p.needsFullSave) ? null : write(false)),
       committed: () => {
         for (const [rec, reserved] of written) if (reserved > rec.reserved) rec.reserved = reserved;
+        // Keys held out of rotation for this save serve again.
+        if (written.length > 0) for (const pool of this.pools.values()) pool.reservationsSaved(this.options.clock());
       },
     };
   }

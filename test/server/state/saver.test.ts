@@ -8,10 +8,12 @@ import { PoolRegistry } from '../../../server/pools/registry.js';
 import { FileBackend } from '../../../server/state/file-backend.js';
 import { FileStore } from '../../../server/state/file.js';
 import { MemoryStore } from '../../../server/state/memory.js';
+import { Pool } from '../../../server/pools/pool.js';
+import { DEFAULT_POLICY } from '../../../server/pools/policy.js';
 import { getJson, makeLayout, startInProcess } from '../../helpers/server.js';
 import { keyIdOf } from '../../../shared/keys.js';
 import { FakeClock } from '../../helpers/clock.js';
-import { makeKeys } from '../../helpers/keys.js';
+import { lines, makeKeys } from '../../helpers/keys.js';
 import { memoryLogger } from '../../helpers/logs.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -124,5 +126,49 @@ describe('reservations for many keys', () => {
       reserved.every((r) => r >= 1),
       'a key served without a saved reservation',
     );
+  });
+
+  it("a key waiting for its reservation's save is skipped while another key has room; fill-first waits instead", () => {
+    const now = Date.parse('2026-11-21T10:00:00Z');
+    const keys = makeKeys(3);
+    const ids = keys.map(keyIdOf);
+    const make = (strategy: 'round-robin' | 'fill-first') => {
+      // Blocks of 2 (1/50 of 100): a key needs a save every couple of handouts.
+      const pool = new Pool('p', { ...DEFAULT_POLICY, strategy, limits: { perDay: 100 } }, { reservations: true });
+      pool.setKeys(lines(keys), now);
+      return pool;
+    };
+    const saveAll = (pool: Pool) => {
+      for (const rec of pool.drain(true).records) rec.reserved = rec.reserveTo;
+      pool.reservationsSaved(now);
+    };
+    const room = (pool: Pool) => pool.takeAll().records.filter((r) => r.reserved > r.total).length;
+
+    const rr = make('round-robin');
+    assert.equal(rr.handout(now).ok, false); // a fresh pool: one save for every key's first block
+    saveAll(rr);
+    let served = 0;
+    for (let i = 0; i < 12; i++) {
+      const hadRoom = room(rr);
+      const h = rr.handout(now);
+      if (h.ok) served++;
+      // Never a wait while any key has room (nothing is saved meanwhile).
+      else assert.deepEqual([h.reason, hadRoom], ['reserving', 0], `handout ${i}`);
+    }
+    assert.ok(served >= 6, `${served} served from the first blocks of 3 keys`);
+    saveAll(rr);
+    assert.equal(rr.handout(now).ok, true, 'the held keys are back once the save lands');
+
+    const ff = make('fill-first');
+    ff.handout(now);
+    saveAll(ff);
+    // Its first key reserved 3 (the use that asked, and a block of 2): served 3 times, then it waits.
+    const first = [ff.handout(now), ff.handout(now), ff.handout(now), ff.handout(now)];
+    assert.deepEqual(
+      first.map((h) => (h.ok ? ids.indexOf(h.keyId) : h.reason)),
+      [0, 0, 0, 'reserving'],
+      'fill-first keeps to its first key and waits for its save, though the others have room',
+    );
+    assert.ok(room(ff) >= 2);
   });
 });
