@@ -38,6 +38,7 @@ const NO_STATE: StateStore = {
 export class OfflineOps implements KeywardenOps {
   /** The CLI prints what it did; the use cases' log lines have nowhere to go. */
   private readonly logger = createLogger({ level: 'error', file: null, console: false });
+  private realStateFile: Promise<string> | undefined;
 
   constructor(
     private readonly t: Target,
@@ -75,14 +76,11 @@ export class OfflineOps implements KeywardenOps {
   }
 
   /** STATE_FILE through its links, as the server resolves it, so both lock and read the same file. */
-  private async stateFile(): Promise<string> {
-    try {
-      return await realFilePath(this.t.stateFile);
-    } catch (err) {
-      throw new CliError(
-        `STATE_FILE ${this.t.stateFile} leads nowhere a state file can be (${(err as Error).message})`,
-      );
-    }
+  private stateFile(): Promise<string> {
+    this.realStateFile ??= realFilePath(this.t.stateFile).catch((err: Error) => {
+      throw new CliError(`STATE_FILE ${this.t.stateFile} leads nowhere a state file can be (${err.message})`);
+    });
+    return this.realStateFile;
   }
 
   /** Runs one use case on the files, with the access it needs (`doing` names it for a refusal). */

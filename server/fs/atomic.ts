@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as nodeFs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { followLinks } from './real-path.js';
 
 /**
  * The file operations atomic writes use: node:fs/promises by default, a stand-in in tests that
@@ -52,14 +53,15 @@ export function tempPrefix(path: string): string {
 
 /**
  * Where a write of `path` lands: a symlink's final target (so a linked STATE_FILE or key file is
- * written through, and the link keeps pointing at current data), else `path` itself.
+ * written through, and the link keeps pointing at current data), else `path` itself. A dangling
+ * link leads to the file it names, which the write makes: the link is never replaced by a file.
  */
 export async function writeTarget(path: string, fs: WriteFs = NODE_FS): Promise<string> {
   try {
     return await fs.realpath(path);
   } catch (err) {
-    // new file (or a dangling link: written as a file)
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path;
+    // a new file, or a link to one
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return followLinks(path);
     throw err;
   }
 }

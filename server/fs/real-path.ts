@@ -14,16 +14,7 @@ const MAX_LINKS = 40;
  * parent missing too, this throws ENOENT.
  */
 export async function realFilePath(path: string): Promise<string> {
-  let at = resolve(path);
-  for (let hops = 0; ; hops++) {
-    const st = await lstat(at).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return null;
-      throw err;
-    });
-    if (st === null || !st.isSymbolicLink()) break;
-    if (hops >= MAX_LINKS) throw Object.assign(new Error(`too many links from ${path}`), { code: 'ELOOP' });
-    at = resolve(dirname(at), await readlink(at));
-  }
+  const at = await followLinks(path);
   const dir = dirname(at);
   const realDir = await realpath(dir).catch(async (err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err;
@@ -31,4 +22,21 @@ export async function realFilePath(path: string): Promise<string> {
     return realpath(dir);
   });
   return join(realDir, basename(at));
+}
+
+/**
+ * Where `path` leads through its symlinks, dangling ones included: the last link's target (made
+ * absolute), or `path` when it is no link. Its folders are not resolved nor made.
+ */
+export async function followLinks(path: string): Promise<string> {
+  let at = resolve(path);
+  for (let hops = 0; ; hops++) {
+    const st = await lstat(at).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (st === null || !st.isSymbolicLink()) return at;
+    if (hops >= MAX_LINKS) throw Object.assign(new Error(`too many links from ${path}`), { code: 'ELOOP' });
+    at = resolve(dirname(at), await readlink(at));
+  }
 }

@@ -376,8 +376,7 @@ export abstract class PoolCore {
     if (action === 'reset') {
       rec.windows = {};
       rec.reserved = rec.reserveTo = 0; // the next handout reserves afresh
-      this.reservations.reset();
-      this.rebuildIndexes(now); // a key held for a save is back: its reservation is asked for afresh
+      this.reservations.forget(rec);
     }
     this.place(rec, now);
     this.changes.touch(rec);

@@ -67,6 +67,12 @@ export class Reservations {
     if (this.block > 0 && (rec.reserved - rec.total) * 2 <= this.block) this.reserve(rec, rec.total);
   }
 
+  /** A key's reservation was zeroed (an admin reset): not held any more, and asked for afresh. */
+  forget(rec: KeyRecord): void {
+    this.held.delete(rec);
+    this.unreserved = true;
+  }
+
   /** Keys were added, restored or reset (their records maybe new): none is held, some may have no reservation. */
   reset(): void {
     this.held.clear();

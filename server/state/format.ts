@@ -208,33 +208,29 @@ export function readState(raw: unknown, now = Date.now()): { state: StateFile; d
         dropped.push(`pool ${name}, key entry ${JSON.stringify(keyId.slice(0, 16))}: not a keyId; dropped`);
         continue;
       }
-      // Format 2, the one written, is read by hand (key-reader.ts), straight into a KeyState; zod
-      // reads format 1, and says why a format-2 entry is refused.
-      const fast = version === 1 || !starts ? null : readCompactKey(rawKey, starts);
-      if (fast) {
-        keys[keyId] = fast as unknown as KeyState;
+      if (version === 1) {
+        const key = keyState.safeParse(rawKey);
+        if (key.success)
+          keys[keyId] = key.data as KeyState; // format 1: already the in-memory shape
+        else dropped.push(`pool ${name}, key ${keyId}: ${issueText(key.error)}; its entry dropped`);
         continue;
       }
-      const key = version === 1 ? keyState.safeParse(rawKey) : compactKeyState.safeParse(rawKey);
-      if (!key.success) {
-        dropped.push(`pool ${name}, key ${keyId}: ${issueText(key.error)}; its entry dropped`);
+      // Format 2, the one written, is read by hand straight into a KeyState (key-reader.ts); zod
+      // only says why an entry is refused (key-reader.test.ts holds the two to the same answers).
+      const key = starts ? readCompactKey(rawKey, starts) : null;
+      if (key) {
+        keys[keyId] = key as unknown as KeyState;
         continue;
       }
-      if (!('counts' in key.data)) {
-        keys[keyId] = key.data as KeyState; // format 1: already the in-memory shape
-        continue;
-      }
-      if (!starts) {
-        dropped.push(`pool ${name}, key ${keyId}: counts without the pool's windowStarts; its entry dropped`);
-        continue;
-      }
-      // Only reached if zod takes what the hand reader refused (key-reader.test.ts holds them to one answer).
-      const { counts, ...rest } = key.data as { counts: number[] } & Record<string, unknown>;
-      const windows: KeyState['windows'] = {};
-      WINDOW_KINDS.forEach((kind, i) => {
-        if ((counts[i] ?? 0) > 0 && starts[i] !== undefined) windows[kind] = { start: starts[i], count: counts[i]! };
-      });
-      keys[keyId] = { windows, ...rest } as KeyState;
+      const why = compactKeyState.safeParse(rawKey);
+      dropped.push(
+        `pool ${name}, key ${keyId}: ` +
+          (why.success
+            ? starts
+              ? 'not a key entry this server reads; its entry dropped'
+              : "counts without the pool's windowStarts; its entry dropped"
+            : `${issueText(why.error)}; its entry dropped`),
+      );
     }
     const { windowStarts: _starts, ...poolFields } = pool.data;
     pools[name] = { ...poolFields, keys };

@@ -1,4 +1,4 @@
-import { KEY_FIELDS, recordValue, type FieldKind } from '../pools/fields.js';
+import { KEY_FIELDS, KIND_DEFAULTS, recordValue, type FieldKind } from '../pools/fields.js';
 import { WINDOW_KINDS } from '../pools/windows.js';
 
 /**
@@ -63,9 +63,6 @@ const KIND_READS: { [K in FieldKind]: Read } = {
   },
 };
 
-/** Kinds whose value may be null (the others only absent, where the table lets them). */
-const NULLABLE = new Set<FieldKind>(['hold', 'disabled', 'probe', 'verdict', 'credits']);
-
 /**
  * A format-2 key entry as compactKeyState parses it: `{total, lastUsedAt, counts, …fields}`, the
  * table's fields at their defaults where absent; null when zod would refuse it (ask zod why).
@@ -94,7 +91,7 @@ export function readCompactKey(raw: unknown, starts?: ReadonlyArray<number | und
       continue;
     }
     if (v === null) {
-      if (!NULLABLE.has(f.kind)) return null;
+      if (KIND_DEFAULTS[f.kind] !== null) return null; // only kinds whose default is null take it
       out[f.name] = null;
       continue;
     }

@@ -124,6 +124,16 @@ describe('atomicWrite and appendLine under disk faults', () => {
     await appendLine(join(dir, 'j-link'), 'b');
     assert.equal(await readFile(join(dir, 'j'), 'utf8'), 'a\nb\n');
   });
+
+  it('a dangling link is written through to the file it names, which is made; the link stays a link', async (t) => {
+    const dir = await tempDir(t);
+    const target = join(dir, 'not-yet.txt');
+    const link = join(dir, 'keys.txt');
+    await symlink('not-yet.txt', link); // relative, as links often are
+    await atomicWrite(link, 'k1\n');
+    assert.equal(await readlink(link), 'not-yet.txt');
+    assert.equal(await readFile(target, 'utf8'), 'k1\n');
+  });
 });
 
 describe('atomicWrite on a real full disk (tmpfs)', () => {
