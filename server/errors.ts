@@ -35,8 +35,15 @@ export function unavailable(status: 429 | 503, code: string, message: string, re
 }
 
 /** Why a pool handed out no key, as the caller hears it: the handout route and the proxy alike. */
-export function noKeyError(pool: string, result: Handout & { ok: false }): HttpError {
+export function noKeyError(pool: string, result: Handout & { ok: false }, app?: string): HttpError {
   switch (result.reason) {
+    case 'app_budget_exhausted':
+      return unavailable(
+        429,
+        'app_budget_exhausted',
+        `app ${app ?? '(unnamed)'} has spent its ${result.window} budget of ${result.limit} in pool ${pool}`,
+        result.retryAfterMs,
+      );
     case 'no_key_available':
       return unavailable(503, 'no_key_available', `pool ${pool} has no usable key right now`, result.retryAfterMs);
     case 'pool_rate_limited':

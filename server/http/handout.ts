@@ -24,6 +24,7 @@ const HANDOUT_OUTCOME = {
   no_key_available: 'no_key',
   pool_rate_limited: 'rate_limited',
   pool_throttled: 'throttled',
+  app_budget_exhausted: 'budget',
 } as const;
 
 const JSON_TYPE = 'application/json; charset=utf-8';

@@ -3,7 +3,7 @@ import { logWriteFailures } from '../../shared/logger.js';
 import type { KeyStatus } from '../../shared/stats.js';
 import type { PoolRegistry } from '../pools/registry.js';
 
-export type HandoutOutcome = 'served' | 'no_key' | 'rate_limited' | 'throttled';
+export type HandoutOutcome = 'served' | 'no_key' | 'rate_limited' | 'throttled' | 'budget';
 
 export interface Metrics {
   readonly registry: Registry;

@@ -6,7 +6,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { PoolRegistry } from '../pools/registry.js';
 import type { KeyCipher } from './cipher.js';
 import { parseKeyFile } from './keyfile.js';
-import { sameSignature, signatureOf, type FileSignature } from './signature.js';
+import { sameSignature, signatureOf, type FileSignature } from '../fs/signature.js';
 
 /** A key file at start-up with encrypted lines that cannot be read: names the file and line, never a key. */
 export class KeyFileError extends ConfigError {

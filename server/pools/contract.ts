@@ -4,6 +4,7 @@ import type { PoolPolicy } from './policy.js';
 import type { PoolState } from './records.js';
 import type { Activity, HistoryRange, HistorySeries } from './activity.js';
 import type { AdminAction, Outcome, ReportInput, UpstreamFinding } from './rules.js';
+import type { AppUsage, BudgetWindow, Spender } from './budgets.js';
 import type { KeyRows } from './stats.js';
 
 /**
@@ -22,7 +23,9 @@ export interface KeyLine {
 
 export type Handout =
   | { ok: true; key: string; keyId: string; remaining: number | null; granted: number }
-  | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null };
+  | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null }
+  /** The app's budget in the pool would be passed: nothing was handed out (budgets.ts budgetHit). */
+  | { ok: false; reason: 'app_budget_exhausted'; retryAfterMs: number; window: BudgetWindow; limit: number };
 
 /**
  * What a pool that keeps reservations (see records.ts KeyState.reserved) answers when the key it
@@ -100,7 +103,8 @@ export interface PoolBackend {
   readonly policy: PoolPolicy;
   readonly size: number;
   setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
-  handout(now: number, want?: number): HandoutAttempt | Promise<HandoutAttempt>;
+  /** A handout of `want` uses; `spender`: the app it is for, charged and held to its budget (budgets.ts). */
+  handout(now: number, want?: number, spender?: Spender): HandoutAttempt | Promise<HandoutAttempt>;
   report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
   /** Lifts a pool-wide throttle (and forgets the recent 429s behind it); true when one was in force. */
   clearThrottle(now: number): boolean | Promise<boolean>;
@@ -110,9 +114,11 @@ export interface PoolBackend {
    * Changes by `delta` the uses counted for `keyId` at `at`: a proxied create the upstream did not
    * charge gives its uses back (negative), a report that a call cost more credits adds the rest.
    * The total changes, and every window `at` falls in that is still current (never below zero).
-   * False for an unknown key.
+   * False for an unknown key. `app`: the app the uses were charged to, whose ledger changes alike.
    */
-  recount(keyId: string, delta: number, at: number, now: number): boolean | Promise<boolean>;
+  recount(keyId: string, delta: number, at: number, now: number, app?: string): boolean | Promise<boolean>;
+  /** What each app spent in the pool (budgets.ts usageOf), by app name. */
+  appUsage(now: number): Record<string, AppUsage> | Promise<Record<string, AppUsage>>;
   /** Each of `keyIds` as a handout would see it, and its total served (null: not in the pool); changes nothing. */
   keyStatus(keyIds: readonly string[], now: number): Array<KeyNow | null> | Promise<Array<KeyNow | null>>;
   /** The keyId identification `ref` is pinned to (null: none, or expired). */

@@ -8,18 +8,17 @@ import type {
   PoolOptions,
   ReloadSummary,
   ReportResult,
-  UpstreamCheck,
-  UpstreamRecorded,
 } from './contract.js';
 import { ChangeTracker } from './changes.js';
+import { AppLedgers, LedgerRecord } from './app-ledgers.js';
+import { chargeApp, recountApp, type AppUsage, type Spender } from './budgets.js';
 import { recordHandout } from './forecast.js';
-import { recountKey, recountMinute, takeUpstreamCounts } from './counts.js';
+import { recountKey, recountMinute } from './counts.js';
 import { reservationBlock, type PoolPolicy } from './policy.js';
 import { emptyKeyState, KeyRecord, STRIDE, type Counter, type KeyState } from './records.js';
 import {
   applyAdmin,
   applyReport,
-  applyUpstream,
   compileLimits,
   evaluate,
   grant,
@@ -27,7 +26,6 @@ import {
   readReport,
   remainingAfter,
   settle,
-  upstreamHoldFor,
   type AdminAction,
   type CompiledLimits,
   type Evaluation,
@@ -64,6 +62,8 @@ export abstract class PoolCore {
 
   /** Durable reservations ahead of handouts (the file backend's; none elsewhere). */
   protected readonly reservations: Reservations;
+  /** What each app spent here, held to its budget (budgets.ts). */
+  protected readonly apps: AppLedgers;
 
   constructor(
     readonly name: string,
@@ -77,6 +77,10 @@ export abstract class PoolCore {
     this.limits = compileLimits(policy.limits, policy.upstreamLimits);
     const block = options.reservations ? reservationBlock(policy.limits) : 0;
     this.reservations = new Reservations(block, policy.limits.total ?? null, this.changes);
+    this.apps = new AppLedgers(options.reservations === true, () => {
+      this.changes.dirty();
+      this.changes.wantReservation();
+    });
     this.selection = new Selection(policy.strategy, policy.rotateEvery, () => (options.rng ?? Math.random)());
   }
 
@@ -193,7 +197,7 @@ export abstract class PoolCore {
    * lease of several uses of one key (for client-side caching): all count as handouts now, and
    * the grant is cut to what the key's limits, the pool cap and a probe allow.
    */
-  handout(now: number, want = 1): HandoutAttempt {
+  handout(now: number, want = 1, spender?: Spender): HandoutAttempt {
     const throttle = this.throttle.hold;
     if (throttle) {
       if (now < throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: throttle.until - now };
@@ -205,6 +209,12 @@ export abstract class PoolCore {
     if (this.poolWindow?.start !== minute.startMs) this.poolWindow = { start: minute.startMs, count: 0 };
     if (cap !== null && this.poolWindow.count >= cap) {
       return { ok: false, reason: 'pool_rate_limited', retryAfterMs: minute.endMs - now };
+    }
+    let ledger: LedgerRecord | null = null;
+    if (spender) {
+      const admitted = this.apps.admit(spender, want, this.clock, now);
+      if (!(admitted instanceof LedgerRecord)) return admitted;
+      ledger = admitted;
     }
     this.wakeDue(now);
     let rec: KeyRecord | undefined;
@@ -233,12 +243,21 @@ export abstract class PoolCore {
       this.reservations.hold(rec);
       this.selection.markOut(rec.slot, null);
     }
+    if (ledger) {
+      chargeApp(ledger, granted, this.clock, now);
+      this.apps.renew(ledger, spender!.budget, this.clock, now);
+    }
     return this.serve(rec, now, granted);
   }
 
-  /** A save landed: the keys it gave room to serve again. */
+  /** A save landed: the keys it gave room to serve again, and the apps' reservations it carried. */
   reservationsSaved(now: number): void {
+    this.apps.saved();
     for (const rec of this.reservations.landed()) this.place(rec, now);
+  }
+
+  appUsage(now: number): Record<string, AppUsage> {
+    return this.apps.usage(this.clock, now);
   }
 
   protected serve(rec: KeyRecord, now: number, granted: number): Handout & { ok: true } {
@@ -286,9 +305,10 @@ export abstract class PoolCore {
    * Changes the count of uses made at `at` by `delta` (see PoolBackend.recount); windows that ended
    * since keep theirs.
    */
-  recount(keyId: string, delta: number, at: number, now: number): boolean {
+  recount(keyId: string, delta: number, at: number, now: number, app?: string): boolean {
     const rec = this.byId.get(keyId);
     if (!rec) return false;
+    if (app !== undefined) recountApp(this.apps.of(app), delta, at, this.clock, now);
     recountKey(rec, this.clock, delta, at, now);
     recountMinute(this.poolWindow, this.history, this.clock, delta, at, now);
     this.place(rec, now);
@@ -332,33 +352,6 @@ export abstract class PoolCore {
     this.emit({ type: 'pool_throttled', pool: this.name, until: engaged.until, keys: engaged.keys });
     this.changes.dirty();
     return true;
-  }
-
-  // ---------------------------------------------------------------- upstream
-
-  recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded {
-    if (!check.reached || !check.viaProxy) {
-      this.upstreamSync = check.reached
-        ? { ok: true, at: now, error: null }
-        : { ok: false, at: now, error: check.error };
-      this.changes.dirty();
-    }
-    if (!check.reached) return { found: true, revived: false };
-    const rec = this.byId.get(check.keyId);
-    if (!rec) return { found: false, revived: false };
-    this.settle(rec, now);
-    const prior = rec.upstreamHold;
-    const hold = upstreamHoldFor(check.finding, this.clock, now);
-    applyUpstream(rec, hold);
-    if (check.credits) {
-      rec.credits = check.credits;
-      if (this.policy.upstreamLimits) takeUpstreamCounts(rec, this.clock, check.credits.used, check.servedBefore, now);
-    }
-    const ev = this.place(rec, now);
-    // A verdict repeated at every sync is news once.
-    if (hold && !ev.usable && (prior?.status !== hold.status || prior.reason !== hold.reason)) this.keyOut(rec, ev);
-    this.changes.touch(rec);
-    return { found: true, revived: prior !== null && hold === null };
   }
 
   // ---------------------------------------------------------------- admin

@@ -1,5 +1,6 @@
-import type { KeyNow, PoolBackend, PoolOptions } from './contract.js';
-import { evaluate } from './rules.js';
+import type { KeyNow, PoolBackend, PoolOptions, UpstreamCheck, UpstreamRecorded } from './contract.js';
+import { takeUpstreamCounts } from './counts.js';
+import { applyUpstream, evaluate, upstreamHoldFor } from './rules.js';
 import { Activity, type HistoryRange, type HistorySeries } from './activity.js';
 import { PinTable } from './pins.js';
 import { PoolCore } from './pool-core.js';
@@ -48,6 +49,35 @@ export class Pool extends PoolCore implements PoolBackend {
 
   pinCount = (): number => this.pins.size;
 
+  // ---------------------------------------------------------------- upstream
+
+  /** Records an upstream check: the key's verdict and credits, and the pool's `upstreamSync`. */
+
+  recordUpstream(check: UpstreamCheck, now: number): UpstreamRecorded {
+    if (!check.reached || !check.viaProxy) {
+      this.upstreamSync = check.reached
+        ? { ok: true, at: now, error: null }
+        : { ok: false, at: now, error: check.error };
+      this.changes.dirty();
+    }
+    if (!check.reached) return { found: true, revived: false };
+    const rec = this.byId.get(check.keyId);
+    if (!rec) return { found: false, revived: false };
+    this.settle(rec, now);
+    const prior = rec.upstreamHold;
+    const hold = upstreamHoldFor(check.finding, this.clock, now);
+    applyUpstream(rec, hold);
+    if (check.credits) {
+      rec.credits = check.credits;
+      if (this.policy.upstreamLimits) takeUpstreamCounts(rec, this.clock, check.credits.used, check.servedBefore, now);
+    }
+    const ev = this.place(rec, now);
+    // A verdict repeated at every sync is news once.
+    if (hold && !ev.usable && (prior?.status !== hold.status || prior.reason !== hold.reason)) this.keyOut(rec, ev);
+    this.changes.touch(rec);
+    return { found: true, revived: prior !== null && hold === null };
+  }
+
   // ---------------------------------------------------------------- stats
 
   /** Each key's status and total now (null: not in the pool): for pinned and free proxied calls, and syncs. */
@@ -92,9 +122,9 @@ export class Pool extends PoolCore implements PoolBackend {
    * The pool-wide fields as a save writes them: with every pin (`full`), or with the pins changed
    * since the last save (a journal entry). Either way later changes go to the next save.
    */
-  header(full = true): PoolHeader {
+  header(full = true, final = false): PoolHeader {
     const changed = this.pins.takeChanges();
-    return { ...this.fields(), pins: full ? this.pins.save() : changed };
+    return { ...this.fields(), pins: full ? this.pins.save() : changed, apps: this.apps.save(final) };
   }
 
   /** The pool-wide fields but the pins. */
@@ -120,14 +150,15 @@ export class Pool extends PoolCore implements PoolBackend {
   /**
    * What the next save writes of this pool, handed over as one value: everything (`full`: every
    * record, the retired ones, every pin), or a journal entry (the records and pins changed since
-   * the last save). From now on what changes goes to the save after it.
+   * the last save); the apps' ledgers whole either way. From now on what changes goes to the save
+   * after it. `final`: a clean stop, which reserves nothing ahead.
    */
-  drain(full: boolean): PoolDrain {
+  drain(full: boolean, final = false): PoolDrain {
     if (full) {
       const { records, retired } = this.takeAll();
-      return { header: this.header(true), records, retired };
+      return { header: this.header(true, final), records, retired };
     }
-    return { header: this.header(false), records: this.changes.takeChanged(), retired: new Map() };
+    return { header: this.header(false, final), records: this.changes.takeChanged(), retired: new Map() };
   }
 
   /** Whether the next save must be a full one (membership changed, or a save failed). */
@@ -154,7 +185,13 @@ export class Pool extends PoolCore implements PoolBackend {
     const keys: Record<string, KeyState> = {};
     for (const [keyId, st] of this.retired) keys[keyId] = st;
     for (const rec of this.records) keys[rec.keyId] = rec.toState();
-    return { ...this.fields(), pins: this.pins.save(), history: this.history.map((c) => ({ ...c })), keys };
+    return {
+      ...this.fields(),
+      pins: this.pins.save(),
+      history: this.history.map((c) => ({ ...c })),
+      apps: this.apps.copy(),
+      keys,
+    };
   }
 
   /** Restores a saved state (validated by state/format.ts) onto the current keys. */
@@ -182,6 +219,7 @@ export class Pool extends PoolCore implements PoolBackend {
     this.upstreamSync = state.upstreamSync ?? null;
     if (state.activity) this.options.activity?.load(state.activity);
     this.pins.load(state.pins ?? {}, now);
+    this.apps.load(state.apps);
     this.rebuildIndexes(now);
   }
 }

@@ -11,6 +11,7 @@ import {
 } from './fields.js';
 export type { Disabled, Hold, UpstreamHold } from './fields.js';
 import type { SavedActivity } from './activity.js';
+import type { AppLedger } from './budgets.js';
 import { WINDOW_KINDS, type WindowKind } from './windows.js';
 
 export interface Counter {
@@ -46,6 +47,8 @@ export interface PoolState {
    * null for a dropped one.
    */
   pins?: Record<string, SavedPin | null>;
+  /** What each app spent in the pool (budgets.ts), by app name (absent: none yet). */
+  apps?: Record<string, AppLedger>;
   keys: Record<string, KeyState>;
 }
 

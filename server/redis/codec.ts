@@ -1,6 +1,7 @@
 import type { Counter, KeyState } from '../pools/records.js';
 import { isDefault, KEY_FIELDS, type FieldKind, type FieldSpec, type KindTypes } from '../pools/fields.js';
 import { WINDOW_KINDS, type WindowKind } from '../pools/windows.js';
+import { BUDGET_WINDOWS, type AppLedger } from '../pools/budgets.js';
 
 /**
  * A key's persisted state as its Redis hash, and back: the field codes `pool.lua` and
@@ -137,4 +138,24 @@ export function hashOf(k: KeyState): Hash {
     (KIND_CODECS[f.kind] as KindCodec<unknown>).write(h, f.redis, value as never);
   }
   return h;
+}
+
+/** An app's ledger (pools/budgets.ts) as its hash in redis/apps.lua: h, s, ls, and dS/dC, wS/wC, oS/oC. */
+export function ledgerHash(l: AppLedger): Hash {
+  const h: Hash = { h: String(l.handouts), s: String(l.spent) };
+  if (l.lastSeenAt !== null) h.ls = String(l.lastSeenAt);
+  for (const kind of BUDGET_WINDOWS) {
+    const w = l.windows[kind];
+    if (w) Object.assign(h, { [`${WINDOW_CODE[kind]}S`]: String(w.start), [`${WINDOW_CODE[kind]}C`]: String(w.count) });
+  }
+  return h;
+}
+
+export function ledgerOf(h: Hash): AppLedger {
+  const windows: AppLedger['windows'] = {};
+  for (const kind of BUDGET_WINDOWS) {
+    const c = WINDOW_CODE[kind];
+    if (h[`${c}S`] !== undefined) windows[kind] = { start: Number(h[`${c}S`]), count: Number(h[`${c}C`] ?? 0) };
+  }
+  return { handouts: Number(h.h ?? 0), spent: Number(h.s ?? 0), windows, lastSeenAt: num(h.ls) ?? null };
 }

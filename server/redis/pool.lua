@@ -7,7 +7,7 @@
 -- Layout: P.."meta" hash (cur, turn, pwS, pwC, thU, thR, seq, nseq, usync); P.."pos" zset keyId -> file
 -- position (membership); P.."av" zset of usable keys by position; P.."lru" zset of usable keys
 -- by use sequence; P.."wk" zset of keys out with a known return time; P.."k:"..keyId hash per
--- key; P.."r429" hash of recent 429s; P.."hist" hash minute start -> handouts.
+-- key; P.."r429" hash of recent 429s; P.."hist" hash minute start -> handouts; apps' ledgers (apps.lua).
 
 local function pick()
   if redis.call('ZCARD', P .. 'av') == 0 then return nil end
@@ -60,6 +60,14 @@ local function handout()
   if cap and num(meta.pwC) >= cap then
     return { ok = false, reason = 'pool_rate_limited', retryAfterMs = B.minute[2] - now }
   end
+  local ledger = nil
+  if not isNull(A.app) then
+    ledger = loadLedger(A.app)
+    local hit = budgetHit(ledger, A.budget, A.want or 1)
+    if hit then
+      return { ok = false, reason = 'app_budget_exhausted', retryAfterMs = hit.untilMs - now, window = hit.window, limit = hit.limit }
+    end
+  end
   wakeDue()
   local r
   while true do
@@ -82,6 +90,10 @@ local function handout()
   local capLeft = nil
   if cap then capLeft = cap - num(meta.pwC) end
   local g = grant(want, left, capLeft, get(r, 'pr') == 'ready')
+  if ledger then
+    chargeApp(ledger, g)
+    saveLedger(ledger)
+  end
 
   for _, kind in ipairs(KINDS) do
     if num(get(r, F[kind] .. 'S')) == B[kind][1] then
@@ -273,6 +285,11 @@ end
 local function recount()
   local id = A.keyId
   if not redis.call('ZSCORE', P .. 'pos', id) then return { ok = false } end
+  if not isNull(A.app) then
+    local l = loadLedger(A.app)
+    recountApp(l, A.delta, A.starts)
+    saveLedger(l)
+  end
   local r = load(id)
   for _, kind in ipairs(KINDS) do
     local start = A.starts[kind]
@@ -322,7 +339,7 @@ local function clearThrottle()
   return { ok = true, inForce = thU ~= nil and now < thU }
 end
 
--- A saved state written in as this pool's: A.meta, A.keys = {keyId = hash}, A.hist. Without
+-- A saved state written in as this pool's: A.meta, A.keys = {keyId = hash}, A.hist, A.apps = {app = hash}. Without
 -- A.replace only into a pool Redis holds nothing of (the first start after the file backend).
 local function replaceState()
   local held = redis.call('EXISTS', P .. 'meta') == 1 or redis.call('ZCARD', P .. 'pos') > 0
@@ -331,6 +348,8 @@ local function replaceState()
     for _, id in ipairs(redis.call('ZRANGE', P .. 'pos', 0, -1)) do redis.call('DEL', P .. 'k:' .. id) end
     redis.call('DEL', P .. 'meta', P .. 'pos', P .. 'av', P .. 'lru', P .. 'wk', P .. 'r429', P .. 'hist')
   end
+  for _, app in ipairs(redis.call('SMEMBERS', P .. 'apps')) do redis.call('DEL', P .. 'a:' .. app) end
+  redis.call('DEL', P .. 'apps')
   local function hset(key, map)
     local flat = {}
     for k, v in pairs(map) do flat[#flat + 1] = k; flat[#flat + 1] = v end
@@ -341,6 +360,10 @@ local function replaceState()
   for id, h in pairs(A.keys) do
     redis.call('DEL', P .. 'k:' .. id)
     hset(P .. 'k:' .. id, h)
+  end
+  for app, h in pairs(A.apps) do
+    hset(P .. 'a:' .. app, h)
+    redis.call('SADD', P .. 'apps', app)
   end
   return { ok = true }
 end
@@ -355,5 +378,6 @@ elseif op == 'admin' then result = admin()
 elseif op == 'recordUpstream' then result = recordUpstream()
 elseif op == 'recount' then result = recount()
 elseif op == 'keyStatus' then result = keyStatus()
+elseif op == 'appUsage' then result = appUsage()
 else return redis.error_reply('unknown op ' .. tostring(op)) end
 return cjson.encode(result)

@@ -15,12 +15,13 @@ import {
   type UpstreamRecorded,
 } from '../pools/contract.js';
 import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
+import type { AppLedger, AppUsage, Spender } from '../pools/budgets.js';
 import type { HistoryRange, HistorySeries } from '../pools/activity.js';
 import { StateRecord, type KeyState, type PoolState } from '../pools/records.js';
 import { DEFAULT_PIN_LIMITS } from '../pools/pins.js';
 import { RedisActivity } from './activity.js';
 import { RedisPins } from './pins.js';
-import { hashOf, keyStateOf } from './codec.js';
+import { hashOf, keyStateOf, ledgerHash, ledgerOf } from './codec.js';
 import {
   compileLimits,
   readReport,
@@ -35,10 +36,10 @@ import { WINDOW_KINDS, WindowClock } from '../pools/windows.js';
 
 /**
  * The script: `rules.lua` (the mirror of pools/rules.ts), `store.lua` (keys as records, and the
- * pool's indexes), then `pool.lua` (the operations), run as one. Kept in three files so the rules
- * read side by side with their TS twin.
+ * pool's indexes), `apps.lua` (apps' budgets, the mirror of pools/budgets.ts), then `pool.lua`
+ * (the operations), run as one. Kept apart so the rules read side by side with their TS twins.
  */
-const LUA = ['rules.lua', 'store.lua', 'pool.lua']
+const LUA = ['rules.lua', 'store.lua', 'apps.lua', 'pool.lua']
   .map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8'))
   .join('\n');
 
@@ -144,9 +145,14 @@ export class RedisPool implements PoolBackend {
     return summary;
   }
 
-  async recount(keyId: string, delta: number, at: number, now: number): Promise<boolean> {
+  async recount(keyId: string, delta: number, at: number, now: number, app?: string): Promise<boolean> {
     const starts = Object.fromEntries(WINDOW_KINDS.map((kind) => [kind, this.clock.bounds(kind, at).startMs]));
-    return (await this.run<{ ok: boolean }>('recount', now, { keyId, delta, starts })).ok;
+    return (await this.run<{ ok: boolean }>('recount', now, { keyId, delta, starts, app: app ?? null })).ok;
+  }
+
+  async appUsage(now: number): Promise<Record<string, AppUsage>> {
+    const r = await this.run<{ usage: Record<string, AppUsage> }>('appUsage', now, {});
+    return r.usage;
   }
 
   async keyStatus(keyIds: readonly string[], now: number): Promise<Array<KeyNow | null>> {
@@ -169,11 +175,16 @@ export class RedisPool implements PoolBackend {
     return this.pins.count();
   }
 
-  async handout(now: number, want = 1): Promise<Handout> {
+  async handout(now: number, want = 1, spender?: Spender): Promise<Handout> {
     const r = await this.run<
       | { ok: true; keyId: string; remaining: number | null; granted: number; events: ScriptEvent[] }
-      | { ok: false; reason: 'no_key_available' | 'pool_rate_limited' | 'pool_throttled'; retryAfterMs: number | null }
-    >('handout', now, { want, rng: (this.options.rng ?? Math.random)() });
+      | (Handout & { ok: false })
+    >('handout', now, {
+      want,
+      rng: (this.options.rng ?? Math.random)(),
+      app: spender?.app ?? null,
+      budget: spender?.budget ?? null,
+    });
     if (!r.ok) return r;
     this.emit(r.events);
     const line = this.lines.get(r.keyId);
@@ -257,14 +268,35 @@ export class RedisPool implements PoolBackend {
     if (state.upstreamSync) meta.usync = JSON.stringify(state.upstreamSync);
     const keys = Object.fromEntries(Object.entries(state.keys).map(([id, k]) => [id, hashOf(k)]));
     const hist = Object.fromEntries(state.history.map((c) => [String(c.start), String(c.count)]));
-    const imported = (await this.run<{ ok: boolean }>('replaceState', now, { meta, keys, hist, replace })).ok;
+    const apps = Object.fromEntries(Object.entries(state.apps ?? {}).map(([app, l]) => [app, ledgerHash(l)]));
+    const imported = (await this.run<{ ok: boolean }>('replaceState', now, { meta, keys, hist, apps, replace })).ok;
     if (imported) await this.pins.replace(state.pins ?? {}, now);
     if (imported && state.activity) await this.activity.replace(state.activity);
     return imported;
   }
 
   async exportState(): Promise<PoolState> {
-    return { ...(await this.readState()).state, activity: await this.activity.saved(), pins: await this.pins.all() };
+    return {
+      ...(await this.readState()).state,
+      activity: await this.activity.saved(),
+      pins: await this.pins.all(),
+      apps: await this.ledgers(),
+    };
+  }
+
+  /** The apps' ledgers as Redis holds them (apps.lua). */
+  private async ledgers(): Promise<Record<string, AppLedger>> {
+    try {
+      const apps = await this.redis.smembers(`${this.prefix}apps`);
+      const pipe = this.redis.pipeline();
+      for (const app of apps) pipe.hgetall(`${this.prefix}a:${app}`);
+      const replies = (await pipe.exec()) ?? [];
+      return Object.fromEntries(
+        apps.map((app, i) => [app, ledgerOf((replies[i]?.[1] ?? {}) as Record<string, string>)]),
+      );
+    } catch (err) {
+      throw new StateUnavailableError(err);
+    }
   }
 
   /** Replaces what Redis holds; the registry applies the key file again right after (membership). */

@@ -134,10 +134,11 @@ export class FileBackend implements StateBackend, SaveSource {
       }
       try {
         const unsure = countReservedAsUsed(st, pool.clock, now);
-        if (unsure.keys > 0) {
+        if (unsure.uses > 0) {
+          const apps = unsure.apps > 0 ? ` and ${unsure.apps} apps' budgets` : '';
           this.options.logger.warn(
             `state: pool ${name} was not stopped cleanly; counted the ${unsure.uses} reserved uses of ` +
-              `${unsure.keys} keys as used, so no limit is passed`,
+              `${unsure.keys} keys${apps} as used, so no limit is passed`,
             { pool: name },
           );
         }
@@ -223,7 +224,7 @@ export class FileBackend implements StateBackend, SaveSource {
       stateJsonChunks(
         this.options.clock(),
         ++this.saveSeq,
-        [...this.pools].map(([name, pool]) => ({ name, clock: pool.clock, drain: () => pool.drain(full) })),
+        [...this.pools].map(([name, pool]) => ({ name, clock: pool.clock, drain: () => pool.drain(full, final) })),
         reservedOf,
       );
     return {
@@ -231,8 +232,8 @@ export class FileBackend implements StateBackend, SaveSource {
       delta: () => (final || [...this.pools.values()].some((p) => p.needsFullSave) ? null : write(false)),
       committed: () => {
         for (const [rec, reserved] of written) if (reserved > rec.reserved) rec.reserved = reserved;
-        // Keys held out of rotation for this save serve again.
-        if (written.length > 0) for (const pool of this.pools.values()) pool.reservationsSaved(this.options.clock());
+        // Keys held out of rotation for this save serve again; apps may spend what it reserved.
+        for (const pool of this.pools.values()) pool.reservationsSaved(this.options.clock());
       },
     };
   }

@@ -13,7 +13,8 @@ import { WINDOW_KINDS, type WindowClock, type WindowKind } from '../pools/window
  * current at the save and each key bare counts for them, plus only the health fields that are
  * set (a quarter of the bytes). Both are read; 2 is written. Format 2 later gained the optional
  * pool `seq` and key `useSeq` (least-recently-used order), and the upstream's pool `upstreamSync`
- * and key `upstreamHold` and `credits`; files without them still read.
+ * and key `upstreamHold` and `credits`, and the pool's apps' ledgers (`apps`); files without them
+ * still read.
  */
 export const STATE_VERSION = 2;
 const READABLE_VERSIONS = [1, 2];
@@ -99,6 +100,17 @@ function fieldSchemas(compact: boolean): Record<string, z.ZodType> {
   return shape;
 }
 
+/** An app's ledger in a pool (pools/budgets.ts AppLedger), by app name. */
+const ledgers = z.record(
+  z.string().regex(/^[a-z0-9_-]{1,64}$/u, 'is not an app name'),
+  z.object({
+    handouts: countSchema,
+    spent: countSchema,
+    windows: z.object({ day: counter, week: counter, month: counter }).partial(),
+    lastSeenAt: ms.nullable(),
+    reserved: countSchema.optional(),
+  }),
+);
 const windowsSchema = z.object({ minute: counter, hour: counter, day: counter, month: counter, week: counter });
 /** Format 1's key entry: every field, windows as {start, count}. */
 const keyState = z.object({
@@ -126,6 +138,7 @@ const poolHeader = z.object({
   seq: z.object({ used: z.number().int().nonnegative(), seen: z.number().int().nonnegative() }).optional(),
   upstreamSync: upstreamSync.nullable().optional(),
   pins: z.record(z.string().max(256), z.tuple([keyIdSchema, ms]).nullable()).optional(),
+  apps: ledgers.optional(),
   activity: z
     .object({
       minutes: z.array(z.array(z.number().finite().nonnegative())),

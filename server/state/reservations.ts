@@ -1,14 +1,21 @@
 import type { PoolState } from '../pools/records.js';
 import { WINDOW_KINDS, type WindowClock } from '../pools/windows.js';
+import { BUDGET_WINDOWS } from '../pools/budgets.js';
 
 /**
  * After a stop that was not clean (kill -9, a crash), a key's saved `reserved` is above its saved
  * `total`: up to that many uses may have been handed out since the last save, and nobody knows
  * how many. Count them all as used (the total, and the windows current now), so no limit is ever
- * passed; the cost is the unused part of one reservation per key. Returns the uses counted.
+ * passed; the cost is the unused part of one reservation per key. The apps' ledgers likewise
+ * (their budgets). Returns the uses counted.
  */
-export function countReservedAsUsed(pool: PoolState, clock: WindowClock, now: number): { keys: number; uses: number } {
+export function countReservedAsUsed(
+  pool: PoolState,
+  clock: WindowClock,
+  now: number,
+): { keys: number; apps: number; uses: number } {
   let keys = 0;
+  let apps = 0;
   let uses = 0;
   for (const k of Object.values(pool.keys)) {
     const unsure = (k.reserved ?? 0) - k.total;
@@ -23,5 +30,19 @@ export function countReservedAsUsed(pool: PoolState, clock: WindowClock, now: nu
     }
     delete k.reserved;
   }
-  return { keys, uses };
+  // An app's reserved uses the same way: all counted as spent, so no budget is ever passed.
+  for (const l of Object.values(pool.apps ?? {})) {
+    const unsure = (l.reserved ?? 0) - l.spent;
+    delete l.reserved;
+    if (unsure <= 0) continue;
+    apps++;
+    uses += unsure;
+    l.spent += unsure;
+    for (const kind of BUDGET_WINDOWS) {
+      const start = clock.bounds(kind, now).startMs;
+      const w = l.windows[kind];
+      l.windows[kind] = { start, count: (w?.start === start ? w.count : 0) + unsure };
+    }
+  }
+  return { keys, apps, uses };
 }

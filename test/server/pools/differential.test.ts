@@ -1,6 +1,6 @@
 /**
  * The two rule engines side by side: the same seeded random operations (handouts and leases,
- * reports, key-file reloads, admin actions, clock moves) go to an in-memory Pool and a RedisPool,
+ * for apps with budgets or none, reports, key-file reloads, admin actions, clock moves) go to an in-memory Pool and a RedisPool,
  * and every answer and the stats after every step must be equal. `npm test` runs a short fixed
  * set of seeds; `DIFF_RUNS=500 node --import tsx --test test/server/pools/differential.test.ts`
  * runs more (DIFF_SEED picks the first seed, DIFF_STEPS the steps a run).
@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
 import type { PoolBackend, UpstreamCheck } from '../../../server/pools/contract.js';
 import type { PoolPolicy } from '../../../server/pools/policy.js';
+import type { Spender } from '../../../server/pools/budgets.js';
 import { OUTCOMES, type ReportInput } from '../../../server/pools/rules.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
@@ -63,6 +64,18 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
   const clock = new FakeClock(Date.parse('2026-11-21T23:58:00Z') + r.int(86_400_000));
   const keys = makeKeys(2 + r.int(5));
   const policy = randomPolicy(r);
+  // Apps with budgets (day, week, month, some unset) and one without: charged on handouts and recounts.
+  const budget = () => ({
+    ...(r.int(2) ? { day: 1 + r.int(8) } : {}),
+    ...(r.int(3) === 0 ? { week: 3 + r.int(20) } : {}),
+    ...(r.int(3) === 0 ? { month: 5 + r.int(40) } : {}),
+  });
+  const spenders: Array<Spender | undefined> = [
+    undefined,
+    { app: 'alpha', budget: budget() },
+    { app: 'beta', budget: budget() },
+    { app: 'free', budget: null },
+  ];
   let roll = 0; // both engines draw the same number for a random pick
   const rng = () => roll;
   let members = keys.slice(0, Math.max(1, keys.length - r.int(2)));
@@ -72,6 +85,7 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
   ];
   const both = async <T>(what: string, step: number, op: (p: PoolBackend) => T | Promise<T>): Promise<void> => {
     const [a, b] = [await op(pools[0]!), await op(pools[1]!)];
+    if (process.env.DIFF_TRACE) console.log(step, what, JSON.stringify(a));
     assert.deepEqual(b, a, `seed ${seed} step ${step}: ${what} differs (memory first, Redis second)`);
   };
   for (let step = 0; step < STEPS; step++) {
@@ -83,7 +97,10 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
       case 3: {
         roll = r.next();
         const want = r.int(4) === 0 ? 1 + r.int(5) : 1;
-        await both(`handout(${want})`, step, (p) => p.handout(clock.now(), want));
+        const spender = r.pick(spenders);
+        await both(`handout(${want}) for ${spender?.app ?? 'nobody'}`, step, (p) =>
+          p.handout(clock.now(), want, spender),
+        );
         break;
       }
       case 4:
@@ -156,8 +173,9 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
         // A proxied create the upstream did not charge (its uses go back), or a report that a call cost more.
         const delta = r.pick([-2, -1, 1, 3]);
         const at = clock.now() - r.pick([0, 1_000, 61_000, 3_600_000, 86_400_000]);
-        await both(`recount ${delta} at -${clock.now() - at} ms`, step, (p) =>
-          p.recount(keyIdOf(key), delta, at, clock.now()),
+        const app = r.pick(spenders)?.app;
+        await both(`recount ${delta} at -${clock.now() - at} ms for ${app ?? 'nobody'}`, step, (p) =>
+          p.recount(keyIdOf(key), delta, at, clock.now(), app),
         );
         await both('keyStatus', step, (p) => p.keyStatus([...keys.map(keyIdOf), 'ffffffffffff'], clock.now()));
         break;
@@ -174,6 +192,7 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
         clock.advance(r.pick([0, 1, 500, 5_000, 30_000, 61_000, 600_000, 3_600_000, 86_400_000]));
     }
     await both('stats', step, (p) => p.stats(clock.now()));
+    await both('appUsage', step, (p) => p.appUsage(clock.now()));
   }
 }
 

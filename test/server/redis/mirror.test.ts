@@ -18,14 +18,29 @@ const rulesTs = readFileSync(join(REPO_ROOT, 'server', 'pools', 'rules.ts'), 'ut
 const rulesLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'rules.lua'), 'utf8');
 const poolLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'pool.lua'), 'utf8');
 const storeLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'store.lua'), 'utf8');
+const budgetsTs = readFileSync(join(REPO_ROOT, 'server', 'pools', 'budgets.ts'), 'utf8');
+const appsLua = readFileSync(join(REPO_ROOT, 'server', 'redis', 'apps.lua'), 'utf8');
+
+/** The functions a TS file marks "Mirrored." in their doc comment. */
+const mirroredIn = (ts: string) =>
+  [...ts.matchAll(/\/\*\*[\s*]*Mirrored\.[\s\S]*?\*\/\s*export function (\w+)/gu)].map((m) => m[1]!);
+const luaFunctions = (lua: string) => new Set([...lua.matchAll(/^local function (\w+)/gmu)].map((m) => m[1]!));
 
 describe('the Redis script mirrors the rulebook', () => {
   it('every rule marked Mirrored in rules.ts is a function of the same name in rules.lua', () => {
-    const mirrored = [...rulesTs.matchAll(/\/\*\*[\s*]*Mirrored\.[\s\S]*?\*\/\s*export function (\w+)/gu)].map(
-      (m) => m[1]!,
-    );
-    const inLua = new Set([...rulesLua.matchAll(/^local function (\w+)/gmu)].map((m) => m[1]!));
+    const mirrored = mirroredIn(rulesTs);
+    const inLua = luaFunctions(rulesLua);
     assert.ok(mirrored.length >= 12, `found ${mirrored.length} mirrored rules`);
+    assert.deepEqual(
+      mirrored.filter((name) => !inLua.has(name)),
+      [],
+    );
+  });
+
+  it('every budget rule marked Mirrored in budgets.ts is a function of the same name in apps.lua', () => {
+    const mirrored = mirroredIn(budgetsTs);
+    assert.ok(mirrored.length >= 5, `found ${mirrored.length} mirrored budget rules`);
+    const inLua = luaFunctions(appsLua);
     assert.deepEqual(
       mirrored.filter((name) => !inLua.has(name)),
       [],
@@ -38,6 +53,7 @@ describe('the Redis script mirrors the rulebook', () => {
       assert.doesNotMatch(rulesLua, literal, `${name} (${value}) written into rules.lua`);
       assert.doesNotMatch(poolLua, literal, `${name} (${value}) written into pool.lua`);
       assert.doesNotMatch(storeLua, literal, `${name} (${value}) written into store.lua`);
+      assert.doesNotMatch(appsLua, literal, `${name} (${value}) written into apps.lua`);
       assert.match(rulesLua + poolLua, new RegExp(`C\\.${name}\\b`, 'u'), `${name} not read from C`);
     }
   });
