@@ -1,5 +1,13 @@
 import type { KeyStats } from '../shared/stats.js';
-import type { KeyChange, KeysAdded, KeywardenOps, PoolSummary, StateImported } from '../server/ops/contract.js';
+import type {
+  AppReport,
+  KeyChange,
+  KeysAdded,
+  KeywardenOps,
+  PoolSummary,
+  StateImported,
+} from '../server/ops/contract.js';
+import type { AuditEntry } from '../server/audit/log.js';
 import type { StateExport } from '../server/state/format.js';
 import type { CheckRow } from '../server/upstream/screen.js';
 import { api, type Target } from './target.js';
@@ -41,5 +49,27 @@ export class ApiOps implements KeywardenOps {
   }
   importState(file: unknown): Promise<StateImported> {
     return this.call('POST', '/state', file);
+  }
+  async apps(): Promise<AppReport[]> {
+    return (await this.call<{ apps: AppReport[] }>('GET', '/apps')).apps;
+  }
+  app(name: string): Promise<AppReport> {
+    return this.call('GET', `/apps/${encodeURIComponent(name)}`);
+  }
+  addApp(input: unknown): Promise<AppReport & { token: string }> {
+    return this.call('POST', '/apps', input);
+  }
+  updateApp(name: string, patch: unknown): Promise<AppReport> {
+    return this.call('PATCH', `/apps/${encodeURIComponent(name)}`, patch);
+  }
+  rotateApp(name: string, graceSeconds: number): Promise<{ token: string; graceUntil: string | null }> {
+    return this.call('POST', `/apps/${encodeURIComponent(name)}/rotate`, { graceSeconds });
+  }
+  async removeApp(name: string): Promise<void> {
+    await this.call('DELETE', `/apps/${encodeURIComponent(name)}`);
+  }
+  async audit(since: number | undefined, limit: number): Promise<AuditEntry[]> {
+    const query = `?limit=${limit}${since === undefined ? '' : `&since=${since}`}`;
+    return (await this.call<{ entries: AuditEntry[] }>('GET', `/audit${query}`)).entries;
   }
 }

@@ -10,6 +10,7 @@ import { printChecks } from './check.js';
 import { CliError } from './errors.js';
 import { OfflineOps } from './offline.js';
 import { recrypt } from './recrypt.js';
+import { APP_USAGE, runAppCommand } from './apps.js';
 import { detectMode, poolArg, targetOf, type CliDeps, type Target } from './target.js';
 
 export { CliError };
@@ -29,7 +30,8 @@ export const USAGE = `usage: keywarden keys <command>   (in a checkout also: npm
   rotate-secret <pool>        re-encrypt its keys under KEYS_SECRET_NEW (every line must decrypt with KEYS_SECRET)
   state export <file>         write the rotation state (counts, blocks; keyIds, never keys) to a file
   state import <file>         replace the rotation state with a file's (another backend's, another machine's)
-  status                      one line per pool`;
+  status                      one line per pool
+${APP_USAGE}`;
 
 export type { CliDeps } from './target.js';
 
@@ -111,7 +113,8 @@ export async function cliMain(args: string[], deps: CliDeps & { err: (line: stri
 }
 
 /** Commands that edit key files alone, so they work with any backend and no server. */
-const KEY_FILE_COMMANDS = ['add', 'remove'];
+// Work on files alone: key files, the apps file and the audit log (no state).
+const KEY_FILE_COMMANDS = ['add', 'remove', 'app', 'audit'];
 const COMMANDS = [
   'list',
   'add',
@@ -125,6 +128,8 @@ const COMMANDS = [
   'decrypt',
   'rotate-secret',
   'status',
+  'app',
+  'audit',
 ];
 
 /**
@@ -163,6 +168,9 @@ export async function runKeysCommand(args: string[], deps: CliDeps): Promise<voi
     mode.kind === 'api' ? (await ops.pools()).map((p) => p.name) : [...(await loadPools(t.keysDir)).policies.keys()];
 
   switch (command) {
+    case 'app':
+    case 'audit':
+      return runAppCommand(command, rest, ops, deps.out);
     case 'status':
       printStatus(deps.out, await ops.pools());
       return;

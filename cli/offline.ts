@@ -12,6 +12,8 @@ import type { StateStore } from '../server/state/store.js';
 import { UpstreamSync } from '../server/upstream/sync.js';
 import type { UsageFetcher } from '../server/upstream/usage-client.js';
 import { createLogger } from '../shared/logger.js';
+import { AppsFile, AppsFileError } from '../server/apps/file.js';
+import { AuditLog } from '../server/audit/log.js';
 import { offlineChecker } from './check.js';
 import { CliError } from './errors.js';
 import type { Target } from './target.js';
@@ -73,6 +75,29 @@ export class OfflineOps implements KeywardenOps {
   }
   importState(file: unknown) {
     return this.run('edit', 'import state', (ops) => ops.importState(file));
+  }
+  // Apps live in the apps file, not the state: edits need no lock, and a running server takes them
+  // within a second. Their usage is read from the saved state.
+  apps() {
+    return this.run('read', '', (ops) => ops.apps());
+  }
+  app(name: string) {
+    return this.run('read', '', (ops) => ops.app(name));
+  }
+  addApp(input: unknown) {
+    return this.run('keyFiles', '', (ops) => ops.addApp(input));
+  }
+  updateApp(name: string, patch: unknown) {
+    return this.run('keyFiles', '', (ops) => ops.updateApp(name, patch));
+  }
+  rotateApp(name: string, graceSeconds: number) {
+    return this.run('keyFiles', '', (ops) => ops.rotateApp(name, graceSeconds));
+  }
+  removeApp(name: string) {
+    return this.run('keyFiles', '', (ops) => ops.removeApp(name));
+  }
+  audit(since: number | undefined, limit: number) {
+    return this.run('keyFiles', '', (ops) => ops.audit(since, limit));
   }
 
   /** STATE_FILE through its links, as the server resolves it, so both lock and read the same file. */
@@ -140,11 +165,15 @@ export class OfflineOps implements KeywardenOps {
     await backend.resume().catch((err: unknown) => {
       throw err instanceof StateFileError ? new CliError(err.message) : err;
     });
-    if (access === 'read') return use(this.operations(registry, keyFiles, null));
+    const apps = new AppsFile(t.appsFile);
+    await apps.load().catch((err: unknown) => {
+      throw err instanceof AppsFileError ? new CliError(err.message) : err;
+    });
+    if (access === 'read') return use(this.operations(registry, keyFiles, null, apps));
     const asker = offlineChecker(upstreams, t.upstreamTimeoutMs, this.deps.fetchUsage);
     const sync = new UpstreamSync({ registry, checker: asker.checker, logger, intervalMs: 0, claim: async () => true });
     try {
-      const result = await use(this.operations(registry, keyFiles, sync));
+      const result = await use(this.operations(registry, keyFiles, sync, apps));
       if (access === 'edit') await backend.close(); // the final, full save
       return result;
     } finally {
@@ -152,7 +181,22 @@ export class OfflineOps implements KeywardenOps {
     }
   }
 
-  private operations(registry: PoolRegistry, keyFiles: KeyFiles, checker: UpstreamSync | null): Operations {
-    return new Operations({ registry, keyFiles, checker, logger: this.logger, clock: Date.now, actor: 'admin (cli)' });
+  private operations(
+    registry: PoolRegistry,
+    keyFiles: KeyFiles,
+    checker: UpstreamSync | null,
+    apps: AppsFile,
+  ): Operations {
+    return new Operations({
+      registry,
+      keyFiles,
+      checker,
+      logger: this.logger,
+      clock: Date.now,
+      actor: 'cli',
+      ip: null,
+      apps,
+      audit: new AuditLog(this.t.auditFile),
+    });
   }
 }

@@ -17,6 +17,8 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().optional(),
   KEYS_DIR: z.string().default('./keys'),
   STATE_FILE: z.string().default('./api_state.json'),
+  APPS_FILE: z.string().default('./apps.json'),
+  AUDIT_FILE: z.string().default('./audit.log'),
   STATE_BACKEND: z.enum(['file', 'redis']).default('file'),
   UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
 });
@@ -26,6 +28,9 @@ export interface Target {
   adminToken: string | null;
   keysDir: string;
   stateFile: string;
+  /** APPS_FILE and AUDIT_FILE, as the server reads them. */
+  appsFile: string;
+  auditFile: string;
   /** With Redis, state is only reachable through a running server's admin API. */
   redis: boolean;
   /** KEYS_SECRET: encrypted key-file lines, and keys added to the files, go through it. */
@@ -43,6 +48,8 @@ export function targetOf(env: Record<string, string | undefined>): Target {
     adminToken: e.ADMIN_TOKEN ?? null,
     keysDir: resolve(e.KEYS_DIR),
     stateFile: resolve(e.STATE_FILE),
+    appsFile: resolve(e.APPS_FILE),
+    auditFile: resolve(e.AUDIT_FILE),
     redis: e.STATE_BACKEND === 'redis',
     cipher: cipherFromEnv(env),
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,

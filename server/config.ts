@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -26,6 +27,8 @@ const envSchema = z.object({
   STATE_SAVE_INTERVAL_MS: intVar(2000, 50, 3_600_000),
   API_TOKENS: listVar(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  APPS_FILE: z.string().default('./apps.json'),
+  AUDIT_FILE: z.string().default('./audit.log'),
   LOG_LEVEL: logLevelVar,
   LOG_FILE: z.string().default('logs/server.log'),
   LOG_ACCESS: boolVar(true),
@@ -57,8 +60,11 @@ export interface ServerConfig {
   stateFile: string;
   stateSaveIntervalMs: number;
   apiTokens: string[];
-  /** Enables /admin; null leaves it off. */
+  /** Enables /admin; null leaves it off (unless an app is an admin). */
   adminToken: string | null;
+  /** The named apps (apps/file.ts) and the audit trail of admin actions. */
+  appsFile: string;
+  auditFile: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFile: string;
   /** True when no API token is set and the server runs open (loopback only). */
@@ -100,10 +106,11 @@ export function isLoopback(host: string): boolean {
 export function loadServerConfig(env: Record<string, string | undefined>): ServerConfig {
   const e = parseEnv(envSchema, env);
   const open = e.API_TOKENS.length === 0;
-  if (open && !isLoopback(e.HOST)) {
+  // Named apps (APPS_FILE) close the API too; start.ts checks the file holds one.
+  if (open && !isLoopback(e.HOST) && !existsSync(resolve(e.APPS_FILE))) {
     throw new ConfigError(
       `API_TOKENS: required when HOST is not a loopback address (HOST is ${JSON.stringify(e.HOST)}); set at ` +
-        `least one token or bind to 127.0.0.1`,
+        `least one token, make an app (npm run keys -- app add), or bind to 127.0.0.1`,
     );
   }
   // pm2 exports its app settings to the environment; cluster mode shares nothing between workers.
@@ -121,6 +128,9 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
   }
   const short = e.API_TOKENS.find((t) => t.length < 16);
   if (short !== undefined) throw new ConfigError('API_TOKENS: every token must be at least 16 characters');
+  // An API token that is also the admin token would make every holder of it an admin.
+  if (e.ADMIN_TOKEN !== undefined && e.API_TOKENS.includes(e.ADMIN_TOKEN))
+    throw new ConfigError('ADMIN_TOKEN: must differ from every token in API_TOKENS');
   return {
     host: e.HOST,
     port: e.PORT,
@@ -129,6 +139,8 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     stateSaveIntervalMs: e.STATE_SAVE_INTERVAL_MS,
     apiTokens: e.API_TOKENS,
     adminToken: e.ADMIN_TOKEN ?? null,
+    appsFile: resolve(e.APPS_FILE),
+    auditFile: resolve(e.AUDIT_FILE),
     logLevel: e.LOG_LEVEL,
     logFile: resolve(e.LOG_FILE),
     stateBackend: e.STATE_BACKEND,

@@ -1,5 +1,9 @@
 import type { Server } from 'node:http';
-import { loadPools, type ServerConfig } from './config.js';
+import { isLoopback, loadPools, type ServerConfig } from './config.js';
+import { ConfigError } from '../shared/env.js';
+import { AppsFile, AppsFileError } from './apps/file.js';
+import { AppTraffic } from './apps/traffic.js';
+import { AuditLog } from './audit/log.js';
 import { createApp } from './http/app.js';
 import { answerClientErrorsAsJson } from './http/client-errors.js';
 import { createMetrics } from './http/metrics.js';
@@ -51,6 +55,21 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
   const { policies, upstreams, proxyRetryPost } = await loadPools(config.keysDir);
+  const apps = new AppsFile(config.appsFile, logger);
+  try {
+    await apps.load();
+  } catch (err) {
+    throw err instanceof AppsFileError ? new ConfigError(`APPS_FILE: ${err.message}`) : err;
+  }
+  const adminIsAppToken = config.adminToken !== null && apps.resolve(config.adminToken, clock()).kind !== 'none';
+  if (adminIsAppToken || (config.open && apps.apps.length === 0 && !isLoopback(config.host))) {
+    throw new ConfigError(
+      adminIsAppToken
+        ? 'ADMIN_TOKEN: must differ from every app token (make the app an admin instead: app update <name> --admin)'
+        : `API_TOKENS: required when HOST is not a loopback address and ${config.appsFile} holds no app`,
+    );
+  }
+
   const registry = new PoolRegistry({
     policies,
     clock,
@@ -67,7 +86,8 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const keyFiles = new KeyFiles({ keysDir: config.keysDir, registry, logger, cipher: config.keyCipher });
   await backend.open();
   const synced = usageUpstreams(upstreams);
-  const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()] });
+  const traffic = new AppTraffic();
+  const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()], traffic });
   const agents = new UpstreamAgents();
   const checker = new UsageChecker({
     upstreams: synced,
@@ -104,6 +124,9 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   }
 
   const app = createApp({
+    apps,
+    traffic,
+    audit: new AuditLog(config.auditFile),
     registry,
     keyFiles,
     logger,
@@ -140,6 +163,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   keyFiles.watch(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
+  apps.watch();
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
   if (synced.size > 0) {
     const where = [...synced].map(([name, u]) => `${name} -> ${u.origin}`).join(', ');
@@ -153,6 +177,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
 
   const upstream = {
     async stop() {
+      apps.stop();
       const stopped = sync.stop();
       await agents.destroy();
       await stopped;

@@ -20,6 +20,8 @@ const ALONE_LONGEST_FIRST = [
   'test/cli/encryption.test.ts',
   'test/bot/index.test.ts',
   'test/server/http/proxy-kindwise.test.ts',
+  'test/server/http/apps.test.ts',
+  'test/server/http/apps-redis.test.ts',
   'test/dashboard/dashboard.test.ts',
   'test/cli/keys.test.ts',
   'test/server/lock.test.ts',

@@ -18,6 +18,7 @@ const addSchema = z.union([
     })
     .strict(),
 ]);
+const rotateSchema = z.object({ graceSeconds: z.number().int().min(0).max(31_536_000).optional() }).strict();
 /** Optional body of disable/enable/reset. */
 const reasonSchema = z.object({ reason: z.string().max(200).optional() }).strict();
 
@@ -26,16 +27,22 @@ const reasonSchema = z.object({ reason: z.string().max(200).optional() }).strict
  * and the CLI call these. Each route reads its request, runs one operation and shapes its answer;
  * plaintext keys arrive in request bodies and go only to the key file.
  */
-export function createAdminRouter(ops: KeywardenOps): Router {
+export function createAdminRouter(opsFor: (ctx: Context) => KeywardenOps): Router {
   const router = new Router({ prefix: '/admin', sensitive: true });
+  // Each request acts as who sent it (ctx.state.actor, set by the auth in front), from its address.
+  router.use((ctx, next) => {
+    ctx.state.ops = opsFor(ctx);
+    return next();
+  });
+  const opsOf = (ctx: Context) => ctx.state.ops as KeywardenOps;
 
   router.get('/pools', async (ctx) => {
-    ctx.body = { pools: await ops.pools() };
+    ctx.body = { pools: await opsOf(ctx).pools() };
   });
 
   router.get('/pools/:pool/keys', async (ctx) => {
     const pool = ctx.params.pool!;
-    ctx.body = { pool, keys: await ops.keys(pool) };
+    ctx.body = { pool, keys: await opsOf(ctx).keys(pool) };
   });
 
   router.post('/pools/:pool/keys', async (ctx) => {
@@ -44,7 +51,7 @@ export function createAdminRouter(ops: KeywardenOps): Router {
     const keys = 'key' in parsed.data ? [parsed.data.key] : parsed.data.keys;
     const force = ctx.query.force === 'true' || ctx.query.force === '1';
     try {
-      ctx.body = await ops.addKeys(ctx.params.pool!, keys, force);
+      ctx.body = await opsOf(ctx).addKeys(ctx.params.pool!, keys, force);
     } catch (err) {
       if (err instanceof HttpError && err.code === 'invalid_key')
         throw new HttpError(err.status, err.code, `${err.message} (add ?force=true to add them anyway)`, err.extra);
@@ -55,26 +62,26 @@ export function createAdminRouter(ops: KeywardenOps): Router {
 
   router.post('/pools/:pool/check', async (ctx) => {
     const pool = ctx.params.pool!;
-    ctx.body = { pool, keys: await ops.checkKeys(pool) };
+    ctx.body = { pool, keys: await opsOf(ctx).checkKeys(pool) };
   });
 
   router.delete('/pools/:pool/keys/:keyId', async (ctx) => {
-    await ops.removeKey(ctx.params.pool!, ctx.params.keyId!);
+    await opsOf(ctx).removeKey(ctx.params.pool!, ctx.params.keyId!);
     ctx.status = 204;
   });
 
   // State moves between backends and machines as a state file (keyIds only, never a key).
   router.get('/state', async (ctx) => {
-    ctx.body = await ops.exportState();
+    ctx.body = await opsOf(ctx).exportState();
   });
 
   router.post('/state', async (ctx) => {
-    ctx.body = await ops.importState(await readJson(ctx, STATE_BODY_LIMIT));
+    ctx.body = await opsOf(ctx).importState(await readJson(ctx, STATE_BODY_LIMIT));
   });
 
   router.post('/pools/:pool/clear-throttle', async (ctx) => {
     const pool = ctx.params.pool!;
-    ctx.body = { pool, cleared: await ops.clearThrottle(pool) };
+    ctx.body = { pool, cleared: await opsOf(ctx).clearThrottle(pool) };
   });
 
   /** A state change of one key, with an optional reason: 204. */
@@ -85,12 +92,62 @@ export function createAdminRouter(ops: KeywardenOps): Router {
       if (!parsed.success) throw badRequest('invalid_body', 'send nothing or {"reason": "..."}');
       reason = parsed.data.reason;
     }
-    await ops.changeKey(ctx.params.pool!, ctx.params.keyId!, change, reason);
+    await opsOf(ctx).changeKey(ctx.params.pool!, ctx.params.keyId!, change, reason);
     ctx.status = 204;
   };
   router.post('/pools/:pool/keys/:keyId/disable', keyChange('disable'));
   router.post('/pools/:pool/keys/:keyId/enable', keyChange('enable'));
   router.post('/pools/:pool/keys/:keyId/reset', keyChange('reset'));
+
+  router.get('/apps', async (ctx) => {
+    ctx.body = { apps: await opsOf(ctx).apps() };
+  });
+
+  router.post('/apps', async (ctx) => {
+    ctx.body = await opsOf(ctx).addApp(await readJson(ctx));
+    ctx.status = 201;
+    ctx.set('Cache-Control', 'no-store'); // the token, shown this once
+  });
+
+  router.get('/apps/:name', async (ctx) => {
+    ctx.body = await opsOf(ctx).app(ctx.params.name!);
+  });
+
+  router.patch('/apps/:name', async (ctx) => {
+    ctx.body = await opsOf(ctx).updateApp(ctx.params.name!, await readJson(ctx));
+  });
+
+  router.delete('/apps/:name', async (ctx) => {
+    await opsOf(ctx).removeApp(ctx.params.name!);
+    ctx.status = 204;
+  });
+
+  router.post('/apps/:name/rotate', async (ctx) => {
+    let graceSeconds = 0;
+    if (ctx.get('content-length') && ctx.get('content-length') !== '0') {
+      const parsed = rotateSchema.safeParse(await readJson(ctx));
+      if (!parsed.success) throw badRequest('invalid_body', 'send nothing or {"graceSeconds": <seconds>}');
+      graceSeconds = parsed.data.graceSeconds ?? 0;
+    }
+    ctx.body = await opsOf(ctx).rotateApp(ctx.params.name!, graceSeconds);
+    ctx.set('Cache-Control', 'no-store');
+  });
+
+  router.get('/audit', async (ctx) => {
+    const { since, limit } = ctx.query;
+    let from: number | undefined;
+    if (since !== undefined) {
+      from = typeof since === 'string' ? (/^\d+$/u.test(since) ? Number(since) : Date.parse(since)) : NaN;
+      if (!Number.isFinite(from))
+        throw badRequest('invalid_query', 'since: give an ISO date-time or epoch milliseconds');
+    }
+    let n = 100;
+    if (limit !== undefined) {
+      n = typeof limit === 'string' && /^\d+$/u.test(limit) ? Number(limit) : NaN;
+      if (!(n >= 1 && n <= 1000)) throw badRequest('invalid_query', 'limit: must be a whole number from 1 to 1000');
+    }
+    ctx.body = { entries: await opsOf(ctx).audit(from, n) };
+  });
 
   return router;
 }

@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { POOL_NAME } from '../config.js';
 import type { Handout } from '../pools/contract.js';
+import type { Spender } from '../pools/budgets.js';
 import type { PoolRegistry } from '../pools/registry.js';
 import { badRequest, methodNotAllowed, noKeyError, notImplemented, unknownPool } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -61,10 +62,10 @@ export function handoutJson(pool: string, h: Handout & { ok: true }, lease: bool
 export function createHandout(deps: {
   registry: PoolRegistry;
   metrics: Metrics;
-}): (ctx: Context, pool: string) => void | Promise<void> {
+}): (ctx: Context, pool: string, spender?: Spender) => void | Promise<void> {
   const { registry, metrics } = deps;
 
-  const answer = (ctx: Context, name: string, want: number, result: Handout): void => {
+  const answer = (ctx: Context, name: string, want: number, result: Handout, spender?: Spender): void => {
     metrics.handout(name, result.ok ? 'served' : HANDOUT_OUTCOME[result.reason]);
     if (result.ok) {
       // Written here whole, through Koa's documented bypass: its response path (body setter,
@@ -84,10 +85,10 @@ export function createHandout(deps: {
       return;
     }
     ctx.set('Cache-Control', 'no-store');
-    throw noKeyError(name, result);
+    throw noKeyError(name, result, spender?.app);
   };
 
-  return (ctx, name) => {
+  return (ctx, name, spender) => {
     if (ctx.method !== 'GET') {
       if (!KNOWN_METHODS.has(ctx.method)) throw notImplemented();
       ctx.set('Allow', 'GET');
@@ -105,6 +106,6 @@ export function createHandout(deps: {
       }
       want = Number(count);
     }
-    return registry.handout(name, want).then((result) => answer(ctx, name, want, result));
+    return registry.handout(name, want, spender).then((result) => answer(ctx, name, want, result, spender));
   };
 }

@@ -2,6 +2,49 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { logWriteFailures } from '../../shared/logger.js';
 import type { KeyStatus } from '../../shared/stats.js';
 import type { PoolRegistry } from '../pools/registry.js';
+import type { AppTraffic } from '../apps/traffic.js';
+
+/**
+ * The apps' metrics, read at scrape time: requests by app, pool and the status it got, failovers
+ * (this instance's), and the credits each app spent per window (the pools', shared by instances).
+ */
+function appMetrics(registry: Registry, pools: PoolRegistry, traffic: AppTraffic | undefined): void {
+  new Counter({
+    name: 'keywarden_app_requests_total',
+    help: "Apps' handouts and proxied requests by app, pool and the HTTP status they got",
+    labelNames: ['app', 'pool', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [app, pool, t] of traffic?.all() ?? [])
+        for (const [status, n] of Object.entries(t.outcomes)) this.inc({ app, pool, status }, n);
+    },
+  });
+  new Counter({
+    name: 'keywarden_app_failovers_total',
+    help: "Apps' proxied requests sent on to another key, by app and pool",
+    labelNames: ['app', 'pool'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [app, pool, t] of traffic?.all() ?? []) if (t.failovers > 0) this.inc({ app, pool }, t.failovers);
+    },
+  });
+  new Gauge({
+    name: 'keywarden_app_credits',
+    help: 'Credits (uses, outside Kindwise) each app spent, by pool and window (day, week, month, total)',
+    labelNames: ['app', 'pool', 'window'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const pool of pools.names()) {
+        const usage = await pools.appUsage(pool).catch(() => ({}));
+        for (const [app, u] of Object.entries(usage))
+          for (const [window, n] of Object.entries(u.credits)) this.set({ app, pool, window }, n);
+      }
+    },
+  });
+}
 
 export type HandoutOutcome = 'served' | 'no_key' | 'rate_limited' | 'throttled' | 'budget';
 
@@ -36,7 +79,10 @@ const STATUSES: readonly KeyStatus[] = [
  * tests): handouts, reports, keys by status (read from the pools at scrape time), request
  * latency, state saves, and prom-client's default process metrics.
  */
-export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: readonly string[] } = {}): Metrics {
+export function createMetrics(
+  pools: PoolRegistry,
+  options: { upstreamPools?: readonly string[]; traffic?: AppTraffic } = {},
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keywarden_' });
   const handouts = talliedCounter(registry, 'keywarden_handouts_total', 'Key requests by pool and outcome', 'outcome');
@@ -173,6 +219,7 @@ export function createMetrics(pools: PoolRegistry, options: { upstreamPools?: re
       logFailuresSeen = now;
     },
   });
+  appMetrics(registry, pools, options.traffic);
   const saveFailures = new Counter({
     name: 'keywarden_state_save_failures_total',
     help: 'Failed state saves',

@@ -5,9 +5,9 @@ import { keyHeader, presentedToken } from '../upstream/credentials.js';
 import { connectionListed } from '../proxy/answer.js';
 import { createForwarder, type ForwardDeps } from '../proxy/forward.js';
 import { forwardHeaders, type ProxyTarget } from '../proxy/request.js';
-import { bearer, type Auth } from './auth.js';
+import { bearer, proxySpender, type Auth, type Caller } from './auth.js';
 import { readBody } from './body.js';
-import { HttpError, unauthorized, unknownPool } from './errors.js';
+import { HttpError, unknownPool } from './errors.js';
 
 export { proxyTarget, type ProxyTarget } from '../proxy/request.js';
 
@@ -17,6 +17,8 @@ export const PROXY_ROUTE = '/proxy/:pool';
 export interface ProxyDeps extends ForwardDeps {
   upstreams: ReadonlyMap<string, UpstreamConfig>;
   auth: Auth;
+  /** Lets a caller in or throws (an app over its ratePerMinute). */
+  admit: (caller: Caller) => void;
   maxBodyBytes: number;
   bodyTimeoutMs: number;
 }
@@ -47,8 +49,9 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
         upstream.type === 'query' ? new URLSearchParams(target.query) : null,
       ),
     ];
-    if (!presented.some((t) => t !== null && deps.auth.isApiToken(t)) && !deps.auth.isApiToken(null))
-      throw unauthorized();
+    const caller = (ctx.state.caller = deps.auth.callerOf(presented));
+    const spender = proxySpender(caller, pool);
+    deps.admit(caller);
 
     const headers = forwardHeaders(ctx.req.rawHeaders, headerName, connectionListed(ctx.req.headers.connection));
     // The body is received whole before any upstream connection is taken for it, so a caller
@@ -69,6 +72,7 @@ export function createProxy(deps: ProxyDeps): (ctx: Context, target: ProxyTarget
       headers,
       body,
       res: ctx.res,
+      spender,
       takeOver: () => {
         ctx.respond = false;
       },

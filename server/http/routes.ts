@@ -8,6 +8,7 @@ import { OUTCOMES } from '../pools/rules.js';
 import type { Clock, PoolRegistry } from '../pools/registry.js';
 import type { Health } from '../state/backend.js';
 import type { Metrics } from './metrics.js';
+import { mayReport, type Caller } from './auth.js';
 
 const reportSchema = z
   .object({
@@ -102,7 +103,10 @@ export function createRoutes(deps: RoutesDeps): Router {
   });
 
   router.post('/api/:pool/report', async (ctx) => {
+    const caller = ctx.state.caller as Caller;
+    mayReport(caller, ctx.params.pool!);
     const name = poolName(ctx.params.pool!);
+    const app = caller.kind === 'app' ? caller.app.name : undefined;
     const parsed = reportSchema.safeParse(await readJson(ctx));
     if (!parsed.success) throw badRequest('invalid_body', describe(parsed.error));
     const b = parsed.data;
@@ -116,7 +120,7 @@ export function createRoutes(deps: RoutesDeps): Router {
     deps.metrics.report(name, result.outcome);
     // What the call really cost: the handout counted one use; the difference is counted now.
     if (b.credits !== undefined) {
-      if (b.credits !== 1) await registry.recount(name, b.keyId, b.credits - 1, deps.clock());
+      if (b.credits !== 1) await registry.recount(name, b.keyId, b.credits - 1, deps.clock(), app);
       registry.countSpent(name, b.credits);
     }
     ctx.status = 204;

@@ -1,6 +1,9 @@
 import type { KeyStats, PoolStats } from '../../shared/stats.js';
 import type { StateExport } from '../state/format.js';
 import type { CheckRow } from '../upstream/screen.js';
+import type { AppView } from '../apps/model.js';
+import type { AuditEntry } from '../audit/log.js';
+import type { Budget, BudgetWindow } from '../pools/budgets.js';
 
 /**
  * Keywarden's use cases for operators, each once: the admin API (and the dashboard through it)
@@ -28,7 +31,33 @@ export interface KeywardenOps {
   exportState(): Promise<StateExport>;
   /** Replaces the state of the pools a state file names (a parsed JSON value) with its. */
   importState(file: unknown): Promise<StateImported>;
+
+  /** Every app, with what it spent and how its requests went. */
+  apps(): Promise<AppReport[]>;
+  app(name: string): Promise<AppReport>;
+  /** Makes an app from an operator's input (apps/model.ts appInput); its token is shown this once. */
+  addApp(input: unknown): Promise<AppReport & { token: string }>;
+  /** Changes any of an app's settings but its name (disable and enable among them). */
+  updateApp(name: string, patch: unknown): Promise<AppReport>;
+  /** A new token for an app; the old one keeps working for `graceSeconds`. */
+  rotateApp(name: string, graceSeconds: number): Promise<{ token: string; graceUntil: string | null }>;
+  removeApp(name: string): Promise<void>;
+  /** The audit trail: entries at or after `since` (ms), the newest `limit`, oldest first. */
+  audit(since: number | undefined, limit: number): Promise<AuditEntry[]>;
 }
+
+/** What an app spent in a pool (the pool's ledger) and how its requests there went (this instance's). */
+export interface AppUsageRow {
+  handouts: number;
+  credits: Record<BudgetWindow | 'total', number>;
+  budget: Budget | null;
+  lastSeenAt: number | null;
+  /** The HTTP statuses the app got, counted. */
+  outcomes: Record<string, number>;
+  failovers: number;
+}
+
+export type AppReport = AppView & { usage: Record<string, AppUsageRow>; lastSeenAt: number | null };
 
 export type PoolSummary = Omit<PoolStats, 'keys'>;
 export type KeyChange = 'disable' | 'enable' | 'reset';

@@ -9,7 +9,11 @@ import type { PoolRegistry } from '../pools/registry.js';
 import { readState, stateExport, type StateExport } from '../state/format.js';
 import { WindowClock } from '../pools/windows.js';
 import { checkRow, screenKeys, type CheckRow, type KeyChecker } from '../upstream/screen.js';
-import type { KeyChange, KeysAdded, KeywardenOps, PoolSummary, StateImported } from './contract.js';
+import type { AppReport, KeyChange, KeysAdded, KeywardenOps, PoolSummary, StateImported } from './contract.js';
+import type { AppsFile } from '../apps/file.js';
+import type { AppTraffic } from '../apps/traffic.js';
+import type { AuditEntry, AuditLog } from '../audit/log.js';
+import { AppOperations } from './apps.js';
 
 const KEY_ID = /^[0-9a-f]{12}$/u;
 const NO_SERVER = { version: '', uptimeSec: 0 };
@@ -21,8 +25,16 @@ export interface OperationsDeps {
   checker: KeyChecker | null;
   logger: Logger;
   clock: () => number;
-  /** Who acts, at the head of each log line ("admin", "cli"). */
+  /** Who acts, at the head of each log line and in the audit log (an admin app's name, "admin", "cli"). */
   actor: string;
+  /** The caller's address, for the audit log (null: the CLI). */
+  ip?: string | null;
+  /** The named apps (APPS_FILE); null: none. */
+  apps?: AppsFile | null;
+  /** Apps' requests on this instance, shown with their usage. */
+  traffic?: AppTraffic | null;
+  /** Where every admin action is recorded (AUDIT_FILE); null: nowhere. */
+  audit?: AuditLog | null;
 }
 
 /** Errors of a file system that cannot take a write now: a full disk, a failing one, a read-only one. */
@@ -52,7 +64,123 @@ function keyEditError(err: unknown): never {
  * state through the registry. Every change is logged, by keyId, never a key.
  */
 export class Operations implements KeywardenOps {
-  constructor(private readonly deps: OperationsDeps) {}
+  private readonly appOps: AppOperations;
+
+  constructor(private readonly deps: OperationsDeps) {
+    this.appOps = new AppOperations({
+      apps: deps.apps ?? null,
+      registry: deps.registry,
+      traffic: deps.traffic ?? null,
+      clock: deps.clock,
+    });
+  }
+
+  /** The same operations for another actor (an admin request: the app or token that made it, and its address). */
+  as(actor: string, ip: string | null): Operations {
+    return new Operations({ ...this.deps, actor, ip });
+  }
+
+  // ---------------------------------------------------------------- audited: every change, by whom, and how it went
+
+  /**
+   * Runs an admin action and appends its line to the audit log (ok, or the error code it failed
+   * with) before its answer goes out. The target names pools, keyIds and apps, never a key.
+   */
+  private async audited<T>(action: string, target: string, run: () => Promise<T>): Promise<T> {
+    let result = 'ok';
+    try {
+      return await run();
+    } catch (err) {
+      result = err instanceof HttpError ? err.code : 'internal_error';
+      throw err;
+    } finally {
+      const { audit, actor, ip, logger, clock } = this.deps;
+      await audit
+        ?.append({ actor, action, target, result, ip: ip ?? null }, clock())
+        .catch((e: Error) =>
+          logger.error(
+            `audit: ${audit.path} could not be written (${e.message}): ${actor} ${action} ${target} ${result}`,
+          ),
+        );
+    }
+  }
+
+  addKeys(pool: string, keys: string[], force: boolean): Promise<KeysAdded> {
+    return this.audited('key.add', pool, () => this.addKeysNow(pool, keys, force));
+  }
+
+  checkKeys(pool: string): Promise<CheckRow[]> {
+    return this.audited('key.check', pool, () => this.checkKeysNow(pool));
+  }
+
+  removeKey(pool: string, keyId: string): Promise<void> {
+    return this.audited('key.remove', `${pool}/${keyId}`, () => this.removeKeyNow(pool, keyId));
+  }
+
+  changeKey(pool: string, keyId: string, change: KeyChange, reason?: string): Promise<void> {
+    return this.audited(`key.${change}`, `${pool}/${keyId}`, () => this.changeKeyNow(pool, keyId, change, reason));
+  }
+
+  clearThrottle(pool: string): Promise<boolean> {
+    return this.audited('pool.clear_throttle', pool, () => this.clearThrottleNow(pool));
+  }
+
+  importState(file: unknown): Promise<StateImported> {
+    return this.audited('state.import', 'state', () => this.importStateNow(file));
+  }
+
+  apps(): Promise<AppReport[]> {
+    return this.appOps.list();
+  }
+
+  app(name: string): Promise<AppReport> {
+    return this.appOps.show(name);
+  }
+
+  addApp(input: unknown): Promise<AppReport & { token: string }> {
+    const name = (input as { name?: unknown } | null)?.name;
+    return this.audited('app.add', `app ${typeof name === 'string' ? name.slice(0, 64) : '?'}`, async () => {
+      const made = await this.appOps.add(input);
+      this.log('info', `made app ${made.name} (pools ${JSON.stringify(made.pools)}, mode ${made.mode})`);
+      return made;
+    });
+  }
+
+  updateApp(name: string, patch: unknown): Promise<AppReport> {
+    const fields = Object.keys((patch as object | null) ?? {});
+    const action =
+      fields.length === 1 && fields[0] === 'disabled'
+        ? (patch as { disabled: unknown }).disabled === true
+          ? 'app.disable'
+          : 'app.enable'
+        : 'app.update';
+    return this.audited(action, `app ${name.slice(0, 64)}`, async () => {
+      const app = await this.appOps.update(name, patch);
+      this.log('info', `changed app ${name}: ${fields.join(', ') || 'nothing'}`);
+      return app;
+    });
+  }
+
+  rotateApp(name: string, graceSeconds: number): Promise<{ token: string; graceUntil: string | null }> {
+    return this.audited('app.rotate', `app ${name.slice(0, 64)}`, async () => {
+      const rotated = await this.appOps.rotate(name, graceSeconds);
+      this.log('info', `rotated the token of app ${name} (old one valid until ${rotated.graceUntil ?? 'now'})`);
+      return rotated;
+    });
+  }
+
+  removeApp(name: string): Promise<void> {
+    return this.audited('app.remove', `app ${name.slice(0, 64)}`, async () => {
+      await this.appOps.remove(name);
+      this.log('warn', `removed app ${name}`);
+    });
+  }
+
+  async audit(since: number | undefined, limit: number): Promise<AuditEntry[]> {
+    return (await this.deps.audit?.read({ since, limit })) ?? [];
+  }
+
+  // ---------------------------------------------------------------- the use cases
 
   async pools(): Promise<PoolSummary[]> {
     const stats = await this.deps.registry.stats(NO_SERVER, { keys: 'none' });
@@ -64,7 +192,7 @@ export class Operations implements KeywardenOps {
     return (await this.deps.registry.stats(NO_SERVER, { keys: 'all', pool })).pools[0]!.keys;
   }
 
-  async addKeys(pool: string, keys: string[], force: boolean): Promise<KeysAdded> {
+  private async addKeysNow(pool: string, keys: string[], force: boolean): Promise<KeysAdded> {
     const { keyFiles, checker, registry } = this.deps;
     this.pool(pool);
     try {
@@ -114,7 +242,7 @@ export class Operations implements KeywardenOps {
     return { pool, added, checked: screening?.rows ?? null, warnings };
   }
 
-  async checkKeys(pool: string): Promise<CheckRow[]> {
+  private async checkKeysNow(pool: string): Promise<CheckRow[]> {
     const { checker } = this.deps;
     this.pool(pool);
     if (!checker?.has(pool))
@@ -126,7 +254,7 @@ export class Operations implements KeywardenOps {
     return (await checker.checkPool(pool)).map((c) => checkRow(c.keyId, c.masked, c.check));
   }
 
-  async removeKey(pool: string, keyId: string): Promise<void> {
+  private async removeKeyNow(pool: string, keyId: string): Promise<void> {
     const { keyFiles } = this.deps;
     this.pool(pool);
     this.keyId(keyId);
@@ -134,7 +262,7 @@ export class Operations implements KeywardenOps {
     this.log('info', `removed key ${keyId} from pool ${pool}`, { pool, keyId });
   }
 
-  async changeKey(pool: string, keyId: string, change: KeyChange, reason?: string): Promise<void> {
+  private async changeKeyNow(pool: string, keyId: string, change: KeyChange, reason?: string): Promise<void> {
     this.pool(pool);
     this.keyId(keyId);
     const why = change === 'disable' ? `disabled by ${this.deps.actor}${reason ? `: ${reason}` : ''}` : undefined;
@@ -144,7 +272,7 @@ export class Operations implements KeywardenOps {
     this.log(change === 'disable' ? 'warn' : 'info', `${verb} key ${keyId} in pool ${pool}`, { pool, keyId });
   }
 
-  async clearThrottle(pool: string): Promise<boolean> {
+  private async clearThrottleNow(pool: string): Promise<boolean> {
     this.pool(pool);
     const inForce = await this.deps.registry.withPool(pool, (p, now) => p.clearThrottle(now));
     this.log(
@@ -167,7 +295,7 @@ export class Operations implements KeywardenOps {
     return stateExport(pools, clock());
   }
 
-  async importState(file: unknown): Promise<StateImported> {
+  private async importStateNow(file: unknown): Promise<StateImported> {
     const { registry, keyFiles } = this.deps;
     let parsed: ReturnType<typeof readState>;
     try {

@@ -5,7 +5,6 @@
  * ones marked "Mirrored" also in redis/apps.lua under the same names (the mirror test checks), so
  * both engines hold an app to its budget inside the pool's one atomic operation.
  */
-import type { Counter } from './records.js';
 import type { WindowClock } from './windows.js';
 
 export type BudgetWindow = 'day' | 'week' | 'month';
@@ -26,7 +25,8 @@ export interface AppLedger {
   handouts: number;
   /** Uses spent in all. */
   spent: number;
-  windows: Partial<Record<BudgetWindow, Counter>>;
+  /** Each window's start and count (the count of an older window is no count now). */
+  windows: Partial<Record<BudgetWindow, { start: number; count: number }>>;
   lastSeenAt: number | null;
   /** The file backend's durable reservation of `spent` (see KeyState.reserved); absent after a clean stop. */
   reserved?: number;

@@ -18,6 +18,7 @@ import { Activity, type HistoryRange, type HistorySeries } from './activity.js';
 import type { PinLimits } from './pins.js';
 import type { PoolPolicy } from './policy.js';
 import type { ReportInput } from './rules.js';
+import type { AppUsage, Spender } from './budgets.js';
 import type { KeyRows } from './stats.js';
 
 export type Clock = () => number;
@@ -147,12 +148,12 @@ export class PoolRegistry {
    * Hands out a key from `name`. A key that needs a reservation first waits for the backend to
    * make it durable (`reserve`), then the pool is asked again.
    */
-  async handout(name: string, want = 1): Promise<Handout> {
+  async handout(name: string, want = 1, spender?: Spender): Promise<Handout> {
     const e = this.entry(name);
-    const first = await this.exclusive(e, (p, now) => p.handout(now, want));
+    const first = await this.exclusive(e, (p, now) => p.handout(now, want, spender));
     return this.counted(
       e,
-      first.ok || first.reason !== 'reserving' ? first : await this.afterReservation(e, first, want, 0),
+      first.ok || first.reason !== 'reserving' ? first : await this.afterReservation(e, first, want, spender, 0),
     );
   }
 
@@ -163,7 +164,13 @@ export class PoolRegistry {
     return h;
   }
 
-  private async afterReservation(e: Entry, h: HandoutAttempt, want: number, since: number): Promise<Handout> {
+  private async afterReservation(
+    e: Entry,
+    h: HandoutAttempt,
+    want: number,
+    spender: Spender | undefined,
+    since: number,
+  ): Promise<Handout> {
     if (h.ok || h.reason !== 'reserving') return h;
     if (!this.options.reserve)
       throw new Error(`pool ${e.pool.name} keeps reservations, but the registry has no reserve()`);
@@ -179,7 +186,8 @@ export class PoolRegistry {
       // Nothing saved (the backend paces its tries): ask again until the wait is over, then a 503.
       if (late()) throw err instanceof StateUnavailableError ? err : new StateUnavailableError(err);
     }
-    return this.afterReservation(e, await this.exclusive(e, (p, now) => p.handout(now, want)), want, startedAt);
+    const again = await this.exclusive(e, (p, now) => p.handout(now, want, spender));
+    return this.afterReservation(e, again, want, spender, startedAt);
   }
 
   async report(name: string, input: ReportInput): Promise<ReportResult> {
@@ -206,9 +214,14 @@ export class PoolRegistry {
 
   // ---------------------------------------------------------------- for the proxy: prices and pins
 
-  /** Changes the uses counted for a key at `at` by `delta` (see PoolBackend.recount). */
-  async recount(name: string, keyId: string, delta: number, at: number): Promise<boolean> {
-    return this.exclusive(this.entry(name), (p, now) => p.recount(keyId, delta, at, now));
+  /** Changes the uses counted for a key at `at` by `delta`, and for the app charged for them (PoolBackend.recount). */
+  async recount(name: string, keyId: string, delta: number, at: number, app?: string): Promise<boolean> {
+    return this.exclusive(this.entry(name), (p, now) => p.recount(keyId, delta, at, now, app));
+  }
+
+  /** What each app spent in a pool, by app name. */
+  async appUsage(name: string): Promise<Record<string, AppUsage>> {
+    return this.exclusive(this.entry(name), (p, now) => p.appUsage(now));
   }
 
   /** Counts what a request spent (credits) or that it was free, in the pool's history. */

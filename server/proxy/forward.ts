@@ -3,6 +3,8 @@ import type { Logger } from '../../shared/logger.js';
 import { HttpError, noKeyError, unavailable } from '../errors.js';
 import type { PoolKey, PoolRegistry } from '../pools/registry.js';
 import type { UpstreamAgents } from '../upstream/agents.js';
+import type { AppTraffic } from '../apps/traffic.js';
+import type { Spender } from '../pools/budgets.js';
 import { upstreamUrl, type UpstreamConfig } from '../upstream/config.js';
 import { keyHeaderLine, upstreamPathAndQuery } from '../upstream/credentials.js';
 import { maskBody, maskHeaders, maskKeysIn } from '../upstream/key-mask.js';
@@ -49,6 +51,8 @@ export interface ForwardDeps {
   maxRetryAfterSec: number;
   /** One info line per proxied request (LOG_ACCESS). */
   accessLog: boolean;
+  /** Apps' failovers on this instance. */
+  traffic?: AppTraffic;
 }
 
 /** A caller's request as the HTTP layer hands it over: checked (pool, token) and read whole. */
@@ -66,6 +70,8 @@ export interface ProxiedRequest {
   body: Buffer[] | null;
   /** Where the answer goes. */
   res: ServerResponse;
+  /** The app it is for: its creates are charged to its budget (none: an API_TOKENS token). */
+  spender?: Spender;
   /** Called when the proxy writes the answer itself (the HTTP layer then leaves it alone). */
   takeOver: () => void;
 }
@@ -91,7 +97,8 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
   const record = (pool: string, key: PoolKey, v: AttemptVerdict) => recordVerdict(deps, pool, key, v);
 
   return async (req) => {
-    const { startedAt: started, pool, upstream, method, path, query, headers, body, res, takeOver } = req;
+    const { startedAt: started, pool, upstream, method, path, query, headers, body, res, takeOver, spender } = req;
+    const app = spender?.app;
     const price: Price = priceOf(upstream, method, path, query, body);
 
     const callerGone = new StopSignal();
@@ -108,11 +115,18 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
     const done = (status: number) => {
       metrics.proxyRequest(pool, status);
       registry.countProxyRequest(pool, attempts.length);
+      if (app !== undefined) deps.traffic?.failedOver(app, pool, attempts.length - 1);
       const ms = Math.round(performance.now() - started);
       const loggedPath = maskKeysIn(path, sentKeys, isPoolKey);
       const tried = attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key';
+      const by = app === undefined ? '' : ` for app ${app}`;
       if (accessLog)
-        logger.info(`proxy ${pool} ${method} ${loggedPath} -> ${status} in ${ms} ms (${tried})`, { pool, status, ms });
+        logger.info(`proxy ${pool} ${method} ${loggedPath}${by} -> ${status} in ${ms} ms (${tried})`, {
+          pool,
+          status,
+          ms,
+          ...(app === undefined ? {} : { app }),
+        });
     };
 
     /** Sends the request with `key`; `hold` says which statuses are read before they go on. */
@@ -304,10 +318,10 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
     let last: Held | null = null;
     let failure: Extract<Sent, { kind: 'failed' }> | null = null;
     for (let i = 0; i < deps.maxAttempts; i++) {
-      const handout = await registry.handout(pool, price.credits);
+      const handout = await registry.handout(pool, price.credits, spender);
       if (!handout.ok) {
         if (attempts.length > 0) break; // pass on what the last key got
-        const error = noKeyError(pool, handout);
+        const error = noKeyError(pool, handout, app);
         done(error.status);
         throw error;
       }
@@ -319,7 +333,7 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
       /** The upstream charged nothing (a 4xx, or the request never left): the handout's uses go back. */
       const giveBack = () =>
         registry
-          .recount(pool, key.keyId, -charged, at)
+          .recount(pool, key.keyId, -charged, at, app)
           .catch((err: Error) =>
             logger.warn(`proxy ${pool}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`),
           );

@@ -74,8 +74,8 @@ describe('keys CLI on the files (no server answering)', () => {
     const layout = await makeLayout(t, { plantid: [a!] });
     assert.equal((await cli(layout, ['disable', 'plantid', keyIdOf(a!)])).code, 0);
     const { state } = deserializeState(await readFile(layout.stateFile, 'utf8'));
-    assert.equal(state.pools.plantid!.keys[keyIdOf(a!)]!.disabled!.reason, 'disabled by admin (cli)');
-    assert.match((await cli(layout, ['list'])).stdout, /disabled\s+day\s+0\s+total\s+0 \(disabled by admin \(cli\)\)/u);
+    assert.equal(state.pools.plantid!.keys[keyIdOf(a!)]!.disabled!.reason, 'disabled by cli');
+    assert.match((await cli(layout, ['list'])).stdout, /disabled\s+day\s+0\s+total\s+0 \(disabled by cli\)/u);
     assert.equal((await cli(layout, ['enable', 'plantid', keyIdOf(a!)])).code, 0);
     assert.match((await cli(layout, ['list', 'plantid'])).stdout, /available\s+day\s+0\s+total\s+0$/mu);
   });

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { cliMain, keysFromLines } from '../../cli/commands.js';
 import { processProbe } from '../../server/state/lock.js';
 import type { Layout } from './server.js';
@@ -21,7 +22,14 @@ export async function runCli(
   let stderr = '';
   const code = await cliMain(args, {
     probe: processProbe(process.pid, process.kill),
-    env: { KEYS_DIR: layout.keysDir, STATE_FILE: layout.stateFile, PORT: '1', ...opts.env },
+    env: {
+      KEYS_DIR: layout.keysDir,
+      STATE_FILE: layout.stateFile,
+      APPS_FILE: join(layout.dir, 'apps.json'),
+      AUDIT_FILE: join(layout.dir, 'audit.log'),
+      PORT: '1',
+      ...opts.env,
+    },
     readKeys: async () => keysFromLines((opts.stdin ?? '').split('\n')),
     out: (line) => (stdout += `${line}\n`),
     err: (line) => (stderr += `${line}\n`),

@@ -89,6 +89,8 @@ export class FakeKindwise {
   >();
   /** Credits each key was charged, summed (what the served counts must equal). */
   charged = 0;
+  /** Credits charged by the caller's `x-test-app` header ('' without one): what each app spent. */
+  readonly chargedBy = new Map<string, number>();
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   private failure: { mode: FailureMode; remaining: number } = { mode: 'none', remaining: 0 };
@@ -300,6 +302,8 @@ export class FakeKindwise {
       if (out) return send(res, 429, out);
       for (const w of CREDIT_WINDOWS) k.used[w] += cost;
       this.charged += cost;
+      const by = String(req.headers['x-test-app'] ?? '');
+      this.chargedBy.set(by, (this.chargedBy.get(by) ?? 0) + cost);
       const token = randomBytes(8).toString('hex');
       const customId =
         typeof parsed.custom_id === 'number' || typeof parsed.custom_id === 'string' ? String(parsed.custom_id) : null;

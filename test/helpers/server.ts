@@ -95,6 +95,8 @@ export async function startInProcess(
     KEYS_DIR: layout.keysDir,
     STATE_FILE: layout.stateFile,
     LOG_FILE: layout.logFile,
+    APPS_FILE: join(layout.dir, 'apps.json'),
+    AUDIT_FILE: join(layout.dir, 'audit.log'),
     ...opts.env,
   });
   const { logger, lines } = memoryLogger();

@@ -13,6 +13,9 @@ import { makeKeys } from '../helpers/keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from '../helpers/redis.js';
 import { getJson, makeLayout, spawnServer, type Layout } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeToken } from '../../server/apps/model.js';
 
 const CYCLES = Number(process.env.CRASH_CYCLES ?? 6);
 /** Small enough that the keys run out within the cycles (about 55 handouts a cycle over 3 keys). */
@@ -28,7 +31,10 @@ async function crashCycles(
   layout: Layout,
   env: Record<string, string>,
   between?: (cycle: number) => Promise<void>,
+  /** Headers of every handout (an app's token), and the error that means nothing is left. */
+  ask: { headers?: Record<string, string>; emptyWhen?: string } = {},
 ): Promise<{ perKey: Map<string, number>; lastStats: StatsResponse }> {
+  const emptyWhen = ask.emptyWhen ?? 'no_key_available';
   const perKey = new Map<string, number>();
   let lastStats: StatsResponse | null = null;
   for (let cycle = 0; cycle < CYCLES; cycle++) {
@@ -38,17 +44,18 @@ async function crashCycles(
     const target = 30 + ((cycle * 17) % 50);
     const worker = async () => {
       while (!empty && served < target) {
-        const r = await getJson(`${s.url}/api/plantid`).catch(() => null);
+        const r = await getJson(`${s.url}/api/plantid`, { headers: ask.headers }).catch(() => null);
         if (r?.status === 200) {
           served++;
           perKey.set(r.body.keyId, (perKey.get(r.body.keyId) ?? 0) + 1);
-        } else if (r?.body?.error === 'no_key_available') empty = true;
+        } else if (r?.body?.error === emptyWhen) empty = true;
         else if (r === null) return;
       }
     };
     const workers = Array.from({ length: 8 }, worker);
     await until('some handouts, or no key left', async () => served >= target || empty);
-    if (cycle === CYCLES - 1) lastStats = (await getJson(`${s.url}/api/stats`)).body as StatsResponse;
+    if (cycle === CYCLES - 1)
+      lastStats = (await getJson(`${s.url}/api/stats`, { headers: ask.headers })).body as StatsResponse;
     await s.kill('SIGKILL'); // requests in flight die with it
     await Promise.all(workers);
     await between?.(cycle);
@@ -92,6 +99,34 @@ describe('limits across kill -9', { concurrency: true }, () => {
     );
     for (const k of lastStats.pools[0]!.keys)
       assert.ok(k.served.total <= LIMIT && k.served.total >= (perKey.get(k.keyId) ?? 0), JSON.stringify(k.served));
+  });
+
+  it(`file backend: ${CYCLES} crash cycles under load, no app past its day budget`, async (t) => {
+    // A pool without limits: only the app's budget is reserved ahead of its handouts.
+    const layout = await makeLayout(t, { plantid: makeKeys(KEYS) }, { plantid: {} });
+    const { token, stored } = makeToken();
+    const app = {
+      name: 'mobile',
+      pools: '*',
+      mode: 'handout',
+      stats: true,
+      budget: { plantid: { day: LIMIT } },
+      ratePerMinute: null,
+      expiresAt: null,
+      disabled: false,
+      admin: false,
+      createdAt: Date.now(),
+      tokens: [stored],
+    };
+    await writeFile(join(layout.dir, 'apps.json'), JSON.stringify({ version: 1, apps: [app] }));
+    const { perKey } = await crashCycles(t, layout, { STATE_SAVE_INTERVAL_MS: '2000' }, undefined, {
+      headers: { authorization: `Bearer ${token}` },
+      emptyWhen: 'app_budget_exhausted',
+    });
+    const served = [...perKey.values()].reduce((a, b) => a + b, 0);
+    t.diagnostic(`handouts that reached the app: ${served} (its day budget ${LIMIT})`);
+    assert.ok(served <= LIMIT, `the app received ${served} handouts, its budget is ${LIMIT}`);
+    assert.ok(served >= Math.min(LIMIT * 0.5, CYCLES * 10), `served ${served}: crashes waste a little, not most`);
   });
 
   it(
