@@ -139,6 +139,29 @@ export interface StatsResponse {
   uptimeSec: number;
   generatedAt: number;
   pools: PoolStats[];
+  /** The named apps and what each spent (absent: the server keeps no apps). */
+  apps?: AppStats[];
+}
+
+/** What an app spent in one pool (shared by instances) and how its requests went (this instance's). */
+export interface AppPoolStats {
+  handouts: number;
+  /** Credits (uses, outside Kindwise) in the windows current now, and in all. */
+  credits: { day: number; week: number; month: number; total: number };
+  /** Its budget in the pool (null: none). */
+  budget: { day?: number; week?: number; month?: number } | null;
+  lastSeenAt: number | null;
+  /** The HTTP statuses it got, counted. */
+  outcomes: Record<string, number>;
+  failovers: number;
+}
+
+export interface AppStats {
+  name: string;
+  mode: 'proxy' | 'handout' | 'both';
+  disabled: boolean;
+  lastSeenAt: number | null;
+  usage: Record<string, AppPoolStats>;
 }
 
 /**

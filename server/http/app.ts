@@ -195,7 +195,8 @@ export function createApp(deps: AppDeps): Koa {
   const router = createRoutes({
     ...deps,
     health: deps.health ?? (() => ({ ok: true })),
-    open: deps.apiTokens.length === 0,
+    open: () => deps.apiTokens.length === 0 && (apps?.apps.length ?? 0) === 0,
+    apps: apps === null ? null : () => operations.apps(),
   });
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -9,6 +9,8 @@ import type { Clock, PoolRegistry } from '../pools/registry.js';
 import type { Health } from '../state/backend.js';
 import type { Metrics } from './metrics.js';
 import { mayReport, type Caller } from './auth.js';
+import { APP_NAME } from '../apps/model.js';
+import type { AppStats } from '../../shared/stats.js';
 
 const reportSchema = z
   .object({
@@ -47,8 +49,10 @@ export interface RoutesDeps {
   health: () => Health;
   version: string;
   startedAt: number;
-  /** No API token is set: the API is open (on loopback). */
-  open: boolean;
+  /** No API token and no app: the API is open (on loopback). Asked per request: apps come and go. */
+  open: () => boolean;
+  /** The named apps with what each spent; null: the server keeps none. */
+  apps: (() => Promise<AppStats[]>) | null;
 }
 
 /**
@@ -65,13 +69,13 @@ export function createRoutes(deps: RoutesDeps): Router {
   };
 
   // `auth` tells a client (the dashboard) whether to ask for a token before calling the API.
-  const authMode = deps.open ? 'open' : 'token';
+  const authMode = () => (deps.open() ? 'open' : 'token');
   router.get('/healthz', (ctx) => {
     const h = deps.health();
-    if (h.ok) ctx.body = { status: 'ok', auth: authMode };
+    if (h.ok) ctx.body = { status: 'ok', auth: authMode() };
     else {
       ctx.status = 503;
-      ctx.body = { status: 'unhealthy', reason: h.reason, auth: authMode };
+      ctx.body = { status: 'unhealthy', reason: h.reason, auth: authMode() };
     }
   });
 
@@ -85,10 +89,12 @@ export function createRoutes(deps: RoutesDeps): Router {
     if (pool !== undefined) poolName(pool);
     const q = ctx.query.keys;
     const keys = q === '0' || q === 'false' || q === 'none' ? 'none' : q === 'out' ? 'out' : 'all';
-    ctx.body = await registry.stats(
+    const stats = await registry.stats(
       { version: deps.version, uptimeSec: Math.floor((deps.clock() - deps.startedAt) / 1000) },
       { keys, pool },
     );
+    const apps = deps.apps ? await deps.apps() : [];
+    ctx.body = apps.length > 0 ? { ...stats, apps } : stats;
   });
 
   router.get('/api/stats/history', async (ctx) => {
@@ -99,6 +105,14 @@ export function createRoutes(deps: RoutesDeps): Router {
     if (typeof range !== 'string' || !(HISTORY_RANGES as readonly string[]).includes(range))
       throw badRequest('invalid_query', `range: must be one of ${HISTORY_RANGES.join(', ')}`);
     ctx.set('Cache-Control', 'no-store');
+    const app = ctx.query.app;
+    if (app !== undefined) {
+      if (typeof app !== 'string' || !APP_NAME.test(app))
+        throw badRequest('invalid_query', 'app: give one app name, e.g. ?pool=plantid&app=mobile');
+      // An app's own history: this instance's counts since it started.
+      ctx.body = { pool, app, ...registry.appActivitySeries(pool, app, range as HistoryRange) };
+      return;
+    }
     ctx.body = { pool, ...(await registry.activitySeries(pool, range as HistoryRange)) };
   });
 
@@ -121,7 +135,7 @@ export function createRoutes(deps: RoutesDeps): Router {
     // What the call really cost: the handout counted one use; the difference is counted now.
     if (b.credits !== undefined) {
       if (b.credits !== 1) await registry.recount(name, b.keyId, b.credits - 1, deps.clock(), app);
-      registry.countSpent(name, b.credits);
+      registry.countSpent(name, b.credits, app);
     }
     ctx.status = 204;
   });

@@ -3,7 +3,7 @@ import type { StateExport } from '../state/format.js';
 import type { CheckRow } from '../upstream/screen.js';
 import type { AppView } from '../apps/model.js';
 import type { AuditEntry } from '../audit/log.js';
-import type { Budget, BudgetWindow } from '../pools/budgets.js';
+import type { AppPoolStats } from '../../shared/stats.js';
 
 /**
  * Keywarden's use cases for operators, each once: the admin API (and the dashboard through it)
@@ -47,15 +47,7 @@ export interface KeywardenOps {
 }
 
 /** What an app spent in a pool (the pool's ledger) and how its requests there went (this instance's). */
-export interface AppUsageRow {
-  handouts: number;
-  credits: Record<BudgetWindow | 'total', number>;
-  budget: Budget | null;
-  lastSeenAt: number | null;
-  /** The HTTP statuses the app got, counted. */
-  outcomes: Record<string, number>;
-  failovers: number;
-}
+export type AppUsageRow = AppPoolStats;
 
 export type AppReport = AppView & { usage: Record<string, AppUsageRow>; lastSeenAt: number | null };
 

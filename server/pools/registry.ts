@@ -45,6 +45,8 @@ interface Entry {
   pinsEvicted: number;
   /** Proxied requests since start (this instance's). */
   proxy: { requests: number; free: number; creditsSpent: number; failovers: number };
+  /** Each app's history in the pool (`?app=`): this instance's, since it started. */
+  apps: Map<string, Activity>;
 }
 
 /** A key of a pool as whoever uses it upstream needs it (the usage sync): the key itself, and its names for logs. */
@@ -105,6 +107,7 @@ export class PoolRegistry {
         byId: new Map(),
         pinsEvicted: 0,
         proxy: { requests: 0, free: 0, creditsSpent: 0, failovers: 0 },
+        apps: new Map(),
       });
     }
   }
@@ -154,14 +157,29 @@ export class PoolRegistry {
     return this.counted(
       e,
       first.ok || first.reason !== 'reserving' ? first : await this.afterReservation(e, first, want, spender, 0),
+      spender?.app,
     );
   }
 
-  /** Counts a handout's result in the pool's history. */
-  private counted(e: Entry, h: Handout): Handout {
-    if (h.ok) e.activity.record('served', this.options.clock(), h.granted);
-    else e.activity.record('no_key', this.options.clock());
+  /** Counts a handout's result in the pool's history, and in its app's. */
+  private counted(e: Entry, h: Handout, app: string | undefined): Handout {
+    const now = this.options.clock();
+    for (const activity of app === undefined ? [e.activity] : [e.activity, this.appActivity(e, app)]) {
+      if (h.ok) activity.record('served', now, h.granted);
+      else activity.record('no_key', now);
+    }
     return h;
+  }
+
+  private appActivity(e: Entry, app: string): Activity {
+    let a = e.apps.get(app);
+    if (!a) e.apps.set(app, (a = new Activity()));
+    return a;
+  }
+
+  /** One app's history in a pool (this instance's, since it started). */
+  appActivitySeries(name: string, app: string, range: HistoryRange): HistorySeries {
+    return (this.entry(name).apps.get(app) ?? new Activity()).series(range, this.options.clock());
   }
 
   private async afterReservation(
@@ -224,16 +242,14 @@ export class PoolRegistry {
     return this.exclusive(this.entry(name), (p, now) => p.appUsage(now));
   }
 
-  /** Counts what a request spent (credits) or that it was free, in the pool's history. */
-  countSpent(name: string, credits: number): void {
+  /** Counts what a request spent (credits) or that it was free, in the pool's history (and its app's). */
+  countSpent(name: string, credits: number, app?: string): void {
     const e = this.entry(name);
-    if (credits > 0) {
-      e.activity.record('credits', this.options.clock(), credits);
-      e.proxy.creditsSpent += credits;
-    } else {
-      e.activity.record('free', this.options.clock());
-      e.proxy.free++;
-    }
+    const now = this.options.clock();
+    for (const activity of app === undefined ? [e.activity] : [e.activity, this.appActivity(e, app)])
+      activity.record(credits > 0 ? 'credits' : 'free', now, Math.max(1, credits));
+    if (credits > 0) e.proxy.creditsSpent += credits;
+    else e.proxy.free++;
   }
 
   /** Counts a proxied request that took `attempts` keys (each after the first a failover). */

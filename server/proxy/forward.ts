@@ -109,7 +109,7 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
     const sentKeys: string[] = [];
     const attempts: Attempt[] = [];
     const spent = (credits: number) => {
-      registry.countSpent(pool, credits);
+      registry.countSpent(pool, credits, app);
       metrics.proxySpent(pool, credits);
     };
     const done = (status: number) => {

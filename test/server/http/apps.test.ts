@@ -87,7 +87,18 @@ describe('apps by name', () => {
     assert.equal((await call(`${s.url}/api/stats`, { headers: bearer(API_TOKEN) })).status, 200);
     // An app made with stats reads them.
     const ops = await admin(s, 'POST', '/apps', { name: 'ops', stats: true, mode: 'proxy' });
-    assert.equal((await call(`${s.url}/metrics`, { headers: bearer(ops.body.token) })).status, 200);
+    const metrics = await call(`${s.url}/metrics`, { headers: bearer(ops.body.token) });
+    assert.match(metrics.text, /keywarden_app_requests_total\{app="mobile",pool="plantid",status="201"\} 1/u);
+    assert.match(metrics.text, /keywarden_app_credits\{app="mobile",pool="plantid",window="day"\} 1/u);
+    const stats = await call(`${s.url}/api/stats`, { headers: bearer(ops.body.token) });
+    assert.deepEqual(
+      stats.body.apps.map((a: Json) => [a.name, a.usage.plantid?.credits.day ?? 0]),
+      [
+        ['web', 1],
+        ['mobile', 1],
+        ['ops', 0],
+      ],
+    );
   });
 
   it('rotate with grace keeps both tokens until the grace ends; disable, expiry and removal answer 401 within a second, no restart', async (t) => {
@@ -141,6 +152,10 @@ describe('apps by name', () => {
     const alpha = (await admin(s, 'GET', '/apps/alpha')).body;
     assert.equal(alpha.usage.plantid.handouts, 5);
     assert.deepEqual(alpha.usage.plantid.outcomes, { 201: 4, 400: 1 });
+    // The app's own history: what it was served and spent.
+    const history = await call(`${s.url}/api/stats/history?pool=plantid&app=alpha`, { headers: bearer(API_TOKEN) });
+    const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+    assert.deepEqual([history.body.app, sum(history.body.counts.credits)], ['alpha', 5]);
 
     // The admin app acts under its own name; ADMIN_TOKEN as "admin".
     const keyId = (await admin(s, 'GET', '/pools/plantid/keys', undefined, boss.body.token)).body.keys[0].keyId;
