@@ -464,6 +464,75 @@ function drawChart(view, range, series) {
   );
 }
 
+// ------------------------------------------------------------------ apps and the audit trail
+
+/** One row per app and pool it used: credits today against its budget, the month, handouts, failovers. */
+function renderApps(apps) {
+  const section = $('apps');
+  section.hidden = !apps || apps.length === 0;
+  if (section.hidden) return;
+  const rows = [];
+  for (const a of apps) {
+    const pools = Object.entries(a.usage);
+    const name = el(
+      'td',
+      {},
+      el('strong', {}, a.name),
+      a.disabled ? el('span', { class: 'status disabled' }, 'disabled') : null,
+    );
+    if (pools.length === 0)
+      rows.push(
+        el(
+          'tr',
+          { 'data-app': a.name },
+          name,
+          el('td', {}, a.mode),
+          el('td', { colspan: 6, class: 'muted' }, 'no use yet'),
+        ),
+      );
+    for (const [pool, u] of pools) {
+      const of = (w) => `${u.credits[w]}${u.budget?.[w] !== undefined ? ` / ${u.budget[w]}` : ''}`;
+      rows.push(
+        el(
+          'tr',
+          { 'data-app': a.name, 'data-pool': pool },
+          name.cloneNode(true),
+          el('td', {}, a.mode),
+          el('td', {}, pool),
+          el('td', {}, of('day')),
+          el('td', {}, of('month')),
+          el('td', {}, u.handouts),
+          el('td', {}, u.failovers),
+          el('td', {}, u.lastSeenAt ? relative(u.lastSeenAt) : 'never'),
+        ),
+      );
+    }
+  }
+  section.querySelector('tbody').replaceChildren(...rows);
+}
+
+/** The latest admin actions (with an admin token): who did what to what, and how it went. */
+async function renderAudit() {
+  const section = $('audit');
+  section.hidden = !state.admin;
+  if (!state.admin) return;
+  const r = await call('/admin/audit?limit=10', { admin: true });
+  if (!r.ok) return;
+  const items = r.json.entries
+    .slice()
+    .reverse()
+    .map((e) =>
+      el(
+        'li',
+        {},
+        el('span', { class: 'muted' }, `${relative(Date.parse(e.at))} `),
+        `${e.actor}: ${e.action} ${e.target}`,
+        e.result === 'ok' ? null : el('span', { class: 'status invalid' }, e.result),
+      ),
+    );
+  section.querySelector('ol').replaceChildren(...(items.length ? items : [el('li', { class: 'muted' }, 'none yet')]));
+}
+
 // ------------------------------------------------------------------ refresh
 
 async function refresh() {
@@ -505,6 +574,8 @@ async function refresh() {
       view.section.remove();
       state.pools.delete(name);
     }
+    renderApps(r.json.apps);
+    await renderAudit();
     await Promise.all(
       [...state.pools.values()].flatMap((view) =>
         ['1h', '7d'].map(async (range) => {

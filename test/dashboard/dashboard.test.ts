@@ -11,7 +11,7 @@ import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { StatsResponse } from '../../shared/stats.js';
 import { FakeClock } from '../helpers/clock.js';
 import { makeKeys } from '../helpers/keys.js';
-import { getJson, postJson, startInProcess } from '../helpers/server.js';
+import { call, getJson, postJson, startInProcess } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -139,6 +139,22 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     const disabled = stats.pools[0]!.keys.find((k) => k.keyId === target)!;
     assert.deepEqual([disabled.status, disabled.reason], ['disabled', 'disabled by admin: rotated out by the test']);
     await page.locator(`tr[data-key-id="${target}"] .status.disabled`).waitFor();
+
+    // An app with a budget spends through the API: the apps table shows it against its budget,
+    // and the latest admin actions list its making and the disable above.
+    const made = await call(`${s.url}/admin/apps`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}` },
+      json: { name: 'mobile', mode: 'handout', budget: { plantid: { day: 5 } } },
+    });
+    const appAuth = { authorization: `Bearer ${made.body.token}` };
+    assert.equal((await getJson(`${s.url}/api/plantid`, { headers: appAuth })).status, 200);
+    const appRow = page.locator('#apps tr[data-app="mobile"][data-pool="plantid"]');
+    await appRow.waitFor({ timeout: 10_000 });
+    assert.match(await appRow.innerText(), /mobile\s+handout\s+plantid\s+1 \/ 5/u);
+    await page.locator('#audit li').filter({ hasText: 'admin: app.add app mobile' }).waitFor();
+    assert.match(await page.locator('#audit').innerText(), new RegExp(`admin: key\\.disable plantid/${target}`, 'u'));
+    assert.ok(!(await page.content()).includes(made.body.token), 'an app token is on the page');
 
     // Sorting and filtering, through their controls.
     await page.getByRole('button', { name: 'keyId' }).first().click();
