@@ -164,6 +164,36 @@ export function poolEmbed(
  * to the dashboard when given.
  */
 export function statsEmbeds(stats: StatsResponse, threshold: number, dashboardUrl: string | null = null): APIEmbed[] {
+  const apps = appsEmbed(stats);
+  return apps
+    ? [...poolEmbeds(stats, threshold, dashboardUrl, MAX_EMBEDS - 1), apps]
+    : poolEmbeds(stats, threshold, dashboardUrl, MAX_EMBEDS);
+}
+
+/** How many apps `!stats` lists, the biggest spenders today first. */
+const TOP_APPS = 5;
+
+/** The apps that spent the most credits today, each with its pools against its budgets; null when there are none. */
+export function appsEmbed(stats: StatsResponse): APIEmbed | null {
+  const apps = stats.apps ?? [];
+  if (apps.length === 0) return null;
+  const today = (a: (typeof apps)[number]) => Object.values(a.usage).reduce((n, u) => n + u.credits.day, 0);
+  const top = [...apps].sort((a, b) => today(b) - today(a) || a.name.localeCompare(b.name)).slice(0, TOP_APPS);
+  const lines = top.map((a) => {
+    const pools = Object.entries(a.usage)
+      .filter(([, u]) => u.credits.day > 0 || u.budget?.day !== undefined)
+      .map(([pool, u]) => `${pool} ${u.credits.day}${u.budget?.day !== undefined ? `/${u.budget.day}` : ''}`);
+    return `**${a.name}** ${today(a)} today${pools.length ? ` (${pools.join(', ')})` : ''}${a.disabled ? ' · disabled' : ''}`;
+  });
+  return {
+    title: `Top apps by credits today${apps.length > TOP_APPS ? ` (${TOP_APPS} of ${apps.length})` : ''}`,
+    description: clip(lines.join('\n'), 4096),
+    color: COLORS.ok,
+    timestamp: new Date(stats.generatedAt).toISOString(),
+  };
+}
+
+function poolEmbeds(stats: StatsResponse, threshold: number, dashboardUrl: string | null, room: number): APIEmbed[] {
   const pools = stats.pools;
   if (pools.length === 0) {
     return [
@@ -175,9 +205,9 @@ export function statsEmbeds(stats: StatsResponse, threshold: number, dashboardUr
       },
     ];
   }
-  if (pools.length <= MAX_EMBEDS) return pools.map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
-  const shown = pools.slice(0, MAX_EMBEDS - 1).map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
-  const rest = pools.slice(MAX_EMBEDS - 1);
+  if (pools.length <= room) return pools.map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
+  const shown = pools.slice(0, room - 1).map((p) => poolEmbed(p, stats, threshold, dashboardUrl));
+  const rest = pools.slice(room - 1);
   const worst = rest.some((p) => poolLevel(p, threshold) === 'empty')
     ? 'empty'
     : rest.some((p) => poolLevel(p, threshold) === 'low')

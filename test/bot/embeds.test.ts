@@ -241,6 +241,43 @@ describe('stats embeds', () => {
       ['3 more pools', '**p9** 2/4\n**p10** 2/4\n**p11** 0/4', 0xe74c3c],
     );
   });
+
+  it('the top apps by credits today, against their day budgets, after the pools (one slot kept for them)', () => {
+    const use = (day: number, budget: number | null) => ({
+      handouts: day,
+      credits: { day, week: day, month: day, total: day },
+      budget: budget === null ? null : { day: budget },
+      lastSeenAt: T,
+      outcomes: {},
+      failovers: 0,
+    });
+    const apps = Array.from({ length: 7 }, (_, i) => ({
+      name: `app${i}`,
+      mode: 'proxy' as const,
+      disabled: i === 6,
+      lastSeenAt: T,
+      usage: { plantid: use(i, i === 6 ? 10 : null) },
+    }));
+    const embeds = statsEmbeds({ ...stats([pool()]), apps }, 1);
+    assert.equal(embeds.length, 2);
+    assert.equal(embeds[1]!.title, 'Top apps by credits today (5 of 7)');
+    assert.equal(
+      embeds[1]!.description,
+      [
+        '**app6** 6 today (plantid 6/10) · disabled',
+        '**app5** 5 today (plantid 5)',
+        '**app4** 4 today (plantid 4)',
+        '**app3** 3 today (plantid 3)',
+        '**app2** 2 today (plantid 2)',
+      ].join('\n'),
+    );
+    const many = Array.from({ length: 12 }, (_, i) => pool({ name: `p${i}` }));
+    const full = statsEmbeds({ ...stats(many), apps }, 1);
+    assert.deepEqual(
+      [full.length, full[8]!.title, full[9]!.title],
+      [10, '4 more pools', 'Top apps by credits today (5 of 7)'],
+    );
+  });
 });
 
 describe('unreachable and alert embeds', () => {
