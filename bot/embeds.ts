@@ -183,7 +183,8 @@ export function appsEmbed(stats: StatsResponse): APIEmbed | null {
     const pools = Object.entries(a.usage)
       .filter(([, u]) => u.credits.day > 0 || u.budget?.day !== undefined)
       .map(([pool, u]) => `${pool} ${u.credits.day}${u.budget?.day !== undefined ? `/${u.budget.day}` : ''}`);
-    return `**${a.name}** ${today(a)} today${pools.length ? ` (${pools.join(', ')})` : ''}${a.disabled ? ' · disabled' : ''}`;
+    const where = pools.length ? ` (${pools.join(', ')})` : '';
+    return `**${a.name}** ${today(a)} today${where}${a.disabled ? ' · disabled' : ''}`;
   });
   return {
     title: `Top apps by credits today${apps.length > TOP_APPS ? ` (${TOP_APPS} of ${apps.length})` : ''}`,

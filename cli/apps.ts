@@ -1,7 +1,7 @@
 import type { AppReport, KeywardenOps } from '../server/ops/contract.js';
 import { CliError } from './errors.js';
 
-export const APP_USAGE = `  app add <name> [options]    make an app; prints its token once (keep it: only a hash is stored)
+export const APP_USAGE = `  app add <name> [options]    make an app; prints its token once (only a hash is kept)
   app list | show <name>      apps with what they spent per pool against their budgets
   app update <name> [options] change an app's settings
   app rotate <name> [--grace 24h]  a new token; the old one works for the grace period (default: none)
