@@ -94,11 +94,12 @@ type Held = Extract<Sent, { kind: 'held' }> & { verdict: AttemptVerdict; keyId: 
 export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Promise<void> {
   const { registry, logger, metrics, accessLog } = deps;
 
-  const record = (pool: string, key: PoolKey, v: AttemptVerdict) => recordVerdict(deps, pool, key, v);
-
   return async (req) => {
     const { startedAt: started, pool, upstream, method, path, query, headers, body, res, takeOver, spender } = req;
     const app = spender?.app;
+    /** How the request's own log lines name its app (every line of a request does). */
+    const by = app === undefined ? '' : ` for app ${app}`;
+    const record = (pool: string, key: PoolKey, v: AttemptVerdict) => recordVerdict(deps, pool, key, v, by);
     const price: Price = priceOf(upstream, method, path, query, body);
 
     const callerGone = new StopSignal();
@@ -119,7 +120,6 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
       const ms = Math.round(performance.now() - started);
       const loggedPath = maskKeysIn(path, sentKeys, isPoolKey);
       const tried = attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key';
-      const by = app === undefined ? '' : ` for app ${app}`;
       if (accessLog)
         logger.info(`proxy ${pool} ${method} ${loggedPath}${by} -> ${status} in ${ms} ms (${tried})`, {
           pool,
@@ -335,7 +335,7 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
         registry
           .recount(pool, key.keyId, -charged, at, app)
           .catch((err: Error) =>
-            logger.warn(`proxy ${pool}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`),
+            logger.warn(`proxy ${pool}${by}: giving back ${charged} for key ${key.keyId} failed: ${err.message}`),
           );
       const pinOnAnswer = (status: number): SniffingSink | null => {
         if (price.kind !== 'create' || status < 200 || status >= 300) return null;
@@ -346,7 +346,7 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
             await registry
               .pin(pool, refs, key.keyId)
               .catch((err: Error) =>
-                logger.warn(`proxy ${pool}: pinning an identification to key ${key.keyId} failed: ${err.message}`),
+                logger.warn(`proxy ${pool}${by}: pinning an identification to key ${key.keyId} failed: ${err.message}`),
               );
         });
       };

@@ -12,6 +12,8 @@ export async function recordVerdict(
   pool: string,
   key: PoolKey,
   v: AttemptVerdict,
+  /** How the request's log lines name its app (" for app mobile", or nothing). */
+  by = '',
 ): Promise<void> {
   const { registry, logger } = deps;
 
@@ -46,7 +48,7 @@ export async function recordVerdict(
         break;
     }
   } catch (err) {
-    logger.warn(`proxy ${pool}: recording the outcome for key ${keyId} failed: ${(err as Error).message}`, {
+    logger.warn(`proxy ${pool}${by}: recording the outcome for key ${keyId} failed: ${(err as Error).message}`, {
       pool,
       keyId,
     });
