@@ -7,10 +7,9 @@
 local BUDGET_WINDOWS = { 'day', 'week', 'month' }
 
 local function loadLedger(app)
-  local arr = redis.call('HGETALL', P .. 'a:' .. app)
-  local r = { app = app, f = {}, ch = {} }
-  for i = 1, #arr, 2 do r.f[arr[i]] = arr[i + 1] end
-  return r
+  local l = readRecord(P .. 'a:' .. app)
+  l.app = app
+  return l
 end
 
 local function saveLedger(l)

@@ -3,10 +3,17 @@
 -- whole (load), changed through rules.lua's get/set, and written back field by field (save),
 -- which also moves the key between the pool's indexes (place). The layout is pool.lua's header.
 
-local function load(id)
-  local arr = redis.call('HGETALL', P .. 'k:' .. id)
-  local r = { id = id, f = {}, ch = {} }
+-- A hash read whole as a record: its fields, and which of them changed since (none yet).
+local function readRecord(key)
+  local arr = redis.call('HGETALL', key)
+  local r = { f = {}, ch = {} }
   for i = 1, #arr, 2 do r.f[arr[i]] = arr[i + 1] end
+  return r
+end
+
+local function load(id)
+  local r = readRecord(P .. 'k:' .. id)
+  r.id = id
   return r
 end
 

@@ -1,5 +1,5 @@
 import type { PoolState } from '../pools/records.js';
-import { WINDOW_KINDS, type WindowClock } from '../pools/windows.js';
+import { WINDOW_KINDS, type WindowClock, type WindowKind } from '../pools/windows.js';
 import { BUDGET_WINDOWS } from '../pools/budgets.js';
 
 /**
@@ -19,16 +19,12 @@ export function countReservedAsUsed(
   let uses = 0;
   for (const k of Object.values(pool.keys)) {
     const unsure = (k.reserved ?? 0) - k.total;
+    delete k.reserved;
     if (unsure <= 0) continue;
     keys++;
     uses += unsure;
     k.total += unsure;
-    for (const kind of WINDOW_KINDS) {
-      const start = clock.bounds(kind, now).startMs;
-      const w = k.windows[kind];
-      k.windows[kind] = w && w.start === start ? { start, count: w.count + unsure } : { start, count: unsure };
-    }
-    delete k.reserved;
+    addToCurrent(k.windows, WINDOW_KINDS, unsure, clock, now);
   }
   // An app's reserved uses the same way: all counted as spent, so no budget is ever passed.
   for (const l of Object.values(pool.apps ?? {})) {
@@ -38,11 +34,22 @@ export function countReservedAsUsed(
     apps++;
     uses += unsure;
     l.spent += unsure;
-    for (const kind of BUDGET_WINDOWS) {
-      const start = clock.bounds(kind, now).startMs;
-      const w = l.windows[kind];
-      l.windows[kind] = { start, count: (w?.start === start ? w.count : 0) + unsure };
-    }
+    addToCurrent(l.windows, BUDGET_WINDOWS, unsure, clock, now);
   }
   return { keys, apps, uses };
+}
+
+/** Adds `n` to each window of `kinds` current at `now` (a window of an older start counts from 0). */
+function addToCurrent<K extends WindowKind>(
+  windows: Partial<Record<K, { start: number; count: number }>>,
+  kinds: readonly K[],
+  n: number,
+  clock: WindowClock,
+  now: number,
+): void {
+  for (const kind of kinds) {
+    const start = clock.bounds(kind, now).startMs;
+    const w = windows[kind];
+    windows[kind] = { start, count: (w?.start === start ? w.count : 0) + n };
+  }
 }
