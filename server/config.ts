@@ -54,6 +54,8 @@ const envSchema = z.object({
 });
 
 export interface ServerConfig {
+  /** What the start should say of how the environment was read (FLASK_RUN_PORT taken for PORT). */
+  notices: string[];
   host: string;
   port: number;
   keysDir: string;
@@ -104,6 +106,12 @@ export function isLoopback(host: string): boolean {
 
 /** Reads and validates the server's environment. Throws ConfigError naming the variable. */
 export function loadServerConfig(env: Record<string, string | undefined>): ServerConfig {
+  const notices: string[] = [];
+  // Coming from the Flask service: its port setting is honoured while PORT is not set.
+  if (env.PORT === undefined && env.FLASK_RUN_PORT !== undefined) {
+    env = { ...env, PORT: env.FLASK_RUN_PORT };
+    notices.push(`PORT is not set: listening on FLASK_RUN_PORT (${env.PORT}), as the Flask service did`);
+  }
   const e = parseEnv(envSchema, env);
   const open = e.API_TOKENS.length === 0;
   // Named apps (APPS_FILE) close the API too; start.ts checks the file holds one.
@@ -132,6 +140,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
   if (e.ADMIN_TOKEN !== undefined && e.API_TOKENS.includes(e.ADMIN_TOKEN))
     throw new ConfigError('ADMIN_TOKEN: must differ from every token in API_TOKENS');
   return {
+    notices,
     host: e.HOST,
     port: e.PORT,
     keysDir: resolve(e.KEYS_DIR),

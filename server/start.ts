@@ -54,6 +54,7 @@ export interface StartDeps {
 export async function startKeywarden(config: ServerConfig, deps: StartDeps): Promise<RunningServer> {
   const { logger, backend } = deps;
   const clock = deps.clock ?? Date.now;
+  for (const notice of config.notices) logger.warn(notice);
   const { policies, upstreams, proxyRetryPost } = await loadPools(config.keysDir);
   const apps = new AppsFile(config.appsFile, logger);
   try {

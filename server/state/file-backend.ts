@@ -97,6 +97,11 @@ export class FileBackend implements StateBackend, SaveSource {
       logger.info(
         `state: resumed from ${this.store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`,
       );
+    } else if (loaded.kind === 'quarantined' && loaded.foreign) {
+      logger.warn(
+        `state: ${this.store.description} holds ${loaded.error}, such as the Flask service's api_state.json; ` +
+          `moved it to ${loaded.movedTo} and starting fresh (nothing of it is read: see docs/migrating.md)`,
+      );
     } else if (loaded.kind === 'quarantined') {
       logger.error(
         `state: ${this.store.description} is ${loaded.error}; moved it to ${loaded.movedTo} and starting fresh`,

@@ -1,6 +1,6 @@
 import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { appendLine, atomicWrite, NODE_FS, removeStaleTemps, type WriteFs } from '../fs/atomic.js';
-import { applyJournalEntry, CorruptStateError, deserializeState } from './format.js';
+import { applyJournalEntry, CorruptStateError, deserializeState, ForeignStateError } from './format.js';
 import type { LoadResult, SavePlan, StateStore } from './store.js';
 
 /** Snapshots smaller than this are always rewritten whole: a journal only pays off for big state. */
@@ -50,7 +50,7 @@ export class FileStore implements StateStore {
 
   async load(): Promise<LoadResult> {
     await removeStaleTemps(this.path, this.fs);
-    return this.read((why) => this.quarantine(why));
+    return this.read((why, foreign = false) => this.setAside(why, foreign));
   }
 
   /** Loads without touching the file (no quarantine, no temp clean-up): for tools reading beside a server. */
@@ -61,7 +61,7 @@ export class FileStore implements StateStore {
   }
 
   /** Reads and parses the file; a missing file is empty, an unusable one goes to `onBad`. */
-  private async read(onBad: (why: string) => Promise<LoadResult>): Promise<LoadResult> {
+  private async read(onBad: (why: string, foreign?: boolean) => Promise<LoadResult>): Promise<LoadResult> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -78,6 +78,7 @@ export class FileStore implements StateStore {
       loaded = { kind: 'loaded', state, dropped };
     } catch (err) {
       // Nothing in a state file stops a start: what cannot be read at all is moved aside.
+      if (err instanceof ForeignStateError) return onBad(err.message, true);
       return onBad(err instanceof CorruptStateError ? err.message : `unreadable (${(err as Error).message})`);
     }
     this.snapshotBytes = Buffer.byteLength(text, 'utf8');
@@ -126,9 +127,10 @@ export class FileStore implements StateStore {
     return { kind: 'loaded', state, dropped };
   }
 
-  private async quarantine(error: string): Promise<LoadResult> {
+  /** Moves the file aside (`.corrupt-<time>`, or `.not-keywarden-<time>` for another program's) so a start goes on. */
+  private async setAside(error: string, foreign: boolean): Promise<LoadResult> {
     const stamp = new Date(this.clock()).toISOString().replace(/[:.]/gu, '-');
-    const movedTo = `${this.path}.corrupt-${stamp}`;
+    const movedTo = `${this.path}.${foreign ? 'not-keywarden' : 'corrupt'}-${stamp}`;
     try {
       await rename(this.path, movedTo);
       // A journal is meaningless without its snapshot.
@@ -139,7 +141,7 @@ export class FileStore implements StateStore {
           `(${(err as NodeJS.ErrnoException).code ?? err}); refusing to start over it`,
       );
     }
-    return { kind: 'quarantined', movedTo, error };
+    return { kind: 'quarantined', movedTo, error, foreign };
   }
 
   save(plan: SavePlan): Promise<void> {

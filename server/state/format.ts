@@ -58,6 +58,21 @@ export class CorruptStateError extends Error {
   }
 }
 
+/**
+ * The file is sound JSON but another program's (none of Keywarden's fields: the Flask service's
+ * `api_state.json`, say), not a damaged Keywarden state.
+ */
+export class ForeignStateError extends CorruptStateError {
+  constructor(readonly fields: string[]) {
+    super(
+      `another program's state, not Keywarden's (it has none of version, savedAt, pools` +
+        (fields.length ? `; its fields: ${fields.slice(0, 5).join(', ')}${fields.length > 5 ? ', …' : ''}` : '') +
+        ')',
+    );
+    this.name = 'ForeignStateError';
+  }
+}
+
 const ms = z.number().finite();
 /** A count: a whole number a double holds exactly (1e300 is none). */
 const countSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -197,6 +212,8 @@ export function deserializeState(text: string, now = Date.now()): { state: State
  * `now` is what its times are judged against (plausible.ts).
  */
 export function readState(raw: unknown, now = Date.now()): { state: StateFile; dropped: string[] } {
+  if (typeof raw === 'object' && raw !== null && !['version', 'savedAt', 'pools'].some((f) => f in raw))
+    throw new ForeignStateError(Array.isArray(raw) ? [] : Object.keys(raw).map((k) => JSON.stringify(k.slice(0, 40))));
   const header = fileHeader.safeParse(raw);
   if (!header.success) throw new CorruptStateError(`not a Keywarden state file (${issueText(header.error)})`);
   const version = header.data.version;

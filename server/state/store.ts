@@ -17,8 +17,11 @@ export type LoadResult =
   /** Nothing saved yet; `note` when that is a surprise (an empty file where state was expected). */
   | { kind: 'empty'; note?: string }
   | { kind: 'loaded'; state: StateFile; dropped: string[] }
-  /** The saved state was unreadable; it was moved aside to `movedTo` and the server starts fresh. */
-  | { kind: 'quarantined'; movedTo: string; error: string };
+  /**
+   * The saved state was unreadable (or `foreign`: another program's); it was moved aside to
+   * `movedTo` and the server starts fresh.
+   */
+  | { kind: 'quarantined'; movedTo: string; error: string; foreign?: boolean };
 
 /** Where rotation state lives between runs. */
 export interface StateStore {

@@ -157,20 +157,22 @@ const SERVER_ARGS = entryArgs('server/index.ts');
 /** Runs the real server process (cwd = layout dir, so no repo .env leaks in). */
 export function runServerProcess(
   layout: Layout,
-  env: Record<string, string> = {},
+  /** Added to the environment; a variable set to undefined is left out (PORT included). */
+  env: Record<string, string | undefined> = {},
   ipc = false,
 ): { proc: ChildProcess; output: () => string; exited: Promise<number | string> } {
+  const all: Record<string, string | undefined> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? layout.dir,
+    PORT: '0',
+    KEYS_DIR: layout.keysDir,
+    STATE_FILE: layout.stateFile,
+    LOG_FILE: layout.logFile,
+    ...env,
+  };
   const proc = spawn(process.execPath, SERVER_ARGS, {
     cwd: layout.dir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? layout.dir,
-      PORT: '0',
-      KEYS_DIR: layout.keysDir,
-      STATE_FILE: layout.stateFile,
-      LOG_FILE: layout.logFile,
-      ...env,
-    },
+    env: Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)) as Record<string, string>,
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -187,7 +189,7 @@ export function runServerProcess(
 export async function spawnServer(
   t: TestContext,
   layout: Layout,
-  env: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
   ipc = false,
 ): Promise<Spawned> {
   const { proc, output, exited } = runServerProcess(layout, env, ipc);

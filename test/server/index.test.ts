@@ -143,6 +143,23 @@ describe('server process', () => {
     assert.doesNotMatch(again.output(), /corrupt/u);
   });
 
+  it("coming from the Flask service: its api_state.json is moved aside as another program's state, FLASK_RUN_PORT is honoured", async (t) => {
+    const layout = await makeLayout(t, { plantid: makeKeys(2) });
+    const flask = JSON.stringify({ plantid: { current_index: 1, usage: { k1: 12 } }, last_reset: '2026-11-30' });
+    await writeFile(layout.stateFile, flask);
+    const s = await spawnServer(t, layout, { PORT: undefined, FLASK_RUN_PORT: '0' });
+    const moved = (await readdir(layout.dir)).filter((f) => f.startsWith('api_state.json.not-keywarden-'));
+    assert.equal(moved.length, 1);
+    assert.equal(await readFile(join(layout.dir, moved[0]!), 'utf8'), flask);
+    assert.match(
+      s.output(),
+      /WARN\s+state: .*api_state\.json holds another program's state, not Keywarden's \(it has none of version, savedAt, pools; its fields: "plantid", "last_reset"\), such as the Flask service's api_state\.json; moved it to .*not-keywarden-.*starting fresh/u,
+    );
+    assert.doesNotMatch(s.output(), /ERROR|corrupt/u);
+    assert.match(s.output(), /PORT is not set: listening on FLASK_RUN_PORT \(0\), as the Flask service did/u);
+    assert.equal((await getJson(`${s.url}/api/plantid`)).status, 200);
+  });
+
   it('a corrupt state file is moved aside, logged, and the server starts fresh', async (t) => {
     const layout = await makeLayout(t, { plantid: makeKeys(2) });
     await writeFile(layout.stateFile, '{"version":1,"pools":{"plantid":{"keys":');
