@@ -21,11 +21,21 @@ export interface RunningBot {
  * Wires the bot: a discord.js client (REST and gateway discovery at config.discordApiUrl), the
  * stats monitor, presence, alerts and the stats commands. Touches no process-wide state.
  */
+/**
+ * The gateway intents the bot asks for: guilds for /stats; the messages and their content
+ * (privileged: Discord refuses the login with 4014 unless the portal enables it) only for !stats.
+ */
+export function intentsFor(config: Pick<BotConfig, 'prefixCommands'>): GatewayIntentBits[] {
+  return config.prefixCommands
+    ? [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent]
+    : [GatewayIntentBits.Guilds];
+}
+
 export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () => number }): RunningBot {
   const { logger } = deps;
   const clock = deps.clock ?? Date.now;
   const client = new Client({
-    intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent],
+    intents: intentsFor(config),
     rest: { api: config.discordApiUrl },
   });
   const monitor = createMonitor({
@@ -69,6 +79,7 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
   });
 
   client.on(Events.MessageCreate, (message: Message) => {
+    if (!config.prefixCommands) return;
     if (message.author.bot || !isStatsMessage(message.content, config.prefix)) return;
     statsReply(monitor, config.lowKeysThreshold, config.dashboardUrl)
       .then((reply) => message.reply({ ...reply, allowedMentions: { repliedUser: false } }))

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, intVar, logLevelVar, parseEnv } from '../shared/env.js';
+import { boolVar, ConfigError, intVar, logLevelVar, parseEnv } from '../shared/env.js';
 
 const snowflake = z.string().regex(/^\d{17,20}$/u, 'must be a Discord channel id (17-20 digits)');
 
@@ -12,6 +12,7 @@ const envSchema = z.object({
   STATS_POLL_INTERVAL_MS: intVar(300_000, 100, 86_400_000),
   STATS_TIMEOUT_MS: intVar(10_000, 100, 120_000),
   BOT_PREFIX: z.string().max(10, 'must be at most 10 characters').default('!'),
+  BOT_PREFIX_COMMANDS: boolVar(true),
   ALERT_CHANNEL_ID: snowflake.optional(),
   LOW_KEYS_THRESHOLD: intVar(1, 0, 1_000_000),
   LOW_CREDITS_THRESHOLD: intVar(50, 0, 1_000_000_000),
@@ -28,6 +29,8 @@ export interface BotConfig {
   pollIntervalMs: number;
   statsTimeoutMs: number;
   prefix: string;
+  /** `!stats` on: the bot reads messages, which takes the privileged Message Content intent. */
+  prefixCommands: boolean;
   alertChannelId: string | null;
   lowKeysThreshold: number;
   /** An alert when a pool's credits left (upstream sync) fall under this. */
@@ -50,6 +53,7 @@ export function loadBotConfig(env: Record<string, string | undefined>): BotConfi
     pollIntervalMs: e.STATS_POLL_INTERVAL_MS,
     statsTimeoutMs: e.STATS_TIMEOUT_MS,
     prefix: e.BOT_PREFIX,
+    prefixCommands: e.BOT_PREFIX_COMMANDS,
     alertChannelId: e.ALERT_CHANNEL_ID ?? null,
     lowKeysThreshold: e.LOW_KEYS_THRESHOLD,
     lowCreditsThreshold: e.LOW_CREDITS_THRESHOLD,

@@ -32,10 +32,15 @@ async function main(): Promise<void> {
     await bot.login();
   } catch (err) {
     // discord.js errors never carry the token; keep the line short and clear.
-    logger.error(`bot: could not log in to Discord at ${config.discordApiUrl}: ${(err as Error).message}`);
+    const code = (err as { code?: string }).code;
+    const hint =
+      code === 'DisallowedIntents'
+        ? ' (enable the Message Content intent in the developer portal, or set BOT_PREFIX_COMMANDS=false)'
+        : '';
+    logger.error(`bot: could not log in to Discord at ${config.discordApiUrl}: ${(err as Error).message}${hint}`);
     await closeLogger(logger);
-    // A token Discord refuses will be refused again: stop (pm2 too) until it is changed.
-    process.exit((err as { code?: string }).code === 'TokenInvalid' ? CONFIG_EXIT_CODE : 1);
+    // A token or intents Discord refuses will be refused again: stop (pm2 too) until they are changed.
+    process.exit(code === 'TokenInvalid' || code === 'DisallowedIntents' ? CONFIG_EXIT_CODE : 1);
   }
   process.send?.('ready');
 }

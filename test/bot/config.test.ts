@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { GatewayIntentBits } from 'discord.js';
+import { intentsFor } from '../../bot/bot.js';
 import { loadBotConfig } from '../../bot/config.js';
 import { ConfigError } from '../../shared/env.js';
 
@@ -15,6 +17,7 @@ describe('bot environment', () => {
         pollIntervalMs: 300_000,
         statsTimeoutMs: 10_000,
         prefix: '!',
+        prefixCommands: true,
         alertChannelId: null,
         lowKeysThreshold: 1,
         lowCreditsThreshold: 50,
@@ -24,6 +27,13 @@ describe('bot environment', () => {
         logFile: undefined,
       },
     );
+  });
+
+  it('asks for the privileged Message Content intent only while !stats is on', () => {
+    const on = loadBotConfig({ DISCORD_BOT_TOKEN: 'abc.def.ghi' });
+    const off = loadBotConfig({ DISCORD_BOT_TOKEN: 'abc.def.ghi', BOT_PREFIX_COMMANDS: 'false' });
+    assert.ok(intentsFor(on).includes(GatewayIntentBits.MessageContent));
+    assert.deepEqual(intentsFor(off), [GatewayIntentBits.Guilds]);
   });
 
   it('names the variable; never echoes a token', () => {
