@@ -7,12 +7,14 @@ import { cipherFromEnv, type KeyCipher } from './keys/cipher.js';
 import { DEFAULT_POLICY, type PoolPolicy } from './pools/policy.js';
 import { isValidTimeZone } from './pools/windows.js';
 import { resolveUpstream, upstreamSchema, type UpstreamConfig } from './upstream/config.js';
+import { parseWebhooks, type WebhookTarget } from './alerts/webhooks.js';
+import type { AlertEngineOptions } from './alerts/engine.js';
 
 /** Pools that always exist, whether or not pools.json names them. */
 export const BUILTIN_POOLS = ['plantid', 'healthid'] as const;
 
 /** Names a pool cannot take: `GET /api/stats` is the stats endpoint, so a pool "stats" could never hand out. */
-export const RESERVED_POOL_NAMES: readonly string[] = ['stats'];
+export const RESERVED_POOL_NAMES: readonly string[] = ['stats', 'alerts'];
 
 /** Valid pool names; anything else is a 404 on the API and an error in pools.json. */
 export const POOL_NAME = /^[a-z0-9_-]{1,64}$/u;
@@ -32,6 +34,13 @@ const envSchema = z.object({
   LOG_LEVEL: logLevelVar,
   LOG_FILE: z.string().default('logs/server.log'),
   LOG_ACCESS: boolVar(true),
+  ALERT_WEBHOOKS: listVar(),
+  ALERT_MIN_AVAILABLE: intVar(1, 0, 1_000_000),
+  LOW_CREDITS_THRESHOLD: intVar(50, 0, 1_000_000_000),
+  ALERT_RUNS_DRY_MINUTES: intVar(60, 1, 7 * 24 * 60),
+  ALERT_REMIND_HOURS: intVar(6, 1, 30 * 24),
+  ALERT_CHECK_INTERVAL_MS: intVar(10_000, 100, 3_600_000),
+  DASHBOARD_URL: z.url({ protocol: /^https?$/u, error: 'must be an http(s) URL' }).optional(),
   STATE_BACKEND: z.enum(['file', 'redis'], 'must be file or redis').default('file'),
   REDIS_URL: z
     .string()
@@ -91,6 +100,8 @@ export interface ServerConfig {
    * caller may take to send it, one attempt's time to answer (the wait for a connection included).
    */
   proxy: { maxAttempts: number; maxBodyBytes: number; bodyTimeoutMs: number; timeoutMs: number; accessLog: boolean };
+  /** The alert engine: where its events go (ALERT_WEBHOOKS) and what it alerts on. */
+  alerts: { webhooks: WebhookTarget[]; options: AlertEngineOptions };
   /** The longest time an upstream's Retry-After or a report may keep a key out. */
   maxRetryAfterSec: number;
   /**
@@ -98,6 +109,14 @@ export interface ServerConfig {
    * (oldest go first).
    */
   pins: { ttlMs: number; max: number };
+}
+
+function webhooksOf(urls: string[]): WebhookTarget[] {
+  try {
+    return parseWebhooks(urls);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 export function isLoopback(host: string): boolean {
@@ -159,6 +178,18 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     keyCipher: cipherFromEnv(env),
     upstreamSyncIntervalMs: e.UPSTREAM_SYNC_INTERVAL_MS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    alerts: {
+      webhooks: webhooksOf(e.ALERT_WEBHOOKS),
+      options: {
+        minAvailable: e.ALERT_MIN_AVAILABLE,
+        lowCredits: e.LOW_CREDITS_THRESHOLD,
+        runsDryMinutes: e.ALERT_RUNS_DRY_MINUTES,
+        syncFailingMs: 10 * 60_000,
+        intervalMs: e.ALERT_CHECK_INTERVAL_MS,
+        remindMs: e.ALERT_REMIND_HOURS * 3_600_000,
+        dashboardUrl: e.DASHBOARD_URL ?? null,
+      },
+    },
     proxy: {
       maxAttempts: e.PROXY_MAX_ATTEMPTS,
       maxBodyBytes: e.PROXY_MAX_BODY_BYTES,

@@ -4,6 +4,9 @@ import { ConfigError } from '../shared/env.js';
 import { AppsFile, AppsFileError } from './apps/file.js';
 import { AppTraffic } from './apps/traffic.js';
 import { AuditLog } from './audit/log.js';
+import { AlertEngine } from './alerts/engine.js';
+import { WebhookSender } from './alerts/webhooks.js';
+import { AppOperations } from './ops/apps.js';
 import { createApp } from './http/app.js';
 import { answerClientErrorsAsJson } from './http/client-errors.js';
 import { createMetrics } from './http/metrics.js';
@@ -71,12 +74,17 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     );
   }
 
+  // The alert engine reads the registry, which is made first; the registry's events poke it.
+  let alerts: AlertEngine | null = null;
   const registry = new PoolRegistry({
     policies,
     clock,
     keyFilePath: (name) => join(config.keysDir, `${name}.txt`),
     // The pools' events go to the log (turn-taking rotations only at debug: winston's check costs on every handout).
-    onEvent: (e) => logPoolEvent(logger, e),
+    onEvent: (e) => {
+      logPoolEvent(logger, e);
+      if (e.type === 'key_out' && e.status === 'invalid') alerts?.poke(); // news: look now, not at the next check
+    },
     traceRotations: logger.isDebugEnabled(),
     rng: deps.rng,
     createPool: backend.createPool.bind(backend),
@@ -88,7 +96,11 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   await backend.open();
   const synced = usageUpstreams(upstreams);
   const traffic = new AppTraffic();
-  const metrics = createMetrics(registry, { upstreamPools: [...synced.keys()], traffic });
+  const metrics = createMetrics(registry, {
+    upstreamPools: [...synced.keys()],
+    traffic,
+    activeAlerts: () => alerts?.list().length ?? 0,
+  });
   const agents = new UpstreamAgents();
   const checker = new UsageChecker({
     upstreams: synced,
@@ -118,13 +130,31 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
           .load(name, true)
           .catch((err: Error) => logger.error(`state: resync of ${name} failed: ${err.message}`));
     };
-    await backend.resume({ reapplyKeyFiles, onSave: metrics.stateSave });
+    await backend.resume({
+      reapplyKeyFiles,
+      onSave: (seconds, ok) => {
+        metrics.stateSave(seconds, ok);
+        alerts?.saveResult(ok, clock());
+      },
+    });
   } catch (err) {
     await backend.release?.(); // a start that failed leaves no lock behind
     throw err;
   }
 
+  const appOps = new AppOperations({ apps, registry, traffic, clock });
+  const webhooks = new WebhookSender(config.alerts.webhooks, { logger, metrics: metrics.webhooks });
+  alerts = new AlertEngine({
+    registry,
+    apps: () => appOps.list(),
+    claim: (job, ttlMs) => backend.claim(job, ttlMs),
+    send: (e) => webhooks.send(e),
+    logger,
+    clock,
+    options: config.alerts.options,
+  });
   const app = createApp({
+    alerts,
     apps,
     traffic,
     audit: new AuditLog(config.auditFile),
@@ -175,10 +205,13 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     );
   }
   sync.start();
+  alerts.start();
 
   const upstream = {
     async stop() {
       apps.stop();
+      alerts?.stop();
+      webhooks.stop();
       const stopped = sync.stop();
       await agents.destroy();
       await stopped;

@@ -13,6 +13,7 @@ import type { AppsFile } from '../apps/file.js';
 import { AppRates } from '../apps/rate.js';
 import { AppTraffic } from '../apps/traffic.js';
 import type { AuditLog } from '../audit/log.js';
+import type { ActiveAlert } from '../alerts/engine.js';
 import { unavailable } from './errors.js';
 import { HttpError, methodNotAllowed, notFound, notImplemented } from './errors.js';
 import { createHandout, HANDOUT_ROUTE, handoutTarget } from './handout.js';
@@ -46,10 +47,12 @@ export interface AppDeps {
   audit?: AuditLog | null;
   /** Apps' requests on this instance (metrics read it too). */
   traffic?: AppTraffic;
+  /** The alert engine, whose alerts in force `GET /api/alerts` lists; null: none runs. */
+  alerts?: { list(): ActiveAlert[] } | null;
 }
 
 /** Paths that show stats (for API tokens, the open API, and apps made with `stats`). */
-const STATS_PATH = /^\/(metrics|api\/stats(\/history)?)$/iu;
+const STATS_PATH = /^\/(metrics|api\/stats(\/history)?|api\/alerts)$/iu;
 
 /** Builds the Koa app (never listens): JSON errors, bearer auth, the handout, the routes. */
 export function createApp(deps: AppDeps): Koa {
@@ -197,6 +200,7 @@ export function createApp(deps: AppDeps): Koa {
     health: deps.health ?? (() => ({ ok: true })),
     open: () => deps.apiTokens.length === 0 && (apps?.apps.length ?? 0) === 0,
     apps: apps === null ? null : () => operations.apps(),
+    alerts: () => deps.alerts?.list() ?? [],
   });
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -32,11 +32,11 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * The pool a request to this URL is a handout from, or null (then the routers serve it).
- * `/api/stats` is the stats route, which is why no pool may be named `stats`.
+ * `/api/stats` and `/api/alerts` are routes of their own, which is why no pool may be named so.
  */
 export function handoutTarget(url: string): string | null {
   const m = HANDOUT_URL.exec(url);
-  return m === null || m[1] === 'stats' ? null : m[1]!;
+  return m === null || m[1] === 'stats' || m[1] === 'alerts' ? null : m[1]!;
 }
 
 /**

@@ -3,6 +3,30 @@ import { logWriteFailures } from '../../shared/logger.js';
 import type { KeyStatus } from '../../shared/stats.js';
 import type { PoolRegistry } from '../pools/registry.js';
 import type { AppTraffic } from '../apps/traffic.js';
+import type { WebhookMetrics } from '../alerts/webhooks.js';
+
+/** The alerts in force, and how their webhooks fare (by target: scheme and host, never a path). */
+function alertMetrics(registry: Registry, active: (() => number) | undefined): WebhookMetrics {
+  new Gauge({
+    name: 'keywarden_alerts_active',
+    help: 'Alerts in force (GET /api/alerts)',
+    registers: [registry],
+    collect() {
+      this.set(active?.() ?? 0);
+    },
+  });
+  const outcome = new Counter({
+    name: 'keywarden_alert_webhook_posts_total',
+    help: 'Alert webhook posts by target and result (delivered, failed: retried later, dropped: the queue was full)',
+    labelNames: ['target', 'result'],
+    registers: [registry],
+  });
+  return {
+    delivered: (target) => outcome.inc({ target, result: 'delivered' }),
+    failed: (target) => outcome.inc({ target, result: 'failed' }),
+    dropped: (target) => outcome.inc({ target, result: 'dropped' }),
+  };
+}
 
 /**
  * The apps' metrics, read at scrape time: requests by app, pool and the status it got, failovers
@@ -62,6 +86,8 @@ export interface Metrics {
   proxyAttempt(pool: string, outcome: 'ok' | 'invalid' | 'refused' | 'error', seconds: number): void;
   /** What a proxied request spent: credits (or uses), or 0 for a free call. */
   proxySpent(pool: string, credits: number): void;
+  /** How the alert webhooks fare. */
+  readonly webhooks: WebhookMetrics;
 }
 
 const STATUSES: readonly KeyStatus[] = [
@@ -81,7 +107,7 @@ const STATUSES: readonly KeyStatus[] = [
  */
 export function createMetrics(
   pools: PoolRegistry,
-  options: { upstreamPools?: readonly string[]; traffic?: AppTraffic } = {},
+  options: { upstreamPools?: readonly string[]; traffic?: AppTraffic; activeAlerts?: () => number } = {},
 ): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keywarden_' });
@@ -220,6 +246,7 @@ export function createMetrics(
     },
   });
   appMetrics(registry, pools, options.traffic);
+  const webhooks = alertMetrics(registry, options.activeAlerts);
   const saveFailures = new Counter({
     name: 'keywarden_state_save_failures_total',
     help: 'Failed state saves',
@@ -228,6 +255,7 @@ export function createMetrics(
 
   return {
     registry,
+    webhooks,
     handout: (pool, outcome) => handouts.add(pool, outcome),
     report: (pool, outcome) => reports.add(pool, outcome),
     request: (method, route, status, seconds) => latency.observe(method, route, status, seconds),

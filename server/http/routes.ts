@@ -11,6 +11,7 @@ import type { Metrics } from './metrics.js';
 import { mayReport, type Caller } from './auth.js';
 import { APP_NAME } from '../apps/model.js';
 import type { AppStats } from '../../shared/stats.js';
+import type { ActiveAlert } from '../alerts/engine.js';
 
 const reportSchema = z
   .object({
@@ -53,6 +54,8 @@ export interface RoutesDeps {
   open: () => boolean;
   /** The named apps with what each spent; null: the server keeps none. */
   apps: (() => Promise<AppStats[]>) | null;
+  /** The alerts in force (the alert engine's). */
+  alerts: () => ActiveAlert[];
 }
 
 /**
@@ -95,6 +98,11 @@ export function createRoutes(deps: RoutesDeps): Router {
     );
     const apps = deps.apps ? await deps.apps() : [];
     ctx.body = apps.length > 0 ? { ...stats, apps } : stats;
+  });
+
+  router.get('/api/alerts', (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { alerts: deps.alerts() };
   });
 
   router.get('/api/stats/history', async (ctx) => {
