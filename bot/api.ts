@@ -1,9 +1,12 @@
 import { request } from 'undici';
-import type { StatsResponse } from '../shared/stats.js';
+import type { ServerAlert, StatsResponse } from '../shared/stats.js';
 
-/** One poll of the key server: its stats, or why they could not be had. `at` is when it finished. */
+/**
+ * One poll of the key server: its stats and the alerts in force (null: a server without an alert
+ * engine), or why they could not be had. `at` is when it finished.
+ */
 export type PollResult =
-  | { ok: true; stats: StatsResponse; at: number }
+  | { ok: true; stats: StatsResponse; alerts: ServerAlert[] | null; at: number }
   /** `degraded`: the server answers but its state store (Redis) does not. */
   | { ok: false; error: string; at: number; degraded?: boolean };
 
@@ -25,12 +28,29 @@ export function createStatsClient(
   const clock = options.clock ?? Date.now;
   const target = new URL(url);
   if (!target.searchParams.has('keys')) target.searchParams.set('keys', 'all');
+  // The server's alerts, beside its stats: …/api/stats → …/api/alerts.
+  const alertsUrl = new URL(target.pathname.replace(/\/stats\/?$/u, '/alerts'), target);
+  const headers = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  /** The alerts in force; null when the server has none to give (an older one: 404). */
+  const fetchAlerts = async (): Promise<ServerAlert[] | null> => {
+    const res = await request(alertsUrl, {
+      method: 'GET',
+      headers,
+      signal: AbortSignal.timeout(options.timeoutMs),
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) return null;
+    const alerts = (JSON.parse(text) as { alerts?: unknown }).alerts;
+    return Array.isArray(alerts) ? (alerts as ServerAlert[]) : null;
+  };
   return {
     async fetchStats() {
       try {
         const res = await request(target, {
           method: 'GET',
-          headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          headers,
           signal: AbortSignal.timeout(options.timeoutMs),
           headersTimeout: options.timeoutMs,
           bodyTimeout: options.timeoutMs,
@@ -53,7 +73,7 @@ export function createStatsClient(
         }
         const stats = JSON.parse(text) as StatsResponse;
         if (!Array.isArray(stats.pools)) return { ok: false, error: 'unexpected response (no pools)', at: clock() };
-        return { ok: true, stats, at: clock() };
+        return { ok: true, stats, alerts: await fetchAlerts().catch(() => null), at: clock() };
       } catch (err) {
         const e = err as Error & { code?: string; cause?: { code?: string } };
         const why =

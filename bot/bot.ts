@@ -50,16 +50,14 @@ export function createBot(config: BotConfig, deps: { logger: Logger; clock?: () 
     if (client.isReady()) client.user.setPresence(presenceFor(r, config.lowKeysThreshold));
     if (r.ok) logger.debug(`stats: ${r.stats.pools.map((p) => `${p.name} ${p.available}/${p.total}`).join(', ')}`);
     else logger.warn(`stats: key server unreachable (${r.error})`);
-    const { state, alerts } = stepAlerts(
-      alertState,
-      r,
-      { keys: config.lowKeysThreshold, credits: config.lowCreditsThreshold },
-      seenBeforeThisPoll,
-    );
+    const { state, alerts } = stepAlerts(alertState, r, seenBeforeThisPoll);
     alertState = state;
     seenBeforeThisPoll = monitor.lastSeenAt;
     for (const alert of alerts) {
-      logger.info(`alert: ${alert.kind}${'pool' in alert ? ` ${alert.pool}` : ''}`);
+      logger.info(
+        `alert: ${alert.kind === 'server_alert' ? `${alert.alert.event} ${alert.phase}` : alert.kind}` +
+          (alert.kind === 'server_alert' && alert.alert.pool ? ` ${alert.alert.pool}` : ''),
+      );
       if (!config.alertChannelId) continue;
       client.rest
         .post(Routes.channelMessages(config.alertChannelId), { body: { embeds: [alertEmbed(alert, r.at)] } })

@@ -15,7 +15,6 @@ const envSchema = z.object({
   BOT_PREFIX_COMMANDS: boolVar(true),
   ALERT_CHANNEL_ID: snowflake.optional(),
   LOW_KEYS_THRESHOLD: intVar(1, 0, 1_000_000),
-  LOW_CREDITS_THRESHOLD: intVar(50, 0, 1_000_000_000),
   DASHBOARD_URL: z.url({ protocol: /^https?$/u, error: 'must be an http(s) URL' }).optional(),
   DISCORD_API_URL: z.url({ protocol: /^https?$/u, error: 'must be an http(s) URL' }).default('https://discord.com/api'),
   LOG_LEVEL: logLevelVar,
@@ -33,8 +32,6 @@ export interface BotConfig {
   prefixCommands: boolean;
   alertChannelId: string | null;
   lowKeysThreshold: number;
-  /** An alert when a pool's credits left (upstream sync) fall under this. */
-  lowCreditsThreshold: number;
   discordApiUrl: string;
   /** The key server's dashboard, linked from the !stats embeds; null: no link. */
   dashboardUrl: string | null;
@@ -56,7 +53,6 @@ export function loadBotConfig(env: Record<string, string | undefined>): BotConfi
     prefixCommands: e.BOT_PREFIX_COMMANDS,
     alertChannelId: e.ALERT_CHANNEL_ID ?? null,
     lowKeysThreshold: e.LOW_KEYS_THRESHOLD,
-    lowCreditsThreshold: e.LOW_CREDITS_THRESHOLD,
     discordApiUrl: e.DISCORD_API_URL.replace(/\/+$/u, ''),
     dashboardUrl: e.DASHBOARD_URL ?? null,
     logLevel: e.LOG_LEVEL,

@@ -1,5 +1,5 @@
 import type { APIEmbed, APIEmbedField } from 'discord.js';
-import { creditsLeft, type KeyStats, type PoolStats, type StatsResponse } from '../shared/stats.js';
+import { creditsLeft, type KeyStats, type PoolStats, type ServerAlert, type StatsResponse } from '../shared/stats.js';
 import type { Alert } from './alerts.js';
 import { COLORS, poolLevel } from './levels.js';
 
@@ -241,31 +241,40 @@ export function unreachableEmbed(
   };
 }
 
+/** Titles of the server's alerts, as they begin and as they end. */
+function serverAlertTitle(a: ServerAlert, phase: 'start' | 'end'): string {
+  const pool = a.pool ?? '';
+  const titles: Record<string, [string, string]> = {
+    key_invalid: [`A key of pool ${pool} is invalid`, `A key of pool ${pool} is accepted again`],
+    pool_low: [
+      a.severity === 'critical' ? `Pool ${pool} has no usable key` : `Pool ${pool} is running low`,
+      `Pool ${pool} recovered`,
+    ],
+    credits_low: [`Pool ${pool} is running out of credits`, `Pool ${pool} has credits again`],
+    runs_dry: [`Pool ${pool} runs dry soon`, `Pool ${pool} no longer runs dry soon`],
+    sync_failing: [`The upstream sync of pool ${pool} fails`, `The upstream sync of pool ${pool} works again`],
+    saves_failing: ['State saves fail', 'State saves work again'],
+    budget_spent: [`App ${a.app ?? ''} has spent most of its budget`, `App ${a.app ?? ''} has budget left again`],
+  };
+  const [begins, ends] = titles[a.event] ?? [`Alert: ${a.event}`, `Over: ${a.event}`];
+  return phase === 'start' ? begins : ends;
+}
+
 /** The message posted to the alert channel for one alert. */
 export function alertEmbed(alert: Alert, at: number): APIEmbed {
   const timestamp = new Date(at).toISOString();
   switch (alert.kind) {
-    case 'pool_low':
+    case 'server_alert': {
+      const a = alert.alert;
+      const start = alert.phase === 'start';
+      const sentence = /[.!?]$/u.test(a.message) ? a.message : `${a.message}.`;
       return {
-        title: `Pool ${alert.pool} is running low`,
-        description: `${alert.available}/${alert.total} keys available.`,
-        color: COLORS.low,
+        title: serverAlertTitle(a, alert.phase),
+        description: clip(start ? sentence : `Was: ${sentence}`, 4096),
+        color: start ? (a.severity === 'critical' ? COLORS.empty : COLORS.low) : COLORS.ok,
         timestamp,
       };
-    case 'pool_empty':
-      return {
-        title: `Pool ${alert.pool} has no usable key`,
-        description: `${alert.available}/${alert.total} keys available: apps get 503 until a key comes back.`,
-        color: COLORS.empty,
-        timestamp,
-      };
-    case 'pool_recovered':
-      return {
-        title: `Pool ${alert.pool} recovered`,
-        description: `${alert.available}/${alert.total} keys available.`,
-        color: COLORS.ok,
-        timestamp,
-      };
+    }
     case 'server_down':
       return {
         title: alert.degraded ? 'Key server is degraded (state store down)' : 'Key server is down',
@@ -277,21 +286,5 @@ export function alertEmbed(alert: Alert, at: number): APIEmbed {
       };
     case 'server_up':
       return { title: 'Key server is back', description: 'The stats API answers again.', color: COLORS.ok, timestamp };
-    case 'credits_low':
-      return {
-        title: `Pool ${alert.pool} is running out of credits`,
-        description: `${alert.creditsRemaining} credits left on its usable keys (alert under ${alert.threshold}).`,
-        color: COLORS.low,
-        timestamp,
-      };
-    case 'key_invalid':
-      return {
-        title: `A key of pool ${alert.pool} is invalid`,
-        description:
-          `\`${alert.masked}\` (${alert.keyId}): ${clip(alert.reason ?? 'refused by the upstream', 300)}\n` +
-          'Out of rotation until the upstream accepts it.',
-        color: COLORS.empty,
-        timestamp,
-      };
   }
 }

@@ -127,7 +127,7 @@ export function isLoopback(host: string): boolean {
 export function loadServerConfig(env: Record<string, string | undefined>): ServerConfig {
   const notices: string[] = [];
   // Coming from the Flask service: its port setting is honoured while PORT is not set.
-  if (env.PORT === undefined && env.FLASK_RUN_PORT !== undefined) {
+  if (!env.PORT?.trim() && env.FLASK_RUN_PORT?.trim()) {
     env = { ...env, PORT: env.FLASK_RUN_PORT };
     notices.push(`PORT is not set: listening on FLASK_RUN_PORT (${env.PORT}), as the Flask service did`);
   }

@@ -174,3 +174,17 @@ export function creditsLeft(credits: Credits | null): number | null {
   for (const v of Object.values(credits.remaining)) if (v !== null && (left === null || v < left)) left = v;
   return left === null ? null : Math.max(0, left);
 }
+
+/** An alert in force on the key server (`GET /api/alerts`): its engine's, sent to webhooks too. */
+export interface ServerAlert {
+  id: string;
+  /** `key_invalid`, `pool_low`, `credits_low`, `runs_dry`, `sync_failing`, `saves_failing`, `budget_spent`. */
+  event: string;
+  severity: 'critical' | 'warning';
+  pool: string | null;
+  keyId?: string;
+  masked?: string;
+  app?: string;
+  message: string;
+  since: string;
+}

@@ -65,14 +65,16 @@ export function conditionsOf(s: Snapshot, settings: AlertSettings): Condition[] 
           masked: k.masked,
           message: `key ${k.masked} (${k.keyId}) of pool ${p.name} is invalid: ${k.reason ?? 'refused upstream'}`,
         });
-    // A pool with no key at all has nothing to run out of (its missing key file is logged at start).
-    if (p.total > 0 && p.available <= settings.minAvailable)
+    // A pool with no key file has nothing to run out of (that it has none is logged at start).
+    if ((p.total > 0 || p.keyFile.present) && p.available <= settings.minAvailable)
       out.push({
         id: `pool_low:${p.name}`,
         kind: 'pool_low',
         severity: p.available === 0 ? 'critical' : 'warning',
         pool: p.name,
-        message: `pool ${p.name} has ${p.available} of ${p.total} keys usable (alert at ${settings.minAvailable} or fewer)`,
+        message:
+          `pool ${p.name} has ${p.available} of ${p.total} keys usable ` +
+          `(alert at ${settings.minAvailable} or fewer)`,
       });
     if (p.creditsRemaining !== null && p.creditsRemaining < settings.lowCredits)
       out.push({
@@ -102,7 +104,9 @@ export function conditionsOf(s: Snapshot, settings: AlertSettings): Condition[] 
       kind: 'saves_failing',
       severity: 'critical',
       pool: null,
-      message: `state saves have failed for ${minutes(s.now - s.saves.failingSince)} min: ${s.saves.error ?? 'unknown error'}`,
+      message:
+        `state saves have failed for ${minutes(s.now - s.saves.failingSince)} min: ` +
+        (s.saves.error ?? 'unknown error'),
     });
   for (const app of s.apps) out.push(...budgetConditions(app));
   return out;

@@ -1,6 +1,7 @@
 import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { appendLine, atomicWrite, NODE_FS, removeStaleTemps, type WriteFs } from '../fs/atomic.js';
-import { applyJournalEntry, CorruptStateError, deserializeState, ForeignStateError } from './format.js';
+import { applyJournalEntry, deserializeState } from './format.js';
+import { CorruptStateError, ForeignStateError } from './errors.js';
 import type { LoadResult, SavePlan, StateStore } from './store.js';
 
 /** Snapshots smaller than this are always rewritten whole: a journal only pays off for big state. */

@@ -6,6 +6,7 @@ import { StateRecord } from '../pools/records.js';
 import { clearImplausible } from './plausible.js';
 import { readCompactKey } from './key-reader.js';
 import { WINDOW_KINDS, type WindowClock, type WindowKind } from '../pools/windows.js';
+import { CorruptStateError, ForeignStateError } from './errors.js';
 
 /**
  * Version of the state file format; bump with a migration when the shape changes.
@@ -48,29 +49,6 @@ export function stateExport(
     return { name, clock, drain: () => ({ header, records: [], retired: new Map(Object.entries(keys)) }) };
   });
   return JSON.parse([...stateJsonChunks(savedAt, 0, drains, () => undefined)].join('')) as StateExport;
-}
-
-/** The file is not a readable Keywarden state at all (as opposed to a few bad entries). */
-export class CorruptStateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CorruptStateError';
-  }
-}
-
-/**
- * The file is sound JSON but another program's (none of Keywarden's fields: the Flask service's
- * `api_state.json`, say), not a damaged Keywarden state.
- */
-export class ForeignStateError extends CorruptStateError {
-  constructor(readonly fields: string[]) {
-    super(
-      `another program's state, not Keywarden's (it has none of version, savedAt, pools` +
-        (fields.length ? `; its fields: ${fields.slice(0, 5).join(', ')}${fields.length > 5 ? ', …' : ''}` : '') +
-        ')',
-    );
-    this.name = 'ForeignStateError';
-  }
 }
 
 const ms = z.number().finite();

@@ -17,13 +17,26 @@ async function serve(t: TestContext, handler: Parameters<typeof createServer>[1]
 describe('stats client', () => {
   it('sends the bearer token, asks for every key (credits, invalid keys), and returns the stats', async (t) => {
     let seen: { auth?: string; url?: string } = {};
+    const alert = { id: 'pool_low:plantid', event: 'pool_low', severity: 'warning', pool: 'plantid', message: 'm' };
+    let alertsAuth: string | undefined;
     const url = await serve(t, (req, res) => {
-      seen = { auth: req.headers.authorization, url: req.url };
       res.setHeader('content-type', 'application/json');
+      if (req.url === '/api/alerts') {
+        alertsAuth = req.headers.authorization;
+        return res.end(JSON.stringify({ alerts: [alert] }));
+      }
+      seen = { auth: req.headers.authorization, url: req.url };
       res.end(JSON.stringify({ version: '1', uptimeSec: 1, generatedAt: 5, pools: [] }));
     });
     const r = await createStatsClient(url, 'secret-token-1234567', { timeoutMs: 1000, clock: () => 42 }).fetchStats();
-    assert.deepEqual(r, { ok: true, stats: { version: '1', uptimeSec: 1, generatedAt: 5, pools: [] }, at: 42 });
+    // The server's alerts in force come with the stats, asked with the same token.
+    assert.equal(alertsAuth, 'Bearer secret-token-1234567');
+    assert.deepEqual(r, {
+      ok: true,
+      stats: { version: '1', uptimeSec: 1, generatedAt: 5, pools: [] },
+      alerts: [alert],
+      at: 42,
+    });
     assert.deepEqual(seen, { auth: 'Bearer secret-token-1234567', url: '/api/stats?keys=all' });
   });
 

@@ -20,7 +20,6 @@ describe('bot environment', () => {
         prefixCommands: true,
         alertChannelId: null,
         lowKeysThreshold: 1,
-        lowCreditsThreshold: 50,
         dashboardUrl: null,
         discordApiUrl: 'https://discord.com/api',
         logLevel: 'info',

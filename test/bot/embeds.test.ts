@@ -298,13 +298,37 @@ describe('unreachable and alert embeds', () => {
     );
   });
 
-  it('alerts read as one line each with the pool counts', () => {
-    assert.deepEqual(alertEmbed({ kind: 'pool_low', pool: 'plantid', available: 1, total: 5 }, T), {
+  it("the server's alerts as they begin and end; the server's own going and coming", () => {
+    const low = {
+      id: 'pool_low:plantid',
+      event: 'pool_low',
+      severity: 'warning' as const,
+      pool: 'plantid',
+      message: 'pool plantid has 1 of 5 keys usable (alert at 1 or fewer)',
+      since: '2026-11-21T11:00:00.000Z',
+    };
+    assert.deepEqual(alertEmbed({ kind: 'server_alert', phase: 'start', alert: low }, T), {
       title: 'Pool plantid is running low',
-      description: '1/5 keys available.',
+      description: 'pool plantid has 1 of 5 keys usable (alert at 1 or fewer).',
       color: 0xf1c40f,
       timestamp: '2026-11-21T12:00:00.000Z',
     });
+    assert.deepEqual(
+      [
+        alertEmbed({ kind: 'server_alert', phase: 'start', alert: { ...low, severity: 'critical' } }, T).title,
+        alertEmbed({ kind: 'server_alert', phase: 'end', alert: low }, T).title,
+        alertEmbed({ kind: 'server_alert', phase: 'end', alert: low }, T).color,
+        alertEmbed({ kind: 'server_alert', phase: 'start', alert: { ...low, event: 'key_invalid' } }, T).title,
+        alertEmbed({ kind: 'server_alert', phase: 'start', alert: { ...low, event: 'credits_low' } }, T).title,
+      ],
+      [
+        'Pool plantid has no usable key',
+        'Pool plantid recovered',
+        0x2ecc71,
+        'A key of pool plantid is invalid',
+        'Pool plantid is running out of credits',
+      ],
+    );
     assert.equal(alertEmbed({ kind: 'server_up' }, T).title, 'Key server is back');
     assert.equal(
       alertEmbed({ kind: 'server_down', error: 'HTTP 503 state_unavailable', lastSeenAt: null, degraded: true }, T)
@@ -314,34 +338,6 @@ describe('unreachable and alert embeds', () => {
     assert.equal(
       alertEmbed({ kind: 'server_down', error: 'timed out after 10000 ms', lastSeenAt: T - 1000 }, T).description,
       `Polling the stats API failed (timed out after 10000 ms). Last seen <t:${S - 1}:R>.`,
-    );
-  });
-
-  it('credit alerts: a pool running out, a key the upstream refuses', () => {
-    assert.deepEqual(alertEmbed({ kind: 'credits_low', pool: 'plantid', creditsRemaining: 12, threshold: 50 }, T), {
-      title: 'Pool plantid is running out of credits',
-      description: '12 credits left on its usable keys (alert under 50).',
-      color: 0xf1c40f,
-      timestamp: '2026-11-21T12:00:00.000Z',
-    });
-    assert.deepEqual(
-      alertEmbed(
-        {
-          kind: 'key_invalid',
-          pool: 'plantid',
-          keyId: 'eeeeeeeeeeee',
-          masked: 'eeee…5555',
-          reason: 'upstream: The specified api key is not active.',
-        },
-        T,
-      ),
-      {
-        title: 'A key of pool plantid is invalid',
-        description:
-          '`eeee…5555` (eeeeeeeeeeee): upstream: The specified api key is not active.\nOut of rotation until the upstream accepts it.',
-        color: 0xe74c3c,
-        timestamp: '2026-11-21T12:00:00.000Z',
-      },
     );
   });
 

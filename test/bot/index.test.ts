@@ -60,7 +60,9 @@ describe('Discord bot end to end', () => {
     t.after(() => emu.stop());
 
     const layout = await makeLayout(t, { plantid: makeKeys(3), healthid: makeKeys(2) });
-    let server = await spawnServer(t, layout);
+    // The server's alert engine looks every 200 ms (the bot posts what it finds).
+    const alerting = { ALERT_CHECK_INTERVAL_MS: '200' };
+    let server = await spawnServer(t, layout, alerting);
     const port = new URL(server.url).port;
     await getJson(`${server.url}/api/plantid`); // a current key to show
 
@@ -139,7 +141,7 @@ describe('Discord bot end to end', () => {
 
     // Restart on the same port → presence recovers, "back" alert, !stats shows pools again.
     await writeFile(join(layout.keysDir, 'plantid.txt'), makeKeys(2).join('\n'));
-    server = await spawnServer(t, layout, { PORT: port });
+    server = await spawnServer(t, layout, { ...alerting, PORT: port });
     const back = await emu.waitFor(
       'presence',
       emu.presences.slice(emu.presences.indexOf(dnd) + 1),
@@ -196,7 +198,13 @@ describe('Discord bot and the upstream sync', () => {
     const server = await startInProcess(t, {
       keys: { plantid: [a!, b!], healthid: makeKeys(1) },
       pools: { plantid: { upstream: { origin: fake.url } } },
-      env: { UPSTREAM_SYNC_INTERVAL_MS: '300' },
+      // The server's alert engine: only the credit and key alerts are of interest here.
+      env: {
+        UPSTREAM_SYNC_INTERVAL_MS: '300',
+        ALERT_CHECK_INTERVAL_MS: '200',
+        ALERT_MIN_AVAILABLE: '0',
+        LOW_CREDITS_THRESHOLD: '50',
+      },
     });
     await until(
       'the first sync',
@@ -206,8 +214,7 @@ describe('Discord bot and the upstream sync', () => {
     const { output } = spawnBot(t, server.layout.dir, emu, {
       STATS_API: `${server.url}/api/stats`,
       STATS_POLL_INTERVAL_MS: '300',
-      LOW_KEYS_THRESHOLD: '0', // only the credit alerts are of interest here
-      LOW_CREDITS_THRESHOLD: '50',
+      LOW_KEYS_THRESHOLD: '0',
       DASHBOARD_URL: `${server.url}/dashboard`,
     });
     await emu
@@ -237,7 +244,7 @@ describe('Discord bot and the upstream sync', () => {
     );
     assert.equal(
       invalid.body.embeds[0]!.description,
-      `\`${maskKey(b!)}\` (${keyIdOf(b!)}): upstream: The specified api key is not active.\nOut of rotation until the upstream accepts it.`,
+      `key ${maskKey(b!)} (${keyIdOf(b!)}) of pool plantid is invalid: upstream: The specified api key is not active.`,
     );
     fake.setUsed(a!, 'day', 80);
     const low = await emu.waitFor(
@@ -245,7 +252,7 @@ describe('Discord bot and the upstream sync', () => {
       emu.messages,
       (m) => m.channelId === ALERT_CHANNEL_ID && m.body.embeds[0]!.title === 'Pool plantid is running out of credits',
     );
-    assert.equal(low.body.embeds[0]!.description, '20 credits left on its usable keys (alert under 50).');
+    assert.equal(low.body.embeds[0]!.description, 'pool plantid has 20 credits left (alert under 50).');
     // Three more polls of the server (it counts the bot's GET /api/stats): no alert twice.
     const polls = async () => statsRequests(await (await fetch(`${server.url}/metrics`)).text());
     const seen = await polls();

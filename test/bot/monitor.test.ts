@@ -60,7 +60,7 @@ describe('stats monitor', () => {
     const seen: boolean[] = [];
     m.onResult((r) => seen.push(r.ok));
     const p1 = m.poll();
-    c.finish({ ok: true, stats: { version: 't', uptimeSec: 0, generatedAt: 0, pools: [] }, at: 500 } as PollResult);
+    c.finish({ ok: true, stats: { version: 't', uptimeSec: 0, generatedAt: 0, pools: [] }, alerts: null, at: 500 });
     await p1;
     clock.advance(5000);
     const p2 = m.poll();

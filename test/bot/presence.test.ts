@@ -7,6 +7,7 @@ import type { PoolStats } from '../../shared/stats.js';
 const ok = (counts: Array<[string, number, number]>): PollResult => ({
   ok: true,
   at: 1,
+  alerts: null,
   stats: {
     version: 't',
     uptimeSec: 1,

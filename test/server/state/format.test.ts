@@ -3,13 +3,8 @@ import { describe, it } from 'node:test';
 import { keyIdOf } from '../../../shared/keys.js';
 import { DEFAULT_POLICY } from '../../../server/pools/policy.js';
 import { Pool } from '../../../server/pools/pool.js';
-import {
-  CorruptStateError,
-  deserializeState,
-  poolJsonChunks,
-  STATE_VERSION,
-  windowStartsAt,
-} from '../../../server/state/format.js';
+import { CorruptStateError, ForeignStateError } from '../../../server/state/errors.js';
+import { deserializeState, poolJsonChunks, STATE_VERSION, windowStartsAt } from '../../../server/state/format.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
 
 const goodKey = {
@@ -53,6 +48,12 @@ describe('state (de)serialisation', () => {
     assert.throws(() => deserializeState('nope'), CorruptStateError);
     assert.throws(() => deserializeState('[]'), CorruptStateError);
     assert.throws(() => deserializeState('{"version":1}'), CorruptStateError);
+    // Sound JSON with none of Keywarden's fields: another program's state, said so.
+    assert.throws(() => deserializeState('{"plantid":{"current_index":2}}'), ForeignStateError);
+    assert.throws(
+      () => deserializeState('{"version":1}'),
+      (e) => !(e instanceof ForeignStateError),
+    );
   });
 
   it("reads format 2: bare counts against the pool's windowStarts, absent health fields as a healthy key's", () => {
