@@ -13,6 +13,7 @@ import { createMetrics } from './http/metrics.js';
 import type { Logger } from '../shared/logger.js';
 import { join } from 'node:path';
 import { KeyFiles } from './keys/key-files.js';
+import { PoolsFile } from './keys/pools-file.js';
 import { logPoolEvent } from './pool-log.js';
 import { PoolRegistry, type Clock } from './pools/registry.js';
 import { createShutdown } from './shutdown.js';
@@ -88,6 +89,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     traceRotations: logger.isDebugEnabled(),
     rng: deps.rng,
     createPool: backend.createPool.bind(backend),
+    replacePool: backend.replacePool.bind(backend),
     reserve: backend.reserve?.bind(backend),
     pinLimits: config.pins,
     maxRetryAfterSec: config.maxRetryAfterSec,
@@ -194,6 +196,14 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   keyFiles.watch(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
+  const poolsFile = new PoolsFile({
+    keysDir: config.keysDir,
+    registry,
+    logger,
+    current: { policies, upstreams, proxyRetryPost },
+    synced,
+  });
+  await poolsFile.watch(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
   apps.watch();
   logger.info(`keywarden listening on ${url} (pools: ${registry.names().join(', ')})`);
   if (synced.size > 0) {
@@ -210,6 +220,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
   const upstream = {
     async stop() {
       apps.stop();
+      await poolsFile.stop();
       alerts?.stop();
       webhooks.stop();
       const stopped = sync.stop();

@@ -172,3 +172,18 @@ export class Activity {
     this.add(saved);
   }
 }
+
+/** Each app's history in a pool (`/api/stats/history?app=`): this instance's counts since it started. */
+export class AppActivities {
+  private readonly byApp = new Map<string, Activity>();
+
+  of(app: string): Activity {
+    let a = this.byApp.get(app);
+    if (!a) this.byApp.set(app, (a = new Activity()));
+    return a;
+  }
+
+  series(app: string, range: HistoryRange, now: number): HistorySeries {
+    return (this.byApp.get(app) ?? new Activity()).series(range, now);
+  }
+}

@@ -14,7 +14,7 @@ import {
   type UpstreamCheck,
   type UpstreamRecorded,
 } from './contract.js';
-import { Activity, type HistoryRange, type HistorySeries } from './activity.js';
+import { Activity, AppActivities, type HistoryRange, type HistorySeries } from './activity.js';
 import type { PinLimits } from './pins.js';
 import type { PoolPolicy } from './policy.js';
 import type { ReportInput } from './rules.js';
@@ -45,8 +45,8 @@ interface Entry {
   pinsEvicted: number;
   /** Proxied requests since start (this instance's). */
   proxy: { requests: number; free: number; creditsSpent: number; failovers: number };
-  /** Each app's history in the pool (`?app=`): this instance's, since it started. */
-  apps: Map<string, Activity>;
+  /** Each app's history in the pool (`?app=`). */
+  apps: AppActivities;
 }
 
 /** A key of a pool as whoever uses it upstream needs it (the usage sync): the key itself, and its names for logs. */
@@ -73,6 +73,18 @@ export interface RegistryOptions {
   maxRetryAfterSec?: number;
   /** Builds each pool: the state backend's `createPool`. */
   createPool: (name: string, policy: PoolPolicy, options: PoolOptions) => PoolBackend;
+  /**
+   * Makes a pool anew under a changed policy (the state backend's `replacePool`): with `lines` and
+   * what the old one held, handed to `install` the moment it is whole.
+   */
+  replacePool?: (
+    old: PoolBackend,
+    name: string,
+    policy: PoolPolicy,
+    options: PoolOptions,
+    lines: readonly KeyLine[],
+    install: (pool: PoolBackend) => void,
+  ) => void | Promise<void>;
 }
 
 /**
@@ -85,13 +97,7 @@ export class PoolRegistry {
   constructor(private readonly options: RegistryOptions) {
     for (const [name, policy] of options.policies) {
       const activity = new Activity();
-      const poolOptions = {
-        rng: options.rng,
-        onEvent: (e: PoolEvent) => this.logEvent(e),
-        activity,
-        pinLimits: options.pinLimits,
-      };
-      const pool = options.createPool(name, policy, poolOptions);
+      const pool = options.createPool(name, policy, this.poolOptions(activity));
       this.entries.set(name, {
         pool,
         activity,
@@ -107,23 +113,46 @@ export class PoolRegistry {
         byId: new Map(),
         pinsEvicted: 0,
         proxy: { requests: 0, free: 0, creditsSpent: 0, failovers: 0 },
-        apps: new Map(),
+        apps: new AppActivities(),
       });
     }
+  }
+
+  private poolOptions(activity: Activity): PoolOptions {
+    return {
+      rng: this.options.rng,
+      onEvent: (e: PoolEvent) => this.logEvent(e),
+      activity,
+      pinLimits: this.options.pinLimits,
+    };
   }
 
   names(): string[] {
     return [...this.entries.keys()];
   }
 
-  /** The time zone pool `name`'s days and months reset in (its policy's `resetTimezone`). */
-  timeZoneOf(name: string): string {
-    return this.options.policies.get(name)?.resetTimezone ?? 'UTC';
+  policyOf(name: string): PoolPolicy {
+    return this.options.policies.get(name)!;
   }
 
-  has(name: string): boolean {
-    return this.entries.has(name);
+  /**
+   * Puts a new policy on a pool (pools.json changed, validated): the backend makes the pool anew
+   * under it, with the same keys and what the old one held, and it takes the old one's place the
+   * moment it is whole (an in-memory pool's state moves in one step, so no handout falls between).
+   */
+  async applyPolicy(name: string, policy: PoolPolicy): Promise<void> {
+    const e = this.entry(name);
+    if (!this.options.replacePool) throw new Error(`pool ${name}: this backend cannot change a pool's policy`);
+    await this.options.replacePool(e.pool, name, policy, this.poolOptions(e.activity), [...e.byId.values()], (p) => {
+      e.pool = p;
+      this.options.policies.set(name, policy);
+    });
   }
+
+  /** The time zone pool `name`'s days and months reset in (its policy's `resetTimezone`). */
+  timeZoneOf = (name: string): string => this.options.policies.get(name)?.resetTimezone ?? 'UTC';
+
+  has = (name: string): boolean => this.entries.has(name);
 
   private entry(name: string): Entry {
     const e = this.entries.get(name);
@@ -164,22 +193,16 @@ export class PoolRegistry {
   /** Counts a handout's result in the pool's history, and in its app's. */
   private counted(e: Entry, h: Handout, app: string | undefined): Handout {
     const now = this.options.clock();
-    for (const activity of app === undefined ? [e.activity] : [e.activity, this.appActivity(e, app)]) {
+    for (const activity of app === undefined ? [e.activity] : [e.activity, e.apps.of(app)]) {
       if (h.ok) activity.record('served', now, h.granted);
       else activity.record('no_key', now);
     }
     return h;
   }
 
-  private appActivity(e: Entry, app: string): Activity {
-    let a = e.apps.get(app);
-    if (!a) e.apps.set(app, (a = new Activity()));
-    return a;
-  }
-
   /** One app's history in a pool (this instance's, since it started). */
   appActivitySeries(name: string, app: string, range: HistoryRange): HistorySeries {
-    return (this.entry(name).apps.get(app) ?? new Activity()).series(range, this.options.clock());
+    return this.entry(name).apps.series(app, range, this.options.clock());
   }
 
   private async afterReservation(
@@ -246,7 +269,7 @@ export class PoolRegistry {
   countSpent(name: string, credits: number, app?: string): void {
     const e = this.entry(name);
     const now = this.options.clock();
-    for (const activity of app === undefined ? [e.activity] : [e.activity, this.appActivity(e, app)])
+    for (const activity of app === undefined ? [e.activity] : [e.activity, e.apps.of(app)])
       activity.record(credits > 0 ? 'credits' : 'free', now, Math.max(1, credits));
     if (credits > 0) e.proxy.creditsSpent += credits;
     else e.proxy.free++;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger.js';
-import type { PoolBackend, PoolOptions } from '../pools/contract.js';
+import type { KeyLine, PoolBackend, PoolOptions } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
 import { ConfigError } from '../../shared/env.js';
 import type { Health, StateBackend } from '../state/backend.js';
@@ -78,6 +78,20 @@ export class RedisBackend implements StateBackend {
     } catch {
       return false; // Redis down: nobody can record a result anyway
     }
+  }
+
+  /** The state is in Redis already: the new pool reads it, and takes the key file's lines. */
+  async replacePool(
+    _old: PoolBackend,
+    name: string,
+    policy: PoolPolicy,
+    options: PoolOptions,
+    lines: readonly KeyLine[],
+    install: (pool: PoolBackend) => void,
+  ): Promise<void> {
+    const pool = this.createPool(name, policy, options);
+    await pool.setKeys(lines, this.options.clock());
+    install(pool);
   }
 
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {
