@@ -3,19 +3,14 @@
 // only the API (the stats never hold a plaintext key) and never asks for a handout. Tokens live
 // in sessionStorage and travel as Bearer headers, never in a URL.
 
+import { drawChart } from './charts.js';
+
 const REFRESH_MS = 5000;
-const KINDS = ['served', 'credits', 'free', 'ok', 'rate_limited', 'exhausted', 'invalid', 'error', 'no_key'];
-const KIND_COLORS = {
-  served: '#2563eb',
-  credits: '#0891b2',
-  free: '#84cc16',
-  ok: '#16a34a',
-  rate_limited: '#d97706',
-  exhausted: '#9333ea',
-  invalid: '#dc2626',
-  error: '#64748b',
-  no_key: '#0f172a',
-};
+const RANGES = [
+  ['1h', 'Last hour, per minute'],
+  ['24h', 'Last 24 hours, per minute'],
+  ['7d', 'Last 7 days, per hour'],
+];
 const WINDOWS = [
   ['minute', 'perMinute'],
   ['hour', 'perHour'],
@@ -140,7 +135,7 @@ async function signIn(event) {
   }
   const adminProblem = await checkAdmin();
   $('signin').hidden = true;
-  $('signout').hidden = false;
+  renderSession();
   show(adminProblem, adminProblem !== '');
   for (const p of state.pools.values()) p.section.remove();
   state.pools.clear();
@@ -153,7 +148,7 @@ function signOut() {
   state.admin = false;
   for (const p of state.pools.values()) p.section.remove();
   state.pools.clear();
-  $('signout').hidden = true;
+  renderSession();
   show('Signed out.');
   void refresh();
 }
@@ -166,7 +161,7 @@ function poolView(name) {
     sort: { key: 'keyId', dir: 1 },
     filter: '',
     status: '',
-    charts: {},
+    range: '1h',
     stats: null,
     summary: el('dl', { class: 'summary' }),
     tbody: el('tbody'),
@@ -194,7 +189,7 @@ function poolView(name) {
     ['keyId', 'keyId'],
     ['status', 'Status'],
     ['until', 'Until'],
-    ['served', 'Served (min / h / day / week / month / total)'],
+    ['served', 'Served (min · h · day · week · month · total)'],
     ['credits', 'Credits left'],
     ['lastUsedAt', 'Last used'],
   ];
@@ -212,21 +207,41 @@ function poolView(name) {
   }
   view.adminCell = el('th', { scope: 'col' }, 'Actions');
   view.head.append(view.adminCell);
-  const chartBox = (range, title) => {
-    const box = el('div', { class: 'chart' }, el('h3', {}, title));
-    view.charts[range] = { box, plot: null };
-    return box;
-  };
+  // One chart, its range chosen by a switch (the choice kept per pool while the page is open).
+  view.chart = { box: el('div', { class: 'chart' }), plot: null, range: null };
+  const title = el('h3', {}, RANGES[0][1]);
+  const switchButtons = RANGES.map(([range, text]) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        'aria-pressed': range === view.range ? 'true' : 'false',
+        onclick: async (e) => {
+          view.range = range;
+          title.textContent = text;
+          for (const b of e.target.parentElement.children) b.setAttribute('aria-pressed', String(b === e.target));
+          await drawHistory(view);
+        },
+      },
+      range,
+    ),
+  );
   view.adminBar = el('div', { class: 'admin' });
   view.section = el(
     'section',
     { class: 'card pool', 'aria-labelledby': `pool-${name}`, 'data-pool': name },
     el('h2', { id: `pool-${name}` }, `Pool ${name}`),
     view.summary,
-    el('div', { class: 'charts' }, chartBox('1h', 'Last hour, per minute'), chartBox('7d', 'Last 7 days, per hour')),
+    el(
+      'div',
+      { class: 'chart-head' },
+      title,
+      el('div', { class: 'switch', role: 'group', 'aria-label': `History range of ${name}` }, ...switchButtons),
+    ),
+    view.chart.box,
     el('h3', {}, 'Keys'),
     el('div', { class: 'row' }, filter, status),
-    el('div', { class: 'table-wrap' }, el('table', {}, el('thead', {}, view.head), view.tbody)),
+    el('div', { class: 'table-wrap' }, el('table', { class: 'keys' }, el('thead', {}, view.head), view.tbody)),
     view.adminBar,
   );
   return view;
@@ -242,12 +257,19 @@ function renderSummary(view) {
     item('Credits left', p.creditsRemaining === null ? '—' : String(p.creditsRemaining)),
     item('Last sync', sync === null ? '—' : `${sync.ok ? 'ok' : `failed: ${sync.error}`}, ${relative(sync.at)}`),
     item('Throttle', p.throttledUntil === null ? 'none' : `until ${when(p.throttledUntil)}`),
-    item('Runs dry', p.exhaustsAt === null ? 'not before the next reset' : when(p.exhaustsAt)),
     item(
-      'Proxy',
+      'Runs dry',
+      p.exhaustsAt === null
+        ? "not before the next reset, at the last hour's rate"
+        : `${when(p.exhaustsAt)}, at the last hour's rate`,
+    ),
+    item('Served today', `${p.keys.reduce((n, k) => n + k.served.day, 0)} uses (handouts and proxied creates)`),
+    item(
+      'Proxied (this instance)',
       p.proxy.requests === 0
-        ? 'no requests'
-        : `${p.proxy.requests} requests · ${p.proxy.creditsSpent} credits spent · ${p.proxy.free} free · ${p.proxy.failovers} failovers · ${p.proxy.pins} pinned`,
+        ? 'no calls yet'
+        : `${p.proxy.requests} calls · ${p.proxy.free} free · ${p.proxy.creditsSpent} credits · ` +
+            `${p.proxy.failovers} failovers · ${p.proxy.pins} pinned`,
     ),
     item(
       'Out',
@@ -343,19 +365,19 @@ function renderKeys(view) {
       el(
         'tr',
         { 'data-key-id': k.keyId },
-        el('td', {}, el('code', {}, k.masked)),
-        el('td', {}, el('code', {}, k.keyId)),
+        el('td', { class: 'key', 'data-label': 'Key' }, el('code', {}, k.masked)),
+        el('td', { 'data-label': 'keyId' }, el('code', {}, k.keyId)),
         el(
           'td',
-          { class: 'reason' },
+          { class: 'reason', 'data-label': 'Status' },
           el('span', { class: `status ${k.status}` }, k.status),
           k.reason ? ` ${k.reason}` : '',
         ),
-        el('td', {}, k.until === null ? '—' : when(k.until)),
-        el('td', {}, servedText(k, p.limits)),
-        el('td', {}, creditsLeft(k) ?? '—'),
-        el('td', {}, k.lastUsedAt === null ? 'never' : relative(k.lastUsedAt)),
-        state.admin ? el('td', {}, keyActions(view, k)) : null,
+        el('td', { 'data-label': 'Until' }, k.until === null ? '—' : when(k.until)),
+        el('td', { 'data-label': 'Served' }, servedText(k, p.limits)),
+        el('td', { 'data-label': 'Credits left' }, creditsLeft(k) ?? '—'),
+        el('td', { 'data-label': 'Last used' }, k.lastUsedAt === null ? 'never' : relative(k.lastUsedAt)),
+        state.admin ? el('td', { class: 'row-actions', 'data-label': 'Actions' }, keyActions(view, k)) : null,
       ),
     ),
   );
@@ -429,38 +451,6 @@ function renderAdminBar(view) {
         'Clear throttle',
       ),
     ),
-  );
-}
-
-// ------------------------------------------------------------------ charts
-
-function drawChart(view, range, series) {
-  const slot = view.charts[range];
-  const width = Math.max(200, slot.box.clientWidth - 8);
-  const data = [series.starts.map((t) => t / 1000), ...KINDS.map((k) => series.counts[k])];
-  if (slot.plot) {
-    slot.plot.setData(data);
-    if (Math.abs(slot.plot.width - width) > 2) slot.plot.setSize({ width, height: 200 });
-    return;
-  }
-  slot.plot = new window.uPlot(
-    {
-      width,
-      height: 200,
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
-      series: [
-        {},
-        ...KINDS.map((k) => ({
-          label: k.replace('_', ' '),
-          stroke: KIND_COLORS[k],
-          width: k === 'served' ? 2 : 1.5,
-          fill: k === 'served' ? 'rgba(37, 99, 235, 0.12)' : undefined,
-        })),
-      ],
-      axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor' }],
-    },
-    data,
-    slot.box,
   );
 }
 
@@ -538,15 +528,14 @@ async function renderAudit() {
 async function refresh() {
   clearTimeout(state.timer);
   try {
+    renderSession();
     if (!store.getItem('kw.token') && state.auth === 'token') {
       // The server wants a token and none is given: ask for it, without a request bound to fail.
-      $('show-signin').hidden = true;
       showSignin();
       return;
     }
     const r = await call('/api/stats');
     if (r.status === 401) {
-      $('show-signin').hidden = true;
       showSignin(store.getItem('kw.token') ? 'That API token was refused by the server (401 unauthorized).' : '');
       return;
     }
@@ -554,7 +543,6 @@ async function refresh() {
       show(`The stats API answered ${r.status} ${r.json?.error ?? ''}: ${r.json?.message ?? ''}`, true);
       return;
     }
-    $('show-signin').hidden = false;
     const names = new Set();
     for (const p of r.json.pools) {
       names.add(p.name);
@@ -575,15 +563,7 @@ async function refresh() {
       state.pools.delete(name);
     }
     renderApps(r.json.apps);
-    await renderAudit();
-    await Promise.all(
-      [...state.pools.values()].flatMap((view) =>
-        ['1h', '7d'].map(async (range) => {
-          const h = await call(`/api/stats/history?pool=${encodeURIComponent(view.name)}&range=${range}`);
-          if (h.ok) drawChart(view, range, h.json);
-        }),
-      ),
-    );
+    await Promise.all([renderAlerts(), renderAudit(), ...[...state.pools.values()].map(drawHistory)]);
     $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (err) {
     show(`The key server did not answer (${err.message}); retrying.`, true);
@@ -592,12 +572,37 @@ async function refresh() {
   }
 }
 
+/** A pool's history in the range its switch shows. */
+async function drawHistory(view) {
+  const h = await call(`/api/stats/history?pool=${encodeURIComponent(view.name)}&range=${view.range}`);
+  if (h.ok) drawChart(view.chart, h.json);
+}
+
+/** The alerts in force on the server (its alert engine's), as a banner over everything. */
+async function renderAlerts() {
+  const r = await call('/api/alerts');
+  const alerts = r.ok ? r.json.alerts : [];
+  const banner = $('alerts');
+  banner.hidden = alerts.length === 0;
+  banner.replaceChildren(
+    ...alerts.map((a) =>
+      el('p', { class: `alert ${a.severity}` }, el('strong', {}, a.event.replace('_', ' ')), ` ${a.message}`),
+    ),
+  );
+}
+
+/** Signed in or not, said once: one of the two buttons. */
+function renderSession() {
+  const signedIn = Boolean(store.getItem('kw.token') || store.getItem('kw.adminToken'));
+  $('show-signin').hidden = signedIn;
+  $('signout').hidden = !signedIn;
+}
+
 /** Charts follow their boxes' width (a phone turned, a window resized). */
 function fitCharts() {
   for (const view of state.pools.values()) {
-    for (const slot of Object.values(view.charts)) {
-      if (slot.plot) slot.plot.setSize({ width: Math.max(200, slot.box.clientWidth - 8), height: 200 });
-    }
+    const slot = view.chart;
+    if (slot.plot) slot.plot.setSize({ width: Math.max(200, slot.box.clientWidth - 8), height: 220 });
   }
 }
 
@@ -610,7 +615,7 @@ $('signin-form').addEventListener('submit', (e) => void signIn(e));
 $('show-signin').addEventListener('click', () => showSignin());
 $('cancel-signin').addEventListener('click', () => ($('signin').hidden = true));
 $('signout').addEventListener('click', signOut);
-$('signout').hidden = !store.getItem('kw.token') && !store.getItem('kw.adminToken');
+renderSession();
 window.addEventListener('load', async () => {
   state.auth = (await call('/healthz')).json?.auth ?? 'token';
   const problem = await checkAdmin();

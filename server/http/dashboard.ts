@@ -50,6 +50,7 @@ export function loadDashboard(): Map<string, Asset> {
   const files: Array<[string, string]> = [
     ['/dashboard', join(folder, 'index.html')],
     ['/dashboard/dashboard.js', join(folder, 'dashboard.js')],
+    ['/dashboard/charts.js', join(folder, 'charts.js')],
     ['/dashboard/dashboard.css', join(folder, 'dashboard.css')],
     ['/dashboard/vendor/uplot.js', uplot],
     ['/dashboard/vendor/uplot.css', join(dirname(uplot), 'uPlot.min.css')],

@@ -65,7 +65,7 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
       clock,
       keys: { plantid: plant, healthid: health },
       pools: { plantid: { limits: { perDay: 100 } } },
-      env: { API_TOKENS: TOKEN, ADMIN_TOKEN: ADMIN },
+      env: { API_TOKENS: TOKEN, ADMIN_TOKEN: ADMIN, ALERT_CHECK_INTERVAL_MS: '200' },
     });
     // Real traffic for the charts: handouts, reports, and one request with no key.
     for (let i = 0; i < 7; i++) assert.equal((await getJson(`${s.url}/api/plantid`, { headers: auth })).status, 200);
@@ -100,6 +100,11 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     assert.match(first!.headers()['content-security-policy'] ?? '', /script-src 'self'/u);
     assert.equal(first!.headers()['x-frame-options'], 'DENY');
     await page.locator('#signin-form input[name="token"]').waitFor();
+    // Signed out: "Sign in" alone.
+    assert.deepEqual(
+      [await page.locator('#show-signin').isVisible(), await page.locator('#signout').isVisible()],
+      [true, false],
+    );
 
     // The right tokens, typed with the keyboard.
     await page.locator('#signin-form input[name="token"]').fill(TOKEN);
@@ -117,15 +122,22 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     const row = page.locator(`section[data-pool="plantid"] tr[data-key-id="${keyIdOf(plant[1]!)}"]`);
     assert.match(await row.innerText(), /blocked\s+reported 429/u);
 
-    // The charts: uPlot drew both of plantid's, from the history the handouts made.
-    await page.locator('section[data-pool="plantid"] .chart .uplot canvas').nth(1).waitFor();
-    // Pointing at the newest minute, the legend reads the handouts made above off the chart.
-    const plot = page.locator('section[data-pool="plantid"] .chart .u-over').first();
-    const box = (await plot.boundingBox())!;
-    await page.mouse.move(box.x + box.width - 1, box.y + box.height / 2);
-    const legend = page.locator('section[data-pool="plantid"] .chart').first().locator('.u-legend');
+    // Signed in: "Sign out" alone.
+    assert.deepEqual(
+      [await page.locator('#show-signin').isVisible(), await page.locator('#signout').isVisible()],
+      [false, true],
+    );
+
+    // The chart: uPlot drew plantid's, from the history the handouts made. Before any pointer is
+    // on it, the legend reads the newest minute: the handouts made above, the 429 reported.
+    await page.locator('section[data-pool="plantid"] .chart .uplot canvas').first().waitFor();
+    const legend = page.locator('section[data-pool="plantid"] .chart .u-legend');
     await legend.filter({ hasText: /served\s*:?\s*7(?!\d)/u }).waitFor({ timeout: 5000 });
     assert.match(await legend.innerText(), /rate limited\s*:?\s*1(?!\d)/u);
+    // The range switch: 7d per hour, the same handouts in the newest hour.
+    await page.locator('section[data-pool="plantid"] .switch button', { hasText: '7d' }).click();
+    await page.locator('section[data-pool="plantid"] h3', { hasText: 'Last 7 days, per hour' }).waitFor();
+    await legend.filter({ hasText: /served\s*:?\s*7(?!\d)/u }).waitFor({ timeout: 5000 });
 
     // Disable a key from the page: a prompt for the reason, then the stats say so.
     const target = keyIdOf(plant[2]!);
@@ -139,6 +151,8 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     const disabled = stats.pools[0]!.keys.find((k) => k.keyId === target)!;
     assert.deepEqual([disabled.status, disabled.reason], ['disabled', 'disabled by admin: rotated out by the test']);
     await page.locator(`tr[data-key-id="${target}"] .status.disabled`).waitFor();
+    // The server's alerts in force show as a banner: plantid has one usable key of three now.
+    await page.locator('#alerts .alert', { hasText: 'pool plantid has 1 of 3 keys usable' }).waitFor();
 
     // An app with a budget spends through the API: the apps table shows it against its budget,
     // and the latest admin actions list its making and the disable above.
@@ -162,7 +176,23 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     assert.equal(await page.locator('section[data-pool="plantid"] .table-wrap tbody tr').count(), 1);
     await page.locator('section[data-pool="plantid"] input[type="search"]').fill('');
 
-    // On a phone the page fits the screen (wide tables scroll in their own box); dark mode follows the system.
+    // At 1280 px nothing scrolls sideways and every key's actions are in the viewport.
+    const actionsInView = async (width: number) => {
+      const boxes = await page
+        .locator('section.pool tbody tr .actions')
+        .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().right));
+      assert.ok(boxes.length >= 5, `actions of ${boxes.length} keys`);
+      for (const right of boxes) assert.ok(right <= width, `actions end at ${right} px, past ${width}`);
+      assert.ok(
+        (await page.evaluate(() => document.documentElement.scrollWidth)) <= width,
+        'the page scrolls sideways',
+      );
+    };
+    await actionsInView(1280);
+    if (process.env.DASHBOARD_SCREENSHOT)
+      await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
+
+    // On a phone each key is a card, its actions in reach; dark mode follows the system.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.emulateMedia({ colorScheme: 'dark' });
     await page
@@ -172,6 +202,9 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
       (await page.evaluate(() => document.documentElement.scrollWidth)) <= 390,
       'the page is wider than a phone',
     );
+    await actionsInView(390);
+    if (process.env.DASHBOARD_SCREENSHOT_PHONE)
+      await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT_PHONE, fullPage: true });
     assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(16, 20, 28)');
     await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -179,8 +212,6 @@ describe('dashboard in headless Chromium', { skip: present ? false : MISSING }, 
     const shot = join(await tempDir(t), 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`dashboard screenshot: ${shot}`);
-    if (process.env.DASHBOARD_SCREENSHOT)
-      await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT, fullPage: true });
     assert.deepEqual(problems, []);
   });
 });
