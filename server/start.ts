@@ -201,7 +201,11 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     registry,
     logger,
     current: { policies, upstreams, proxyRetryPost },
-    synced,
+    onUpstream: (name, upstream) => {
+      const kindwise = usageUpstreams(new Map(upstream ? [[name, upstream]] : [])).get(name);
+      if (kindwise) synced.set(name, kindwise);
+      else synced.delete(name);
+    },
   });
   await poolsFile.watch(deps.keyFilePollMs ?? KEY_FILE_POLL_MS);
   apps.watch();

@@ -3,7 +3,9 @@ import type { Logger } from '../../shared/logger.js';
 import { loadPools, type PoolsConfig } from '../config.js';
 import { sameSignature, signatureOf, type FileSignature } from '../fs/signature.js';
 import type { PoolRegistry } from '../pools/registry.js';
-import { usageUpstreams, type KindwiseUpstream, type UpstreamConfig } from '../upstream/config.js';
+
+/** A pool's upstream as pools.json gives it. */
+type Upstream = PoolsConfig['upstreams'] extends Map<string, infer U> ? U : never;
 
 /** What changed between two values, field by field, as `a.b old → new` (JSON). */
 function changes(before: unknown, after: unknown, path = ''): string[] {
@@ -35,9 +37,10 @@ export class PoolsFile {
       keysDir: string;
       registry: PoolRegistry;
       logger: Logger;
-      /** What is in force: the proxy's and the sync's maps, changed in place. */
+      /** What is in force: the proxy's maps, changed in place. */
       current: PoolsConfig;
-      synced: Map<string, KindwiseUpstream>;
+      /** A pool's upstream changed: the usage sync follows (start.ts keeps its map). */
+      onUpstream: (name: string, upstream: Upstream | null) => void;
     },
   ) {
     this.path = join(deps.keysDir, 'pools.json');
@@ -100,15 +103,12 @@ export class PoolsFile {
     if (applied.length === 0) logger.info('pools.json: read again; nothing changed for the pools served');
   }
 
-  private setUpstream(name: string, upstream: UpstreamConfig | null, retryPost: boolean): void {
-    const { current, synced } = this.deps;
+  private setUpstream(name: string, upstream: Upstream | null, retryPost: boolean): void {
+    const { current } = this.deps;
     if (upstream) current.upstreams.set(name, upstream);
     else current.upstreams.delete(name);
     if (retryPost) current.proxyRetryPost.add(name);
     else current.proxyRetryPost.delete(name);
-    const usage = usageUpstreams(new Map(upstream ? [[name, upstream]] : []));
-    const kindwise = usage.get(name);
-    if (kindwise) synced.set(name, kindwise);
-    else synced.delete(name);
+    this.deps.onUpstream(name, upstream);
   }
 }
