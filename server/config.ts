@@ -51,6 +51,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_:.-]{1,64}$/u, 'must be 1-64 letters, digits or _ : . -')
     .default('keywarden:'),
   REDIS_ALLOW_VOLATILE: boolVar(),
+  REDIS_CLUSTER_NODES: listVar(),
   UPSTREAM_SYNC_INTERVAL_MS: intVar(300_000, 0, 86_400_000),
   UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
   PROXY_MAX_ATTEMPTS: intVar(3, 1, 20),
@@ -84,6 +85,8 @@ export interface ServerConfig {
   stateBackend: 'file' | 'redis';
   redisUrl: string;
   redisPrefix: string;
+  /** A Redis Cluster's seed nodes (host:port); empty: the one Redis at redisUrl. */
+  redisClusterNodes: Array<{ host: string; port: number }>;
   /** Start on a Redis that keeps nothing across its own restart (no AOF, no snapshots). */
   redisAllowVolatile: boolean;
   /**
@@ -109,6 +112,14 @@ export interface ServerConfig {
    * (oldest go first).
    */
   pins: { ttlMs: number; max: number };
+}
+
+/** One of REDIS_CLUSTER_NODES: `host:port`. */
+function clusterNode(text: string): { host: string; port: number } {
+  const m = /^([^\s:]+|\[[0-9a-f:]+\]):(\d{1,5})$/iu.exec(text);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+    throw new ConfigError(`REDIS_CLUSTER_NODES: ${JSON.stringify(text)} is not host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/gu, ''), port: Number(m[2]) };
 }
 
 function webhooksOf(urls: string[]): WebhookTarget[] {
@@ -174,6 +185,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     stateBackend: e.STATE_BACKEND,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES.map(clusterNode),
     redisAllowVolatile: e.REDIS_ALLOW_VOLATILE,
     keyCipher: cipherFromEnv(env),
     upstreamSyncIntervalMs: e.UPSTREAM_SYNC_INTERVAL_MS,

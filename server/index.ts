@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     config.stateBackend === 'redis'
       ? (await import('./redis/connect.js')).connectRedisBackend({
           url: config.redisUrl,
+          clusterNodes: config.redisClusterNodes,
           prefix: config.redisPrefix,
           allowVolatile: config.redisAllowVolatile,
           stateFile,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import { StateUnavailableError } from '../pools/contract.js';
 import {
   Activity,
@@ -24,7 +24,7 @@ export class RedisActivity {
   private prunedAt = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     /** This instance's counts (null: the pool records none). */
     private readonly activity: Activity | null,

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/logger.js';
 import type { KeyLine, PoolBackend, PoolOptions } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
@@ -8,6 +7,7 @@ import type { Health, StateBackend } from '../state/backend.js';
 import { countReservedAsUsed } from '../state/reservations.js';
 import type { LoadResult } from '../state/store.js';
 import { RedisPool, withPoolScript } from './pool.js';
+import type { RedisClient } from './client.js';
 
 /**
  * How often the dashboard's history counts go to Redis: what a crash loses at most, and how far behind
@@ -40,7 +40,7 @@ export class RedisBackend implements StateBackend {
   private readonly instanceId = randomBytes(8).toString('hex');
 
   constructor(
-    client: Redis,
+    client: RedisClient,
     private readonly prefix: string,
     private readonly options: {
       logger: Logger;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import { StateUnavailableError } from '../pools/contract.js';
 import type { PinLimits, SavedPin } from '../pools/pins.js';
 
@@ -12,7 +12,7 @@ export class RedisPins {
   private readonly byAge: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly limits: PinLimits,
   ) {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../pools/contract.js';
 import {
@@ -43,12 +43,12 @@ const LUA = ['rules.lua', 'store.lua', 'apps.lua', 'pool.lua']
   .map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8'))
   .join('\n');
 
-type KeywardenRedis = Redis & {
+type KeywardenRedis = RedisClient & {
   keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string>;
 };
 
 /** Registers the pool script on a client (EVALSHA, with EVAL after a Redis restart forgot it). */
-export function withPoolScript(client: Redis): KeywardenRedis {
+export function withPoolScript(client: RedisClient): KeywardenRedis {
   if (!('keywarden' in client)) client.defineCommand('keywarden', { numberOfKeys: 1, lua: LUA });
   return client as KeywardenRedis;
 }

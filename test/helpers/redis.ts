@@ -19,8 +19,8 @@ export const REDIS_MISSING = 'redis-server is not installed: apt-get install red
  * port and data.
  */
 export class TestRedis {
-  /** With `volatile`, no append-only file and no snapshots: a restart forgets everything. */
-  constructor(private readonly opts: { volatile?: boolean } = {}) {}
+  /** With `volatile`, no append-only file and no snapshots: a restart forgets everything. `args`: more flags. */
+  constructor(private readonly opts: { volatile?: boolean; args?: string[] } = {}) {}
 
   proc: ChildProcess | null = null;
   port = 0;
@@ -54,6 +54,7 @@ export class TestRedis {
         'no',
         '--loglevel',
         'warning',
+        ...(this.opts.args ?? []),
       ],
       { stdio: 'ignore' },
     );
@@ -94,5 +95,56 @@ export class TestRedis {
   async destroy(): Promise<void> {
     await this.stop('SIGKILL');
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A Redis Cluster of three masters on loopback (`redis-server --cluster-enabled yes`, joined by
+ * `redis-cli --cluster create`), each with its append-only file; `nodes` are its seeds.
+ */
+export class TestRedisCluster {
+  readonly servers = [0, 1, 2].map(
+    () => new TestRedis({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'] }),
+  );
+
+  get nodes(): Array<{ host: string; port: number }> {
+    return this.servers.map((s) => ({ host: '127.0.0.1', port: s.port }));
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.start()));
+    const made = spawnSync(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...this.nodes.map((n) => `${n.host}:${n.port}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    if (made.status !== 0) throw new Error(`redis-cli --cluster create failed: ${made.stdout}${made.stderr}`);
+    // Every node agrees the cluster is whole before a test uses it.
+    const deadline = Date.now() + 15_000;
+    for (const n of this.nodes) {
+      for (;;) {
+        const c = new Redis(n.port, n.host, { lazyConnect: true, maxRetriesPerRequest: 0 });
+        c.on('error', () => {});
+        const info = await c
+          .connect()
+          .then(() => c.cluster('INFO'))
+          .catch(() => '');
+        c.disconnect();
+        if (String(info).includes('cluster_state:ok')) break;
+        if (Date.now() > deadline) throw new Error('the Redis Cluster did not come up');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.destroy()));
   }
 }
