@@ -9,6 +9,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { redisServerBinary, TestRedis } from '../test/helpers/redis.js';
+import { redisCpuPerHandout } from './redis-cpu.js';
 import { killOnExit, median, medianInterval, ROOT, rssMb, start, type Proc } from './lib.js';
 const CONNECTIONS = 50;
 /** Length of a Redis row's run. */
@@ -202,7 +203,11 @@ async function main(): Promise<void> {
     // Redis backend: one instance, then two sharing the Redis (3-key pool).
     let redisRow: Run | null = null;
     let twoRow: Run | null = null;
+    let redisCpu: { calls: number; usecPerCall: number } | null = null;
     if (redisServerBinary()) {
+      // What one handout costs Redis itself (INFO commandstats): what caps one Redis for the fleet.
+      redisCpu = await redisCpuPerHandout();
+      results.redisCpuUsecPerHandout = redisCpu.usecPerCall;
       const redis = new TestRedis();
       await redis.start();
       killOnExit(redis.proc);
@@ -296,6 +301,7 @@ async function main(): Promise<void> {
       'p99 < 5 ms at 50 connections (3 keys with limits)': limited.p99Ms < 5,
       [`RSS growth over ${MEMORY_HANDOUTS.toLocaleString('en')} handouts < 50 MB`]: rssAfter1M - rssAfter10k < 50,
       'fresh 10k-key pool with limits: first 8 s >= 0.8 x without, p99 < 20 ms': freshRatio >= 0.8 && freshP99 < 20,
+      ...(redisCpu ? { 'Redis CPU per handout <= 10 µs (INFO commandstats)': redisCpu.usecPerCall <= 10 } : {}),
     };
     results.targets = targets;
 
@@ -335,6 +341,11 @@ async function main(): Promise<void> {
       `\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ` +
         `${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`,
     );
+    if (redisCpu)
+      console.log(
+        `Redis CPU per handout: ${redisCpu.usecPerCall.toFixed(1)} µs a script run ` +
+          `(INFO commandstats over ${redisCpu.calls} handouts)\n`,
+      );
     console.log(
       `fresh 10,000-key round-robin pool with limits, its first 8 s vs the same without: ${f(freshRatio)} ` +
         `(rounds: ${freshRatios.map(f).join(', ')}); p99 ${freshP99} ms with limits\n`,
