@@ -31,42 +31,40 @@ export function createStatsClient(
   // The server's alerts, beside its stats: …/api/stats → …/api/alerts.
   const alertsUrl = new URL(target.pathname.replace(/\/stats\/?$/u, '/alerts'), target);
   const headers = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
-  /** The alerts in force; null when the server has none to give (an older one: 404). */
-  const fetchAlerts = async (): Promise<ServerAlert[] | null> => {
-    const res = await request(alertsUrl, {
+  /** One GET with the token and a hard timeout: its status and body. */
+  const get = async (at: URL): Promise<{ status: number; text: string }> => {
+    const res = await request(at, {
       method: 'GET',
       headers,
       signal: AbortSignal.timeout(options.timeoutMs),
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
     });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) return null;
+    return { status: res.statusCode, text: await res.body.text() };
+  };
+  /** The alerts in force; null when the server has none to give (an older one: 404). */
+  const fetchAlerts = async (): Promise<ServerAlert[] | null> => {
+    const res = await get(alertsUrl);
+    const text = res.text;
+    if (res.status !== 200) return null;
     const alerts = (JSON.parse(text) as { alerts?: unknown }).alerts;
     return Array.isArray(alerts) ? (alerts as ServerAlert[]) : null;
   };
   return {
     async fetchStats() {
       try {
-        const res = await request(target, {
-          method: 'GET',
-          headers,
-          signal: AbortSignal.timeout(options.timeoutMs),
-          headersTimeout: options.timeoutMs,
-          bodyTimeout: options.timeoutMs,
-        });
-        const text = await res.body.text();
-        if (res.statusCode !== 200) {
+        const { status, text } = await get(target);
+        if (status !== 200) {
           let detail = '';
           try {
             detail = (JSON.parse(text) as { error?: string }).error ?? '';
           } catch {
             // not JSON
           }
-          const degraded = res.statusCode === 503 && detail === 'state_unavailable';
+          const degraded = status === 503 && detail === 'state_unavailable';
           return {
             ok: false,
-            error: `HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`,
+            error: `HTTP ${status}${detail ? ` ${detail}` : ''}`,
             at: clock(),
             ...(degraded ? { degraded } : {}),
           };

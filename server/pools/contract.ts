@@ -142,6 +142,19 @@ export interface PoolBackend {
 }
 
 /**
+ * Makes a pool anew under a changed policy (pools.json edited live): with `lines` as its keys and
+ * what the old one held, handed to `install` the moment it is whole. The state backend's.
+ */
+export type ReplacePool = (
+  old: PoolBackend,
+  name: string,
+  policy: PoolPolicy,
+  options: PoolOptions,
+  lines: readonly KeyLine[],
+  install: (pool: PoolBackend) => void,
+) => void | Promise<void>;
+
+/**
  * The state backend cannot be reached (Redis down): callers answer 503 with a short Retry-After.
  * `detail` (the driver's error) is for logs, never for clients.
  */

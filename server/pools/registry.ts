@@ -9,6 +9,7 @@ import {
   type PoolEvent,
   type PoolOptions,
   type KeyLine,
+  type ReplacePool,
   type ReloadSummary,
   type ReportResult,
   type UpstreamCheck,
@@ -73,18 +74,8 @@ export interface RegistryOptions {
   maxRetryAfterSec?: number;
   /** Builds each pool: the state backend's `createPool`. */
   createPool: (name: string, policy: PoolPolicy, options: PoolOptions) => PoolBackend;
-  /**
-   * Makes a pool anew under a changed policy (the state backend's `replacePool`): with `lines` and
-   * what the old one held, handed to `install` the moment it is whole.
-   */
-  replacePool?: (
-    old: PoolBackend,
-    name: string,
-    policy: PoolPolicy,
-    options: PoolOptions,
-    lines: readonly KeyLine[],
-    install: (pool: PoolBackend) => void,
-  ) => void | Promise<void>;
+  /** Makes a pool anew under a changed policy: the state backend's `replacePool`. */
+  replacePool?: ReplacePool;
 }
 
 /**

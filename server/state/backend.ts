@@ -1,4 +1,4 @@
-import type { KeyLine, PoolBackend, PoolOptions } from '../pools/contract.js';
+import type { PoolBackend, PoolOptions, ReplacePool } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
 
 export type Health = { ok: true } | { ok: false; reason: string };
@@ -37,18 +37,8 @@ export interface StateBackend {
    * lapses if its holder dies); a backend with one instance always answers true.
    */
   claim(job: string, ttlMs: number): Promise<boolean>;
-  /**
-   * A pool made anew under a changed policy (pools.json edited live), with `lines` as its keys and
-   * the old pool's state, handed to `install` the moment it is whole.
-   */
-  replacePool(
-    old: PoolBackend,
-    name: string,
-    policy: PoolPolicy,
-    options: PoolOptions,
-    lines: readonly KeyLine[],
-    install: (pool: PoolBackend) => void,
-  ): void | Promise<void>;
+  /** A pool made anew under a changed policy (pools.json edited live): see ReplacePool. */
+  replacePool: ReplacePool;
   /** Whether the server can serve; /healthz reports it. */
   health(): Health;
   /** At shutdown, after the last request: the final save, or the connection closed. Says what it did, for the log. */
