@@ -49,9 +49,9 @@ try {
   await again.proc.stop();
   const f = (n: number) => n.toFixed(2);
   console.log(
-    `${KEYS.toLocaleString('en')} keys: fresh start ${(fresh.ms / 1000).toFixed(1)} s, RSS ${Math.round(freshRss)} MB; ` +
-      `restart on saved state (${stateMb.toFixed(1)} MB) ${(again.ms / 1000).toFixed(1)} s, RSS ${Math.round(againRss)} MB; ` +
-      `ratios ${f(again.ms / fresh.ms)} (goal 2) and ${f(againRss / freshRss)} (goal 1.2)`,
+    `${KEYS.toLocaleString('en')} keys: fresh start ${(fresh.ms / 1000).toFixed(1)} s, ` +
+      `RSS ${Math.round(freshRss)} MB; restart on saved state (${stateMb.toFixed(1)} MB) ` +
+      `${(again.ms / 1000).toFixed(1)} s, RSS ${Math.round(againRss)} MB; ratios ${f(again.ms / fresh.ms)} (goal 2) and ${f(againRss / freshRss)} (goal 1.2)`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });
