@@ -51,7 +51,8 @@ try {
   console.log(
     `${KEYS.toLocaleString('en')} keys: fresh start ${(fresh.ms / 1000).toFixed(1)} s, ` +
       `RSS ${Math.round(freshRss)} MB; restart on saved state (${stateMb.toFixed(1)} MB) ` +
-      `${(again.ms / 1000).toFixed(1)} s, RSS ${Math.round(againRss)} MB; ratios ${f(again.ms / fresh.ms)} (goal 2) and ${f(againRss / freshRss)} (goal 1.2)`,
+      `${(again.ms / 1000).toFixed(1)} s, RSS ${Math.round(againRss)} MB; ` +
+      `ratios ${f(again.ms / fresh.ms)} (goal 2) and ${f(againRss / freshRss)} (goal 1.2)`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });
