@@ -7,6 +7,7 @@ import { clearImplausible } from './plausible.js';
 import { readCompactKey } from './key-reader.js';
 import { WINDOW_KINDS, type WindowClock, type WindowKind } from '../pools/windows.js';
 import { CorruptStateError, ForeignStateError } from './errors.js';
+import { keyEntry, parseStateText } from './lazy-json.js';
 
 /**
  * Version of the state file format; bump with a migration when the shape changes.
@@ -178,7 +179,7 @@ export function applyJournalEntry(base: StateFile, entry: StateFile): StateFile 
 export function deserializeState(text: string, now = Date.now()): { state: StateFile; dropped: string[] } {
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseStateText(text); // key entries kept as text, parsed one at a time below (keyEntry)
   } catch (err) {
     throw new CorruptStateError(`not valid JSON (${(err as Error).message})`);
   }
@@ -211,7 +212,11 @@ export function readState(raw: unknown, now = Date.now()): { state: StateFile; d
     const keys: Record<string, KeyState> = {};
     const windowStarts = pool.data.windowStarts;
     const starts = windowStarts ? WINDOW_KINDS.map((kind) => windowStarts[kind]) : undefined;
-    for (const [keyId, rawKey] of Object.entries(pool.data.keys)) {
+    const entries = pool.data.keys;
+    // One entry at a time (no array of a million pairs), each parsed only now (lazy-json.ts).
+    for (const keyId in entries) {
+      if (!Object.hasOwn(entries, keyId)) continue;
+      const rawKey = keyEntry(entries[keyId]);
       if (!KEY_ID.test(keyId)) {
         dropped.push(`pool ${name}, key entry ${JSON.stringify(keyId.slice(0, 16))}: not a keyId; dropped`);
         continue;
