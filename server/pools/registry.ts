@@ -184,10 +184,10 @@ export class PoolRegistry {
   /** Counts a handout's result in the pool's history, and in its app's. */
   private counted(e: Entry, h: Handout, app: string | undefined): Handout {
     const now = this.options.clock();
-    for (const activity of app === undefined ? [e.activity] : [e.activity, e.apps.of(app)]) {
-      if (h.ok) activity.record('served', now, h.granted);
-      else activity.record('no_key', now);
-    }
+    const kind = h.ok ? 'served' : 'no_key';
+    const n = h.ok ? h.granted : 1;
+    e.activity.record(kind, now, n); // the hot path: no array made per handout
+    if (app !== undefined) e.apps.of(app).record(kind, now, n);
     return h;
   }
 
@@ -260,8 +260,9 @@ export class PoolRegistry {
   countSpent(name: string, credits: number, app?: string): void {
     const e = this.entry(name);
     const now = this.options.clock();
-    for (const activity of app === undefined ? [e.activity] : [e.activity, e.apps.of(app)])
-      activity.record(credits > 0 ? 'credits' : 'free', now, Math.max(1, credits));
+    const kind = credits > 0 ? 'credits' : 'free';
+    e.activity.record(kind, now, Math.max(1, credits));
+    if (app !== undefined) e.apps.of(app).record(kind, now, Math.max(1, credits));
     if (credits > 0) e.proxy.creditsSpent += credits;
     else e.proxy.free++;
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../shared/logger.js';
-import type { KeyLine, PoolBackend, PoolOptions } from '../pools/contract.js';
+import type { PoolBackend, PoolOptions, ReplacePool } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
 import { ConfigError } from '../../shared/env.js';
 import type { Health, StateBackend } from '../state/backend.js';
@@ -81,18 +81,11 @@ export class RedisBackend implements StateBackend {
   }
 
   /** The state is in Redis already: the new pool reads it, and takes the key file's lines. */
-  async replacePool(
-    _old: PoolBackend,
-    name: string,
-    policy: PoolPolicy,
-    options: PoolOptions,
-    lines: readonly KeyLine[],
-    install: (pool: PoolBackend) => void,
-  ): Promise<void> {
+  readonly replacePool: ReplacePool = async (_old, name, policy, options, lines, install) => {
     const pool = this.createPool(name, policy, options);
     await pool.setKeys(lines, this.options.clock());
     install(pool);
-  }
+  };
 
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {
     const pool = new RedisPool(name, policy, this.client, this.prefix, options);

@@ -1,5 +1,5 @@
 import type { Logger } from '../../shared/logger.js';
-import { StateUnavailableError, type KeyLine, type PoolBackend, type PoolOptions } from '../pools/contract.js';
+import { StateUnavailableError, type PoolBackend, type PoolOptions, type ReplacePool } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
 import { Pool } from '../pools/pool.js';
 import type { KeyRecord, PoolState } from '../pools/records.js';
@@ -67,21 +67,14 @@ export class FileBackend implements StateBackend, SaveSource {
    * The pool made anew in memory, its keys and the old one's state (counts, blocks, pins, ledgers)
    * moved over in one synchronous step, so no handout falls between the two.
    */
-  replacePool(
-    old: PoolBackend,
-    name: string,
-    policy: PoolPolicy,
-    options: PoolOptions,
-    lines: readonly KeyLine[],
-    install: (pool: PoolBackend) => void,
-  ): void {
+  readonly replacePool: ReplacePool = (old, name, policy, options, lines, install) => {
     const now = this.options.clock();
     const state = (old as Pool).exportState();
     const pool = this.createPool(name, policy, options) as Pool;
     pool.setKeys(lines, now);
     pool.replaceState(state, now);
     install(pool);
-  }
+  };
 
   /** Takes the state file's lock: a second server on the same file refuses to start. */
   async open(): Promise<void> {

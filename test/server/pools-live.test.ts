@@ -6,9 +6,13 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { RedisBackend } from '../../server/redis/backend.js';
+import type { Logger } from '../../shared/logger.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis } from '../helpers/redis.js';
 import { makeKeys } from '../helpers/keys.js';
-import { getJson, offlinePools, startInProcess } from '../helpers/server.js';
+import { getJson, makeLayout, offlinePools, startInProcess } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
 describe('pools.json, live', () => {
@@ -48,5 +52,44 @@ describe('pools.json, live', () => {
       /pools\.json: pool plantid: limits\.perDay: .*; the pools keep the settings in force$/u,
     );
     assert.equal((await stats()).limits.perDay, 7);
+  });
+});
+
+const redisAvailable = redisServerBinary() !== null || process.env.CI === 'true';
+describe('pools.json, live, on Redis', { skip: redisAvailable ? false : REDIS_MISSING }, () => {
+  const redis = new TestRedis();
+  before(() => redis.start());
+  after(() => redis.destroy());
+
+  it('every instance on one Redis applies a change, the counts Redis holds kept', async (t) => {
+    const layout = await makeLayout(t, { plantid: makeKeys(1) }, { plantid: { limits: { perDay: 3 } } });
+    const env = { STATE_BACKEND: 'redis' };
+    const backend = (logger: Logger) =>
+      new RedisBackend(new Redis(redis.url), 'kwlive:', {
+        logger,
+        url: redis.url,
+        clock: Date.now,
+        allowVolatile: false,
+      });
+    const [one, two] = [
+      await startInProcess(t, { layout, env, backend }),
+      await startInProcess(t, { layout, env, backend }),
+    ];
+    const take = async (url: string) => (await getJson(`${url}/api/plantid`)).status;
+    assert.deepEqual(
+      [await take(one.url), await take(two.url), await take(one.url), await take(two.url)],
+      [200, 200, 200, 503],
+    );
+    await writeFile(
+      join(layout.keysDir, 'pools.json'),
+      JSON.stringify(offlinePools({ plantid: { limits: { perDay: 4 } } })),
+    );
+    for (const s of [one, two])
+      await until(
+        'the new limit on every instance',
+        async () => (await getJson(`${s.url}/api/stats?pool=plantid`)).body.pools[0].limits.perDay === 4,
+        2000,
+      );
+    assert.deepEqual([await take(two.url), await take(one.url)], [200, 503]); // the 3 served before still count
   });
 });
