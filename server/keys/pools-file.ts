@@ -86,13 +86,14 @@ export class PoolsFile {
         logger.warn(`pools.json: pool ${name} is new; it is served after a restart`);
         continue;
       }
+      const policyChanged = changes(registry.policyOf(name), policy);
       const said = [
-        ...changes(registry.policyOf(name), policy),
+        ...policyChanged,
         ...changes(current.upstreams.get(name) ?? null, next.upstreams.get(name) ?? null).map((c) => `upstream ${c}`),
         ...changes(current.proxyRetryPost.has(name), next.proxyRetryPost.has(name)).map((c) => `proxyRetryPost ${c}`),
       ];
       if (said.length === 0) continue;
-      if (JSON.stringify(registry.policyOf(name)) !== JSON.stringify(policy)) await registry.applyPolicy(name, policy);
+      if (policyChanged.length > 0) await registry.applyPolicy(name, policy);
       this.setUpstream(name, next.upstreams.get(name) ?? null, next.proxyRetryPost.has(name));
       applied.push(name);
       logger.info(`pools.json: pool ${name}: ${said.join('; ')}`, { pool: name });

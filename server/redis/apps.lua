@@ -13,13 +13,7 @@ local function loadLedger(app)
 end
 
 local function saveLedger(l)
-  local hset = {}
-  for k in pairs(l.ch) do hset[#hset + 1] = k; hset[#hset + 1] = l.f[k] end
-  if #hset > 0 then
-    redis.call('HSET', P .. 'a:' .. l.app, unpack(hset))
-    redis.call('SADD', P .. 'apps', l.app)
-  end
-  l.ch = {}
+  if writeRecord(P .. 'a:' .. l.app, l) then redis.call('SADD', P .. 'apps', l.app) end
 end
 
 local function budgetOf(b, kind)

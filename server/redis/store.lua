@@ -17,8 +17,8 @@ local function load(id)
   return r
 end
 
--- Writes only what changed.
-local function save(r)
+-- Writes back only what changed of a record read with readRecord; true when anything was.
+local function writeRecord(key, r)
   local hset, hdel = {}, {}
   for k in pairs(r.ch) do
     if r.f[k] == nil then hdel[#hdel + 1] = k else
@@ -26,13 +26,18 @@ local function save(r)
       hset[#hset + 1] = r.f[k]
     end
   end
-  if #hset > 0 then redis.call('HSET', P .. 'k:' .. r.id, unpack(hset)) end
-  if #hdel > 0 then redis.call('HDEL', P .. 'k:' .. r.id, unpack(hdel)) end
+  if #hset > 0 then redis.call('HSET', key, unpack(hset)) end
+  if #hdel > 0 then redis.call('HDEL', key, unpack(hdel)) end
+  r.ch = {}
+  return #hset > 0 or #hdel > 0, #hset
+end
+
+local function save(r)
+  local changed, set = writeRecord(P .. 'k:' .. r.id, r)
   -- an empty hash would vanish; keep a marker so the key's record exists
-  if #hset == 0 and #hdel > 0 and redis.call('EXISTS', P .. 'k:' .. r.id) == 0 then
+  if changed and set == 0 and redis.call('EXISTS', P .. 'k:' .. r.id) == 0 then
     redis.call('HSET', P .. 'k:' .. r.id, 't', '0')
   end
-  r.ch = {}
 end
 
 -- Puts a record in the usable sets or, when out, in the wake set (if it returns on its own).

@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { RedisBackend } from '../../server/redis/backend.js';
+import type { Logger } from '../../shared/logger.js';
 import { freePort } from './net.js';
 
 /** Where redis-server is, or null (tests then skip outside CI, and fail in CI). */
@@ -147,4 +149,13 @@ export class TestRedisCluster {
   async destroy(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.destroy()));
   }
+}
+
+/**
+ * The backend a server in this process gets on `redis` under `prefix` (its own connection, a
+ * Redis that persists), for startInProcess's `backend`.
+ */
+export function redisBackendOn(redis: TestRedis, prefix: string, clock: () => number = Date.now) {
+  return (logger: Logger) =>
+    new RedisBackend(new Redis(redis.url), prefix, { logger, url: redis.url, clock, allowVolatile: false });
 }

@@ -8,13 +8,10 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
-import { RedisBackend } from '../../server/redis/backend.js';
 import { parseWebhooks, webhookBody, type AlertEvent } from '../../server/alerts/webhooks.js';
-import type { Logger } from '../../shared/logger.js';
 import { makeKeys } from '../helpers/keys.js';
 import { fakeUpstream } from '../helpers/proxy.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../helpers/redis.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../helpers/redis.js';
 import { call, makeLayout, startInProcess } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
@@ -153,13 +150,7 @@ describe('alerts on Redis', { skip: redisAvailable ? false : REDIS_MISSING }, ()
     const hook = await receiver(t);
     const { fake, keys, layout, env } = await setup(t, hook.url);
     const redisEnv = { ...env, STATE_BACKEND: 'redis' };
-    const backend = (logger: Logger) =>
-      new RedisBackend(new Redis(redis.url), 'kwalerts:', {
-        logger,
-        url: redis.url,
-        clock: Date.now,
-        allowVolatile: false,
-      });
+    const backend = redisBackendOn(redis, 'kwalerts:');
     const one = await startInProcess(t, { layout, env: redisEnv, backend });
     const two = await startInProcess(t, { layout, env: redisEnv, backend });
     fake.setActive(keys[2]!, false);

@@ -7,10 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { RedisBackend } from '../../server/redis/backend.js';
-import type { Logger } from '../../shared/logger.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../helpers/redis.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../helpers/redis.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, offlinePools, startInProcess } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
@@ -64,13 +61,7 @@ describe('pools.json, live, on Redis', { skip: redisAvailable ? false : REDIS_MI
   it('every instance on one Redis applies a change, the counts Redis holds kept', async (t) => {
     const layout = await makeLayout(t, { plantid: makeKeys(1) }, { plantid: { limits: { perDay: 3 } } });
     const env = { STATE_BACKEND: 'redis' };
-    const backend = (logger: Logger) =>
-      new RedisBackend(new Redis(redis.url), 'kwlive:', {
-        logger,
-        url: redis.url,
-        clock: Date.now,
-        allowVolatile: false,
-      });
+    const backend = redisBackendOn(redis, 'kwlive:');
     const [one, two] = [
       await startInProcess(t, { layout, env, backend }),
       await startInProcess(t, { layout, env, backend }),

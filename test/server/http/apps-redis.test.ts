@@ -6,13 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { RedisBackend } from '../../../server/redis/backend.js';
-import type { Logger } from '../../../shared/logger.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { fakeUpstream, IDENTIFY, IMAGE } from '../../helpers/proxy.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../../helpers/redis.js';
 import { call, makeLayout, startInProcess } from '../../helpers/server.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -35,13 +32,7 @@ describe('app budgets on Redis', { skip: redisAvailable ? false : REDIS_MISSING 
       { plantid: { upstream: { origin: fake.url }, resetTimezone: 'America/New_York' } },
     );
     const env = { ADMIN_TOKEN: ADMIN, UPSTREAM_SYNC_INTERVAL_MS: '0', STATE_BACKEND: 'redis' };
-    const backend = (logger: Logger) =>
-      new RedisBackend(new Redis(redis.url), 'kwbudget:', {
-        logger,
-        url: redis.url,
-        clock: clock.now,
-        allowVolatile: false,
-      });
+    const backend = redisBackendOn(redis, 'kwbudget:', clock.now);
     const one = await startInProcess(t, { layout, env, backend, clock });
     const two = await startInProcess(t, { layout, env, backend, clock });
     const made = await call(`${one.url}/admin/apps`, {

@@ -1,13 +1,11 @@
 /** GET /api/stats/history through the running server: real handouts and reports, kept across a restart (state file and Redis). */
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
 import { keyIdOf } from '../../../shared/keys.js';
 import type { ActivityKind, HistorySeries } from '../../../server/pools/activity.js';
-import { RedisBackend } from '../../../server/redis/backend.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../../helpers/redis.js';
 import { getJson, makeLayout, postJson, startInProcess, type InProcess, type Layout } from '../../helpers/server.js';
 
 const MINUTE = Date.parse('2026-11-21T12:00:00Z');
@@ -73,13 +71,7 @@ describe('history for the dashboard', () => {
           clock,
           layout,
           env: { STATE_BACKEND: 'redis' },
-          backend: (logger) =>
-            new RedisBackend(new Redis(redis.url), 'kwhist:', {
-              logger,
-              url: redis.url,
-              clock: clock.now,
-              allowVolatile: false,
-            }),
+          backend: redisBackendOn(redis, 'kwhist:', clock.now),
         });
       const layoutA = await makeLayout(t, { plantid: keys });
       const layoutB = await makeLayout(t, { plantid: keys });

@@ -7,13 +7,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { RedisBackend } from '../../../server/redis/backend.js';
-import type { Logger } from '../../../shared/logger.js';
 import { keyIdOf, maskKey } from '../../../shared/keys.js';
 import { fakeUpstream, IDENTIFY, IMAGE, plantid, proxyServer, TOKEN } from '../../helpers/proxy.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../../helpers/redis.js';
 import { call, makeLayout, spawnServer, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
@@ -361,13 +358,7 @@ describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDI
       { plantid: { strategy: 'round-robin', upstream: { origin: fake.url } } },
     );
     const env = { API_TOKENS: TOKEN, UPSTREAM_SYNC_INTERVAL_MS: '0', STATE_BACKEND: 'redis' };
-    const backend = (logger: Logger) =>
-      new RedisBackend(new Redis(redis.url), 'kwpins:', {
-        logger,
-        url: redis.url,
-        clock: Date.now,
-        allowVolatile: false,
-      });
+    const backend = redisBackendOn(redis, 'kwpins:');
     const one = await startInProcess(t, { layout, env, backend });
     const two = await startInProcess(t, { layout, env, backend });
     const made: Array<{ token: string; owner: string }> = [];

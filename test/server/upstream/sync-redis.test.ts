@@ -4,14 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { keyIdOf } from '../../../shared/keys.js';
 import type { StatsResponse } from '../../../shared/stats.js';
-import { RedisBackend } from '../../../server/redis/backend.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { FakeKindwise } from '../../helpers/kindwise.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
+import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../../helpers/redis.js';
 import { getJson, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
@@ -39,13 +37,7 @@ describe('upstream sync with the Redis backend', { skip: available ? false : RED
         pools: { plantid: { upstream: { origin: fake.url } } },
         // A long interval: only the start-up rounds run in this test.
         env: { STATE_BACKEND: 'redis', UPSTREAM_SYNC_INTERVAL_MS: '600000' },
-        backend: (logger) =>
-          new RedisBackend(new Redis(redis.url), 'kwsync:', {
-            logger,
-            url: redis.url,
-            clock: clock.now,
-            allowVolatile: false,
-          }),
+        backend: redisBackendOn(redis, 'kwsync:', clock.now),
       });
     const first = await instance();
     const second = await instance();
