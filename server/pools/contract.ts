@@ -103,8 +103,11 @@ export interface PoolBackend {
   readonly policy: PoolPolicy;
   readonly size: number;
   setKeys(lines: readonly KeyLine[], now: number): ReloadSummary | Promise<ReloadSummary>;
-  /** A handout of `want` uses; `spender`: the app it is for, charged and held to its budget (budgets.ts). */
-  handout(now: number, want?: number, spender?: Spender): HandoutAttempt | Promise<HandoutAttempt>;
+  /**
+   * A handout of `want` uses; `spender`: the app it is for, charged and held to its budget (budgets.ts).
+   * `block`: a lease (redis/leases.ts), which takes up to `block` uses at once (rules.ts leaseSize).
+   */
+  handout(now: number, want?: number, spender?: Spender, block?: number): HandoutAttempt | Promise<HandoutAttempt>;
   report(input: ReportInput, now: number): ReportResult | Promise<ReportResult>;
   /** Lifts a pool-wide throttle (and forgets the recent 429s behind it); true when one was in force. */
   clearThrottle(now: number): boolean | Promise<boolean>;

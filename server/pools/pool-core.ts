@@ -11,7 +11,7 @@ import type {
 } from './contract.js';
 import { ChangeTracker } from './changes.js';
 import { AppLedgers, LedgerRecord } from './app-ledgers.js';
-import { chargeApp, recountApp, type AppUsage, type Spender } from './budgets.js';
+import { budgetLeft, chargeApp, recountApp, type AppUsage, type Spender } from './budgets.js';
 import { recordHandout } from './forecast.js';
 import { recountKey, recountMinute } from './counts.js';
 import { reservationBlock, type PoolPolicy } from './policy.js';
@@ -22,6 +22,7 @@ import {
   compileLimits,
   evaluate,
   grant,
+  leaseSize,
   limitsLeft,
   readReport,
   remainingAfter,
@@ -197,7 +198,7 @@ export abstract class PoolCore {
    * lease of several uses of one key (for client-side caching): all count as handouts now, and
    * the grant is cut to what the key's limits, the pool cap and a probe allow.
    */
-  handout(now: number, want = 1, spender?: Spender): HandoutAttempt {
+  handout(now: number, want = 1, spender?: Spender, block = 0): HandoutAttempt {
     const throttle = this.throttle.hold;
     if (throttle) {
       if (now < throttle.until) return { ok: false, reason: 'pool_throttled', retryAfterMs: throttle.until - now };
@@ -233,8 +234,9 @@ export abstract class PoolCore {
         this.keyOut(rec, ev);
         continue;
       }
-      const left = want > 1 ? limitsLeft(rec, this.limits, this.clock, now) : null;
-      granted = grant(want, left, cap === null ? null : cap - this.poolWindow.count, rec.probe === 'ready');
+      const size = block > 0 ? this.leaseSizeOf(rec, want, block, ledger, spender, now) : want;
+      const left = size > 1 ? limitsLeft(rec, this.limits, this.clock, now) : null;
+      granted = grant(size, left, cap === null ? null : cap - this.poolWindow.count, rec.probe === 'ready');
       if (!this.reservations.needs(rec, granted)) break;
       this.reservations.ask(rec, granted, this.records);
       // fill-first means the first key with room, so its requests wait for the save; any other
@@ -248,6 +250,19 @@ export abstract class PoolCore {
       this.apps.renew(ledger, spender!.budget, this.clock, now);
     }
     return this.serve(rec, now, granted);
+  }
+
+  /** The uses a lease of `block` takes from `rec` (rules.ts leaseSize). */
+  private leaseSizeOf(
+    rec: KeyRecord,
+    want: number,
+    block: number,
+    ledger: LedgerRecord | null,
+    spender: Spender | undefined,
+    now: number,
+  ): number {
+    const budget = ledger && spender ? budgetLeft(ledger, spender.budget, this.clock, now) : null;
+    return leaseSize(want, block, limitsLeft(rec, this.limits, this.clock, now), budget);
   }
 
   /** A save landed: the keys it gave room to serve again, and the apps' reservations it carried. */

@@ -280,6 +280,18 @@ export function grant(want: number, left: number | null, capLeft: number | null,
   return granted;
 }
 
+/**
+ * Mirrored. How many uses a lease asks for (a handout of a block, redis/leases.ts): `block`, cut
+ * to a quarter of what the key's limits (`left`) and the app's budget (`budgetLeft`) have left,
+ * so other instances still find uses as a limit nears; never below `want`. `grant` cuts it further.
+ */
+export function leaseSize(want: number, block: number, left: number | null, budgetLeft: number | null): number {
+  let size = Math.max(want, block);
+  if (left !== null) size = Math.min(size, Math.ceil(left / 4));
+  if (budgetLeft !== null) size = Math.min(size, Math.ceil(budgetLeft / 4));
+  return Math.max(want, size);
+}
+
 /** Mirrored. What a handout tells the caller is left: the key's limits, and under round-robin also its turn. */
 export function remainingAfter(
   left: number | null,

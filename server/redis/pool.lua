@@ -85,6 +85,11 @@ local function handout()
   end
 
   local want = A.want or 1
+  if not isNull(A.block) and A.block > 0 then
+    local budget = nil
+    if ledger then budget = budgetLeft(ledger, A.budget) end
+    want = leaseSize(want, A.block, limitsLeft(r), budget)
+  end
   local left = nil
   if want > 1 then left = limitsLeft(r) end
   local capLeft = nil

@@ -175,12 +175,13 @@ export class RedisPool implements PoolBackend {
     return this.pins.count();
   }
 
-  async handout(now: number, want = 1, spender?: Spender): Promise<Handout> {
+  async handout(now: number, want = 1, spender?: Spender, block = 0): Promise<Handout> {
     const r = await this.run<
       | { ok: true; keyId: string; remaining: number | null; granted: number; events: ScriptEvent[] }
       | (Handout & { ok: false })
     >('handout', now, {
       want,
+      block,
       rng: (this.options.rng ?? Math.random)(),
       app: spender?.app ?? null,
       budget: spender?.budget ?? null,

@@ -177,6 +177,14 @@ local function grant(want, left, capLeft, probing)
   return g
 end
 
+-- rules.ts leaseSize: a lease's block, cut to a quarter of what the key and the budget have left
+local function leaseSize(want, block, left, budgetLeft)
+  local size = math.max(want, block)
+  if left ~= nil then size = math.min(size, math.ceil(left / 4)) end
+  if budgetLeft ~= nil then size = math.min(size, math.ceil(budgetLeft / 4)) end
+  return math.max(want, size)
+end
+
 local function remainingAfter(left, isCurrent, servedInTurn)
   if pol.strategy ~= 'round-robin' or not isCurrent then return left end
   local turnLeft = math.max(0, pol.rotateEvery - servedInTurn)

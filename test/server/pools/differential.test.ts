@@ -1,7 +1,7 @@
 /**
- * The two rule engines side by side: the same seeded random operations (handouts and leases,
- * for apps with budgets or none, reports, key-file reloads, admin actions, clock moves) go to an in-memory Pool and a RedisPool,
- * and every answer and the stats after every step must be equal. `npm test` runs a short fixed
+ * The two rule engines side by side: the same seeded random operations (handouts of one use or
+ * several, leases of a block with part given back, for apps with budgets or none, reports,
+ * key-file reloads, admin actions, clock moves) go to an in-memory Pool and a RedisPool, and every answer and the stats after every step must be equal. `npm test` runs a short fixed
  * set of seeds; `DIFF_RUNS=500 node --import tsx --test test/server/pools/differential.test.ts`
  * runs more (DIFF_SEED picks the first seed, DIFF_STEPS the steps a run).
  */
@@ -98,9 +98,20 @@ async function run(seed: number, makeMemory: MakePool, makeRedis: MakePool): Pro
         roll = r.next();
         const want = r.int(4) === 0 ? 1 + r.int(5) : 1;
         const spender = r.pick(spenders);
-        await both(`handout(${want}) for ${spender?.app ?? 'nobody'}`, step, (p) =>
-          p.handout(clock.now(), want, spender),
+        // A lease (redis/leases.ts) now and then: a block of uses, part of it given back unused.
+        const block = r.int(3) === 0 ? 2 + r.int(40) : 0;
+        const at = clock.now();
+        const got = await pools[0]!.handout(at, want, spender, block);
+        await both(`handout(${want}, block ${block}) for ${spender?.app ?? 'nobody'}`, step, async (p) =>
+          p === pools[0] ? got : p.handout(at, want, spender, block),
         );
+        if (got.ok && block > 0 && r.int(2)) {
+          clock.advance(r.pick([0, 300, 70_000]));
+          const unused = r.int(got.granted + 1);
+          await both(`lease of ${got.granted} gives back ${unused}`, step, (p) =>
+            p.recount(got.keyId, -unused, at, clock.now(), spender?.app),
+          );
+        }
         break;
       }
       case 4:
