@@ -52,6 +52,7 @@ const envSchema = z.object({
     .default('keywarden:'),
   REDIS_ALLOW_VOLATILE: boolVar(),
   REDIS_CLUSTER_NODES: listVar(),
+  REDIS_LEASES: boolVar(true),
   UPSTREAM_SYNC_INTERVAL_MS: intVar(300_000, 0, 86_400_000),
   UPSTREAM_TIMEOUT_MS: intVar(10_000, 100, 600_000),
   PROXY_MAX_ATTEMPTS: intVar(3, 1, 20),
@@ -89,6 +90,8 @@ export interface ServerConfig {
   redisClusterNodes: Array<{ host: string; port: number }>;
   /** Start on a Redis that keeps nothing across its own restart (no AOF, no snapshots). */
   redisAllowVolatile: boolean;
+  /** Hand out from blocks of uses leased from Redis (redis/leases.ts); false: one script run per handout. */
+  redisLeases: boolean;
   /**
    * Decrypts `enc:v1:` key-file lines and encrypts keys added through the admin API (KEYS_SECRET or
    * KEYS_SECRET_FILE).
@@ -187,6 +190,7 @@ export function loadServerConfig(env: Record<string, string | undefined>): Serve
     redisPrefix: e.REDIS_PREFIX,
     redisClusterNodes: e.REDIS_CLUSTER_NODES.map(clusterNode),
     redisAllowVolatile: e.REDIS_ALLOW_VOLATILE,
+    redisLeases: e.REDIS_LEASES,
     keyCipher: cipherFromEnv(env),
     upstreamSyncIntervalMs: e.UPSTREAM_SYNC_INTERVAL_MS,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,

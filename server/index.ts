@@ -52,6 +52,7 @@ async function main(): Promise<void> {
           clusterNodes: config.redisClusterNodes,
           prefix: config.redisPrefix,
           allowVolatile: config.redisAllowVolatile,
+          leases: config.redisLeases,
           stateFile,
           logger,
         })

@@ -24,6 +24,7 @@ const ALONE_LONGEST_FIRST = [
   'test/server/http/apps-redis.test.ts',
   'test/server/alerts.test.ts',
   'test/server/redis/cluster.test.ts',
+  'test/server/redis/leases.test.ts',
   'test/server/pools-live.test.ts',
   'test/dashboard/dashboard.test.ts',
   'test/cli/keys.test.ts',

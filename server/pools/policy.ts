@@ -1,5 +1,5 @@
 import type { PoolLimits, Strategy } from '../../shared/stats.js';
-import type { WindowKind } from './windows.js';
+import type { WindowClock, WindowKind } from './windows.js';
 
 /**
  * Per-key handout limits (the wire type stats carry too): fixed windows, minute and hour in UTC, day,
@@ -99,4 +99,20 @@ export function reservationBlock(limits: Limits): number {
   ].filter((v): v is number => v !== undefined);
   if (values.length === 0) return 0;
   return Math.max(1, Math.min(10_000, Math.floor(Math.min(...values) / 50)));
+}
+
+/** When a key reported exhausted returns: its longest configured window's reset, else the next day's. */
+export function exhaustedUntil(policy: PoolPolicy, clock: WindowClock, now: number): number {
+  const l = policy.limits;
+  const kind: WindowKind =
+    l.perMonth !== undefined
+      ? 'month'
+      : l.perWeek !== undefined
+        ? 'week'
+        : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined)
+          ? 'day'
+          : l.perHour !== undefined
+            ? 'hour'
+            : 'minute';
+  return clock.bounds(kind, now).endMs;
 }

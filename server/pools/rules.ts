@@ -10,7 +10,7 @@
  * of both).
  */
 import type { Credits, KeyStatus } from '../../shared/stats.js';
-import { BASE_BACKOFF_MS, LIMIT_WINDOWS, type Limits, type PoolPolicy } from './policy.js';
+import { BASE_BACKOFF_MS, exhaustedUntil, LIMIT_WINDOWS, type Limits, type PoolPolicy } from './policy.js';
 import type { RuleRecord, UpstreamHold } from './records.js';
 import { WINDOW_KINDS, type WindowClock, type WindowKind } from './windows.js';
 
@@ -83,22 +83,6 @@ export function classifyStatus(status: number): Outcome {
   if (status === 429) return 'rate_limited';
   if (status === 408 || status >= 500) return 'error';
   return 'ok';
-}
-
-/** When a key reported exhausted returns: its longest configured window's reset, else the next day's. */
-export function exhaustedUntil(policy: PoolPolicy, clock: WindowClock, now: number): number {
-  const l = policy.limits;
-  const kind: WindowKind =
-    l.perMonth !== undefined
-      ? 'month'
-      : l.perWeek !== undefined
-        ? 'week'
-        : l.perDay !== undefined || (l.perHour === undefined && l.perMinute === undefined)
-          ? 'day'
-          : l.perHour !== undefined
-            ? 'hour'
-            : 'minute';
-  return clock.bounds(kind, now).endMs;
 }
 
 /** A report as both engines apply it. */
@@ -281,15 +265,12 @@ export function grant(want: number, left: number | null, capLeft: number | null,
 }
 
 /**
- * Mirrored. How many uses a lease asks for (a handout of a block, redis/leases.ts): `block`, cut
- * to a quarter of what the key's limits (`left`) and the app's budget (`budgetLeft`) have left,
- * so other instances still find uses as a limit nears; never below `want`. `grant` cuts it further.
+ * Mirrored. The uses a lease asks for (redis/leases.ts): `block`, cut to a quarter of what the key's
+ * limits and the app's budget have left, so other instances still find uses; never below `want`.
  */
 export function leaseSize(want: number, block: number, left: number | null, budgetLeft: number | null): number {
-  let size = Math.max(want, block);
-  if (left !== null) size = Math.min(size, Math.ceil(left / 4));
-  if (budgetLeft !== null) size = Math.min(size, Math.ceil(budgetLeft / 4));
-  return Math.max(want, size);
+  const quarter = (n: number | null) => (n === null ? Infinity : Math.ceil(n / 4));
+  return Math.max(want, Math.min(block, quarter(left), quarter(budgetLeft)));
 }
 
 /** Mirrored. What a handout tells the caller is left: the key's limits, and under round-robin also its turn. */

@@ -7,6 +7,7 @@ import type { Health, StateBackend } from '../state/backend.js';
 import { countReservedAsUsed } from '../state/reservations.js';
 import type { LoadResult } from '../state/store.js';
 import { RedisPool, withPoolScript } from './pool.js';
+import { LeasingPool } from './leases.js';
 import type { RedisClient } from './client.js';
 
 /**
@@ -35,6 +36,7 @@ export class RedisBackend implements StateBackend {
   private closing = false;
 
   private readonly pools = new Map<string, RedisPool>();
+  private readonly leasing = new Map<string, LeasingPool>();
   private flushTimer: NodeJS.Timeout | null = null;
   /** Names this instance in the leases it holds (claim). */
   private readonly instanceId = randomBytes(8).toString('hex');
@@ -48,6 +50,8 @@ export class RedisBackend implements StateBackend {
       clock: () => number;
       /** Start even on a Redis that keeps nothing across its own restart. */
       allowVolatile: boolean;
+      /** Hand out from leased blocks (leases.ts); false or absent: every handout is a script run. */
+      leases?: boolean;
       /**
        * The file backend's state, imported for each pool Redis holds nothing of (moving from file
        * to Redis), then marked as moved so nobody edits it believing it is in use.
@@ -90,7 +94,12 @@ export class RedisBackend implements StateBackend {
   createPool(name: string, policy: PoolPolicy, options: PoolOptions): PoolBackend {
     const pool = new RedisPool(name, policy, this.client, this.prefix, options);
     this.pools.set(name, pool);
-    return pool;
+    if (!this.options.leases) return pool;
+    const leasing = new LeasingPool(pool, this.options.clock, options.rng);
+    // A pool made anew (pools.json changed) takes the old one's place: the old one's leases go back.
+    void this.leasing.get(name)?.close();
+    this.leasing.set(name, leasing);
+    return leasing;
   }
 
   /**
@@ -214,6 +223,8 @@ export class RedisBackend implements StateBackend {
 
   async close(): Promise<string> {
     if (this.flushTimer) clearInterval(this.flushTimer);
+    // Unused leased uses go back, so they are not counted as used.
+    for (const pool of this.leasing.values()) await pool.close().catch(() => undefined);
     await this.flushActivity();
     this.closing = true;
     this.client.disconnect();

@@ -14,6 +14,8 @@ export function connectRedisBackend(options: {
   clusterNodes?: ReadonlyArray<{ host: string; port: number }>;
   prefix: string;
   allowVolatile: boolean;
+  /** Hand out from leased blocks (redis/leases.ts); false: every handout asks Redis. */
+  leases?: boolean;
   /** The state file to import on a first start against an empty Redis (read only, never moved aside). */
   stateFile: string;
   logger: Logger;
@@ -45,6 +47,7 @@ export function connectRedisBackend(options: {
     url: nodes.length > 0 ? `cluster ${nodes.map((n) => `${n.host}:${n.port}`).join(',')}` : options.url,
     clock: Date.now,
     allowVolatile: options.allowVolatile,
+    leases: options.leases ?? true,
     importFrom: {
       description: file.description,
       load: () => file.loadReadOnly(),

@@ -157,5 +157,11 @@ export class TestRedisCluster {
  */
 export function redisBackendOn(redis: TestRedis, prefix: string, clock: () => number = Date.now) {
   return (logger: Logger) =>
-    new RedisBackend(new Redis(redis.url), prefix, { logger, url: redis.url, clock, allowVolatile: false });
+    new RedisBackend(new Redis(redis.url), prefix, {
+      logger,
+      url: redis.url,
+      clock,
+      allowVolatile: false,
+      leases: true,
+    });
 }
