@@ -1,7 +1,9 @@
 /** What the bench scripts share: starting a server process, medians and their intervals, RSS. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -134,5 +136,48 @@ export function announce(server: Server): void {
   process.on('SIGTERM', () => {
     server.close(() => process.exit(0));
     server.closeAllConnections();
+  });
+}
+
+let serverSeq = 0;
+
+/**
+ * A Keywarden server on generated made-up keys (`keys` in pool plantid, no upstream) in `dir`,
+ * with `env` and `pools` (pools.json) on top of the bench's defaults.
+ */
+export async function startServer(
+  dir: string,
+  keys: number,
+  env: Record<string, string> = {},
+  pools?: unknown,
+): Promise<Proc> {
+  const keysDir = join(dir, `keys-${keys}${pools ? '-pools' : ''}`);
+  await mkdir(keysDir, { recursive: true });
+  // The bench keys are made up: no upstream to sync them with (and nothing leaves 127.0.0.1).
+  await writeFile(
+    join(keysDir, 'pools.json'),
+    JSON.stringify({
+      healthid: { upstream: null },
+      ...(pools as object),
+      plantid: { ...(pools as { plantid?: object })?.plantid, upstream: null },
+    }),
+  );
+  const file = join(keysDir, 'plantid.txt');
+  const exists = await readFile(file, 'utf8').then(
+    () => true,
+    () => false,
+  );
+  if (!exists) {
+    const lines = Array.from({ length: keys }, (_, i) => `bench-${i}-${randomBytes(16).toString('hex')}`);
+    await writeFile(file, `${lines.join('\n')}\n`);
+  }
+  const n = ++serverSeq;
+  return start(['server/index.ts'], {
+    PORT: '0',
+    KEYS_DIR: keysDir,
+    STATE_FILE: join(dir, `state-${n}.json`),
+    LOG_FILE: join(dir, `server-${n}.log`),
+    LOG_LEVEL: 'info', // the 'listening on' line is info; handouts log nothing at info
+    ...env,
   });
 }

@@ -3,17 +3,17 @@
  * this machine, plus RSS growth over 1,000,000 handouts. Prints a table of ratios and writes
  * bench/results.json. Not a test: nothing here asserts; the targets are printed with the numbers.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { redisServerBinary, TestRedis } from '../test/helpers/redis.js';
-import { redisCpuPerHandout } from './redis-cpu.js';
-import { killOnExit, median, medianInterval, ROOT, rssMb, start, type Proc } from './lib.js';
+import { redisServerBinary } from '../test/helpers/redis.js';
+import { fleetTable, fleetTargets, redisFleet, type FleetRow } from './redis-fleet.js';
+import { median, medianInterval, ROOT, rssMb, start, startServer, type Proc } from './lib.js';
+
+/** Limits no bench run reaches, so the pool keeps serving while it reserves uses ahead (blocks of 10,000). */
+const LIMITS = { perDay: 1_000_000_000, total: 1_000_000_000_000 };
 const CONNECTIONS = 50;
-/** Length of a Redis row's run. */
-const DURATION_SEC = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const MEMORY_HANDOUTS = Number(process.env.BENCH_MEMORY_HANDOUTS ?? 1_000_000);
 /**
  * Rounds of bare Koa / 3 keys / 100,000 keys, interleaved in short slices, so drift in the
@@ -38,68 +38,6 @@ const LEAD_IN_SEC = Number(process.env.BENCH_LEAD_IN_SEC ?? 2);
 /** Turns of the fresh-pool rows (a new 10,000-key server with limits and one without, 8 s each). */
 const FRESH_ROUNDS = Number(process.env.BENCH_FRESH_ROUNDS ?? 3);
 
-let serverSeq = 0;
-
-/** Limits no bench run reaches, so the pool keeps serving while it reserves uses ahead (blocks of 10,000). */
-const LIMITS = { perDay: 1_000_000_000, total: 1_000_000_000_000 };
-
-async function startServer(
-  dir: string,
-  keys: number,
-  env: Record<string, string> = {},
-  pools?: unknown,
-): Promise<Proc> {
-  const keysDir = join(dir, `keys-${keys}${pools ? '-pools' : ''}`);
-  await mkdir(keysDir, { recursive: true });
-  // The bench keys are made up: no upstream to sync them with (and nothing leaves 127.0.0.1).
-  await writeFile(
-    join(keysDir, 'pools.json'),
-    JSON.stringify({
-      healthid: { upstream: null },
-      ...(pools as object),
-      plantid: { ...(pools as { plantid?: object })?.plantid, upstream: null },
-    }),
-  );
-  const file = join(keysDir, 'plantid.txt');
-  const exists = await readFile(file, 'utf8').then(
-    () => true,
-    () => false,
-  );
-  if (!exists) {
-    const lines = Array.from({ length: keys }, (_, i) => `bench-${i}-${randomBytes(16).toString('hex')}`);
-    await writeFile(file, `${lines.join('\n')}\n`);
-  }
-  const n = ++serverSeq;
-  return start(['server/index.ts'], {
-    PORT: '0',
-    KEYS_DIR: keysDir,
-    STATE_FILE: join(dir, `state-${n}.json`),
-    LOG_FILE: join(dir, `server-${n}.log`),
-    LOG_LEVEL: 'info', // the 'listening on' line is info; handouts log nothing at info
-    ...env,
-  });
-}
-
-/** Drives several servers at once (connections split between them) and sums their throughput. */
-async function measureMany(label: string, procs: Proc[]): Promise<Run> {
-  const each = Math.floor(CONNECTIONS / procs.length);
-  const go = (durationSec: number) =>
-    Promise.all(
-      procs.map((p) => autocannon({ url: `${p.url}/api/plantid`, connections: each, duration: durationSec })),
-    );
-  await go(2);
-  const rs = await go(DURATION_SEC);
-  const r: Run = {
-    rps: rs.reduce((s, x) => s + x.requests.total / x.duration, 0), // as in load()
-    p50Ms: Math.max(...rs.map((x) => x.latency.p50)),
-    p99Ms: Math.max(...rs.map((x) => x.latency.p99)),
-    non2xx: rs.reduce((s, x) => s + x.non2xx, 0),
-    errors: rs.reduce((s, x) => s + x.errors, 0),
-  };
-  process.stderr.write(`${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
-  return r;
-}
-
 interface Run {
   rps: number;
   p50Ms: number;
@@ -112,7 +50,7 @@ async function load(url: string, opts: { durationSec?: number; amount?: number }
   const r = await autocannon({
     url: `${url}/api/plantid`,
     connections: CONNECTIONS,
-    ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationSec ?? DURATION_SEC }),
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationSec ?? SLICE_SEC }),
   });
   // Completed requests over the run's measured length: requests.average is a mean of whole
   // seconds, too coarse for a short slice.
@@ -123,13 +61,6 @@ async function load(url: string, opts: { durationSec?: number; amount?: number }
     non2xx: r.non2xx,
     errors: r.errors,
   };
-}
-
-async function measure(label: string, proc: Proc): Promise<Run> {
-  await load(proc.url, { durationSec: 2 }); // warm-up: JIT, connections
-  const r = await load(proc.url, {});
-  process.stderr.write(`${label}: ${Math.round(r.rps)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
-  return r;
 }
 
 /** The run with the median throughput, p99 the median of all rounds' p99s. */
@@ -155,7 +86,6 @@ async function main(): Promise<void> {
     sliceSec: SLICE_SEC,
     leadInSec: LEAD_IN_SEC,
     processesPerTarget: PROCESSES,
-    redisDurationSec: DURATION_SEC,
   };
   try {
     // The targets run side by side: all their servers stay up (idle ones do nothing but
@@ -200,34 +130,10 @@ async function main(): Promise<void> {
     const roundRatios = (a: Run[], b: Run[]) => a.map((r, i) => r.rps / b[i]!.rps);
     const perRound = (a: Run[], b: Run[]) => median(roundRatios(a, b));
 
-    // Redis backend: one instance, then two sharing the Redis (3-key pool).
-    let redisRow: Run | null = null;
-    let twoRow: Run | null = null;
-    let redisCpu: { calls: number; usecPerCall: number } | null = null;
-    if (redisServerBinary()) {
-      // What one handout costs Redis itself (INFO commandstats): what caps one Redis for the fleet.
-      redisCpu = await redisCpuPerHandout();
-      results.redisCpuUsecPerHandout = redisCpu.usecPerCall;
-      const redis = new TestRedis();
-      await redis.start();
-      killOnExit(redis.proc);
-      try {
-        const env = { STATE_BACKEND: 'redis', REDIS_URL: redis.url };
-        const one = await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench1:' });
-        redisRow = await measure('redis, 1 instance', one);
-        await one.stop();
-        const two = [
-          await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' }),
-          await startServer(dir, 3, { ...env, REDIS_PREFIX: 'bench2:' }),
-        ];
-        twoRow = await measureMany('redis, 2 instances', two);
-        await Promise.all(two.map((p) => p.stop()));
-      } finally {
-        await redis.destroy();
-      }
-    } else {
-      process.stderr.write('redis-server not installed: skipping the Redis rows (apt-get install redis-server)\n');
-    }
+    // Redis mode beside file mode: a script run a handout, then leased blocks on 1, 2, 3 instances.
+    let fleet: FleetRow[] | null = null;
+    if (redisServerBinary()) fleet = await redisFleet();
+    else process.stderr.write('redis-server not installed: skipping the Redis rows (apt-get install redis-server)\n');
 
     const baselineRps = baseline1.rps;
 
@@ -264,8 +170,7 @@ async function main(): Promise<void> {
     results.pool100k = pool100k;
     results.limitedRuns = limitedRuns;
     results.limited = limited;
-    results.redis = redisRow;
-    results.redis2Instances = twoRow;
+    results.redisFleet = fleet;
     results.memory = {
       handouts: MEMORY_HANDOUTS,
       rssAfter10kMb: rssAfter10k,
@@ -301,7 +206,7 @@ async function main(): Promise<void> {
       'p99 < 5 ms at 50 connections (3 keys with limits)': limited.p99Ms < 5,
       [`RSS growth over ${MEMORY_HANDOUTS.toLocaleString('en')} handouts < 50 MB`]: rssAfter1M - rssAfter10k < 50,
       'fresh 10k-key pool with limits: first 8 s >= 0.8 x without, p99 < 20 ms': freshRatio >= 0.8 && freshP99 < 20,
-      ...(redisCpu ? { 'Redis CPU per handout <= 10 µs (INFO commandstats)': redisCpu.usecPerCall <= 10 } : {}),
+      ...(fleet ? fleetTargets(fleet) : {}),
     };
     results.targets = targets;
 
@@ -311,7 +216,7 @@ async function main(): Promise<void> {
     console.log(
       `GET /api/plantid, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_SEC} s a target ` +
         `after ${LEAD_IN_SEC} s unmeasured, over ${PROCESSES} processes a target (medians; ratios are medians ` +
-        `of per-round ratios, with their 95% bootstrap interval; Redis rows: one ${DURATION_SEC} s run)\n`,
+        `of per-round ratios, with their 95% bootstrap interval)\n`,
     );
     console.log('| target | req/s | p50 ms | p99 ms | vs bare Koa |');
     console.log('|---|---|---|---|---|');
@@ -327,25 +232,11 @@ async function main(): Promise<void> {
       `| 3-key pool with limits (reservations) | ${Math.round(limited.rps)} | ${limited.p50Ms} | ` +
         `${limited.p99Ms} | ${fi('limitedVsBaseline')} |`,
     );
-    if (redisRow)
-      console.log(
-        `| Redis backend, 1 instance (3 keys) | ${Math.round(redisRow.rps)} | ${redisRow.p50Ms} | ` +
-          `${redisRow.p99Ms} | ${f(redisRow.rps / baselineRps)} |`,
-      );
-    if (twoRow)
-      console.log(
-        `| Redis backend, 2 instances (3 keys) | ${Math.round(twoRow.rps)} | ${twoRow.p50Ms} | ${twoRow.p99Ms} ` +
-          `| ${f(twoRow.rps / baselineRps)} |`,
-      );
     console.log(
       `\n100k vs 3 keys: ${fi('pool100kVsPool3')}; RSS ${f(rssAfter10k)} MB after 10k handouts, ` +
         `${f(rssAfter1M)} MB after ${MEMORY_HANDOUTS.toLocaleString('en')} (+${f(rssAfter1M - rssAfter10k)} MB)\n`,
     );
-    if (redisCpu)
-      console.log(
-        `Redis CPU per handout: ${redisCpu.usecPerCall.toFixed(1)} µs a script run ` +
-          `(INFO commandstats over ${redisCpu.calls} handouts)\n`,
-      );
+    if (fleet) console.log(`Redis mode (bench/redis-fleet.ts, 3 keys, its own rounds):\n\n${fleetTable(fleet)}\n`);
     console.log(
       `fresh 10,000-key round-robin pool with limits, its first 8 s vs the same without: ${f(freshRatio)} ` +
         `(rounds: ${freshRatios.map(f).join(', ')}); p99 ${freshP99} ms with limits\n`,
