@@ -1,8 +1,11 @@
 /**
  * A million keys across a restart: a fresh start on a key file of `BENCH_MILLION_KEYS` keys
  * (1,000,000), 300,000 handouts, a clean stop (the full state file), then a start on that state:
- * how long each start took to listen, RSS after each, and the state file's size. The "Fleet
- * scale" issue's goal: a restart on saved state within 2x a fresh start, RSS within 1.2x.
+ * how long each start took to listen, RSS after each, and the state file's size. Then, on that
+ * server and on a 3-key one, /healthz's latency while handouts run at full load (10 s, saves of
+ * the state every 2 s among them) and the event loop's longest stall meanwhile (prom-client's
+ * gauge from monitorEventLoopDelay). The "Fleet scale" issue's goals: a restart on saved state
+ * within 2x a fresh start, RSS within 1.2x, /healthz p99 under load within 1.3x of a 3-key pool.
  * Run alone: node --import tsx bench/million.ts
  */
 import { randomBytes } from 'node:crypto';
@@ -10,9 +13,25 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { rssMb, start } from './lib.js';
+import { rssMb, start, startServer } from './lib.js';
 
 const KEYS = Number(process.env.BENCH_MILLION_KEYS ?? 1_000_000);
+const LOAD_SEC = 10;
+
+/**
+ * /healthz latency (autocannon, one connection) while 50 connections take handouts, and the
+ * longest the event loop stalled meanwhile (a scrape of /metrics first resets prom-client's gauge).
+ */
+async function healthUnderLoad(url: string): Promise<{ p50Ms: number; p99Ms: number; stallMs: number }> {
+  await fetch(`${url}/metrics`).then((r) => r.text());
+  const [, health] = await Promise.all([
+    autocannon({ url: `${url}/api/plantid`, connections: 50, duration: LOAD_SEC }),
+    autocannon({ url: `${url}/healthz`, connections: 1, duration: LOAD_SEC }),
+  ]);
+  const metrics = await fetch(`${url}/metrics`).then((r) => r.text());
+  const stall = Number(/^keywarden_nodejs_eventloop_lag_max_seconds (\S+)/mu.exec(metrics)?.[1] ?? NaN);
+  return { p50Ms: health.latency.p50, p99Ms: health.latency.p99, stallMs: stall * 1000 };
+}
 
 const dir = await mkdtemp(join(tmpdir(), 'keywarden-million-'));
 try {
@@ -46,13 +65,23 @@ try {
   const again = await timed();
   await new Promise((r) => setTimeout(r, 3000)); // what the start left behind, after its first GCs
   const againRss = await rssMb(again.proc.proc.pid!);
+  const big = await healthUnderLoad(again.proc.url);
   await again.proc.stop();
+  const small = await startServer(dir, 3, { LOG_ACCESS: 'false' });
+  await autocannon({ url: `${small.url}/api/plantid`, connections: 50, duration: 2 }); // warm-up
+  const three = await healthUnderLoad(small.url);
+  await small.stop();
   const f = (n: number) => n.toFixed(2);
   console.log(
     `${KEYS.toLocaleString('en')} keys: fresh start ${(fresh.ms / 1000).toFixed(1)} s, ` +
       `RSS ${Math.round(freshRss)} MB; restart on saved state (${stateMb.toFixed(1)} MB) ` +
       `${(again.ms / 1000).toFixed(1)} s, RSS ${Math.round(againRss)} MB; ` +
       `ratios ${f(again.ms / fresh.ms)} (goal 2) and ${f(againRss / freshRss)} (goal 1.2)`,
+  );
+  console.log(
+    `/healthz under load: p50/p99 ${big.p50Ms}/${big.p99Ms} ms with ${KEYS.toLocaleString('en')} keys, ` +
+      `${three.p50Ms}/${three.p99Ms} ms with 3 keys (ratio ${f(big.p99Ms / Math.max(1, three.p99Ms))}, goal 1.3); ` +
+      `longest event-loop stall ${Math.round(big.stallMs)} ms and ${Math.round(three.stallMs)} ms`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });
