@@ -200,7 +200,9 @@ export class Pool extends PoolCore implements PoolBackend {
     this.reservations.reset();
     this.retired.clear();
     const restored = new Set<KeyRecord>();
-    for (const [keyId, st] of Object.entries(state.keys)) {
+    // for...in, not Object.entries: a million keys make no array of pairs.
+    for (const keyId in state.keys) {
+      const st = state.keys[keyId]!;
       const rec = this.byId.get(keyId);
       if (rec) {
         rec.assign(st);

@@ -17,9 +17,11 @@ export function countReservedAsUsed(
   let keys = 0;
   let apps = 0;
   let uses = 0;
-  for (const k of Object.values(pool.keys)) {
+  for (const id in pool.keys) {
+    const k = pool.keys[id]!;
     const unsure = (k.reserved ?? 0) - k.total;
-    delete k.reserved;
+    // Not `delete`: it would turn each of a million states into a slow dictionary object.
+    if (k.reserved !== undefined) k.reserved = undefined;
     if (unsure <= 0) continue;
     keys++;
     uses += unsure;
