@@ -18,6 +18,13 @@ import { rssMb, start, startServer } from './lib.js';
 const KEYS = Number(process.env.BENCH_MILLION_KEYS ?? 1_000_000);
 const LOAD_SEC = 10;
 
+/** V8's heap, used and committed (MB), from the server's /metrics: what RSS holds beyond the live objects. */
+async function heapMb(url: string): Promise<{ used: number; total: number }> {
+  const m = await fetch(`${url}/metrics`).then((r) => r.text());
+  const mb = (name: string) => Number(new RegExp(`^keywarden_${name} (\\S+)`, 'mu').exec(m)?.[1] ?? NaN) / 2 ** 20;
+  return { used: mb('nodejs_heap_size_used_bytes'), total: mb('nodejs_heap_size_total_bytes') };
+}
+
 /**
  * /healthz latency (autocannon, one connection) while 50 connections take handouts, and the
  * longest the event loop stalled meanwhile (a scrape of /metrics first resets prom-client's gauge).
@@ -59,13 +66,17 @@ try {
   };
   const fresh = await timed();
   const freshRss = await rssMb(fresh.proc.proc.pid!);
+  const freshHeap = await heapMb(fresh.proc.url);
   await autocannon({ url: `${fresh.proc.url}/api/plantid`, connections: 50, amount: 300_000 });
   await fresh.proc.stop();
   const stateMb = (await stat(join(dir, 'state.json'))).size / 2 ** 20;
   const again = await timed();
   await new Promise((r) => setTimeout(r, 3000)); // what the start left behind, after its first GCs
   const againRss = await rssMb(again.proc.proc.pid!);
+  const againHeap = await heapMb(again.proc.url);
   const big = await healthUnderLoad(again.proc.url);
+  const loadedHeap = await heapMb(again.proc.url);
+  const loadedRss = await rssMb(again.proc.proc.pid!);
   await again.proc.stop();
   const small = await startServer(dir, 3, { LOG_ACCESS: 'false' });
   await autocannon({ url: `${small.url}/api/plantid`, connections: 50, duration: 2 }); // warm-up
@@ -77,6 +88,12 @@ try {
       `RSS ${Math.round(freshRss)} MB; restart on saved state (${stateMb.toFixed(1)} MB) ` +
       `${(again.ms / 1000).toFixed(1)} s, RSS ${Math.round(againRss)} MB; ` +
       `ratios ${f(again.ms / fresh.ms)} (goal 2) and ${f(againRss / freshRss)} (goal 1.2)`,
+  );
+  console.log(
+    `V8 heap used/committed: ${Math.round(freshHeap.used)}/${Math.round(freshHeap.total)} MB fresh, ` +
+      `${Math.round(againHeap.used)}/${Math.round(againHeap.total)} MB after the restart, ` +
+      `${Math.round(loadedHeap.used)}/${Math.round(loadedHeap.total)} MB (RSS ${Math.round(loadedRss)} MB) ` +
+      `after ${LOAD_SEC} s of handouts on it`,
   );
   console.log(
     `/healthz under load: p50/p99 ${big.p50Ms}/${big.p99Ms} ms with ${KEYS.toLocaleString('en')} keys, ` +
