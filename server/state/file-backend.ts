@@ -7,8 +7,13 @@ import type { Health, StateBackend } from './backend.js';
 import type { StateLock } from './lock.js';
 import { stateJsonChunks } from './format.js';
 import { countReservedAsUsed } from './reservations.js';
+import { collectGarbage } from './collect-garbage.js';
+
 import { createSaver, type SaveOptions, type SaveSource, type Saver } from './saver.js';
 import type { SavePlan, StateStore } from './store.js';
+
+/** After reading a state of this many keys or more, a full collection at once (collect-garbage.ts). */
+const BIG_STATE_KEYS = 100_000;
 
 /** After a reservation could not be saved, how long until the next try (the disk may have room again). */
 const RESERVE_RETRY_MS = 250;
@@ -106,7 +111,9 @@ export class FileBackend implements StateBackend, SaveSource {
     const loaded = await this.store.load();
     if (loaded.kind === 'loaded') {
       for (const d of loaded.dropped) logger.warn(`state: ${d}`);
-      this.restore(loaded.state.pools, loaded.state.seq);
+      const keys = this.restore(loaded.state.pools, loaded.state.seq);
+      // What reading a big state left behind goes now, not whenever the heap next grows (RSS).
+      if (keys >= BIG_STATE_KEYS) collectGarbage();
       logger.info(
         `state: resumed from ${this.store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`,
       );
@@ -139,7 +146,8 @@ export class FileBackend implements StateBackend, SaveSource {
   }
 
   /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
-  private restore(pools: Record<string, PoolState>, seq: number): void {
+  private restore(pools: Record<string, PoolState>, seq: number): number {
+    let keys = 0;
     this.saveSeq = Math.max(this.saveSeq, seq);
     const now = this.options.clock();
     for (const [name, st] of Object.entries(pools)) {
@@ -161,6 +169,7 @@ export class FileBackend implements StateBackend, SaveSource {
           );
         }
         pool.restore(st, now);
+        keys += pool.size;
       } catch (err) {
         // Nothing in a state file stops a start: this pool starts fresh, the others resume.
         this.options.logger.error(
@@ -169,6 +178,7 @@ export class FileBackend implements StateBackend, SaveSource {
         );
       }
     }
+    return keys;
   }
 
   health(): Health {
