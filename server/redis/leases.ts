@@ -168,21 +168,31 @@ export class LeasingPool implements PoolBackend {
    * and uses drawn fast enough for blocks (one use at a time alternates keys by itself, and holds
    * none of a nearly spent limit away from other instances).
    */
-  private wantsAnother(book: Book): boolean {
+  private wantsAnother(book: Book, fetching = false): boolean {
     return (
-      book.fetching === null &&
+      (fetching || book.fetching === null) &&
       book.block > 1 &&
       this.inner.policy.strategy !== 'fill-first' &&
       book.ring.length < Math.min(RING, this.inner.size)
     );
   }
 
-  /** Takes a lease for `book` (one script run; requests that come meanwhile wait for the same one). */
+  /**
+   * Takes leases for `book`: as many as the ring lacks when uses are drawn in blocks, so a ring
+   * that lapsed refills in one round trip instead of one key's block serving alone meanwhile
+   * (script runs sent back to back; each takes the key its strategy names next). Requests that
+   * come meanwhile wait for the same ones. Answers the first lease, or why there was none.
+   */
   private fetch(book: Book, now: number, want: number, spender: Spender | undefined): Promise<Handout> {
     if (book.fetching) return book.fetching;
-    const asked = this.inner.handout(now, want, spender, Math.max(want, book.block)).then((h) => {
-      if (h.ok) {
-        const end = Math.min(now + LEASE_MS, this.inner.clock.bounds('minute', now).endMs);
+    const count = this.wantsAnother(book, true) ? Math.min(RING, this.inner.size) - book.ring.length : 1;
+    const block = Math.max(want, book.block);
+    const asked = Promise.all(
+      Array.from({ length: Math.max(1, count) }, () => this.inner.handout(now, want, spender, block)),
+    ).then((answers) => {
+      const end = Math.min(now + LEASE_MS, this.inner.clock.bounds('minute', now).endMs);
+      for (const h of answers) {
+        if (!h.ok) continue;
         book.ring.push({
           keyId: h.keyId,
           key: h.key,
@@ -196,7 +206,7 @@ export class LeasingPool implements PoolBackend {
           turn: 0,
         });
       }
-      return h;
+      return answers.find((h) => h.ok) ?? answers[0]!;
     });
     book.fetching = asked;
     const done = () => {

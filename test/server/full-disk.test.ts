@@ -103,6 +103,9 @@ describe('a full disk under the state file', () => {
     await until('a saved state', async () => totalServed(await readFile(stateFile, 'utf8').catch(() => '{}')) === 20);
     // Every byte taken: the write fails part-way with ENOSPC and what it wrote stays.
     await writeFile(join(state, 'filler'), Buffer.alloc(TMPFS_KIB * 1024)).catch(() => {});
+    // A save in flight meanwhile frees its old file's space when it lands (temp file, rename): taken too.
+    await new Promise((r) => setTimeout(r, 200));
+    await writeFile(join(state, 'filler-2'), Buffer.alloc(TMPFS_KIB * 1024)).catch(() => {});
 
     const limited = load(s.url, 'plantid', 4, 2);
     const unlimited = load(s.url, 'healthid', 2, 2);
@@ -117,6 +120,7 @@ describe('a full disk under the state file', () => {
     assert.ok(Buffer.byteLength(s.output()) < 100 * 1024, `stdout ${Buffer.byteLength(s.output())} bytes`);
 
     await rm(join(state, 'filler'));
+    await rm(join(state, 'filler-2'), { force: true });
     const freedAt = performance.now();
     let back = 0;
     while ((await getJson(`${s.url}/api/plantid`)).status !== 200) back++;

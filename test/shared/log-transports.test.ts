@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/server.js';
 import { tempDir } from '../helpers/tmp.js';
+import { closeLogger, createLogger } from '../../shared/logger.js';
 
 const run = promisify(execFile);
 const LINES = 30_000;
@@ -45,5 +46,22 @@ describe('log transports', () => {
       Array.from({ length: LINES }, (_, i) => i),
     );
     assert.equal((JSON.parse(stderr) as { failures: number }).failures, 0);
+  });
+
+  it('a JSON line starts with its time, level and message; one JSON.stringify refuses is still written', async (t) => {
+    const dir = await tempDir(t);
+    const file = join(dir, 'server.log');
+    const logger = createLogger({ level: 'info', file, console: false });
+    const cyclic: Record<string, unknown> = { name: 'loop' };
+    cyclic.self = cyclic;
+    logger.info('plain', { pool: 'plantid', status: 200 });
+    logger.info('odd', { big: 10n ** 20n, cyclic });
+    await closeLogger(logger);
+    const [plain, odd] = (await readFile(file, 'utf8')).trimEnd().split('\n') as [string, string];
+    assert.match(plain, /^\{"timestamp":"\d{4}-\d\d-\d\dT[\d:.]+Z","level":"info","message":"plain","pool":"plantid"/u);
+    const parsed = JSON.parse(odd) as Record<string, unknown>;
+    assert.equal(parsed.message, 'odd');
+    assert.equal(parsed.big, '100000000000000000000');
+    assert.equal((parsed.cyclic as Record<string, unknown>).self, '[Circular]');
   });
 });

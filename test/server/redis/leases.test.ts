@@ -115,7 +115,9 @@ describe('leased blocks on one Redis', { skip: available ? false : REDIS_MISSING
     t.diagnostic(
       `one instance, one request at a time: ${repeats} of ${seq.length} handouts repeat the key before (longest run ${longest})`,
     );
-    assert.ok(repeats < seq.length * 0.1, `${repeats} of ${seq.length} handouts repeat the key before`);
+    // Alone 2-6% repeat; on a machine busy with other tests more (the ring refills late). One lease
+    // at a time, a block served whole before the next key, would repeat nearly every time.
+    assert.ok(repeats < seq.length * 0.5, `${repeats} of ${seq.length} handouts repeat the key before`);
     await one[0]!.close();
   });
 
