@@ -6,7 +6,8 @@ import { ConfigError } from '../../shared/env.js';
 import type { Health, StateBackend } from '../state/backend.js';
 import { countReservedAsUsed } from '../state/reservations.js';
 import type { LoadResult } from '../state/store.js';
-import { RedisPool, withPoolScript } from './pool.js';
+import { RedisPool } from './pool.js';
+import { withPoolScript } from './script.js';
 import { LeasingPool } from './leases.js';
 import type { RedisClient } from './client.js';
 

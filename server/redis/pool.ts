@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import type { RedisClient } from './client.js';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
 import type { KeyLine } from '../pools/contract.js';
 import {
@@ -14,7 +12,8 @@ import {
   type UpstreamCheck,
   type UpstreamRecorded,
 } from '../pools/contract.js';
-import { RULE_CONSTANTS, type PoolPolicy } from '../pools/policy.js';
+import type { PoolPolicy } from '../pools/policy.js';
+import { poolCommand, type KeywardenRedis } from './script.js';
 import type { AppLedger, AppUsage, Spender } from '../pools/budgets.js';
 import type { HistoryRange, HistorySeries } from '../pools/activity.js';
 import { StateRecord, type KeyState, type PoolState } from '../pools/records.js';
@@ -34,25 +33,6 @@ import {
 import { poolStats, type KeyRows } from '../pools/stats.js';
 import { WINDOW_KINDS, WindowClock } from '../pools/windows.js';
 
-/**
- * The script: `rules.lua` (the mirror of pools/rules.ts), `store.lua` (keys as records, and the
- * pool's indexes), `apps.lua` (apps' budgets, the mirror of pools/budgets.ts), then `pool.lua`
- * (the operations), run as one. Kept apart so the rules read side by side with their TS twins.
- */
-const LUA = ['rules.lua', 'store.lua', 'apps.lua', 'pool.lua']
-  .map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8'))
-  .join('\n');
-
-type KeywardenRedis = RedisClient & {
-  keywarden(prefix: string, op: string, now: number, policy: string, bounds: string, args: string): Promise<string>;
-};
-
-/** Registers the pool script on a client (EVALSHA, with EVAL after a Redis restart forgot it). */
-export function withPoolScript(client: RedisClient): KeywardenRedis {
-  if (!('keywarden' in client)) client.defineCommand('keywarden', { numberOfKeys: 1, lua: LUA });
-  return client as KeywardenRedis;
-}
-
 interface ScriptEvent {
   type: 'rotate' | 'key_out' | 'pool_throttled';
   [k: string]: unknown;
@@ -71,7 +51,8 @@ export class RedisPool implements PoolBackend {
   private lines = new Map<string, KeyLine>();
   private order: string[] = [];
   private readonly prefix: string;
-  private readonly policyJson: string;
+  /** The name of this pool's script command (poolCommand). */
+  private readonly command: string;
   private readonly pins: RedisPins;
   private readonly activity: RedisActivity;
 
@@ -88,37 +69,29 @@ export class RedisPool implements PoolBackend {
     this.prefix = `${keyPrefix}{${name}}:`;
     this.pins = new RedisPins(redis, this.prefix, options.pinLimits ?? DEFAULT_PIN_LIMITS);
     this.activity = new RedisActivity(redis, this.prefix, options.activity ?? null);
-    this.policyJson = JSON.stringify({
-      strategy: policy.strategy,
-      rotateEvery: policy.rotateEvery,
-      limits: policy.limits,
-      poolPerMinute: policy.poolPerMinute,
-      maxFailures: policy.maxFailures,
-      failureWindowSec: policy.failureWindowSec,
-      maxBackoffSec: policy.maxBackoffSec,
-      probeTimeoutSec: policy.probeTimeoutSec,
-      upstreamLimits: policy.upstreamLimits,
-      constants: RULE_CONSTANTS,
-    });
+    this.command = poolCommand(redis, policy);
   }
 
   get size(): number {
     return this.order.length;
   }
 
-  private bounds(now: number): string {
-    const b: Record<string, [number, number]> = {};
+  /** The start and end of each window of WINDOW_KINDS at `now`, in order (the script's ARGV[3..12]). */
+  private bounds(now: number): number[] {
+    const b: number[] = [];
     for (const kind of WINDOW_KINDS) {
       const w = this.clock.bounds(kind, now);
-      b[kind] = [w.startMs, w.endMs];
+      b.push(w.startMs, w.endMs);
     }
-    return JSON.stringify(b);
+    return b;
   }
 
-  private async run<T>(op: string, now: number, args: Record<string, unknown>): Promise<T> {
+  /** One script run: `args` as JSON, or (a handout) as the positional values the script reads. */
+  private async run<T>(op: string, now: number, args: Record<string, unknown> | Array<string | number>): Promise<T> {
     let raw: string;
     try {
-      raw = await this.redis.keywarden(this.prefix, op, now, this.policyJson, this.bounds(now), JSON.stringify(args));
+      const tail = Array.isArray(args) ? args : [JSON.stringify(args)];
+      raw = await this.redis[this.command]!(this.prefix, op, now, ...this.bounds(now), ...tail);
     } catch (err) {
       throw new StateUnavailableError(err);
     }
@@ -179,13 +152,16 @@ export class RedisPool implements PoolBackend {
     const r = await this.run<
       | { ok: true; keyId: string; remaining: number | null; granted: number; events: ScriptEvent[] }
       | (Handout & { ok: false })
-    >('handout', now, {
+    >('handout', now, [
       want,
       block,
-      rng: (this.options.rng ?? Math.random)(),
-      app: spender?.app ?? null,
-      budget: spender?.budget ?? null,
-    });
+      (this.options.rng ?? Math.random)(),
+      spender?.app ?? '',
+      spender?.budget ? '1' : '',
+      spender?.budget?.day ?? '',
+      spender?.budget?.week ?? '',
+      spender?.budget?.month ?? '',
+    ]);
     if (!r.ok) return r;
     this.emit(r.events);
     const line = this.lines.get(r.keyId);

@@ -1,21 +1,35 @@
 -- Keywarden's rules inside Redis: the mirror of server/pools/rules.ts, function for function and
--- name for name (test/server/redis/mirror.test.ts checks the names). Every constant comes from
--- the TS side (pools/policy.ts RULE_CONSTANTS) in the policy JSON. This file runs first; pool.lua,
+-- name for name (test/server/redis/mirror.test.ts checks the names). This file runs first; pool.lua,
 -- the operations, follows it in the same script.
 --
+-- Before it, each pool's script defines `C` (pools/policy.ts RULE_CONSTANTS) and `pol` (the pool's
+-- policy) as Lua tables (redis/pool.ts poolScript): nothing of them is decoded on a run, and a
+-- constant or policy changed is a script of its own.
+--
 -- KEYS[1]: the pool's key prefix, e.g. "keywarden:{plantid}:" (one hash slot per pool).
--- ARGV[1]: op; ARGV[2]: now (ms); ARGV[3]: policy JSON (pools.json's fields and `constants`);
--- ARGV[4]: window bounds JSON {minute={start,end}, hour=..., day=..., month=...} computed by
--- the server for `now` (day and month in the pool's reset time zone); ARGV[5]: op arguments JSON.
+-- ARGV[1]: op; ARGV[2]: now (ms); ARGV[3..12]: the start and end of each window of KINDS, in order,
+-- computed by the server for `now` (day, week and month in the pool's reset time zone); then the
+-- op's arguments: for a handout positionally (ARGV[13..20]: want, block, rng, app or '', '1' when
+-- the app has a budget, and its day, week, month or ''), for any other op as JSON in ARGV[13].
 
 local P = KEYS[1]
 local op = ARGV[1]
 local now = tonumber(ARGV[2])
-local pol = cjson.decode(ARGV[3])
-local B = cjson.decode(ARGV[4])
-local A = cjson.decode(ARGV[5])
-local C = pol.constants
 local KINDS = { 'minute', 'hour', 'day', 'month', 'week' }
+local B = {}
+for i, kind in ipairs(KINDS) do B[kind] = { tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i]) } end
+local A
+if op == 'handout' then
+  local function opt(i)
+    if ARGV[i] == '' then return nil end
+    return tonumber(ARGV[i])
+  end
+  A = { want = tonumber(ARGV[13]), block = tonumber(ARGV[14]), rng = tonumber(ARGV[15]), app = cjson.null, budget = cjson.null }
+  if ARGV[16] ~= '' then A.app = ARGV[16] end
+  if ARGV[17] == '1' then A.budget = { day = opt(18), week = opt(19), month = opt(20) } end
+else
+  A = cjson.decode(ARGV[13])
+end
 local LIMIT_OF = { minute = 'perMinute', hour = 'perHour', day = 'perDay', month = 'perMonth', week = 'perWeek' }
 -- hash fields of a window's start and count: mS/mC, hS/hC, dS/dC, oS/oC, wS/wC
 local F = { minute = 'm', hour = 'h', day = 'd', month = 'o', week = 'w' }

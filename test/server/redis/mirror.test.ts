@@ -1,7 +1,7 @@
 /**
  * The Redis script mirrors pools/rules.ts function for function: every rule marked "Mirrored"
  * there is a function of the same name in redis/rules.lua, and the script takes its constants
- * from RULE_CONSTANTS instead of copies of its own.
+ * from RULE_CONSTANTS (written in before it as `C`) instead of copies of its own.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -47,7 +47,7 @@ describe('the Redis script mirrors the rulebook', () => {
     );
   });
 
-  it('no rule constant is written into the script: each is read from the policy JSON', () => {
+  it('no rule constant is written into the script files: each is read from C, which pool.ts writes from RULE_CONSTANTS', () => {
     for (const [name, value] of Object.entries(RULE_CONSTANTS)) {
       const literal = new RegExp(`(?<![\\w.])${Math.abs(value)}(?![\\w.])`, 'u');
       assert.doesNotMatch(rulesLua, literal, `${name} (${value}) written into rules.lua`);
