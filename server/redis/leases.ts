@@ -67,6 +67,12 @@ export class LeasingPool implements PoolBackend {
   private readonly returning = new Set<Promise<unknown>>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
+  /**
+   * Times leases were voided (a report, admin action or verdict on a key, a new key file or
+   * state). A lease asked for before one and landing after it goes back at once: its script may
+   * have run before the change in Redis, and its reply may land after the void was applied here.
+   */
+  private voided = 0;
 
   constructor(
     private readonly inner: RedisPool,
@@ -187,13 +193,14 @@ export class LeasingPool implements PoolBackend {
     if (book.fetching) return book.fetching;
     const count = this.wantsAnother(book, true) ? Math.min(RING, this.inner.size) - book.ring.length : 1;
     const block = Math.max(want, book.block);
+    const voided = this.voided;
     const asked = Promise.all(
       Array.from({ length: Math.max(1, count) }, () => this.inner.handout(now, want, spender, block)),
     ).then((answers) => {
       const end = Math.min(now + LEASE_MS, this.inner.clock.bounds('minute', now).endMs);
       for (const h of answers) {
         if (!h.ok) continue;
-        book.ring.push({
+        const lease: Lease = {
           keyId: h.keyId,
           key: h.key,
           size: h.granted,
@@ -204,7 +211,9 @@ export class LeasingPool implements PoolBackend {
           expiresAt: end,
           remaining: h.remaining,
           turn: 0,
-        });
+        };
+        if (voided === this.voided) book.ring.push(lease);
+        else this.giveBack(book, lease);
       }
       return answers.find((h) => h.ok) ?? answers[0]!;
     });
@@ -243,6 +252,15 @@ export class LeasingPool implements PoolBackend {
     this.returning.add(back);
   }
 
+  /**
+   * Voids the leases on `keyId` (every lease: undefined), those being asked for as well, and gives
+   * them back. Called once the change is in Redis: a lease taken after it knows of it.
+   */
+  private voidLeases(keyId?: string): Promise<void> {
+    this.voided++;
+    return this.giveBackAll(keyId);
+  }
+
   /** Gives back the leases on `keyId` (every lease: undefined), and waits until Redis has them. */
   private async giveBackAll(keyId?: string): Promise<void> {
     for (const book of this.books.values()) {
@@ -267,13 +285,15 @@ export class LeasingPool implements PoolBackend {
 
   async setKeys(lines: Parameters<RedisPool['setKeys']>[0], now: number) {
     await this.giveBackAll();
-    return this.inner.setKeys(lines, now);
+    const summary = await this.inner.setKeys(lines, now);
+    await this.voidLeases();
+    return summary;
   }
 
   async report(input: ReportInput, now: number): Promise<ReportResult> {
     const r = await this.inner.report(input, now);
     // The key is out (or, after a 429, maybe the whole pool): its leases end here at once.
-    if (r.ok && r.outcome !== 'ok') await this.giveBackAll(r.outcome === 'rate_limited' ? undefined : input.keyId);
+    if (r.ok && r.outcome !== 'ok') await this.voidLeases(r.outcome === 'rate_limited' ? undefined : input.keyId);
     return r;
   }
 
@@ -282,8 +302,11 @@ export class LeasingPool implements PoolBackend {
   }
 
   async recordUpstream(check: UpstreamCheck, now: number) {
-    if (check.reached) await this.giveBackAll(check.keyId);
-    return this.inner.recordUpstream(check, now);
+    if (!check.reached) return this.inner.recordUpstream(check, now);
+    await this.giveBackAll(check.keyId); // before: the upstream's count replaces the key's
+    const recorded = await this.inner.recordUpstream(check, now);
+    await this.voidLeases(check.keyId);
+    return recorded;
   }
 
   recount(keyId: string, delta: number, at: number, now: number, app?: string): Promise<boolean> {
@@ -312,8 +335,10 @@ export class LeasingPool implements PoolBackend {
   }
 
   async admin(action: AdminAction, keyId: string, now: number, reason?: string): Promise<boolean> {
-    await this.giveBackAll(keyId);
-    return this.inner.admin(action, keyId, now, reason);
+    await this.giveBackAll(keyId); // before: a reset must not take back uses it zeroed
+    const done = await this.inner.admin(action, keyId, now, reason);
+    await this.voidLeases(keyId);
+    return done;
   }
 
   /** This instance's leases go back first, so the numbers read are what it handed out. */
@@ -333,6 +358,7 @@ export class LeasingPool implements PoolBackend {
 
   async replaceState(state: PoolState, now: number): Promise<void> {
     await this.giveBackAll();
-    return this.inner.replaceState(state, now);
+    await this.inner.replaceState(state, now);
+    await this.voidLeases();
   }
 }
