@@ -16,6 +16,13 @@ export function redisServerBinary(): string | null {
 export const REDIS_MISSING = 'redis-server is not installed: apt-get install redis-server (CI installs it)';
 
 /**
+ * A Redis suite's `skip`: false where redis-server is installed, and in CI (where a missing one
+ * makes the suite fail instead of passing unseen); elsewhere why it cannot run.
+ */
+export const REDIS_SKIP: string | false =
+  redisServerBinary() !== null || process.env.CI === 'true' ? false : REDIS_MISSING;
+
+/**
  * A real redis-server on an ephemeral loopback port, with an append-only file fsynced on every
  * write (so a restart keeps everything acknowledged). `stop` + `start` restarts it on the same
  * port and data.

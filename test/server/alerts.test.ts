@@ -11,7 +11,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { parseWebhooks, webhookBody, type AlertEvent } from '../../server/alerts/webhooks.js';
 import { makeKeys } from '../helpers/keys.js';
 import { fakeUpstream } from '../helpers/proxy.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../helpers/redis.js';
+import { REDIS_SKIP, TestRedis, redisBackendOn } from '../helpers/redis.js';
 import { call, makeLayout, startInProcess } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
@@ -140,8 +140,7 @@ describe('alerts', () => {
   });
 });
 
-const redisAvailable = redisServerBinary() !== null || process.env.CI === 'true';
-describe('alerts on Redis', { skip: redisAvailable ? false : REDIS_MISSING }, () => {
+describe('alerts on Redis', { skip: REDIS_SKIP }, () => {
   const redis = new TestRedis();
   before(() => redis.start());
   after(() => redis.destroy());

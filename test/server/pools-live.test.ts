@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../helpers/redis.js';
+import { REDIS_SKIP, TestRedis, redisBackendOn } from '../helpers/redis.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, offlinePools, startInProcess } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
@@ -52,8 +52,7 @@ describe('pools.json, live', () => {
   });
 });
 
-const redisAvailable = redisServerBinary() !== null || process.env.CI === 'true';
-describe('pools.json, live, on Redis', { skip: redisAvailable ? false : REDIS_MISSING }, () => {
+describe('pools.json, live, on Redis', { skip: REDIS_SKIP }, () => {
   const redis = new TestRedis();
   before(() => redis.start());
   after(() => redis.destroy());

@@ -9,13 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import { FakeClock } from '../../helpers/clock.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { fakeUpstream, IDENTIFY, IMAGE } from '../../helpers/proxy.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../../helpers/redis.js';
+import { REDIS_SKIP, TestRedis, redisBackendOn } from '../../helpers/redis.js';
 import { call, makeLayout, startInProcess } from '../../helpers/server.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
-const redisAvailable = redisServerBinary() !== null || process.env.CI === 'true';
 
-describe('app budgets on Redis', { skip: redisAvailable ? false : REDIS_MISSING }, () => {
+describe('app budgets on Redis', { skip: REDIS_SKIP }, () => {
   const redis = new TestRedis();
   before(() => redis.start());
   after(() => redis.destroy());

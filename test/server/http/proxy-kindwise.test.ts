@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { keyIdOf, maskKey } from '../../../shared/keys.js';
 import { fakeUpstream, IDENTIFY, IMAGE, plantid, proxyServer, TOKEN } from '../../helpers/proxy.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../../helpers/redis.js';
+import { REDIS_SKIP, TestRedis, redisBackendOn } from '../../helpers/redis.js';
 import { call, makeLayout, spawnServer, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
@@ -342,8 +342,7 @@ describe('Kindwise-native proxy', () => {
   });
 });
 
-const redisAvailable = redisServerBinary() !== null || process.env.CI === 'true';
-describe('Kindwise-native proxy on Redis', { skip: redisAvailable ? false : REDIS_MISSING }, () => {
+describe('Kindwise-native proxy on Redis', { skip: REDIS_SKIP }, () => {
   const redis = new TestRedis();
   before(() => redis.start());
   after(() => redis.destroy());

@@ -11,15 +11,14 @@ import { loadServerConfig } from '../../../server/config.js';
 import { connectRedisBackend } from '../../../server/redis/connect.js';
 import type { StatsResponse } from '../../../shared/stats.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedisCluster } from '../../helpers/redis.js';
+import { REDIS_SKIP, TestRedisCluster } from '../../helpers/redis.js';
 import { getJson, makeLayout, startInProcess } from '../../helpers/server.js';
 
 const POOLS = ['plantid', 'healthid', 'insects', 'mushrooms', 'crops', 'trees'];
 const LIMIT = 4;
 const KEYS = 3;
-const available = redisServerBinary() !== null || process.env.CI === 'true';
 
-describe('Redis Cluster', { skip: available ? false : REDIS_MISSING }, () => {
+describe('Redis Cluster', { skip: REDIS_SKIP }, () => {
   const cluster = new TestRedisCluster();
   before(() => cluster.start());
   after(() => cluster.destroy());

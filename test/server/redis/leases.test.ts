@@ -16,13 +16,11 @@ import { LEASE_MS, LeasingPool } from '../../../server/redis/leases.js';
 import { RedisPool } from '../../../server/redis/pool.js';
 import { withPoolScript } from '../../../server/redis/script.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis } from '../../helpers/redis.js';
+import { REDIS_SKIP, TestRedis } from '../../helpers/redis.js';
 import { getJson, makeLayout, spawnServer } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
-const available = redisServerBinary() !== null || process.env.CI === 'true';
-
-describe('leased blocks on one Redis', { skip: available ? false : REDIS_MISSING }, () => {
+describe('leased blocks on one Redis', { skip: REDIS_SKIP }, () => {
   const redis = new TestRedis();
   let client: Redis;
   let prefixSeq = 0;

@@ -9,14 +9,11 @@ import type { StatsResponse } from '../../../shared/stats.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { FakeKindwise } from '../../helpers/kindwise.js';
 import { makeKeys } from '../../helpers/keys.js';
-import { REDIS_MISSING, redisServerBinary, TestRedis, redisBackendOn } from '../../helpers/redis.js';
+import { REDIS_SKIP, TestRedis, redisBackendOn } from '../../helpers/redis.js';
 import { getJson, startInProcess } from '../../helpers/server.js';
 import { until } from '../../helpers/wait.js';
 
-const available = redisServerBinary() !== null;
-if (!available && process.env.CI) throw new Error(REDIS_MISSING);
-
-describe('upstream sync with the Redis backend', { skip: available ? false : REDIS_MISSING }, () => {
+describe('upstream sync with the Redis backend', { skip: REDIS_SKIP }, () => {
   const redis = new TestRedis();
   before(() => redis.start());
   after(() => redis.destroy());
