@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import type { StatsResponse } from '../shared/stats.js';
-import { deserializeState } from '../server/state/format.js';
+import { deserializeState } from '../server/state/state-parser.js';
 import { DiscordEmulator } from './helpers/discord.js';
 import { makeKeys } from './helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT, type Layout } from './helpers/server.js';

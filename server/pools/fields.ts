@@ -2,7 +2,7 @@ import type { Credits } from '../../shared/stats.js';
 
 /**
  * A key's record, field by field, described once: this table drives the record the rules read
- * (RuleRecord, records.ts), the state file's schema, reader and writer (state/format.ts,
+ * (RuleRecord, records.ts), the state file's schema, reader and writer (state/read-state.ts, format.ts,
  * state/key-reader.ts) and the Redis hash codec (redis/codec.ts). Adding a field is a row here,
  * the rule that uses it and, if the Redis script reads it, the Lua that mirrors that rule; a field
  * of a new kind also needs that kind's encoding in the codecs (their `Record<FieldKind, …>`

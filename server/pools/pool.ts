@@ -194,7 +194,7 @@ export class Pool extends PoolCore implements PoolBackend {
     };
   }
 
-  /** Restores a saved state (validated by state/format.ts) onto the current keys. */
+  /** Restores a saved state (validated by state/read-state.ts) onto the current keys. */
   restore(state: PoolState, now: number): void {
     this.changes.requireFull();
     this.reservations.reset();

@@ -1,4 +1,7 @@
-/** Why a state file cannot be read as a whole (state/format.ts throws these; state/file.ts moves the file aside). */
+/**
+ * Why a state file cannot be read as a whole (read-state.ts and state-parser.ts throw these;
+ * file.ts moves the file aside).
+ */
 
 /** The file is not a readable Keywarden state at all (as opposed to a few bad entries). */
 export class CorruptStateError extends Error {

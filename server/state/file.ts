@@ -1,6 +1,9 @@
-import { readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { appendLine, atomicWrite, NODE_FS, removeStaleTemps, type WriteFs } from '../fs/atomic.js';
-import { applyJournalEntry, deserializeState } from './format.js';
+import type { StateFile } from './format.js';
+import { deserializeState, NotStreamable, readWhole, StateParser, type ParsedState } from './state-parser.js';
 import { CorruptStateError, ForeignStateError } from './errors.js';
 import type { LoadResult, SavePlan, StateStore } from './store.js';
 
@@ -8,6 +11,8 @@ import type { LoadResult, SavePlan, StateStore } from './store.js';
 export const DEFAULT_JOURNAL_MIN_BYTES = 256 * 1024;
 /** The journal is folded into a fresh snapshot once it outgrows the snapshot this many times. */
 const JOURNAL_MAX_RATIO = 2;
+/** Bytes of the state file read at a time: about the most of its text held at once while it loads. */
+const READ_PIECE_BYTES = 1 << 20;
 
 /** Thrown when the state file can neither be read nor moved aside; starting would risk overwriting it. */
 export class StateFileError extends Error {
@@ -35,6 +40,10 @@ export class FileStore implements StateStore {
     null;
 
   readonly journalPath: string;
+  /** How the last load read the snapshot (tests, diagnostics): streamed in pieces, or whole. */
+  lastRead: { streamed: boolean; pieces: number; maxHeldChars: number } | null = null;
+  /** Bytes a piece when streaming the snapshot and journal in (tests set it small). */
+  readPieceBytes = READ_PIECE_BYTES;
   private snapshotBytes = 0;
   private journalBytes = 0;
 
@@ -63,67 +72,114 @@ export class FileStore implements StateStore {
 
   /** Reads and parses the file; a missing file is empty, an unusable one goes to `onBad`. */
   private async read(onBad: (why: string, foreign?: boolean) => Promise<LoadResult>): Promise<LoadResult> {
-    let text: string;
+    let parsed: ParsedState | null;
     try {
-      text = await readFile(this.path, 'utf8');
+      parsed = await this.parseFile();
     } catch (err) {
+      // Nothing in a state file stops a start: what cannot be read at all is moved aside.
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return { kind: 'empty' };
+      if (err instanceof ForeignStateError) return onBad(err.message, true);
+      if (err instanceof CorruptStateError) return onBad(err.message);
       return onBad(`unreadable (${code ?? (err as Error).message})`);
     }
     // An empty file (made by hand, or a link to a file made empty) holds nothing to lose: a fresh start.
-    if (text.trim() === '') return { kind: 'empty', note: `${this.description} is empty` };
-    let loaded: LoadResult;
-    try {
-      const { state, dropped } = deserializeState(text, this.clock());
-      loaded = { kind: 'loaded', state, dropped };
-    } catch (err) {
-      // Nothing in a state file stops a start: what cannot be read at all is moved aside.
-      if (err instanceof ForeignStateError) return onBad(err.message, true);
-      return onBad(err instanceof CorruptStateError ? err.message : `unreadable (${(err as Error).message})`);
-    }
-    this.snapshotBytes = Buffer.byteLength(text, 'utf8');
-    return this.applyJournal(loaded);
+    if (!parsed) return { kind: 'empty', note: `${this.description} is empty` };
+    return this.applyJournal({ kind: 'loaded', ...parsed });
   }
 
-  /** Applies journal entries newer than the snapshot; a bad entry stops the replay (reported, not thrown). */
-  private async applyJournal(loaded: LoadResult & { kind: 'loaded' }): Promise<LoadResult> {
-    let text: string;
+  /**
+   * The snapshot streamed through the parser (state-parser.ts) a piece at a time, or read whole
+   * when it is laid out otherwise or is not JSON; null when it holds nothing but white space.
+   */
+  private async parseFile(): Promise<ParsedState | null> {
+    const now = this.clock();
+    const parser = new StateParser(now);
+    const stream = createReadStream(this.path, { encoding: 'utf8', highWaterMark: this.readPieceBytes });
+    let pieces = 0;
     try {
-      text = await readFile(this.journalPath, 'utf8');
+      for await (const piece of stream) {
+        pieces++;
+        parser.feed(piece as string);
+      }
+      const parsed = parser.end();
+      this.snapshotBytes = stream.bytesRead;
+      this.lastRead = { streamed: true, pieces, maxHeldChars: parser.maxHeld };
+      return parsed;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return loaded;
-      return {
-        ...loaded,
-        dropped: [
-          ...loaded.dropped,
-          `journal ${this.journalPath} cannot be read (${(err as NodeJS.ErrnoException).code}); using the ` +
-            `snapshot alone`,
-        ],
-      };
+      if (!(err instanceof NotStreamable || err instanceof SyntaxError)) throw err;
+    } finally {
+      stream.destroy();
     }
-    this.journalBytes = Buffer.byteLength(text, 'utf8');
-    const lines = text.split('\n');
-    const complete = text.endsWith('\n');
-    let state = loaded.state;
+    const text = await readFile(this.path, 'utf8');
+    this.lastRead = { streamed: false, pieces: 1, maxHeldChars: text.length };
+    if (text.trim() === '') return null;
+    const parsed = readWhole(text, now);
+    this.snapshotBytes = Buffer.byteLength(text, 'utf8');
+    return parsed;
+  }
+
+  /**
+   * Applies journal entries newer than the snapshot, streamed a line at a time; a bad entry
+   * stops the replay (reported, not thrown), and a torn last line (a crash mid-append) is ignored.
+   */
+  private async applyJournal(loaded: LoadResult & { kind: 'loaded' }): Promise<LoadResult> {
     const dropped = [...loaded.dropped];
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (line === '') continue;
-      const last = i === lines.length - 1;
+    let state = loaded.state;
+    let size: number;
+    let complete: boolean;
+    try {
+      size = (await stat(this.journalPath)).size;
+      complete = size === 0 || (await lastByte(this.journalPath, size)) === '\n';
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return loaded;
+      dropped.push(`journal ${this.journalPath} cannot be read (${code}); using the snapshot alone`);
+      return { ...loaded, dropped };
+    }
+    this.journalBytes = size;
+    const stream = createReadStream(this.journalPath, { encoding: 'utf8', highWaterMark: this.readPieceBytes });
+    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    /** Applies line `n` (1-based); false once the replay stops. */
+    const apply = (line: string, n: number, final: boolean): boolean => {
+      if (line === '') return true;
       try {
-        if (last && !complete) throw new CorruptStateError('incomplete');
+        if (final && !complete) throw new CorruptStateError('incomplete');
         const entry = deserializeState(line, this.clock());
-        dropped.push(...entry.dropped.map((d) => `journal entry ${i + 1}: ${d}`));
+        dropped.push(...entry.dropped.map((d) => `journal entry ${n}: ${d}`));
         if (entry.state.seq > state.seq) state = applyJournalEntry(state, entry.state);
+        return true;
       } catch (err) {
         dropped.push(
-          last
+          final && !complete
             ? `journal: the last entry was cut short (a crash while saving); the state is as of the entry before`
-            : `journal entry ${i + 1} is unreadable (${(err as Error).message}); it and later entries were not applied`,
+            : `journal entry ${n} is unreadable (${(err as Error).message}); it and later entries were not applied`,
         );
-        break;
+        return false;
       }
+    };
+    // One line behind, to know which line is the last.
+    let held: string | null = null;
+    let n = 0;
+    let stopped = false;
+    try {
+      for await (const line of lines) {
+        if (held !== null && !apply(held, n, false)) {
+          stopped = true;
+          break;
+        }
+        held = line;
+        n++;
+      }
+      if (!stopped && held !== null) apply(held, n, true);
+    } catch (err) {
+      dropped.push(
+        `journal ${this.journalPath} could not be read past entry ${n} ` +
+          `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the state is as of the entry before`,
+      );
+    } finally {
+      lines.close();
+      stream.destroy();
     }
     return { kind: 'loaded', state, dropped };
   }
@@ -230,4 +286,29 @@ export class FileStore implements StateStore {
   async flush(): Promise<void> {
     while (this.writing) await this.writing;
   }
+}
+
+/** The last byte of a file `size` bytes long, as a character. */
+async function lastByte(path: string, size: number): Promise<string> {
+  const file = await open(path, 'r');
+  try {
+    const { buffer } = await file.read(Buffer.alloc(1), 0, 1, size - 1);
+    return buffer.toString('latin1');
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Applies a journal entry (same shape as a state file, holding only the keys that changed) over
+ * a state being loaded: pool headers are replaced, keys merged into the base's own key maps (a
+ * map of a million keys is not copied for every entry).
+ */
+function applyJournalEntry(base: StateFile, entry: StateFile): StateFile {
+  const pools = base.pools;
+  for (const [name, p] of Object.entries(entry.pools)) {
+    const prior = pools[name];
+    pools[name] = prior ? { ...p, pins: { ...prior.pins, ...p.pins }, keys: Object.assign(prior.keys, p.keys) } : p;
+  }
+  return { version: base.version, savedAt: entry.savedAt, seq: entry.seq, pools };
 }

@@ -2,7 +2,7 @@ import { KEY_FIELDS, KIND_DEFAULTS, recordValue, type FieldKind } from '../pools
 import { WINDOW_KINDS } from '../pools/windows.js';
 
 /**
- * A format-2 key entry of the state file read by hand: what `compactKeyState` (format.ts) accepts,
+ * A format-2 key entry of the state file read by hand: what `compactKeyState` (read-state.ts) accepts,
  * the same value it gives, without zod, which took most of a big state file's start (a million
  * keys: 39% of 18 s in parsing). Each kind of the field table has its check and copy here; an
  * entry this refuses goes to zod, which says why (test/server/state/key-reader.test.ts holds the

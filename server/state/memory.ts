@@ -1,4 +1,4 @@
-import { deserializeState } from './format.js';
+import { deserializeState } from './state-parser.js';
 import type { LoadResult, SavePlan, StateStore } from './store.js';
 
 /** In-memory twin of the file store, for tests: holds the serialised text, so it round-trips exactly like the file. */

@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { keyIdOf, maskKey } from '../../shared/keys.js';
-import { deserializeState } from '../../server/state/format.js';
+import { deserializeState } from '../../server/state/state-parser.js';
 import { runCli, type CliRun } from '../helpers/cli.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, REPO_ROOT, startInProcess, type Layout } from '../helpers/server.js';

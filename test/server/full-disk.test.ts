@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { deserializeState } from '../../server/state/format.js';
+import { deserializeState } from '../../server/state/state-parser.js';
 import { makeKeys } from '../helpers/keys.js';
 import { call, getJson, makeLayout, spawnServer } from '../helpers/server.js';
 import { tinyTmpfs } from '../helpers/tmp.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { link, lstat, mkdir, readFile, readdir, readlink, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { deserializeState } from '../../server/state/format.js';
+import { deserializeState } from '../../server/state/state-parser.js';
 import { makeKeys } from '../helpers/keys.js';
 import { getJson, makeLayout, postJson, runServerProcess, spawnServer, type Layout } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';

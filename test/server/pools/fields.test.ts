@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KEY_FIELDS, KIND_DEFAULTS, type FieldKind, type KindTypes } from '../../../server/pools/fields.js';
 import { emptyKeyState, KeyRecord, StateRecord, STRIDE, type KeyState } from '../../../server/pools/records.js';
-import { deserializeState, poolJsonChunks, type WindowStarts } from '../../../server/state/format.js';
+import { poolJsonChunks, type WindowStarts } from '../../../server/state/format.js';
+import { deserializeState } from '../../../server/state/state-parser.js';
 import { hashOf, keyStateOf } from '../../../server/redis/codec.js';
 
 const SAVED_AT = Date.UTC(2026, 11, 4, 12);

@@ -10,13 +10,8 @@ import type { Handout, HandoutAttempt } from '../../../server/pools/contract.js'
 import { DEFAULT_POLICY, type PoolPolicy } from '../../../server/pools/policy.js';
 import { Pool } from '../../../server/pools/pool.js';
 import type { PoolState } from '../../../server/pools/records.js';
-import {
-  deserializeState,
-  msText,
-  poolJsonChunks,
-  STATE_VERSION,
-  windowStartsAt,
-} from '../../../server/state/format.js';
+import { msText, poolJsonChunks, STATE_VERSION, windowStartsAt } from '../../../server/state/format.js';
+import { deserializeState } from '../../../server/state/state-parser.js';
 import { WINDOW_KINDS } from '../../../server/pools/windows.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { lines, makeKeys } from '../../helpers/keys.js';

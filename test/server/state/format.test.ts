@@ -4,7 +4,8 @@ import { keyIdOf } from '../../../shared/keys.js';
 import { DEFAULT_POLICY } from '../../../server/pools/policy.js';
 import { Pool } from '../../../server/pools/pool.js';
 import { CorruptStateError, ForeignStateError } from '../../../server/state/errors.js';
-import { deserializeState, poolJsonChunks, STATE_VERSION, windowStartsAt } from '../../../server/state/format.js';
+import { poolJsonChunks, STATE_VERSION, windowStartsAt } from '../../../server/state/format.js';
+import { deserializeState } from '../../../server/state/state-parser.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
 
 const goodKey = {

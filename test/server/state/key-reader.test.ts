@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import { KEY_FIELDS, KIND_DEFAULTS, type FieldKind } from '../../../server/pools/fields.js';
 import { Pool } from '../../../server/pools/pool.js';
 import { DEFAULT_POLICY } from '../../../server/pools/policy.js';
-import { compactKeyState, poolJsonChunks, windowStartsAt } from '../../../server/state/format.js';
+import { poolJsonChunks, windowStartsAt } from '../../../server/state/format.js';
+import { compactKeyState } from '../../../server/state/read-state.js';
 import { readCompactKey } from '../../../server/state/key-reader.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
 

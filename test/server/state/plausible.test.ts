@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { deserializeState, STATE_VERSION } from '../../../server/state/format.js';
+import { STATE_VERSION } from '../../../server/state/format.js';
+import { deserializeState } from '../../../server/state/state-parser.js';
 import { keyIdOf } from '../../../shared/keys.js';
 import { makeKeys } from '../../helpers/keys.js';
 import { getJson, makeLayout, postJson, spawnServer, startInProcess } from '../../helpers/server.js';
