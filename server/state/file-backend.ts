@@ -108,15 +108,34 @@ export class FileBackend implements StateBackend, SaveSource {
       );
       await this.store.clearMoved?.();
     }
+    // What reading a big state left behind goes now, not whenever the heap next grows (RSS); once
+    // loadSaved has returned, so that nothing of its frame still holds the state read.
+    if ((await this.loadSaved()) >= BIG_STATE_KEYS) collectGarbage();
+    this.saver = createSaver({
+      source: this,
+      store: this.store,
+      intervalMs: this.options.intervalMs,
+      logger,
+      onSave: (seconds, ok) => {
+        hooks.onSave?.(seconds, ok);
+        // A snapshot is a new file: the lock by inode follows it (a failure leaves the lock by path).
+        if (ok) void this.options.lock?.follow().catch(() => {});
+      },
+    });
+    if (this.options.intervalMs > 0) this.saver.start();
+  }
+
+  /** Reads the saved state into the pools, saying what it found: the number of keys restored. */
+  private async loadSaved(): Promise<number> {
+    const { logger } = this.options;
     const loaded = await this.store.load();
     if (loaded.kind === 'loaded') {
       for (const d of loaded.dropped) logger.warn(`state: ${d}`);
       const keys = this.restore(loaded.state.pools, loaded.state.seq);
-      // What reading a big state left behind goes now, not whenever the heap next grows (RSS).
-      if (keys >= BIG_STATE_KEYS) collectGarbage();
       logger.info(
         `state: resumed from ${this.store.description} (saved ${new Date(loaded.state.savedAt).toISOString()})`,
       );
+      return keys;
     } else if (loaded.kind === 'quarantined' && loaded.foreign) {
       logger.warn(
         `state: ${this.store.description} holds ${loaded.error}, such as the Flask service's api_state.json; ` +
@@ -131,18 +150,7 @@ export class FileBackend implements StateBackend, SaveSource {
     } else {
       logger.info(`state: nothing saved in ${this.store.description} yet; starting fresh`);
     }
-    this.saver = createSaver({
-      source: this,
-      store: this.store,
-      intervalMs: this.options.intervalMs,
-      logger,
-      onSave: (seconds, ok) => {
-        hooks.onSave?.(seconds, ok);
-        // A snapshot is a new file: the lock by inode follows it (a failure leaves the lock by path).
-        if (ok) void this.options.lock?.follow().catch(() => {});
-      },
-    });
-    if (this.options.intervalMs > 0) this.saver.start();
+    return 0;
   }
 
   /** Applies saved state to the pools that exist; state of pools no longer configured is dropped with a warning. */
