@@ -134,6 +134,7 @@ export async function startKeywarden(config: ServerConfig, deps: StartDeps): Pro
     };
     await backend.resume({
       reapplyKeyFiles,
+      serving: true,
       onSave: (seconds, ok) => {
         metrics.stateSave(seconds, ok);
         alerts?.saveResult(ok, clock());

@@ -265,6 +265,11 @@ export abstract class PoolCore {
     return leaseSize(want, block, limitsLeft(rec, this.limits, this.clock, now), budget);
   }
 
+  /** Asks for a block for every key with none; false when none did (the backend saves them before serving). */
+  reserveAhead(): boolean {
+    return this.reservations.reserveAll(this.records);
+  }
+
   /** A save landed: the keys it gave room to serve again, and the apps' reservations it carried. */
   reservationsSaved(now: number): void {
     this.apps.saved();

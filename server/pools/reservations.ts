@@ -32,10 +32,23 @@ export class Reservations {
    */
   ask(rec: KeyRecord, granted: number, records: readonly KeyRecord[]): void {
     this.reserve(rec, rec.total + granted, granted);
-    if (this.unreserved) {
-      this.unreserved = false;
-      for (const r of records) if (r.reserveTo <= r.total) this.reserve(r, r.total);
-    }
+    this.reserveAll(records);
+  }
+
+  /**
+   * Asks for a block for every key with none (after a start, keys added, a reset); false when
+   * none lacked one. The backend asks at start, so the first requests find their blocks saved.
+   */
+  reserveAll(records: readonly KeyRecord[]): boolean {
+    if (!this.unreserved) return false;
+    this.unreserved = false;
+    let asked = false;
+    for (const r of records)
+      if (this.block > 0 && r.reserveTo <= r.total) {
+        this.reserve(r, r.total);
+        asked = true;
+      }
+    return asked;
   }
 
   /** Holds `rec` out of the selection until a save gives it room (`landed`). */

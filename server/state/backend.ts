@@ -17,11 +17,14 @@ export interface StateBackend {
   open(): Promise<void>;
   /**
    * After the key files are applied: resume saved state and start keeping it. `reapplyKeyFiles`
-   * applies every key file again (Redis, once it is back from an outage).
+   * applies every key file again (Redis, once it is back from an outage). `serving`: keys are
+   * handed out from now (the server, not the CLI), so pools that keep reservations save every
+   * key's first block before resume returns.
    */
   resume(hooks: {
     reapplyKeyFiles: () => Promise<void>;
     onSave?: (seconds: number, ok: boolean) => void;
+    serving?: boolean;
   }): Promise<void>;
   /**
    * Makes the pools' pending reservations durable (see KeyState.reserved); only a backend whose

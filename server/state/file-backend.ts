@@ -98,7 +98,7 @@ export class FileBackend implements StateBackend, SaveSource {
   }
 
   /** Loads the saved state into the pools (key files already applied) and starts the timed saves. */
-  async resume(hooks: { onSave?: (seconds: number, ok: boolean) => void } = {}): Promise<void> {
+  async resume(hooks: { onSave?: (seconds: number, ok: boolean) => void; serving?: boolean } = {}): Promise<void> {
     const { logger } = this.options;
     const moved = await this.store.moved?.();
     if (moved) {
@@ -122,6 +122,10 @@ export class FileBackend implements StateBackend, SaveSource {
         if (ok) void this.options.lock?.follow().catch(() => {});
       },
     });
+    // Every key's first block in one save, before the first request: none waits for it. A failed
+    // save is logged by the saver; handouts then ask again, and wait for it.
+    const asked = hooks.serving ? [...this.pools.values()].map((pool) => pool.reserveAhead()) : [];
+    if (asked.includes(true)) await this.reserve().catch(() => {});
     if (this.options.intervalMs > 0) this.saver.start();
   }
 

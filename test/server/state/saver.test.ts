@@ -92,41 +92,51 @@ describe('saver with the journal', () => {
 });
 
 describe('reservations for many keys', () => {
-  it('a fresh 10,000-key round-robin pool with limits reserves for every key in one save, not one save a key', async (t) => {
-    const dir = await tempDir(t);
-    const clock = new FakeClock(Date.parse('2026-11-21T10:00:00Z'));
-    await mkdir(join(dir, 'keys'));
-    await writeFile(join(dir, 'keys', 'plantid.txt'), makeKeys(10_000).join('\n'));
-    await writeFile(join(dir, 'keys', 'pools.json'), JSON.stringify({ plantid: { limits: { perDay: 1000 } } }));
-    const { logger } = memoryLogger();
-    const store = new MemoryStore();
-    const backend = new FileBackend(store, { clock: clock.now, logger, intervalMs: 0 });
-    const registry = new PoolRegistry({
-      policies: (await loadPools(join(dir, 'keys'))).policies,
-      clock: clock.now,
-      keyFilePath: (name) => join(dir, 'keys', `${name}.txt`),
-      createPool: backend.createPool.bind(backend),
-      reserve: () => backend.reserve(),
-    });
-    await new KeyFiles({ keysDir: join(dir, 'keys'), registry, logger }).loadAll();
-    await backend.resume();
-    const seen = new Set<string>();
-    for (let i = 0; i < 10_000; i++) {
-      const h = await registry.handout('plantid');
-      assert.ok(h.ok);
-      seen.add(h.keyId);
-    }
-    assert.equal(seen.size, 10_000, 'round-robin: every key once');
-    assert.ok(store.saves <= 2, `${store.saves} saves for the first round of 10,000 keys`);
-    // Every key's reservation is durable: the saved state covers each key's use (20 ahead: 1/50 of 1,000).
-    const saved = JSON.parse(store.text!) as { pools: { plantid: { keys: Record<string, { reserved?: number }> } } };
-    const reserved = Object.values(saved.pools.plantid.keys).map((k) => k.reserved ?? 0);
-    assert.equal(reserved.length, 10_000);
-    assert.ok(
-      reserved.every((r) => r >= 1),
-      'a key served without a saved reservation',
+  for (const serving of [true, false])
+    it(
+      `a fresh 10,000-key round-robin pool with limits reserves for every key in one save, ` +
+        (serving ? 'made at start, before any request' : 'made at the first request (the CLI resumes so)'),
+      async (t) => {
+        const dir = await tempDir(t);
+        const clock = new FakeClock(Date.parse('2026-11-21T10:00:00Z'));
+        await mkdir(join(dir, 'keys'));
+        await writeFile(join(dir, 'keys', 'plantid.txt'), makeKeys(10_000).join('\n'));
+        await writeFile(join(dir, 'keys', 'pools.json'), JSON.stringify({ plantid: { limits: { perDay: 1000 } } }));
+        const { logger } = memoryLogger();
+        const store = new MemoryStore();
+        const backend = new FileBackend(store, { clock: clock.now, logger, intervalMs: 0 });
+        const registry = new PoolRegistry({
+          policies: (await loadPools(join(dir, 'keys'))).policies,
+          clock: clock.now,
+          keyFilePath: (name) => join(dir, 'keys', `${name}.txt`),
+          createPool: backend.createPool.bind(backend),
+          reserve: () => backend.reserve(),
+        });
+        await new KeyFiles({ keysDir: join(dir, 'keys'), registry, logger }).loadAll();
+        await backend.resume({ serving });
+        assert.equal(store.saves, serving ? 1 : 0, 'saves made by the start');
+        const pool = (await registry.withPool('plantid', (p) => p)) as Pool;
+        if (serving) assert.equal(pool.handout(clock.now()).ok, true, 'the first request finds its block saved');
+        const seen = new Set<string>();
+        for (let i = 0; i < 10_000; i++) {
+          const h = await registry.handout('plantid');
+          assert.ok(h.ok);
+          seen.add(h.keyId);
+        }
+        assert.equal(seen.size, 10_000, 'round-robin: every key once');
+        assert.equal(store.saves, 1, `${store.saves} saves for the first round of 10,000 keys`);
+        // Every key's reservation is durable: the saved state covers each key's use (20 ahead: 1/50 of 1,000).
+        const saved = JSON.parse(store.text!) as {
+          pools: { plantid: { keys: Record<string, { reserved?: number }> } };
+        };
+        const reserved = Object.values(saved.pools.plantid.keys).map((k) => k.reserved ?? 0);
+        assert.equal(reserved.length, 10_000);
+        assert.ok(
+          reserved.every((r) => r >= 1),
+          'a key served without a saved reservation',
+        );
+      },
     );
-  });
 
   it("a key waiting for its reservation's save is skipped while another key has room; fill-first waits instead", () => {
     const now = Date.parse('2026-11-21T10:00:00Z');
