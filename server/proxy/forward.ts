@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { Logger } from '../../shared/logger.js';
+import { accessLogger, type Logger } from '../../shared/logger.js';
 import { HttpError, noKeyError, unavailable } from '../errors.js';
 import type { PoolKey, PoolRegistry } from '../pools/registry.js';
 import type { UpstreamAgents } from '../upstream/agents.js';
@@ -121,7 +121,7 @@ export function createForwarder(deps: ForwardDeps): (req: ProxiedRequest) => Pro
       const loggedPath = maskKeysIn(path, sentKeys, isPoolKey);
       const tried = attempts.map((a) => `${a.keyId} ${a.result}`).join(', ') || 'no key';
       if (accessLog)
-        logger.info(`proxy ${pool} ${method} ${loggedPath}${by} -> ${status} in ${ms} ms (${tried})`, {
+        accessLogger(logger)(`proxy ${pool} ${method} ${loggedPath}${by} -> ${status} in ${ms} ms (${tried})`, {
           pool,
           status,
           ms,
