@@ -36,7 +36,7 @@ const SLICE_SEC = Number(process.env.BENCH_SLICE_SEC ?? 2);
  */
 const LEAD_IN_SEC = Number(process.env.BENCH_LEAD_IN_SEC ?? 2);
 /** Turns of the fresh-pool rows (a new 10,000-key server with limits and one without, 8 s each). */
-const FRESH_ROUNDS = Number(process.env.BENCH_FRESH_ROUNDS ?? 3);
+const FRESH_ROUNDS = Number(process.env.BENCH_FRESH_ROUNDS ?? 5);
 
 interface Run {
   rps: number;
