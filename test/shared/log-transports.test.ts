@@ -1,7 +1,8 @@
 /**
  * The log's transports (shared/log-transports.ts) write stdout and the log file off the event
- * loop, a turn's lines at a time: a burst neither stalls the process nor loses a line on a clean
- * stop. Run in a child process, whose stdout is a pipe, as under pm2.
+ * loop, 10 ms of lines at a time, and access lines go to the file alone (shared/logger.ts): a
+ * burst neither stalls the process nor loses a line on a clean stop. Run in a child process,
+ * whose stdout is a pipe, as under pm2.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
