@@ -5,31 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KEY_FIELDS, KIND_DEFAULTS, type FieldKind, type KindTypes } from '../../../server/pools/fields.js';
+import { KEY_FIELDS, KIND_DEFAULTS, type FieldKind } from '../../../server/pools/fields.js';
 import { emptyKeyState, KeyRecord, StateRecord, STRIDE, type KeyState } from '../../../server/pools/records.js';
 import { poolJsonChunks, type WindowStarts } from '../../../server/state/format.js';
 import { deserializeState } from '../../../server/state/state-parser.js';
 import { hashOf, keyStateOf } from '../../../server/redis/codec.js';
+import { fieldSamples } from '../../helpers/field-samples.js';
 
 const SAVED_AT = Date.UTC(2026, 11, 4, 12);
 /** A value of each kind away from its default, plausible at SAVED_AT (the reader drops implausible times). */
-const SAMPLES: { [K in FieldKind]: NonNullable<KindTypes[K]> } = {
-  hold: { until: SAVED_AT + 60_000, reason: 'sample hold' },
-  disabled: { reason: 'sample disable', lineHash: 'abcdef012345' },
-  times: [SAVED_AT - 2_000, SAVED_AT - 1_000],
-  level: 3,
-  probe: SAVED_AT - 500,
-  seq: 41,
-  count: 17,
-  time: SAVED_AT - 5_000,
-  verdict: { status: 'exhausted', reason: 'sample verdict', until: SAVED_AT + 3_600_000 },
-  credits: {
-    remaining: { day: 90, week: null, month: 190, total: null },
-    used: { day: 10, week: null, month: 10, total: 12 },
-    limits: { day: 100, week: null, month: 200, total: null },
-    syncedAt: SAVED_AT - 10_000,
-  },
-};
+const SAMPLES = fieldSamples(SAVED_AT);
 const KEY_ID = 'a1b2c3d4e5f6';
 const STARTS: WindowStarts = {
   minute: SAVED_AT,

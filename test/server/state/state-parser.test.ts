@@ -9,31 +9,20 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { KEY_FIELDS, type FieldKind, type KindTypes } from '../../../server/pools/fields.js';
+import { KEY_FIELDS } from '../../../server/pools/fields.js';
 import { emptyKeyState, type KeyState } from '../../../server/pools/records.js';
 import { WindowClock } from '../../../server/pools/windows.js';
 import { stateJsonChunks } from '../../../server/state/format.js';
 import { FileStore } from '../../../server/state/file.js';
 import { deserializeState, NotStreamable, readWhole, StateParser } from '../../../server/state/state-parser.js';
+import { fieldSamples, type FieldSamples } from '../../helpers/field-samples.js';
 
 const NOW = Date.UTC(2026, 11, 4, 12);
-/** A value of each kind away from its default, plausible at NOW. */
-const SAMPLES: { [K in FieldKind]: NonNullable<KindTypes[K]> } = {
+/** A value of each kind away from its default, plausible at NOW, with text JSON must escape. */
+const SAMPLES: FieldSamples = {
+  ...fieldSamples(NOW),
   hold: { until: NOW + 60_000, reason: 'held: "quoted" and {braced}' },
   disabled: { reason: 'disabled, ünïcödé ✓', lineHash: 'abcdef012345' },
-  times: [NOW - 2_000, NOW - 1_000],
-  level: 3,
-  probe: NOW - 500,
-  seq: 41,
-  count: 17,
-  time: NOW - 5_000,
-  verdict: { status: 'exhausted', reason: 'day credit limit (100)', until: NOW + 3_600_000 },
-  credits: {
-    remaining: { day: 90, week: null, month: 190, total: null },
-    used: { day: 10, week: null, month: 10, total: 12 },
-    limits: { day: 100, week: null, month: 200, total: null },
-    syncedAt: NOW - 10_000,
-  },
 };
 
 const keyId = (i: number) => i.toString(16).padStart(12, '0');
