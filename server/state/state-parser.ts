@@ -106,6 +106,12 @@ const KEYS = 3;
 const BEFORE = -1;
 const DONE = 4;
 
+/**
+ * The walk: `level` says how deep the parser is (the envelope, `pools`, a pool, its `keys`) and
+ * `phase` what it expects next there (a member's name, its colon, its value, then a comma or the
+ * closing brace). A value it does not walk into is read whole once its text is complete
+ * (`member`); until then the parser waits for the next piece, keeping only the text from there on.
+ */
 export class StateParser {
   private text = '';
   private at = 0;
