@@ -7,7 +7,6 @@ import type { Health, StateBackend } from '../state/backend.js';
 import { countReservedAsUsed } from '../state/reservations.js';
 import type { LoadResult } from '../state/store.js';
 import { RedisPool } from './pool.js';
-import { withPoolScript } from './script.js';
 import { LeasingPool } from './leases.js';
 import type { RedisClient } from './client.js';
 
@@ -33,7 +32,7 @@ export function redactUrl(url: string): string {
  */
 export class RedisBackend implements StateBackend {
   readonly description: string;
-  private readonly client: ReturnType<typeof withPoolScript>;
+  private readonly client: RedisClient;
   private closing = false;
 
   private readonly pools = new Map<string, RedisPool>();
@@ -64,7 +63,7 @@ export class RedisBackend implements StateBackend {
       };
     },
   ) {
-    this.client = withPoolScript(client);
+    this.client = client;
     this.description = `Redis (${redactUrl(options.url)}, prefix ${prefix})`;
   }
 

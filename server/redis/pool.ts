@@ -13,7 +13,8 @@ import {
   type UpstreamRecorded,
 } from '../pools/contract.js';
 import type { PoolPolicy } from '../pools/policy.js';
-import { poolCommand, type KeywardenRedis } from './script.js';
+import { poolScript, type ScriptRun } from './script.js';
+import type { RedisClient } from './client.js';
 import type { AppLedger, AppUsage, Spender } from '../pools/budgets.js';
 import type { HistoryRange, HistorySeries } from '../pools/activity.js';
 import { StateRecord, type KeyState, type PoolState } from '../pools/records.js';
@@ -51,15 +52,15 @@ export class RedisPool implements PoolBackend {
   private lines = new Map<string, KeyLine>();
   private order: string[] = [];
   private readonly prefix: string;
-  /** The name of this pool's script command (poolCommand). */
-  private readonly command: string;
+  /** A run of this pool's script (its policy written in). */
+  private readonly script: ScriptRun;
   private readonly pins: RedisPins;
   private readonly activity: RedisActivity;
 
   constructor(
     readonly name: string,
     readonly policy: PoolPolicy,
-    private readonly redis: KeywardenRedis,
+    private readonly redis: RedisClient,
     keyPrefix: string,
     private readonly options: PoolOptions = {},
   ) {
@@ -69,7 +70,7 @@ export class RedisPool implements PoolBackend {
     this.prefix = `${keyPrefix}{${name}}:`;
     this.pins = new RedisPins(redis, this.prefix, options.pinLimits ?? DEFAULT_PIN_LIMITS);
     this.activity = new RedisActivity(redis, this.prefix, options.activity ?? null);
-    this.command = poolCommand(redis, policy);
+    this.script = poolScript(redis, policy);
   }
 
   get size(): number {
@@ -91,7 +92,7 @@ export class RedisPool implements PoolBackend {
     let raw: string;
     try {
       const tail = Array.isArray(args) ? args : [JSON.stringify(args)];
-      raw = await this.redis[this.command]!(this.prefix, op, now, ...this.bounds(now), ...tail);
+      raw = await this.script(this.prefix, op, now, ...this.bounds(now), ...tail);
     } catch (err) {
       throw new StateUnavailableError(err);
     }

@@ -16,13 +16,8 @@ const LUA = ['rules.lua', 'store.lua', 'apps.lua', 'pool.lua']
   .map((f) => readFileSync(new URL(`./${f}`, import.meta.url), 'utf8'))
   .join('\n');
 
-type ScriptRun = (prefix: string, ...argv: Array<string | number>) => Promise<string>;
-export type KeywardenRedis = RedisClient & Record<string, ScriptRun>;
-
-/** A client the pools register their scripts on (EVALSHA, with EVAL after a Redis restart forgot one). */
-export function withPoolScript(client: RedisClient): KeywardenRedis {
-  return client as KeywardenRedis;
-}
+/** One run of a pool's script: its key prefix, then ARGV. */
+export type ScriptRun = (prefix: string, ...argv: Array<string | number>) => Promise<string>;
 
 /** A value as a Lua constructor: numbers, booleans, ASCII strings, tables with name keys; null is nil. */
 function lua(v: unknown): string {
@@ -43,11 +38,12 @@ function lua(v: unknown): string {
 }
 
 /**
- * Registers the script of a pool with `policy`: the rule constants (`C`) and the policy (`pol`)
- * written in as Lua tables before the shared script, so a run decodes neither; a constant or a
- * policy changed is another script. One command per distinct policy; returns its name.
+ * Registers the script of a pool with `policy` on the client (a command of its own: EVALSHA, with
+ * EVAL after a Redis restart forgot it): the rule constants (`C`) and the policy (`pol`) written
+ * in as Lua tables before the shared script, so a run decodes neither; a constant or a policy
+ * changed is another script. One command per distinct policy; returns a run of it.
  */
-export function poolCommand(client: KeywardenRedis, policy: PoolPolicy): string {
+export function poolScript(client: RedisClient, policy: PoolPolicy): ScriptRun {
   const pol = {
     strategy: policy.strategy,
     rotateEvery: policy.rotateEvery,
@@ -62,5 +58,6 @@ export function poolCommand(client: KeywardenRedis, policy: PoolPolicy): string 
   const prelude = `local C = ${lua(RULE_CONSTANTS)}\nlocal pol = ${lua(pol)}\n`;
   const name = `keywarden_${createHash('sha1').update(prelude).digest('hex').slice(0, 16)}`;
   if (!(name in client)) client.defineCommand(name, { numberOfKeys: 1, lua: prelude + LUA });
-  return name;
+  const commands = client as unknown as Record<string, ScriptRun>;
+  return (prefix, ...argv) => commands[name]!.call(client, prefix, ...argv);
 }

@@ -212,8 +212,7 @@ export class StateParser {
       }
     } else if (level === POOL) {
       const name = this.names[POOLS]!;
-      if (this.poolNames.has(name) || SPECIAL_NAME.test(name)) throw new NotStreamable(`pool ${name}`);
-      this.poolNames.add(name);
+      this.newPool(name);
       this.fields = {};
       this.reader = null;
     } else if (level === KEYS) {
@@ -230,6 +229,12 @@ export class StateParser {
     this.phase = 'name';
     this.first = true;
     this.at = at + 1;
+  }
+
+  /** A pool's entry begins: a name seen before, or one JavaScript orders apart, is read whole. */
+  private newPool(name: string): void {
+    if (this.poolNames.has(name) || SPECIAL_NAME.test(name)) throw new NotStreamable(`pool ${name}`);
+    this.poolNames.add(name);
   }
 
   private close(at: number): void {
@@ -266,8 +271,7 @@ export class StateParser {
       if (this.poolsDone) throw new NotStreamable(`${name} after pools`);
       put(this.top, name, value);
     } else if (this.level === POOLS) {
-      if (this.poolNames.has(name) || SPECIAL_NAME.test(name)) throw new NotStreamable(`pool ${name}`);
-      this.poolNames.add(name);
+      this.newPool(name);
       const pool = new PoolReader(name, this.envelope!.version, value, this.dropped).finish();
       if (pool) this.pools[name] = pool; // a pool entry that is no object is dropped, said why
     } else {

@@ -3,7 +3,6 @@ import type { PoolBackend } from '../../server/pools/contract.js';
 import { DEFAULT_POLICY, type PoolPolicy } from '../../server/pools/policy.js';
 import { Pool } from '../../server/pools/pool.js';
 import { RedisPool } from '../../server/redis/pool.js';
-import { withPoolScript } from '../../server/redis/script.js';
 import { FakeClock } from './clock.js';
 import { lines } from './keys.js';
 import { REDIS_MISSING, redisServerBinary, TestRedis } from './redis.js';
@@ -50,8 +49,8 @@ export function redisStore(): RuleStore {
     skip: missing ? REDIS_MISSING : false,
     setup: async () => {
       await redis.start();
-      client = new Redis(redis.url);
-      const c = withPoolScript(client);
+      const c = new Redis(redis.url);
+      client = c;
       return async (keys, policy = {}, clock = new FakeClock(), rng) => {
         const p = new RedisPool('test', { ...DEFAULT_POLICY, ...policy }, c, `kwtest${++prefixSeq}:`, { rng });
         await p.setKeys(lines(keys), clock.now());

@@ -14,7 +14,6 @@ import type { Handout } from '../../../server/pools/contract.js';
 import { DEFAULT_POLICY, type PoolPolicy } from '../../../server/pools/policy.js';
 import { LEASE_MS, LeasingPool } from '../../../server/redis/leases.js';
 import { RedisPool } from '../../../server/redis/pool.js';
-import { withPoolScript } from '../../../server/redis/script.js';
 import { lines, makeKeys } from '../../helpers/keys.js';
 import { REDIS_SKIP, TestRedis } from '../../helpers/redis.js';
 import { getJson, makeLayout, spawnServer } from '../../helpers/server.js';
@@ -37,14 +36,14 @@ describe('leased blocks on one Redis', { skip: REDIS_SKIP }, () => {
   async function instances(n: number, keys: string[], policy: Partial<PoolPolicy> = {}) {
     const prefix = `kwl${++prefixSeq}:`;
     const make = async () => {
-      const inner = new RedisPool('plantid', { ...DEFAULT_POLICY, ...policy }, withPoolScript(client), prefix);
+      const inner = new RedisPool('plantid', { ...DEFAULT_POLICY, ...policy }, client, prefix);
       const pool = new LeasingPool(inner, Date.now);
       await pool.setKeys(lines(keys), Date.now());
       return pool;
     };
     const pools: LeasingPool[] = [];
     for (let i = 0; i < n; i++) pools.push(await make());
-    const exact = new RedisPool('plantid', { ...DEFAULT_POLICY, ...policy }, withPoolScript(client), prefix);
+    const exact = new RedisPool('plantid', { ...DEFAULT_POLICY, ...policy }, client, prefix);
     await exact.setKeys(lines(keys), Date.now());
     return { pools, exact };
   }
